@@ -77,7 +77,53 @@ const char *llmc_strerror(int err);
 
 
 /* ==== embed: embedders =============================================== */
-/* (section owned by src/embed*.c) */
+/* (section owned by src/embed*.c)
+ *
+ * An embedder turns text into a unit-length float vector. Backends:
+ *   "use"    Universal Sentence Encoder lite, built in, CPU, 512-d (default)
+ *   "bert"   a sentence-transformers BERT-family model read from the hub's
+ *            files (model.safetensors, config.json, vocab.txt/tokenizer.json)
+ *   "remote" any OpenAI-compatible POST {url}/embeddings endpoint
+ *
+ * Thread safety: an llmc_embedder is used by one thread at a time (it reuses
+ * its buffers); make one per thread. Distinct embedders are independent.
+ */
+typedef struct llmc_embedder llmc_embedder;
+
+typedef struct {
+    const char *backend;    /* "use" (default), "bert" or "remote" */
+    const char *model_path; /* use/bert: directory holding the model's files */
+    const char *url;        /* remote: base URL, e.g. "http://127.0.0.1:9000/v1" */
+    const char *model;      /* remote: model name sent upstream */
+    const char *api_key;    /* remote: bearer token, or NULL */
+    int timeout_ms;         /* remote: per-request timeout (default 10000) */
+    int retries;            /* remote: retries after a failure (default 2) */
+    int max_batch;          /* texts per backend call (default 32) */
+    int threads;            /* compute threads for use/bert (default 1) */
+} llmc_embed_params;
+
+llmc_embed_params llmc_embed_default_params(void);
+
+/* Open an embedder. NULL on failure with *err set (err may be NULL). The
+ * params' strings are copied; the caller keeps ownership of p. */
+llmc_embedder *llmc_embedder_new(const llmc_embed_params *p, int *err);
+void llmc_embedder_free(llmc_embedder *e);
+
+/* The model's name (owned by e, valid until llmc_embedder_free) and its
+ * output dimension. Vectors of two different names are never compared. */
+const char *llmc_embedder_model(const llmc_embedder *e);
+size_t llmc_embedder_dim(const llmc_embedder *e);
+
+/* Embed one text of len bytes (UTF-8, need not be NUL-terminated) into out
+ * (llmc_embedder_dim(e) floats, unit length). Returns 0, LLMC_EUTF8 for
+ * invalid UTF-8, LLMC_EEMPTY for a text that gives no tokens, or another
+ * LLMC_E* code. Text beyond the model's window is truncated. */
+int llmc_embed(llmc_embedder *e, const char *text, size_t len, float *out);
+
+/* Embed n texts; out holds n * dim floats. Same errors as llmc_embed; any
+ * failing text fails the call. */
+int llmc_embed_batch(llmc_embedder *e, const char *const *texts, const size_t *lens, size_t n,
+                     float *out);
 /* ==== end embed ====================================================== */
 
 

@@ -1,0 +1,13 @@
+/*
+ * embed_use.c — placeholder: the "use" embedding backend is not built yet.
+ * llmc_embedder_new() with this backend fails with LLMC_ENOTSUP.
+ */
+#include "embed_impl.h"
+
+embed_backend *embed_use_new(const llmc_embed_params *p, int *err)
+{
+    (void)p;
+    if (err)
+        *err = LLMC_ENOTSUP;
+    return NULL;
+}
