@@ -108,6 +108,7 @@ async function probe(url, timeoutMs = 1000) {
  *   env           extra environment variables
  *   port          listen port (default: a free one)
  *   readyTimeoutMs how long to wait for GET /health = 200 (default 20000)
+ *   bin           the executable (default daemonPath())
  * Resolves to { url (…/v1), origin, port, dataDir, adminToken, proc, pid,
  *   output(), stop(), kill(signal) }.
  *   output()  everything the daemon wrote to stdout+stderr so far (string)
@@ -118,8 +119,12 @@ async function probe(url, timeoutMs = 1000) {
  *             d.exited for the exit.
  */
 export async function startDaemon(opts = {}) {
-  const bin = daemonPath();
-  if (!haveDaemon()) throw new Error(`daemon binary not found: ${bin} (build it with make)`);
+  const bin = opts.bin || daemonPath();
+  try {
+    fs.accessSync(bin, fs.constants.X_OK);
+  } catch {
+    throw new Error(`daemon binary not found: ${bin} (build it with make)`);
+  }
   const dataDir = opts.dataDir || tempDir('llmc-data-');
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {

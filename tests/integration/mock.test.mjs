@@ -8,10 +8,11 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { startMock, makeClient, request, parseSSE, mockSerial, freePort, sleep } from './helpers.mjs';
+import { startMock, startDaemon, makeClient, request, parseSSE, mockSerial, freePort, sleep, tempDir } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let mock;
@@ -353,4 +354,35 @@ test('close() ends hanging connections', async () => {
   await m2.close();
   assert.ok(performance.now() - t < 1000);
   await assert.rejects(p, (e) => e instanceof OpenAI.APIConnectionError);
+});
+
+// The helpers the daemon tests rely on, exercised with stand-in executables
+// (shell scripts) so that their failure paths are checked too.
+test('helpers: startDaemon waits for /health, passes the flags, stop() reports the exit', async () => {
+  const dir = tempDir('llmc-helper-');
+  const bin = path.join(dir, 'fake-daemon');
+  // Serves /health by running the mock on the --listen port; logs its argv.
+  fs.writeFileSync(bin, `#!/bin/sh\necho "argv: $*"\nport=\${2##*:}\nexec "${process.execPath}" "${path.join(here, 'mock-upstream.mjs')}" --port "$port"\n`, { mode: 0o755 });
+  const d = await startDaemon({ bin, upstream: 'http://127.0.0.1:9/v1', args: ['--extra', 'x'] });
+  assert.equal((await request(`${d.origin}/health`, { method: 'GET' })).status, 200);
+  assert.match(d.output(), new RegExp(`argv: --listen 127.0.0.1:${d.port} --data-dir ${d.dataDir} --upstream http://127.0.0.1:9/v1 --admin-token test-admin --extra x`));
+  const r = await d.stop();
+  assert.equal(r.code, 0);
+  assert.equal(await d.stop(), r, 'stop() is idempotent');
+});
+
+test('helpers: startDaemon rejects with the output of a daemon that dies at start', async () => {
+  const dir = tempDir('llmc-helper-');
+  const bin = path.join(dir, 'dying-daemon');
+  fs.writeFileSync(bin, '#!/bin/sh\necho "fatal: bad config" >&2\nexit 3\n', { mode: 0o755 });
+  await assert.rejects(startDaemon({ bin }), /exited during start \(code 3[\s\S]*fatal: bad config/);
+  await assert.rejects(startDaemon({ bin: path.join(dir, 'missing') }), /not found/);
+});
+
+test('helpers: parseSSE and mockSerial', () => {
+  const ev = parseSSE('data: {"a":1}\n\n: comment\n\ndata: {"mock_serial":7}\r\n\r\ndata: [DONE]\n\n');
+  assert.deepEqual(ev, [{ a: 1 }, { mock_serial: 7 }, '[DONE]']);
+  assert.equal(mockSerial(ev[1]), 7);
+  assert.equal(mockSerial({ choices: [{ message: { content: 'mock[h=x] serial=12 echo' } }] }), 12);
+  assert.throws(() => parseSSE('data: {nope\n\n'));
 });
