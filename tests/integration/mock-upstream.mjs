@@ -30,6 +30,8 @@
 //     chunks=N           number of content pieces in a stream (default 4)
 //     chunk_delay=MS     pause between stream events (default: option, 0)
 //     size=N             make the content about N bytes long
+//   The request's `n` (1..8) gives that many choices (index 1.. end in
+//   " [choice i]"); streamed, each choice's events come in turn.
 //     hang               never answer (socket kept open until the client goes)
 //     stall_mid_stream   stream half the events, then never send more
 //     drop_mid_stream    send half the answer, then destroy the socket
@@ -358,6 +360,14 @@ export async function startMock(opts = {}) {
     return { content, reasoning, toolCalls, finish, usage };
   }
 
+  /** `n` of the request, 1..8 (choices beyond the first differ by a suffix). */
+  function choiceCount(body) {
+    return Math.max(1, Math.min(8, intOr(body.n, 1)));
+  }
+  function choiceText(content, i) {
+    return i === 0 || content === null ? content : `${content} [choice ${i}]`;
+  }
+
   function common(ctx, object) {
     const chat = ctx.path === '/v1/chat/completions';
     return {
@@ -371,16 +381,23 @@ export async function startMock(opts = {}) {
 
   function whole(ctx, a) {
     const { res, path, controls } = ctx;
+    const n = choiceCount(ctx.body);
     let obj;
     if (path === '/v1/chat/completions') {
-      const message = { role: 'assistant', content: a.content };
-      if (a.reasoning) message.reasoning_content = a.reasoning;
-      if (a.toolCalls) message.tool_calls = a.toolCalls;
-      obj = { ...common(ctx, 'chat.completion'),
-        choices: [{ index: 0, message, logprobs: null, finish_reason: a.finish }], usage: a.usage };
+      const choices = [];
+      for (let i = 0; i < n; i++) {
+        const message = { role: 'assistant', content: choiceText(a.content, i) };
+        if (a.reasoning) message.reasoning_content = a.reasoning;
+        if (a.toolCalls) message.tool_calls = a.toolCalls;
+        choices.push({ index: i, message, logprobs: null, finish_reason: a.finish });
+      }
+      obj = { ...common(ctx, 'chat.completion'), choices, usage: a.usage };
     } else {
-      obj = { ...common(ctx, 'text_completion'),
-        choices: [{ index: 0, text: a.content, logprobs: null, finish_reason: a.finish }], usage: a.usage };
+      const choices = [];
+      for (let i = 0; i < n; i++) {
+        choices.push({ index: i, text: choiceText(a.content, i), logprobs: null, finish_reason: a.finish });
+      }
+      obj = { ...common(ctx, 'text_completion'), choices, usage: a.usage };
     }
     obj.mock_serial = ctx.serial;
     obj.mock_hash = ctx.hash;
@@ -404,33 +421,36 @@ export async function startMock(opts = {}) {
     const events = [];
     const ev = (choice, extra = {}) => ({ ...head, choices: choice ? [choice] : [], ...extra,
       mock_serial: ctx.serial, mock_hash: ctx.hash });
-    if (chat) {
-      events.push(ev({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
-      if (a.reasoning) {
-        for (const p of splitPieces(a.reasoning, nChunks)) {
-          events.push(ev({ index: 0, delta: { reasoning_content: p }, logprobs: null, finish_reason: null }));
-        }
-      }
-      if (a.toolCalls) {
-        a.toolCalls.forEach((tc, i) => {
-          events.push(ev({ index: 0, delta: { tool_calls: [{ index: i, id: tc.id, type: 'function',
-            function: { name: tc.function.name, arguments: '' } }] }, logprobs: null, finish_reason: null }));
-          for (const p of splitPieces(tc.function.arguments, nChunks)) {
-            events.push(ev({ index: 0, delta: { tool_calls: [{ index: i, function: { arguments: p } }] },
-              logprobs: null, finish_reason: null }));
+    for (let c = 0; c < choiceCount(body); c++) {
+      const content = choiceText(a.content, c);
+      if (chat) {
+        events.push(ev({ index: c, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
+        if (a.reasoning) {
+          for (const p of splitPieces(a.reasoning, nChunks)) {
+            events.push(ev({ index: c, delta: { reasoning_content: p }, logprobs: null, finish_reason: null }));
           }
-        });
-      } else {
-        for (const p of splitPieces(a.content, nChunks)) {
-          events.push(ev({ index: 0, delta: { content: p }, logprobs: null, finish_reason: null }));
         }
+        if (a.toolCalls) {
+          a.toolCalls.forEach((tc, i) => {
+            events.push(ev({ index: c, delta: { tool_calls: [{ index: i, id: tc.id, type: 'function',
+              function: { name: tc.function.name, arguments: '' } }] }, logprobs: null, finish_reason: null }));
+            for (const p of splitPieces(tc.function.arguments, nChunks)) {
+              events.push(ev({ index: c, delta: { tool_calls: [{ index: i, function: { arguments: p } }] },
+                logprobs: null, finish_reason: null }));
+            }
+          });
+        } else {
+          for (const p of splitPieces(content, nChunks)) {
+            events.push(ev({ index: c, delta: { content: p }, logprobs: null, finish_reason: null }));
+          }
+        }
+        events.push(ev({ index: c, delta: {}, logprobs: null, finish_reason: a.finish }));
+      } else {
+        for (const p of splitPieces(content, nChunks)) {
+          events.push(ev({ index: c, text: p, logprobs: null, finish_reason: null }));
+        }
+        events.push(ev({ index: c, text: '', logprobs: null, finish_reason: a.finish }));
       }
-      events.push(ev({ index: 0, delta: {}, logprobs: null, finish_reason: a.finish }));
-    } else {
-      for (const p of splitPieces(a.content, nChunks)) {
-        events.push(ev({ index: 0, text: p, logprobs: null, finish_reason: null }));
-      }
-      events.push(ev({ index: 0, text: '', logprobs: null, finish_reason: a.finish }));
     }
     if (body.stream_options && body.stream_options.include_usage) events.push(ev(null, { usage: a.usage }));
 

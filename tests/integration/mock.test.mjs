@@ -386,3 +386,13 @@ test('helpers: parseSSE and mockSerial', () => {
   assert.equal(mockSerial({ choices: [{ message: { content: 'mock[h=x] serial=12 echo' } }] }), 12);
   assert.throws(() => parseSSE('data: {nope\n\n'));
 });
+
+test('n > 1: that many choices, streamed per index', async () => {
+  const r = await client.chat.completions.create(chat('several', { n: 3 }));
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+  assert.match(r.choices[2].message.content, / \[choice 2\]$/);
+  const { chunks } = await drain(await client.chat.completions.create({ ...chat('several', { n: 3 }), stream: true }));
+  const text = [0, 1].map((i) => chunks.map((c) => (c.choices[0]?.index === i ? c.choices[0].delta.content || '' : '')).join(''));
+  assert.equal(text[1].replace(/serial=\d+/, ''), r.choices[1].message.content.replace(/serial=\d+/, ''));
+  assert.equal(chunks.filter((c) => c.choices[0]?.finish_reason === 'stop').length, 3);
+});
