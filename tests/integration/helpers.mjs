@@ -218,6 +218,42 @@ async function startOnce({ bin, port, dataDir, upstream, adminToken, args = [], 
 }
 
 /**
+ * The mock upstream in its own node process (for load tests: thousands of
+ * streams should not share the event loop of the test that drives them).
+ * opts: port (default: a free one), args (extra CLI flags, e.g. ['--delay', '5']).
+ * Resolves to { url, origin, port, stats() (a Promise of the JSON of
+ * GET /__mock/stats), reset(), close() }.
+ */
+export async function spawnMock(opts = {}) {
+  const port = opts.port || (await freePort());
+  const proc = spawn(process.execPath, [path.join(here, 'mock-upstream.mjs'), '--port', String(port), ...(opts.args || [])],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code) => { live.delete(proc); resolve(code); }));
+  let gone = false;
+  exited.then(() => { gone = true; });
+  const origin = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (gone) throw new Error(`mock upstream exited at start:\n${out}`);
+    if ((await probe(`${origin}/health`, 500)) === 200) break;
+    if (i > 400) { proc.kill('SIGKILL'); throw new Error(`mock upstream not up after 10 s:\n${out}`); }
+    await sleep(25);
+  }
+  return {
+    url: `${origin}/v1`,
+    origin,
+    port,
+    proc,
+    stats: async () => (await fetch(`${origin}/__mock/stats`)).json(),
+    reset: async () => { await (await fetch(`${origin}/__mock/reset`, { method: 'POST' })).arrayBuffer(); },
+    close: async () => { if (!gone) proc.kill('SIGTERM'); await exited; },
+  };
+}
+
+/**
  * An official OpenAI client pointed at baseURL (a daemon's or the mock's
  * `url`). Retries are off so every call is one HTTP request.
  */

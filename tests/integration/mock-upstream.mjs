@@ -519,7 +519,8 @@ export async function startMock(opts = {}) {
 
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port || 0, host, () => { server.off('error', reject); resolve(); });
+    // A deep accept queue: tests open thousands of connections at once.
+    server.listen({ port: opts.port || 0, host, backlog: 8192 }, () => { server.off('error', reject); resolve(); });
   });
   const port = server.address().port;
   const origin = `http://${host}:${port}`;

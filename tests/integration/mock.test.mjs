@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { startMock, startDaemon, makeClient, request, parseSSE, mockSerial, freePort, sleep, tempDir } from './helpers.mjs';
+import { startMock, spawnMock, startDaemon, makeClient, request, parseSSE, mockSerial, freePort, sleep, tempDir } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let mock;
@@ -395,4 +395,15 @@ test('n > 1: that many choices, streamed per index', async () => {
   const text = [0, 1].map((i) => chunks.map((c) => (c.choices[0]?.index === i ? c.choices[0].delta.content || '' : '')).join(''));
   assert.equal(text[1].replace(/serial=\d+/, ''), r.choices[1].message.content.replace(/serial=\d+/, ''));
   assert.equal(chunks.filter((c) => c.choices[0]?.finish_reason === 'stop').length, 3);
+});
+
+test('helpers: spawnMock runs the mock in its own process', async () => {
+  const m = await spawnMock();
+  const r = await makeClient(m.url).chat.completions.create(chat('child process'));
+  assert.equal(mockSerial(r), 1);
+  assert.equal((await m.stats()).calls['/v1/chat/completions'], 1);
+  await m.reset();
+  assert.equal((await m.stats()).total, 0);
+  await m.close();
+  assert.equal((await request(`${m.origin}/health`, { method: 'GET' }).catch(() => ({ status: 0 }))).status, 0);
 });
