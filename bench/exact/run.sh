@@ -14,10 +14,12 @@
 #  4. Miss overhead: every request a new prompt (UNIQUE=1), one connection,
 #     straight to the mock vs through llmcached. Goal: p50 and p99 within
 #     1 ms of the direct ones.
+#  5. Memory per entry: ENTRIES distinct requests stored (fill.mjs); growth of
+#     llmcached's RSS per entry, and that minus the response bytes.
 #
 # Knobs (environment): DURATION (s per hit run, 10), THREADS (2), CONNS (64),
 # ROUNDS (1; >1 alternates nginx/llmcached runs), MOD_CONNS (8),
-# MOD_DELAY_MS (4), MISS_DURATION (5), LLMCACHED (build/rel/llmcached, or
+# MOD_DELAY_MS (4), MISS_DURATION (5), ENTRIES (50000; 0 skips part 5), LLMCACHED (build/rel/llmcached, or
 # "none" for the nginx baseline alone), LLMCACHED_ARGS (extra daemon flags).
 # Needs: nginx, wrk, node, curl (scripts/deps.d/bench.list and test.list).
 # When run as root, nginx and llmcached run as nobody (setpriv), nginx with
@@ -33,6 +35,7 @@ ROUNDS=${ROUNDS:-1}
 MOD_CONNS=${MOD_CONNS:-8}
 MOD_DELAY_MS=${MOD_DELAY_MS:-4}
 MISS_DURATION=${MISS_DURATION:-5}
+ENTRIES=${ENTRIES:-50000}
 LLMCACHED=${LLMCACHED:-build/rel/llmcached}
 LLMCACHED_ARGS=${LLMCACHED_ARGS:-}
 WORKERS=$(nproc)
@@ -107,7 +110,7 @@ us() { awk -v u="$1" 'BEGIN { if (u >= 1000) printf "%.2fms", u / 1000; else pri
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo "== bench/exact: llmcached exact tier vs nginx proxy_cache (POST) =="
-echo "command: $0 (DURATION=$DURATION THREADS=$THREADS CONNS=$CONNS ROUNDS=$ROUNDS MOD_CONNS=$MOD_CONNS MOD_DELAY_MS=$MOD_DELAY_MS MISS_DURATION=$MISS_DURATION LLMCACHED=$LLMCACHED)"
+echo "command: $0 (DURATION=$DURATION THREADS=$THREADS CONNS=$CONNS ROUNDS=$ROUNDS MOD_CONNS=$MOD_CONNS MOD_DELAY_MS=$MOD_DELAY_MS MISS_DURATION=$MISS_DURATION ENTRIES=$ENTRIES LLMCACHED=$LLMCACHED)"
 echo "machine: nproc=$(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "tools:   $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $(node --version)"
 [ ${#RUNAS[@]} -gt 0 ] && echo "servers run as nobody (${RUNAS[*]})"
@@ -150,7 +153,8 @@ if [ "$LLMCACHED" != none ]; then
 	if [ -x "$LLMCACHED" ]; then
 		"${RUNAS[@]}" "${LLMC_CMD[@]}" >"$TMP/llmcached.log" 2>&1 &
 		PIDS+=($!)
-		if wait_health "http://127.0.0.1:$LLMC_PORT/health" "${PIDS[-1]}" 20; then
+		LLMC_PID=$!
+		if wait_health "http://127.0.0.1:$LLMC_PORT/health" "$LLMC_PID" 20; then
 			HAVE_LLMC=1
 			echo "llmcached: ${LLMC_CMD[*]}"
 		else
@@ -251,6 +255,25 @@ if [ $HAVE_LLMC = 1 ]; then
 	echo "  upstream calls during the llmcached run: $((a - b)) of $R_requests requests"
 	echo "  a miss adds: p50 $(us $((R_p50_us - D50))), p99 $(us $((R_p99_us - D99))) over the upstream's own latency" \
 		"(goal < 1 ms: $([ $((R_p50_us - D50)) -lt 1000 ] && [ $((R_p99_us - D99)) -lt 1000 ] && echo met || echo NOT met))"
+fi
+
+if [ $HAVE_LLMC = 1 ] && [ "$ENTRIES" -gt 0 ]; then
+	echo
+	echo "-- 5. memory per cached entry: $ENTRIES distinct requests stored, RSS of llmcached before and after --"
+	rss() { awk -v k="$1:" '$1 == k { print $2 * 1024 }' "/proc/$LLMC_PID/status"; }
+	r0=$(rss VmRSS)
+	line=$(node "$HERE/fill.mjs" "$LLMC" "$ENTRIES" 16 "m$NONCE")
+	echo "  $line"
+	sleep 1
+	r1=$(rss VmRSS)
+	hwm=$(rss VmHWM)
+	resp=$(sed -E 's/.* resp_bytes=([0-9]+).*/\1/' <<<"$line")
+	okn=$(sed -E 's/.* ok=([0-9]+).*/\1/' <<<"$line")
+	echo "  RSS before $((r0 / 1024)) KiB, after $((r1 / 1024)) KiB (peak $((hwm / 1024)) KiB); response bodies $((resp / 1024)) KiB"
+	if [ "$okn" -gt 0 ]; then
+		echo "  per entry: $(((r1 - r0) / okn)) bytes of RSS, of which $((resp / okn)) the response body;" \
+			"overhead beyond the response: $(((r1 - r0 - resp) / okn)) bytes/entry (includes key, request-side state, allocator slack)"
+	fi
 fi
 
 echo
