@@ -62,7 +62,73 @@ const char *llmc_strerror(int err);
 
 
 /* ==== canon: canonical request, exact key, partition ================= */
-/* (section owned by src/canon.c) */
+/* (section owned by src/canon.c)
+ *
+ * A request body (JSON) becomes:
+ *   - its exact key: SHA-256 over the tenant and a canonical form of every
+ *     field that changes the answer (object keys sorted, no whitespace,
+ *     integral reals written as integers), with the fields that do not
+ *     (stream, stream_options, metadata, store, request ids) removed;
+ *   - its partition (semantic tier): SHA-256 over the tenant and the same
+ *     canonical form with the last user message removed, so model, system
+ *     prompt, sampling parameters, tools and earlier turns all separate
+ *     partitions;
+ *   - the fields the policy needs (query text, temperature, n, user, tools).
+ */
+#define LLMC_KEY_LEN 32
+
+typedef enum {
+    LLMC_EP_CHAT = 1,        /* POST /v1/chat/completions */
+    LLMC_EP_COMPLETIONS = 2, /* POST /v1/completions */
+    LLMC_EP_EMBEDDINGS = 3,  /* POST /v1/embeddings */
+} llmc_endpoint;
+
+/* The tenant a request belongs to: a 32-byte hash. */
+typedef struct {
+    uint8_t id[LLMC_KEY_LEN];
+    uint64_t ns_hash; /* hash of the namespace name alone; 0 when none */
+} llmc_tenant;
+
+/* Derive the tenant from the caller's Authorization header value (may be
+ * NULL) and namespace (may be NULL). A namespace declared shared ignores the
+ * API key, so every key in it shares entries; otherwise both are hashed. */
+void llmc_tenant_make(llmc_tenant *t, const char *authorization, const char *ns, int ns_shared);
+
+/* Hash of a namespace name as stored in entries (for flush by namespace). */
+uint64_t llmc_namespace_hash(const char *ns);
+
+typedef struct {
+    uint8_t key[LLMC_KEY_LEN];       /* exact key */
+    uint8_t partition[LLMC_KEY_LEN]; /* semantic partition */
+    char model[128];                 /* "model" field, truncated; "" if absent */
+    double temperature;              /* NAN when absent */
+    double top_p;                    /* NAN when absent */
+    long n;                          /* 1 when absent */
+    int stream;                      /* "stream": true */
+    int has_tools;                   /* tools / functions / tool_choice present */
+    int has_user;                    /* "user" field present */
+    char *query;     /* last user message's text (malloc'd, NUL-terminated) or NULL */
+    size_t query_len;
+    char *system;    /* system/developer prompt text (malloc'd) or NULL */
+    size_t system_len;
+    char *user;      /* "user" field (malloc'd) or NULL */
+} llmc_canon;
+
+/*
+ * Parse body (len bytes of JSON) for endpoint ep and fill c. The user field
+ * is part of the key when scope_user is set (personalised answers stay in
+ * the user's own scope). Returns 0, or LLMC_EINVAL with a static message in
+ * *why (may be NULL) for a body that is not a JSON object or lacks a
+ * required field. On success the caller frees c with llmc_canon_clear().
+ */
+int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body, size_t len,
+                       int scope_user, llmc_canon *c, const char **why);
+void llmc_canon_clear(llmc_canon *c);
+
+/* Lower-case hex of a key into out (2*LLMC_KEY_LEN+1 bytes); parse it back
+ * (returns 0 or LLMC_EINVAL). */
+void llmc_key_hex(const uint8_t key[LLMC_KEY_LEN], char *out);
+int llmc_key_parse(const char *hex, uint8_t key[LLMC_KEY_LEN]);
 /* ==== end canon ====================================================== */
 
 
