@@ -133,7 +133,85 @@ int llmc_key_parse(const char *hex, uint8_t key[LLMC_KEY_LEN]);
 
 
 /* ==== store: exact tier ============================================== */
-/* (section owned by src/store.c, src/persist.c) */
+/* (section owned by src/store.c, src/persist.c)
+ *
+ * The exact tier: entries keyed by the 32-byte exact key, in memory under
+ * a byte budget. TTLs are absolute (a hit does not extend them). When a put
+ * would exceed the budget, expired entries go first, then the least
+ * recently used. Entries are reference counted: a reader holds one until
+ * llmc_entry_release(), so eviction never frees memory being sent.
+ * Thread safety: every llmc_store function may be called from any thread.
+ */
+typedef struct llmc_store llmc_store;
+
+/* What an entry holds. All pointers are owned by the entry and valid until
+ * the reference that returned them is released. */
+typedef struct llmc_entry_info {
+    uint8_t key[LLMC_KEY_LEN];
+    uint64_t ns_hash;   /* llmc_namespace_hash() of its namespace, 0 if none */
+    uint64_t partition; /* semantic partition (first 8 bytes of its hash) */
+    int64_t created;    /* unix seconds */
+    int64_t expires;    /* unix seconds; the entry is dead at or after it */
+    uint32_t endpoint;  /* llmc_endpoint */
+    uint32_t prompt_tokens, completion_tokens; /* usage of the stored answer */
+    uint32_t dim;       /* length of vec (0: no vector) */
+    uint32_t flags;     /* LLMC_ENTRY_* */
+    const char *model;  /* NUL-terminated */
+    const char *body;   /* the stored response (complete JSON), body_len bytes */
+    size_t body_len;
+    const float *vec;   /* semantic vector or NULL */
+    const char *vec_model; /* embedder that made vec, NUL-terminated ("" if none) */
+} llmc_entry_info;
+
+#define LLMC_ENTRY_EXACT_ONLY 1u /* never served by the semantic tier */
+
+enum { LLMC_RM_DELETE = 1, LLMC_RM_EXPIRE, LLMC_RM_EVICT, LLMC_RM_REPLACE, LLMC_RM_FLUSH };
+
+typedef struct {
+    size_t max_bytes; /* memory budget for entries, headers included (256 MiB) */
+    /* Called with the store's lock held whenever an entry leaves the table
+     * (reason LLMC_RM_*); it must not call back into the store. May be NULL. */
+    void (*on_remove)(const llmc_entry_info *e, int reason, void *arg);
+    void *on_remove_arg;
+} llmc_store_params;
+
+typedef struct {
+    size_t entries, bytes, max_bytes;
+    uint64_t inserts, replaces, evictions, expirations, deletes;
+} llmc_store_stats;
+
+llmc_store_params llmc_store_default_params(void);
+llmc_store *llmc_store_new(const llmc_store_params *p, int *err);
+/* Frees the store; entries still referenced live on until released. */
+void llmc_store_free(llmc_store *s);
+
+/*
+ * Copy `in` (all its bytes) into a new entry and insert it, replacing any
+ * entry with the same key. Returns 0, LLMC_ETOOBIG when the entry alone is
+ * larger than the budget, LLMC_EINVAL for an entry already expired at now,
+ * or LLMC_ENOMEM. On success, when out is not NULL, *out is a new reference
+ * to the stored entry (release it).
+ */
+int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
+                   const llmc_entry_info **out);
+/* A new reference to the live entry with this key, or NULL. Marks it
+ * recently used; does not extend its TTL. */
+const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_LEN], int64_t now);
+/* Take one more reference to an entry already held. */
+void llmc_entry_ref(const llmc_entry_info *e);
+/* Drop a reference; the last one frees the entry. */
+void llmc_entry_release(const llmc_entry_info *e);
+/* Remove by key: 0 or LLMC_ENOTFOUND. */
+int llmc_store_delete(llmc_store *s, const uint8_t key[LLMC_KEY_LEN]);
+/* Remove every entry of a namespace (ns_hash != 0) or all (ns_hash == 0
+ * and all != 0). Returns how many were removed. */
+size_t llmc_store_flush(llmc_store *s, uint64_t ns_hash, int all);
+/* Remove up to max entries expired at now; returns how many. */
+size_t llmc_store_expire(llmc_store *s, int64_t now, size_t max);
+void llmc_store_get_stats(llmc_store *s, llmc_store_stats *st);
+/* Bytes an entry is charged against the budget (header, key, model, body,
+ * vector). */
+size_t llmc_entry_charge(const llmc_entry_info *e);
 /* ==== end store ====================================================== */
 
 
