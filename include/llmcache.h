@@ -212,6 +212,49 @@ void llmc_store_get_stats(llmc_store *s, llmc_store_stats *st);
 /* Bytes an entry is charged against the budget (header, key, model, body,
  * vector). */
 size_t llmc_entry_charge(const llmc_entry_info *e);
+
+/*
+ * Persistence (persist.c): a SQLite file (WAL) that mirrors the store so a
+ * restart is warm. Writes are queued and committed by a background thread
+ * every flush_interval_ms in one transaction (kill -9 loses at most that
+ * interval); with sync set, llmc_persist_put() commits before it returns.
+ * The file carries application_id 'LLMC' and a schema version; a file that
+ * is not SQLite, belongs to another application, is newer than this build
+ * or fails SQLite's quick_check is refused with a clear error, never
+ * rewritten. Thread safety: all functions may be called from any thread.
+ */
+typedef struct llmc_persist llmc_persist;
+
+typedef struct {
+    const char *path;      /* database file */
+    int flush_interval_ms; /* write-behind period (1000) */
+    int sync;              /* 1: commit each put before returning */
+} llmc_persist_params;
+
+typedef struct {
+    uint64_t puts, deletes, commits, errors, loaded, skipped_corrupt, skipped_expired;
+    size_t queued;
+} llmc_persist_stats;
+
+llmc_persist_params llmc_persist_default_params(void);
+/* Open or create the file; NULL on failure with *err set and a message in
+ * errbuf (errlen bytes, may be 0). */
+llmc_persist *llmc_persist_open(const llmc_persist_params *p, int *err, char *errbuf,
+                                size_t errlen);
+/* Load every live entry into s (oldest first, so LRU order is kept; those
+ * beyond the budget are evicted as usual). Rows failing their checksum are
+ * skipped and counted. Call before llmc_persist_start(). */
+int llmc_persist_load(llmc_persist *ps, llmc_store *s, int64_t now);
+/* Start the background writer. */
+int llmc_persist_start(llmc_persist *ps);
+/* Queue an upsert of e (takes its own reference) / a delete by key. */
+int llmc_persist_put(llmc_persist *ps, const llmc_entry_info *e);
+void llmc_persist_delete(llmc_persist *ps, const uint8_t key[LLMC_KEY_LEN]);
+/* Write everything queued now; returns 0 or LLMC_EIO. */
+int llmc_persist_sync(llmc_persist *ps);
+void llmc_persist_get_stats(llmc_persist *ps, llmc_persist_stats *st);
+/* Write what is queued, stop the writer, close the file. */
+void llmc_persist_close(llmc_persist *ps);
 /* ==== end store ====================================================== */
 
 
