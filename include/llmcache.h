@@ -325,7 +325,53 @@ int llmc_embed_batch(llmc_embedder *e, const char *const *texts, const size_t *l
 
 
 /* ==== metrics ======================================================== */
-/* (section owned by src/metrics.c) */
+/* (section owned by src/metrics.c)
+ *
+ * Counters per model and outcome, latency histograms, tokens and money
+ * saved. Updates are lock-free (atomics) and may come from any thread;
+ * models beyond LLMC_METRICS_MAX_MODELS are counted under "other".
+ */
+#include <stdio.h>
+
+#define LLMC_METRICS_MAX_MODELS 64
+
+typedef enum {
+    LLMC_OUT_HIT_EXACT = 0,
+    LLMC_OUT_HIT_SEMANTIC,
+    LLMC_OUT_MISS,
+    LLMC_OUT_BYPASS,
+    LLMC_OUT__COUNT
+} llmc_outcome;
+
+typedef enum {
+    LLMC_HIST_HIT = 0,      /* time to serve a hit, request in to response out */
+    LLMC_HIST_UPSTREAM,     /* upstream call: request sent to last byte */
+    LLMC_HIST_MISS_TOTAL,   /* a miss end to end, as the client sees it */
+    LLMC_HIST_SEMANTIC_LOOKUP, /* embed + search + decision */
+    LLMC_HIST__COUNT
+} llmc_hist;
+
+typedef struct llmc_metrics llmc_metrics;
+
+llmc_metrics *llmc_metrics_new(int *err);
+void llmc_metrics_free(llmc_metrics *m);
+/* Price of a model in money units per million tokens, for "saved". */
+int llmc_metrics_set_price(llmc_metrics *m, const char *model, double in_per_m, double out_per_m);
+/* One lookup of this outcome for model (NULL or "" counts as "unknown"). */
+void llmc_metrics_count(llmc_metrics *m, const char *model, llmc_outcome o);
+/* A hit served: its stored usage counts as tokens (and money) saved. */
+void llmc_metrics_saved(llmc_metrics *m, const char *model, uint32_t prompt_tokens,
+                        uint32_t completion_tokens);
+void llmc_metrics_observe(llmc_metrics *m, llmc_hist h, double seconds);
+/* An upstream failure: "connect", "timeout", "status", "protocol"... */
+void llmc_metrics_upstream_error(llmc_metrics *m, const char *kind);
+/* Quantile q (0..1) of histogram h in seconds, interpolated in its bucket;
+ * NAN when empty. */
+double llmc_metrics_quantile(llmc_metrics *m, llmc_hist h, double q);
+/* Write the Prometheus text exposition / a JSON object's members (no
+ * braces) of everything above to f. */
+void llmc_metrics_write_prometheus(llmc_metrics *m, FILE *f);
+void llmc_metrics_write_json(llmc_metrics *m, FILE *f);
 /* ==== end metrics ==================================================== */
 
 #ifdef __cplusplus
