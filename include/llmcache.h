@@ -127,6 +127,37 @@ void llmc_canon_clear(llmc_canon *c);
 
 /* Lower-case hex of a key into out (2*LLMC_KEY_LEN+1 bytes); parse it back
  * (returns 0 or LLMC_EINVAL). */
+/*
+ * Responses (resp.c). The cache stores one form of an answer: the complete
+ * JSON body (chat.completion, text_completion, embeddings list). A streamed
+ * answer is assembled into that form once its final event has arrived; a
+ * hit is replayed as JSON or as a valid SSE stream, whichever the request
+ * asked for, so streamed and non-streamed requests share entries.
+ */
+typedef struct {
+    uint32_t prompt_tokens, completion_tokens; /* from usage, 0 if absent */
+    int has_tool_calls; /* tool_calls / function_call in a choice */
+    int truncated;      /* a choice ended with finish_reason "length" */
+} llmc_resp_info;
+
+/* Check a complete JSON response for endpoint ep and fill info. Returns 0,
+ * or LLMC_EINVAL when it is not a well-formed answer (no choices/data, an
+ * "error" member...). */
+int llmc_resp_parse(llmc_endpoint ep, const char *json, size_t len, llmc_resp_info *info);
+/* Assemble an SSE stream (the raw bytes of a text/event-stream body) into
+ * the equivalent complete JSON response, malloc'd into *out (*out_len bytes,
+ * NUL-terminated; caller frees). LLMC_EINVAL when the stream is incomplete
+ * (no final "data: [DONE]"), carries an error event or is malformed;
+ * LLMC_ENOTSUP for content we cannot reproduce exactly on replay. */
+int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out,
+                       size_t *out_len, llmc_resp_info *info);
+/* Render a stored JSON response as an SSE stream of chunk events ending in
+ * "data: [DONE]", malloc'd into *out. */
+int llmc_resp_to_sse(llmc_endpoint ep, const char *json, size_t len, char **out, size_t *out_len);
+/* The text of the first choice (message.content or text), malloc'd, or
+ * NULL. For the policy's look at the answer (code blocks). */
+char *llmc_resp_text(llmc_endpoint ep, const char *json, size_t len);
+
 void llmc_key_hex(const uint8_t key[LLMC_KEY_LEN], char *out);
 int llmc_key_parse(const char *hex, uint8_t key[LLMC_KEY_LEN]);
 /* ==== end canon ====================================================== */
