@@ -62,12 +62,230 @@ const char *llmc_strerror(int err);
 
 
 /* ==== canon: canonical request, exact key, partition ================= */
-/* (section owned by src/canon.c) */
+/* (section owned by src/canon.c)
+ *
+ * A request body (JSON) becomes:
+ *   - its exact key: SHA-256 over the tenant and a canonical form of every
+ *     field that changes the answer (object keys sorted, no whitespace,
+ *     integral reals written as integers), with the fields that do not
+ *     (stream, stream_options, metadata, store, request ids) removed;
+ *   - its partition (semantic tier): SHA-256 over the tenant and the same
+ *     canonical form with the last user message removed, so model, system
+ *     prompt, sampling parameters, tools and earlier turns all separate
+ *     partitions;
+ *   - the fields the policy needs (query text, temperature, n, user, tools).
+ */
+#define LLMC_KEY_LEN 32
+
+typedef enum {
+    LLMC_EP_CHAT = 1,        /* POST /v1/chat/completions */
+    LLMC_EP_COMPLETIONS = 2, /* POST /v1/completions */
+    LLMC_EP_EMBEDDINGS = 3,  /* POST /v1/embeddings */
+} llmc_endpoint;
+
+/* The tenant a request belongs to: a 32-byte hash. */
+typedef struct {
+    uint8_t id[LLMC_KEY_LEN];
+    uint64_t ns_hash; /* hash of the namespace name alone; 0 when none */
+} llmc_tenant;
+
+/* Derive the tenant from the caller's Authorization header value (may be
+ * NULL) and namespace (may be NULL). A namespace declared shared ignores the
+ * API key, so every key in it shares entries; otherwise both are hashed. */
+void llmc_tenant_make(llmc_tenant *t, const char *authorization, const char *ns, int ns_shared);
+
+/* Hash of a namespace name as stored in entries (for flush by namespace). */
+uint64_t llmc_namespace_hash(const char *ns);
+
+typedef struct {
+    uint8_t key[LLMC_KEY_LEN];       /* exact key */
+    uint8_t partition[LLMC_KEY_LEN]; /* semantic partition */
+    char model[128];                 /* "model" field, truncated; "" if absent */
+    double temperature;              /* NAN when absent */
+    double top_p;                    /* NAN when absent */
+    long n;                          /* 1 when absent */
+    int stream;                      /* "stream": true */
+    int has_tools;                   /* tools / functions / tool_choice present */
+    int has_user;                    /* "user" field present */
+    char *query;     /* last user message's text (malloc'd, NUL-terminated) or NULL */
+    size_t query_len;
+    char *system;    /* system/developer prompt text (malloc'd) or NULL */
+    size_t system_len;
+    char *user;      /* "user" field (malloc'd) or NULL */
+} llmc_canon;
+
+/*
+ * Parse body (len bytes of JSON) for endpoint ep and fill c. The user field
+ * is part of the key when scope_user is set (personalised answers stay in
+ * the user's own scope). Returns 0, or LLMC_EINVAL with a static message in
+ * *why (may be NULL) for a body that is not a JSON object or lacks a
+ * required field. On success the caller frees c with llmc_canon_clear().
+ */
+int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body, size_t len,
+                       int scope_user, llmc_canon *c, const char **why);
+void llmc_canon_clear(llmc_canon *c);
+
+/* Lower-case hex of a key into out (2*LLMC_KEY_LEN+1 bytes); parse it back
+ * (returns 0 or LLMC_EINVAL). */
+/*
+ * Responses (resp.c). The cache stores one form of an answer: the complete
+ * JSON body (chat.completion, text_completion, embeddings list). A streamed
+ * answer is assembled into that form once its final event has arrived; a
+ * hit is replayed as JSON or as a valid SSE stream, whichever the request
+ * asked for, so streamed and non-streamed requests share entries.
+ */
+typedef struct {
+    uint32_t prompt_tokens, completion_tokens; /* from usage, 0 if absent */
+    int has_tool_calls; /* tool_calls / function_call in a choice */
+    int truncated;      /* a choice ended with finish_reason "length" */
+} llmc_resp_info;
+
+/* Check a complete JSON response for endpoint ep and fill info. Returns 0,
+ * or LLMC_EINVAL when it is not a well-formed answer (no choices/data, an
+ * "error" member...). */
+int llmc_resp_parse(llmc_endpoint ep, const char *json, size_t len, llmc_resp_info *info);
+/* Assemble an SSE stream (the raw bytes of a text/event-stream body) into
+ * the equivalent complete JSON response, malloc'd into *out (*out_len bytes,
+ * NUL-terminated; caller frees). LLMC_EINVAL when the stream is incomplete
+ * (no final "data: [DONE]"), carries an error event or is malformed;
+ * LLMC_ENOTSUP for content we cannot reproduce exactly on replay. */
+int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out,
+                       size_t *out_len, llmc_resp_info *info);
+/* Render a stored JSON response as an SSE stream of chunk events ending in
+ * "data: [DONE]", malloc'd into *out. */
+int llmc_resp_to_sse(llmc_endpoint ep, const char *json, size_t len, char **out, size_t *out_len);
+/* The text of the first choice (message.content or text), malloc'd, or
+ * NULL. For the policy's look at the answer (code blocks). */
+char *llmc_resp_text(llmc_endpoint ep, const char *json, size_t len);
+
+void llmc_key_hex(const uint8_t key[LLMC_KEY_LEN], char *out);
+int llmc_key_parse(const char *hex, uint8_t key[LLMC_KEY_LEN]);
 /* ==== end canon ====================================================== */
 
 
 /* ==== store: exact tier ============================================== */
-/* (section owned by src/store.c, src/persist.c) */
+/* (section owned by src/store.c, src/persist.c)
+ *
+ * The exact tier: entries keyed by the 32-byte exact key, in memory under
+ * a byte budget. TTLs are absolute (a hit does not extend them). When a put
+ * would exceed the budget, expired entries go first, then the least
+ * recently used. Entries are reference counted: a reader holds one until
+ * llmc_entry_release(), so eviction never frees memory being sent.
+ * Thread safety: every llmc_store function may be called from any thread.
+ */
+typedef struct llmc_store llmc_store;
+
+/* What an entry holds. All pointers are owned by the entry and valid until
+ * the reference that returned them is released. */
+typedef struct llmc_entry_info {
+    uint8_t key[LLMC_KEY_LEN];
+    uint64_t ns_hash;   /* llmc_namespace_hash() of its namespace, 0 if none */
+    uint64_t partition; /* semantic partition (first 8 bytes of its hash) */
+    int64_t created;    /* unix seconds */
+    int64_t expires;    /* unix seconds; the entry is dead at or after it */
+    uint32_t endpoint;  /* llmc_endpoint */
+    uint32_t prompt_tokens, completion_tokens; /* usage of the stored answer */
+    uint32_t dim;       /* length of vec (0: no vector) */
+    uint32_t flags;     /* LLMC_ENTRY_* */
+    const char *model;  /* NUL-terminated */
+    const char *body;   /* the stored response (complete JSON), body_len bytes */
+    size_t body_len;
+    const float *vec;   /* semantic vector or NULL */
+    const char *vec_model; /* embedder that made vec, NUL-terminated ("" if none) */
+} llmc_entry_info;
+
+#define LLMC_ENTRY_EXACT_ONLY 1u /* never served by the semantic tier */
+
+enum { LLMC_RM_DELETE = 1, LLMC_RM_EXPIRE, LLMC_RM_EVICT, LLMC_RM_REPLACE, LLMC_RM_FLUSH };
+
+typedef struct {
+    size_t max_bytes; /* memory budget for entries, headers included (256 MiB) */
+    /* Called with the store's lock held whenever an entry leaves the table
+     * (reason LLMC_RM_*); it must not call back into the store. May be NULL. */
+    void (*on_remove)(const llmc_entry_info *e, int reason, void *arg);
+    void *on_remove_arg;
+} llmc_store_params;
+
+typedef struct {
+    size_t entries, bytes, max_bytes;
+    uint64_t inserts, replaces, evictions, expirations, deletes;
+} llmc_store_stats;
+
+llmc_store_params llmc_store_default_params(void);
+llmc_store *llmc_store_new(const llmc_store_params *p, int *err);
+/* Frees the store; entries still referenced live on until released. */
+void llmc_store_free(llmc_store *s);
+
+/*
+ * Copy `in` (all its bytes) into a new entry and insert it, replacing any
+ * entry with the same key. Returns 0, LLMC_ETOOBIG when the entry alone is
+ * larger than the budget, LLMC_EINVAL for an entry already expired at now,
+ * or LLMC_ENOMEM. On success, when out is not NULL, *out is a new reference
+ * to the stored entry (release it).
+ */
+int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
+                   const llmc_entry_info **out);
+/* A new reference to the live entry with this key, or NULL. Marks it
+ * recently used; does not extend its TTL. */
+const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_LEN], int64_t now);
+/* Take one more reference to an entry already held. */
+void llmc_entry_ref(const llmc_entry_info *e);
+/* Drop a reference; the last one frees the entry. */
+void llmc_entry_release(const llmc_entry_info *e);
+/* Remove by key: 0 or LLMC_ENOTFOUND. */
+int llmc_store_delete(llmc_store *s, const uint8_t key[LLMC_KEY_LEN]);
+/* Remove every entry of a namespace (ns_hash != 0) or all (ns_hash == 0
+ * and all != 0). Returns how many were removed. */
+size_t llmc_store_flush(llmc_store *s, uint64_t ns_hash, int all);
+/* Remove up to max entries expired at now; returns how many. */
+size_t llmc_store_expire(llmc_store *s, int64_t now, size_t max);
+void llmc_store_get_stats(llmc_store *s, llmc_store_stats *st);
+/* Bytes an entry is charged against the budget (header, key, model, body,
+ * vector). */
+size_t llmc_entry_charge(const llmc_entry_info *e);
+
+/*
+ * Persistence (persist.c): a SQLite file (WAL) that mirrors the store so a
+ * restart is warm. Writes are queued and committed by a background thread
+ * every flush_interval_ms in one transaction (kill -9 loses at most that
+ * interval); with sync set, llmc_persist_put() commits before it returns.
+ * The file carries application_id 'LLMC' and a schema version; a file that
+ * is not SQLite, belongs to another application, is newer than this build
+ * or fails SQLite's quick_check is refused with a clear error, never
+ * rewritten. Thread safety: all functions may be called from any thread.
+ */
+typedef struct llmc_persist llmc_persist;
+
+typedef struct {
+    const char *path;      /* database file */
+    int flush_interval_ms; /* write-behind period (1000) */
+    int sync;              /* 1: commit each put before returning */
+} llmc_persist_params;
+
+typedef struct {
+    uint64_t puts, deletes, commits, errors, loaded, skipped_corrupt, skipped_expired;
+    size_t queued;
+} llmc_persist_stats;
+
+llmc_persist_params llmc_persist_default_params(void);
+/* Open or create the file; NULL on failure with *err set and a message in
+ * errbuf (errlen bytes, may be 0). */
+llmc_persist *llmc_persist_open(const llmc_persist_params *p, int *err, char *errbuf,
+                                size_t errlen);
+/* Load every live entry into s (oldest first, so LRU order is kept; those
+ * beyond the budget are evicted as usual). Rows failing their checksum are
+ * skipped and counted. Call before llmc_persist_start(). */
+int llmc_persist_load(llmc_persist *ps, llmc_store *s, int64_t now);
+/* Start the background writer. */
+int llmc_persist_start(llmc_persist *ps);
+/* Queue an upsert of e (takes its own reference) / a delete by key. */
+int llmc_persist_put(llmc_persist *ps, const llmc_entry_info *e);
+void llmc_persist_delete(llmc_persist *ps, const uint8_t key[LLMC_KEY_LEN]);
+/* Write everything queued now; returns 0 or LLMC_EIO. */
+int llmc_persist_sync(llmc_persist *ps);
+void llmc_persist_get_stats(llmc_persist *ps, llmc_persist_stats *st);
+/* Write what is queued, stop the writer, close the file. */
+void llmc_persist_close(llmc_persist *ps);
 /* ==== end store ====================================================== */
 
 
@@ -138,7 +356,53 @@ int llmc_embed_batch(llmc_embedder *e, const char *const *texts, const size_t *l
 
 
 /* ==== metrics ======================================================== */
-/* (section owned by src/metrics.c) */
+/* (section owned by src/metrics.c)
+ *
+ * Counters per model and outcome, latency histograms, tokens and money
+ * saved. Updates are lock-free (atomics) and may come from any thread;
+ * models beyond LLMC_METRICS_MAX_MODELS are counted under "other".
+ */
+#include <stdio.h>
+
+#define LLMC_METRICS_MAX_MODELS 64
+
+typedef enum {
+    LLMC_OUT_HIT_EXACT = 0,
+    LLMC_OUT_HIT_SEMANTIC,
+    LLMC_OUT_MISS,
+    LLMC_OUT_BYPASS,
+    LLMC_OUT__COUNT
+} llmc_outcome;
+
+typedef enum {
+    LLMC_HIST_HIT = 0,      /* time to serve a hit, request in to response out */
+    LLMC_HIST_UPSTREAM,     /* upstream call: request sent to last byte */
+    LLMC_HIST_MISS_TOTAL,   /* a miss end to end, as the client sees it */
+    LLMC_HIST_SEMANTIC_LOOKUP, /* embed + search + decision */
+    LLMC_HIST__COUNT
+} llmc_hist;
+
+typedef struct llmc_metrics llmc_metrics;
+
+llmc_metrics *llmc_metrics_new(int *err);
+void llmc_metrics_free(llmc_metrics *m);
+/* Price of a model in money units per million tokens, for "saved". */
+int llmc_metrics_set_price(llmc_metrics *m, const char *model, double in_per_m, double out_per_m);
+/* One lookup of this outcome for model (NULL or "" counts as "unknown"). */
+void llmc_metrics_count(llmc_metrics *m, const char *model, llmc_outcome o);
+/* A hit served: its stored usage counts as tokens (and money) saved. */
+void llmc_metrics_saved(llmc_metrics *m, const char *model, uint32_t prompt_tokens,
+                        uint32_t completion_tokens);
+void llmc_metrics_observe(llmc_metrics *m, llmc_hist h, double seconds);
+/* An upstream failure: "connect", "timeout", "status", "protocol"... */
+void llmc_metrics_upstream_error(llmc_metrics *m, const char *kind);
+/* Quantile q (0..1) of histogram h in seconds, interpolated in its bucket;
+ * NAN when empty. */
+double llmc_metrics_quantile(llmc_metrics *m, llmc_hist h, double q);
+/* Write the Prometheus text exposition / a JSON object's members (no
+ * braces) of everything above to f. */
+void llmc_metrics_write_prometheus(llmc_metrics *m, FILE *f);
+void llmc_metrics_write_json(llmc_metrics *m, FILE *f);
 /* ==== end metrics ==================================================== */
 
 #ifdef __cplusplus

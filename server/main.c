@@ -1,1 +1,350 @@
-int main(void){return 0;}
+/*
+ * main.c — llmcached: start, run, stop.
+ *
+ * Start-up order: configuration → data directory → SQLite file (refused
+ * with a clear message when foreign or corrupt: we never wipe a file we do
+ * not understand) → warm load into the store → loops (each binds its own
+ * SO_REUSEPORT socket) → demo upstream when none is configured → serve.
+ * SIGINT/SIGTERM stop the loops, then the writer flushes what is queued.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+#include <openssl/rand.h>
+
+#include "server.h"
+
+static int log_min = LOG_INFO;
+static srv *the_srv; /* for the signal handler only */
+static volatile sig_atomic_t stop_requested;
+
+void srv_log_set_level(const char *name)
+{
+    if (!name)
+        return;
+    if (!strcmp(name, "debug"))
+        log_min = LOG_DEBUG;
+    else if (!strcmp(name, "warn"))
+        log_min = LOG_WARN;
+    else if (!strcmp(name, "error"))
+        log_min = LOG_ERROR;
+    else
+        log_min = LOG_INFO;
+}
+
+void srv_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    if (level < log_min)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03dZ %-5s %s\n", ts, (int)(tv.tv_usec / 1000), names[level], msg);
+}
+
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int main_listen_socket(const char *hostport, int *port_out)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host) {
+        srv_log(LOG_ERROR, "listen: expected HOST:PORT, got '%s'", hostport);
+        return -1;
+    }
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = 0;
+    if (host[0] == '[') { /* [::1]:8080 */
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = 0;
+    }
+    struct addrinfo hints = {0}, *ai;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (gai) {
+        srv_log(LOG_ERROR, "listen %s: %s", hostport, gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
+        srv_log(LOG_ERROR, "listen %s: %s", hostport, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    if (port_out) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return fd;
+}
+
+static void main_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_loop *l = arg;
+    event_base_loopbreak(l->base);
+}
+
+static void *main_loop_thread(void *arg)
+{
+    srv_loop *l = arg;
+    event_base_dispatch(l->base);
+    return NULL;
+}
+
+static void main_on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* The store tells persistence (and, later, the index) what left it. */
+static void main_on_remove(const llmc_entry_info *e, int reason, void *arg)
+{
+    srv *s = arg;
+    if (reason != LLMC_RM_REPLACE && s->persist)
+        llmc_persist_delete(s->persist, e->key);
+}
+
+static int main_prices(srv *s)
+{
+    if (!s->cfg.prices || !*s->cfg.prices)
+        return 0;
+    char *dup = strdup(s->cfg.prices), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '='), *slash = eq ? strchr(eq, '/') : NULL;
+        if (!eq || !slash) {
+            srv_log(LOG_ERROR, "prices: expected model=IN/OUT, got '%s'", t);
+            rc = -1;
+            continue;
+        }
+        *eq = 0;
+        llmc_metrics_set_price(s->metrics, t, atof(eq + 1), atof(slash + 1));
+    }
+    free(dup);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    srv *s = calloc(1, sizeof *s);
+    if (!s)
+        return 1;
+    config_defaults(&s->cfg);
+    int crc = config_load(&s->cfg, argc, argv);
+    if (crc) {
+        config_free(&s->cfg);
+        free(s);
+        return crc > 0 ? 0 : 2;
+    }
+    srv_log_set_level(s->cfg.log_level);
+    the_srv = s;
+    s->started = time(NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Many slow streams need many descriptors: two per request. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!s->cfg.admin_token || !*s->cfg.admin_token) {
+        unsigned char r[16];
+        char hex[33];
+        RAND_bytes(r, sizeof r);
+        for (int i = 0; i < 16; i++)
+            sprintf(hex + 2 * i, "%02x", r[i]);
+        free(s->cfg.admin_token);
+        s->cfg.admin_token = strdup(hex);
+        srv_log(LOG_INFO, "no admin-token configured; generated one for this run: %s", hex);
+    }
+
+    int err = 0;
+    llmc_store_params sp = llmc_store_default_params();
+    sp.max_bytes = (size_t)s->cfg.memory;
+    sp.on_remove = main_on_remove;
+    sp.on_remove_arg = s;
+    s->store = llmc_store_new(&sp, &err);
+    s->metrics = llmc_metrics_new(&err);
+    if (!s->store || !s->metrics || flights_init(s)) {
+        srv_log(LOG_ERROR, "out of memory at start");
+        return 1;
+    }
+    if (main_prices(s))
+        return 2;
+
+    if (s->cfg.persist) {
+        if (mkdir(s->cfg.data_dir, 0755) && errno != EEXIST) {
+            srv_log(LOG_ERROR, "data-dir %s: %s", s->cfg.data_dir, strerror(errno));
+            return 1;
+        }
+        char path[4096], msg[1024] = "";
+        snprintf(path, sizeof path, "%s/llmcached.db", s->cfg.data_dir);
+        llmc_persist_params pp = llmc_persist_default_params();
+        pp.path = path;
+        pp.sync = s->cfg.persist_sync;
+        pp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
+        s->persist = llmc_persist_open(&pp, &err, msg, sizeof msg);
+        if (!s->persist) {
+            srv_log(LOG_ERROR, "cannot use the cache database: %s (%s)", msg, llmc_strerror(err));
+            return 1;
+        }
+        double t = srv_now();
+        int lrc = llmc_persist_load(s->persist, s->store, (int64_t)time(NULL));
+        llmc_persist_stats ps;
+        llmc_persist_get_stats(s->persist, &ps);
+        if (lrc) {
+            srv_log(LOG_ERROR, "%s: loading entries failed: %s", path, llmc_strerror(lrc));
+            return 1;
+        }
+        srv_log(LOG_INFO, "warm start: %llu entries loaded from %s in %.0f ms (%llu expired, %llu "
+                          "failed their checksum and were skipped)",
+                (unsigned long long)ps.loaded, path, (srv_now() - t) * 1000,
+                (unsigned long long)ps.skipped_expired, (unsigned long long)ps.skipped_corrupt);
+        llmc_persist_start(s->persist);
+    }
+
+    if (evthread_use_pthreads() || curl_global_init(CURL_GLOBAL_ALL)) {
+        srv_log(LOG_ERROR, "cannot initialise libevent threads or libcurl");
+        return 1;
+    }
+    long nthreads = s->cfg.threads > 0 ? (long)s->cfg.threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    if (nthreads > 64)
+        nthreads = 64;
+    s->nloops = (int)nthreads;
+    s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    int port = 0;
+    for (int i = 0; i < s->nloops; i++) {
+        srv_loop *l = &s->loops[i];
+        l->s = s;
+        l->idx = i;
+        l->base = event_base_new();
+        l->http = l->base ? evhttp_new(l->base) : NULL;
+        if (!l->http || upstream_loop_init(l))
+            return 1;
+        char lbuf[300];
+        const char *addr = s->cfg.listen;
+        if (i > 0 && port) { /* later loops bind the port the first one got (":0") */
+            snprintf(lbuf, sizeof lbuf, "%.*s:%d", (int)(strrchr(addr, ':') - addr), addr, port);
+            addr = lbuf;
+        }
+        l->listen_fd = main_listen_socket(addr, i == 0 ? &port : NULL);
+        if (l->listen_fd < 0)
+            return 1;
+        if (!evhttp_accept_socket_with_handle(l->http, l->listen_fd))
+            return 1;
+        evhttp_set_max_body_size(l->http, (ev_ssize_t)s->cfg.max_body);
+        evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                                EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+        evhttp_set_timeout(l->http, 3600);
+        evhttp_set_gencb(l->http, http_handle, l);
+        l->stop_ev = event_new(l->base, -1, 0, main_stop_cb, l);
+    }
+
+    if (s->cfg.n_upstream == 0) {
+        if (demo_start(&s->loops[0]))
+            return 1;
+        snprintf(s->upstream_base, sizeof s->upstream_base, "http://127.0.0.1:%d/v1",
+                 s->demo_port);
+        s->demo = 1;
+        srv_log(LOG_WARN, "no upstream configured: answering from the BUILT-IN DEMO UPSTREAM "
+                          "(not a language model) at %s; set --upstream URL for a real one",
+                s->upstream_base);
+    } else {
+        snprintf(s->upstream_base, sizeof s->upstream_base, "%s", s->cfg.upstream[0]);
+        if (s->cfg.n_upstream > 1)
+            srv_log(LOG_WARN, "%d upstreams configured; this build sends everything to the "
+                              "first (%s)",
+                    s->cfg.n_upstream, s->upstream_base);
+    }
+    size_t bl = strlen(s->upstream_base);
+    while (bl && s->upstream_base[bl - 1] == '/')
+        s->upstream_base[--bl] = 0;
+    s->upstream_has_v1 = bl >= 3 && strcmp(s->upstream_base + bl - 3, "/v1") == 0;
+
+    signal(SIGINT, main_on_signal);
+    signal(SIGTERM, main_on_signal);
+    for (int i = 0; i < s->nloops; i++)
+        pthread_create(&s->loops[i].th, NULL, main_loop_thread, &s->loops[i]);
+    srv_log(LOG_INFO, "llmcached %s listening on %s (port %d), %d loop thread(s), upstream %s, "
+                      "memory budget %lld bytes, default ttl %llds",
+            LLMC_VERSION, s->cfg.listen, port, s->nloops, s->upstream_base, s->cfg.memory,
+            s->cfg.ttl);
+    /* Ready line for scripts and tests: the real port (listen may say :0). */
+    printf("llmcached ready port=%d\n", port);
+    fflush(stdout);
+
+    while (!stop_requested) {
+        /* Expire in the background so the request path never sweeps. */
+        usleep(200 * 1000);
+        llmc_store_expire(s->store, (int64_t)time(NULL), 10000);
+    }
+    srv_log(LOG_INFO, "shutting down");
+    for (int i = 0; i < s->nloops; i++)
+        event_active(s->loops[i].stop_ev, EV_READ, 0);
+    for (int i = 0; i < s->nloops; i++)
+        pthread_join(s->loops[i].th, NULL);
+    for (int i = 0; i < s->nloops; i++) {
+        srv_loop *l = &s->loops[i];
+        evhttp_free(l->http);
+        if (l->demo_http)
+            evhttp_free(l->demo_http);
+        upstream_loop_free(l);
+        event_free(l->stop_ev);
+        event_base_free(l->base);
+    }
+    llmc_persist_close(s->persist); /* flushes the queue */
+    flights_free(s);
+    llmc_store_free(s->store);
+    llmc_metrics_free(s->metrics);
+    curl_global_cleanup();
+    free(s->loops);
+    config_free(&s->cfg);
+    free(s);
+    the_srv = NULL;
+    return 0;
+}

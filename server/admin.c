@@ -1,0 +1,186 @@
+/*
+ * admin.c — /stats, /metrics and /admin/..., behind the admin token.
+ *
+ *   GET    /stats                       JSON: counters, hit rate, latencies, store
+ *   GET    /metrics                     Prometheus text exposition
+ *   DELETE /admin/keys/{hex key}        delete one entry (key from X-LLM-Cache-Key)
+ *   POST   /admin/flush?namespace=NAME  delete a namespace's entries
+ *   POST   /admin/flush?all=1           delete everything
+ *
+ * The token is accepted as "Authorization: Bearer TOKEN" or
+ * "X-LLM-Cache-Admin-Token: TOKEN", compared in constant time.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "server.h"
+
+static int admin_authorized(srv *s, struct evhttp_request *req)
+{
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    const char *tok = evhttp_find_header(ih, "X-LLM-Cache-Admin-Token");
+    const char *auth = evhttp_find_header(ih, "Authorization");
+    if (!tok && auth && !strncasecmp(auth, "Bearer ", 7))
+        tok = auth + 7;
+    const char *want = s->cfg.admin_token;
+    if (!tok || !want || strlen(tok) != strlen(want))
+        return 0;
+    return CRYPTO_memcmp(tok, want, strlen(want)) == 0;
+}
+
+static void admin_reply(srv *s, struct evhttp_request *req, const char *ctype, char *buf,
+                        size_t len)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, buf, len);
+    http_add_common_headers(s, req);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static void admin_stats(srv *s, struct evhttp_request *req)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    llmc_store_stats st;
+    llmc_store_get_stats(s->store, &st);
+    fprintf(f, "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"demo_upstream\":%s,", LLMC_VERSION,
+            (long long)(time(NULL) - s->started), s->demo ? "true" : "false");
+    llmc_metrics_write_json(s->metrics, f);
+    fprintf(f, ",\"store\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"inserts\":%llu,"
+               "\"replaces\":%llu,\"evictions\":%llu,\"expirations\":%llu,\"deletes\":%llu}",
+            st.entries, st.bytes, st.max_bytes, (unsigned long long)st.inserts,
+            (unsigned long long)st.replaces, (unsigned long long)st.evictions,
+            (unsigned long long)st.expirations, (unsigned long long)st.deletes);
+    fprintf(f, ",\"requests\":%llu,\"upstream_calls\":%llu,\"coalesced\":%llu,"
+               "\"stored\":%llu,\"not_stored\":%llu",
+            (unsigned long long)atomic_load(&s->requests),
+            (unsigned long long)atomic_load(&s->upstream_calls),
+            (unsigned long long)atomic_load(&s->coalesced),
+            (unsigned long long)atomic_load(&s->stores),
+            (unsigned long long)atomic_load(&s->store_refused));
+    if (s->persist) {
+        llmc_persist_stats ps;
+        llmc_persist_get_stats(s->persist, &ps);
+        fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
+                   "\"errors\":%llu,\"queued\":%zu,\"loaded_at_start\":%llu}",
+                (unsigned long long)ps.puts, (unsigned long long)ps.deletes,
+                (unsigned long long)ps.commits, (unsigned long long)ps.errors, ps.queued,
+                (unsigned long long)ps.loaded);
+    }
+    fputs("}\n", f);
+    fclose(f);
+    admin_reply(s, req, "application/json", buf, len);
+    free(buf);
+}
+
+static void admin_metrics(srv *s, struct evhttp_request *req)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    llmc_metrics_write_prometheus(s->metrics, f);
+    llmc_store_stats st;
+    llmc_store_get_stats(s->store, &st);
+    fprintf(f, "# HELP llmcached_entries Entries in the exact tier.\n# TYPE llmcached_entries gauge\n"
+               "llmcached_entries %zu\n"
+               "# HELP llmcached_bytes Bytes charged to the memory budget.\n# TYPE llmcached_bytes gauge\n"
+               "llmcached_bytes %zu\n"
+               "# HELP llmcached_max_bytes The memory budget.\n# TYPE llmcached_max_bytes gauge\n"
+               "llmcached_max_bytes %zu\n"
+               "# HELP llmcached_evictions_total Entries evicted for room.\n# TYPE llmcached_evictions_total counter\n"
+               "llmcached_evictions_total %llu\n"
+               "# HELP llmcached_expirations_total Entries removed at their TTL.\n# TYPE llmcached_expirations_total counter\n"
+               "llmcached_expirations_total %llu\n"
+               "# HELP llmcached_upstream_calls_total Calls made upstream.\n# TYPE llmcached_upstream_calls_total counter\n"
+               "llmcached_upstream_calls_total %llu\n"
+               "# HELP llmcached_coalesced_total Requests that joined an identical call in flight.\n# TYPE llmcached_coalesced_total counter\n"
+               "llmcached_coalesced_total %llu\n",
+            st.entries, st.bytes, st.max_bytes, (unsigned long long)st.evictions,
+            (unsigned long long)st.expirations, (unsigned long long)atomic_load(&s->upstream_calls),
+            (unsigned long long)atomic_load(&s->coalesced));
+    fclose(f);
+    admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
+    free(buf);
+}
+
+void admin_handle(srv *s, struct evhttp_request *req, const char *path)
+{
+    if (!admin_authorized(s, req)) {
+        http_add_common_headers(s, req);
+        http_send_error(req, 401, "unauthorized",
+                        "admin endpoints need the admin token (Authorization: Bearer TOKEN)");
+        return;
+    }
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (!strcmp(path, "/stats") || !strcmp(path, "/metrics")) {
+        if (m != EVHTTP_REQ_GET) {
+            http_send_error(req, 405, "method_not_allowed", "use GET");
+            return;
+        }
+        if (path[1] == 's')
+            admin_stats(s, req);
+        else
+            admin_metrics(s, req);
+        return;
+    }
+    if (!strncmp(path, "/admin/keys/", 12)) {
+        if (m != EVHTTP_REQ_DELETE) {
+            http_send_error(req, 405, "method_not_allowed", "use DELETE");
+            return;
+        }
+        uint8_t key[LLMC_KEY_LEN];
+        if (llmc_key_parse(path + 12, key)) {
+            http_send_error(req, 400, "invalid_request_error",
+                            "a key is 64 hex digits (the X-LLM-Cache-Key header)");
+            return;
+        }
+        if (llmc_store_delete(s->store, key)) {
+            http_send_error(req, 404, "not_found", "no entry with that key");
+            return;
+        }
+        char msg[] = "{\"deleted\":1}\n";
+        admin_reply(s, req, "application/json", msg, sizeof msg - 1);
+        return;
+    }
+    if (!strcmp(path, "/admin/flush")) {
+        if (m != EVHTTP_REQ_POST) {
+            http_send_error(req, 405, "method_not_allowed", "use POST");
+            return;
+        }
+        struct evkeyvalq q;
+        const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+        memset(&q, 0, sizeof q);
+        if (!qs || evhttp_parse_query_str(qs, &q)) {
+            http_send_error(req, 400, "invalid_request_error",
+                            "say what to flush: ?namespace=NAME or ?all=1");
+            return;
+        }
+        const char *ns = evhttp_find_header(&q, "namespace");
+        const char *all = evhttp_find_header(&q, "all");
+        size_t n;
+        if (ns && *ns)
+            n = llmc_store_flush(s->store, llmc_namespace_hash(ns), 0);
+        else if (all && !strcmp(all, "1"))
+            n = llmc_store_flush(s->store, 0, 1);
+        else {
+            evhttp_clear_headers(&q);
+            http_send_error(req, 400, "invalid_request_error",
+                            "say what to flush: ?namespace=NAME or ?all=1");
+            return;
+        }
+        evhttp_clear_headers(&q);
+        char msg[64];
+        int ml = snprintf(msg, sizeof msg, "{\"deleted\":%zu}\n", n);
+        admin_reply(s, req, "application/json", msg, (size_t)ml);
+        return;
+    }
+    http_send_error(req, 404, "not_found", "no such admin endpoint");
+}

@@ -1,0 +1,364 @@
+/*
+ * config.c — the daemon's options: one table, three sources.
+ *
+ * Every option has one name used everywhere: `name value` in the file
+ * (redis.conf style, '#' comments), `--name value` or `--name=value` on the
+ * command line, and LLMCACHED_NAME (upper case, '-' as '_') in the
+ * environment. Later sources override earlier ones: built-in defaults, then
+ * the file (--config FILE, or LLMCACHED_CONFIG), then the environment, then
+ * the command line. `--help` prints this table; nothing else documents the
+ * options, so they cannot drift apart.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_MS, OPT_SEC, OPT_BOOL, OPT_LIST, OPT_DOUBLE } opt_type;
+
+typedef struct {
+    const char *name;
+    opt_type type;
+    size_t off;
+    const char *defval;
+    const char *help;
+} opt;
+
+#define O(f) offsetof(srv_config, f)
+static const opt opts[] = {
+    {"config", OPT_STR, O(config_file), NULL, "configuration file (key value lines)"},
+    {"listen", OPT_STR, O(listen), "127.0.0.1:8080", "address the gateway listens on, HOST:PORT"},
+    {"upstream", OPT_LIST, O(upstream), NULL,
+     "upstream base URL, e.g. https://api.openai.com/v1 (none: the built-in demo upstream)"},
+    {"upstream-key", OPT_STR, O(upstream_key), NULL,
+     "API key sent upstream; unset: the caller's Authorization is forwarded"},
+    {"data-dir", OPT_STR, O(data_dir), "./data", "directory of the cache's database file"},
+    {"memory", OPT_SIZE, O(memory), "256mb", "memory budget for cached entries (k/m/g suffixes)"},
+    {"ttl", OPT_SEC, O(ttl), "86400", "default time to live of an entry, seconds (or 10m, 2h, 1d)"},
+    {"upstream-connect-timeout", OPT_MS, O(connect_timeout_ms), "5000",
+     "upstream connect timeout, ms (or 5s)"},
+    {"upstream-timeout", OPT_MS, O(upstream_timeout_ms), "600000",
+     "upstream whole-call timeout, ms (or 10m)"},
+    {"max-body", OPT_SIZE, O(max_body), "16mb", "largest request body accepted (413 beyond)"},
+    {"admin-token", OPT_STR, O(admin_token), NULL,
+     "token for /stats, /metrics and /admin (unset: a random one is generated and logged)"},
+    {"threads", OPT_INT, O(threads), "0", "event-loop threads (0: one per CPU)"},
+    {"persist", OPT_BOOL, O(persist), "yes", "keep entries in SQLite so a restart is warm"},
+    {"persist-sync", OPT_BOOL, O(persist_sync), "no",
+     "commit each new entry before answering (kill -9 loses nothing)"},
+    {"flush-interval", OPT_MS, O(flush_interval_ms), "1000",
+     "write-behind period, ms: kill -9 loses at most this much"},
+    {"namespace-header", OPT_STR, O(namespace_header), "X-LLM-Cache-Namespace",
+     "request header naming a cache namespace"},
+    {"shared-namespaces", OPT_STR, O(shared_namespaces), "",
+     "comma-separated namespaces shared by every API key"},
+    {"scope-user", OPT_BOOL, O(scope_user), "yes",
+     "requests with a 'user' field are cached in that user's own scope"},
+    {"temperature-max", OPT_DOUBLE, O(temperature_max), "0.8",
+     "requests with a higher temperature bypass the cache"},
+    {"demo-delay", OPT_MS, O(demo_delay_ms), "400", "latency of the built-in demo upstream, ms"},
+    {"prices", OPT_STR, O(prices), "",
+     "model=IN/OUT,... price per million tokens, for cost saved"},
+    {"log-level", OPT_STR, O(log_level), "info", "debug, info, warn or error"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static const opt *config_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* "16mb" → bytes. */
+static int config_size(const char *v, long long *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno || d < 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    long long mul = 1;
+    if (!*end || !strcasecmp(end, "b"))
+        mul = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
+        mul = 1024;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
+        mul = 1024 * 1024;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
+        mul = 1024LL * 1024 * 1024;
+    else
+        return -1;
+    *out = (long long)(d * (double)mul);
+    return 0;
+}
+
+/* Durations: plain number in the option's unit, or with ms/s/m/h/d. */
+static int config_duration(const char *v, int unit_ms, long long *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno || d < 0)
+        return -1;
+    double ms;
+    if (!*end)
+        ms = unit_ms ? d : d * 1000;
+    else if (!strcmp(end, "ms"))
+        ms = d;
+    else if (!strcmp(end, "s"))
+        ms = d * 1000;
+    else if (!strcmp(end, "m"))
+        ms = d * 60000;
+    else if (!strcmp(end, "h"))
+        ms = d * 3600000;
+    else if (!strcmp(end, "d"))
+        ms = d * 86400000;
+    else
+        return -1;
+    *out = unit_ms ? (long long)ms : (long long)(ms / 1000);
+    return 0;
+}
+
+static int config_set(srv_config *c, const opt *o, const char *v, const char *where)
+{
+    void *p = (char *)c + o->off;
+    long long n;
+    char *end;
+    switch (o->type) {
+    case OPT_STR:
+        free(*(char **)p);
+        *(char **)p = strdup(v);
+        return 0;
+    case OPT_LIST:
+        if (c->n_upstream >= SRV_MAX_UPSTREAMS) {
+            fprintf(stderr, "llmcached: %s: too many --%s (at most %d)\n", where, o->name,
+                    SRV_MAX_UPSTREAMS);
+            return -1;
+        }
+        c->upstream[c->n_upstream++] = strdup(v);
+        return 0;
+    case OPT_INT:
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (end == v || *end || errno || n < 0)
+            goto bad;
+        *(long long *)p = n;
+        return 0;
+    case OPT_DOUBLE: {
+        errno = 0;
+        double d = strtod(v, &end);
+        if (end == v || *end || errno)
+            goto bad;
+        *(double *)p = d;
+        return 0;
+    }
+    case OPT_SIZE:
+        if (config_size(v, &n))
+            goto bad;
+        *(long long *)p = n;
+        return 0;
+    case OPT_MS:
+    case OPT_SEC:
+        if (config_duration(v, o->type == OPT_MS, &n))
+            goto bad;
+        *(long long *)p = n;
+        return 0;
+    case OPT_BOOL:
+        if (!strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1") ||
+            !strcasecmp(v, "true"))
+            *(int *)p = 1;
+        else if (!strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcmp(v, "0") ||
+                 !strcasecmp(v, "false"))
+            *(int *)p = 0;
+        else
+            goto bad;
+        return 0;
+    }
+bad:
+    fprintf(stderr, "llmcached: %s: invalid value '%s' for %s\n", where, v, o->name);
+    return -1;
+}
+
+void config_defaults(srv_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].defval)
+            config_set(c, &opts[i], opts[i].defval, "default");
+}
+
+static int config_file(srv_config *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "llmcached: cannot open config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        size_t l = strlen(s);
+        while (l && isspace((unsigned char)s[l - 1]))
+            s[--l] = 0;
+        if (!*s || *s == '#')
+            continue;
+        char *k = s;
+        while (*s && !isspace((unsigned char)*s))
+            s++;
+        size_t kl = (size_t)(s - k);
+        while (isspace((unsigned char)*s))
+            s++;
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        const opt *o = config_find(k, kl);
+        if (!o || o->off == O(config_file)) {
+            fprintf(stderr, "llmcached: %s: unknown option '%.*s' (see --help)\n", where, (int)kl,
+                    k);
+            rc = -1;
+            continue;
+        }
+        if (!*s) {
+            fprintf(stderr, "llmcached: %s: option '%s' needs a value\n", where, o->name);
+            rc = -1;
+            continue;
+        }
+        if (config_set(c, o, s, where))
+            rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int config_env(srv_config *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < NOPTS; i++) {
+        char name[128] = "LLMCACHED_";
+        size_t o = strlen(name);
+        for (const char *p = opts[i].name; *p && o < sizeof name - 1; p++)
+            name[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        name[o] = 0;
+        const char *v = getenv(name);
+        if (!v || opts[i].off == O(config_file))
+            continue;
+        if (opts[i].type == OPT_LIST) {
+            /* comma-separated list in the environment */
+            char *dup = strdup(v), *save = NULL;
+            for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (config_set(c, &opts[i], t, name))
+                    rc = -1;
+            free(dup);
+        } else if (config_set(c, &opts[i], v, name)) {
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+void config_print_help(FILE *f)
+{
+    fprintf(f, "llmcached %s — an LLM inference cache for OpenAI-compatible endpoints\n\n"
+               "usage: llmcached [--option value]...\n\n"
+               "Each option is also a line 'option value' in the --config file and an\n"
+               "environment variable LLMCACHED_OPTION (upper case, '-' as '_'). Command-line\n"
+               "flags override the environment, which overrides the file.\n\n",
+            LLMC_VERSION);
+    for (size_t i = 0; i < NOPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s", opts[i].name);
+        fprintf(f, "  %-28s %s", left, opts[i].help);
+        if (opts[i].defval && *opts[i].defval)
+            fprintf(f, " [%s]", opts[i].defval);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
+            "print the version and exit");
+}
+
+int config_load(srv_config *c, int argc, char **argv)
+{
+    /* Pass 1: --help, --version and --config only. */
+    const char *file = getenv("LLMCACHED_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            config_print_help(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("llmcached %s\n", LLMC_VERSION);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            file = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            file = argv[i] + 9;
+    }
+    int rc = 0;
+    if (file) {
+        free(c->config_file);
+        c->config_file = strdup(file);
+        if (config_file(c, file))
+            return -1;
+    }
+    /* Environment and flags replace the file's upstream list, not extend it. */
+    if (getenv("LLMCACHED_UPSTREAM")) {
+        for (int i = 0; i < c->n_upstream; i++)
+            free(c->upstream[i]);
+        c->n_upstream = 0;
+    }
+    if (config_env(c))
+        rc = -1;
+    int flag_upstream = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "llmcached: unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t kl = eq ? (size_t)(eq - a) : strlen(a);
+        const opt *o = config_find(a, kl);
+        if (!o) {
+            fprintf(stderr, "llmcached: unknown option '--%.*s' (see --help)\n", (int)kl, a);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            fprintf(stderr, "llmcached: option --%s needs a value\n", o->name);
+            return -1;
+        }
+        if (o->off == O(config_file))
+            continue;
+        if (o->type == OPT_LIST && !flag_upstream) {
+            flag_upstream = 1;
+            for (int j = 0; j < c->n_upstream; j++)
+                free(c->upstream[j]);
+            c->n_upstream = 0;
+        }
+        if (config_set(c, o, v, "command line"))
+            rc = -1;
+    }
+    return rc;
+}
+
+void config_free(srv_config *c)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].type == OPT_STR)
+            free(*(char **)((char *)c + opts[i].off));
+    }
+    for (int i = 0; i < c->n_upstream; i++)
+        free(c->upstream[i]);
+}

@@ -1,0 +1,739 @@
+/*
+ * flight.c — one upstream call, any number of clients waiting on it.
+ *
+ * A flight is an upstream transfer plus the bytes it has received so far.
+ * Identical cacheable misses (same exact key) that arrive while a flight is
+ * open join it instead of calling upstream again (request coalescing); each
+ * client is a subscriber (sub) on its own loop, woken by event_active()
+ * whenever the flight has news. A streaming subscriber of a streaming
+ * flight is sent each chunk as it arrives (time to first token unchanged);
+ * everyone else is answered when the flight is done, from the raw body or,
+ * when the client asked the other mode (stream vs not), from the assembled
+ * answer rendered in that mode.
+ *
+ * The answer is stored only when the transfer completed (curl reports OK),
+ * the status is 200, the body is a complete, well-formed answer (a stream
+ * must have reached "data: [DONE]") and the policy allows it: a client that
+ * disconnects, an upstream that drops mid-stream, an error status — none of
+ * them can leave a partial entry behind.
+ *
+ * Lifetime: refs = 1 for the transfer + 1 per subscriber. When the last
+ * subscriber leaves before the end, the owner loop aborts the transfer
+ * (abort_ev), so nobody pays for an answer nobody waits for.
+ * Locks: srv.flights_mu (table) is taken before a flight's mu, never after.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "server.h"
+
+#define FLIGHT_BUCKETS 4096
+
+struct sub {
+    sub *next;
+    flight *f;
+    srv_loop *loop;
+    struct evhttp_request *req;
+    struct event *wake;
+    size_t sent;
+    int started;
+    int client_stream;
+    double t0;
+};
+
+typedef struct {
+    char *name, *value;
+} flight_hdr;
+
+struct flight {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    srv *s;
+    srv_loop *owner;
+    flight_req fr;
+    int in_table;
+    flight *tnext;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char *url;
+    char *req_body;
+    size_t req_len;
+    int upstream_stream;
+    double t_start;
+    struct event *abort_ev;
+    /* guarded by mu */
+    int status, headers_done;
+    flight_hdr *rh;
+    int nrh, caprh;
+    char *body;
+    size_t len, cap;
+    int done, failed, fail_status;
+    const char *fail_msg, *fail_type;
+    char *final_json;
+    size_t final_len;
+    sub *subs;
+    int nsubs;
+};
+
+int flights_init(srv *s)
+{
+    pthread_mutex_init(&s->flights_mu, NULL);
+    s->nflights_cap = FLIGHT_BUCKETS;
+    s->flights = calloc(FLIGHT_BUCKETS, sizeof *s->flights);
+    return s->flights ? 0 : -1;
+}
+
+void flights_free(srv *s)
+{
+    free(s->flights);
+    pthread_mutex_destroy(&s->flights_mu);
+}
+
+static size_t flight_bucket(const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    return (size_t)(h % FLIGHT_BUCKETS);
+}
+
+static void flight_release(flight *f)
+{
+    if (atomic_fetch_sub(&f->refs, 1) != 1)
+        return;
+    if (f->easy)
+        curl_easy_cleanup(f->easy);
+    curl_slist_free_all(f->hdrs);
+    if (f->abort_ev)
+        event_free(f->abort_ev);
+    for (int i = 0; i < f->nrh; i++) {
+        free(f->rh[i].name);
+        free(f->rh[i].value);
+    }
+    free(f->rh);
+    free(f->url);
+    free(f->req_body);
+    free(f->body);
+    free(f->final_json);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+/* Wake every subscriber; f->mu held. */
+static void flight_wake_all(flight *f)
+{
+    for (sub *u = f->subs; u; u = u->next)
+        event_active(u->wake, EV_READ, 0);
+}
+
+/* ---- subscriber side (runs on the subscriber's loop) ---- */
+
+static void sub_detach(sub *u)
+{
+    flight *f = u->f;
+    int abort_now = 0;
+    pthread_mutex_lock(&f->mu);
+    for (sub **pp = &f->subs; *pp; pp = &(*pp)->next)
+        if (*pp == u) {
+            *pp = u->next;
+            f->nsubs--;
+            break;
+        }
+    abort_now = f->nsubs == 0 && !f->done;
+    pthread_mutex_unlock(&f->mu);
+    if (abort_now)
+        event_active(f->abort_ev, EV_READ, 0);
+    event_free(u->wake);
+    if (u->req) {
+        struct evhttp_connection *c = evhttp_request_get_connection(u->req);
+        if (c)
+            evhttp_connection_set_closecb(c, NULL, NULL);
+    }
+    flight_release(f);
+    free(u);
+}
+
+static void sub_closed(struct evhttp_connection *c, void *arg)
+{
+    sub *u = arg;
+    /* A client that went away before our reply was done leaves its request
+     * detached from the connection (libevent 2.1: evcon == NULL); then it is
+     * ours to free. Otherwise the connection frees it after this callback. */
+    if (u->req && !evhttp_request_get_connection(u->req))
+        evhttp_request_free(u->req);
+    u->req = NULL;
+    sub_detach(u);
+}
+
+static void sub_headers(sub *u, const char *cache_status)
+{
+    flight *f = u->f;
+    http_add_common_headers(f->s, u->req);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(u->req);
+    evhttp_add_header(oh, "X-LLM-Cache", cache_status);
+    if (f->fr.ep) {
+        char hex[2 * LLMC_KEY_LEN + 1];
+        llmc_key_hex(f->fr.key, hex);
+        evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
+    }
+    if (f->fr.reason)
+        evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason);
+}
+
+/* Copy upstream response headers; f->mu held. */
+static void sub_copy_upstream_headers(sub *u, int with_ctype)
+{
+    flight *f = u->f;
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(u->req);
+    for (int i = 0; i < f->nrh; i++) {
+        if (!with_ctype && !strcasecmp(f->rh[i].name, "Content-Type"))
+            continue;
+        evhttp_add_header(oh, f->rh[i].name, f->rh[i].value);
+    }
+}
+
+/* Take the request for its final reply: from here on a client close must
+ * not reach this sub (evhttp may free the request once the reply is out). */
+static struct evhttp_request *sub_take(sub *u)
+{
+    struct evhttp_request *req = u->req;
+    struct evhttp_connection *c = req ? evhttp_request_get_connection(req) : NULL;
+    if (c)
+        evhttp_connection_set_closecb(c, NULL, NULL);
+    u->req = NULL;
+    return req;
+}
+
+static void sub_observe(sub *u, double t_end)
+{
+    flight *f = u->f;
+    if (f->fr.ep && !strcmp(f->fr.cache_status, "MISS"))
+        llmc_metrics_observe(f->s->metrics, LLMC_HIST_MISS_TOTAL, t_end - u->t0);
+}
+
+static void sub_wake(evutil_socket_t fd, short what, void *arg)
+{
+    sub *u = arg;
+    flight *f = u->f;
+    struct evhttp_request *req = u->req;
+    struct evbuffer *out = evbuffer_new();
+    pthread_mutex_lock(&f->mu);
+    int passthrough = u->client_stream && f->upstream_stream && f->headers_done &&
+                      f->status == 200;
+    if (passthrough) {
+        if (!u->started) {
+            sub_headers(u, f->fr.cache_status);
+            sub_copy_upstream_headers(u, 1);
+        }
+        if (f->len > u->sent) {
+            evbuffer_add(out, f->body + u->sent, f->len - u->sent);
+            u->sent = f->len;
+        }
+        int done = f->done, broken = f->failed;
+        pthread_mutex_unlock(&f->mu);
+        if (!u->started) {
+            evhttp_send_reply_start(req, 200, "OK");
+            u->started = 1;
+        }
+        if (evbuffer_get_length(out))
+            evhttp_send_reply_chunk(req, out);
+        evbuffer_free(out);
+        if (done) {
+            sub_observe(u, srv_now());
+            /* detach first: ending the reply may free the request */
+            sub_take(u);
+            struct evhttp_connection *c = evhttp_request_get_connection(req);
+            if (broken && c)
+                evhttp_connection_free(c); /* cut, so the client sees a broken stream */
+            else
+                evhttp_send_reply_end(req);
+            sub_detach(u);
+        }
+        return;
+    }
+    if (!f->done) {
+        pthread_mutex_unlock(&f->mu);
+        evbuffer_free(out);
+        return;
+    }
+    /* Done: answer in one piece. */
+    int code;
+    sub_headers(u, f->fr.cache_status);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    if (f->failed && (!f->status || f->status == 200)) {
+        code = f->fail_status ? f->fail_status : 502;
+        pthread_mutex_unlock(&f->mu);
+        evbuffer_free(out);
+        sub_observe(u, srv_now());
+        sub_take(u);
+        http_send_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
+                        f->fail_msg ? f->fail_msg : "upstream failed");
+        sub_detach(u);
+        return;
+    }
+    code = f->status;
+    if (code == 200 && f->final_json && u->client_stream != f->upstream_stream) {
+        sub_copy_upstream_headers(u, 0);
+        if (u->client_stream) {
+            char *sse = NULL;
+            size_t sl = 0;
+            if (llmc_resp_to_sse(f->fr.ep, f->final_json, f->final_len, &sse, &sl) == 0) {
+                evbuffer_add(out, sse, sl);
+                free(sse);
+            }
+            evhttp_add_header(oh, "Content-Type", "text/event-stream");
+        } else {
+            evbuffer_add(out, f->final_json, f->final_len);
+            evhttp_add_header(oh, "Content-Type", "application/json");
+        }
+    } else {
+        sub_copy_upstream_headers(u, 1);
+        evbuffer_add(out, f->body, f->len);
+    }
+    pthread_mutex_unlock(&f->mu);
+    sub_observe(u, srv_now());
+    sub_take(u);
+    evhttp_send_reply(req, code, code == 200 ? "OK" : "Upstream", out);
+    evbuffer_free(out);
+    sub_detach(u);
+}
+
+static sub *sub_new(srv_loop *l, struct evhttp_request *req, flight *f, int client_stream,
+                    double t0)
+{
+    sub *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->f = f;
+    u->loop = l;
+    u->req = req;
+    u->client_stream = client_stream;
+    u->t0 = t0;
+    u->wake = event_new(l->base, -1, 0, sub_wake, u);
+    if (!u->wake) {
+        free(u);
+        return NULL;
+    }
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    if (c)
+        evhttp_connection_set_closecb(c, sub_closed, u);
+    return u;
+}
+
+/* ---- transfer side (runs on the owner loop) ---- */
+
+static size_t flight_on_header(char *buf, size_t size, size_t n, void *arg)
+{
+    flight *f = arg;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
+        /* a new status line (after a 100 Continue, say): start over */
+        pthread_mutex_lock(&f->mu);
+        for (int i = 0; i < f->nrh; i++) {
+            free(f->rh[i].name);
+            free(f->rh[i].value);
+        }
+        f->nrh = 0;
+        pthread_mutex_unlock(&f->mu);
+        return len;
+    }
+    if (len <= 2) { /* blank line: headers complete */
+        long code = 0;
+        curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200) {
+            pthread_mutex_lock(&f->mu);
+            f->status = (int)code;
+            f->headers_done = 1;
+            flight_wake_all(f);
+            pthread_mutex_unlock(&f->mu);
+        }
+        return len;
+    }
+    const char *colon = memchr(buf, ':', len);
+    if (!colon)
+        return len;
+    size_t nl = (size_t)(colon - buf);
+    static const char *const skip[] = {"content-length", "transfer-encoding", "connection",
+                                       "keep-alive", "date", "server", "content-encoding",
+                                       "x-llm-cache", "x-llm-cache-key", "x-llm-cache-reason",
+                                       "age", NULL};
+    for (int i = 0; skip[i]; i++)
+        if (strlen(skip[i]) == nl && !strncasecmp(buf, skip[i], nl))
+            return len;
+    const char *v = colon + 1;
+    const char *end = buf + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    pthread_mutex_lock(&f->mu);
+    if (f->nrh == f->caprh) {
+        int cap = f->caprh ? f->caprh * 2 : 16;
+        flight_hdr *nh = realloc(f->rh, (size_t)cap * sizeof *nh);
+        if (!nh) {
+            pthread_mutex_unlock(&f->mu);
+            return len;
+        }
+        f->rh = nh;
+        f->caprh = cap;
+    }
+    f->rh[f->nrh].name = strndup(buf, nl);
+    f->rh[f->nrh].value = strndup(v, (size_t)(end - v));
+    if (f->rh[f->nrh].name && f->rh[f->nrh].value)
+        f->nrh++;
+    pthread_mutex_unlock(&f->mu);
+    return len;
+}
+
+static size_t flight_on_body(char *buf, size_t size, size_t n, void *arg)
+{
+    flight *f = arg;
+    size_t len = size * n;
+    pthread_mutex_lock(&f->mu);
+    if (f->len + len > f->cap) {
+        size_t cap = f->cap ? f->cap : 4096;
+        while (cap < f->len + len)
+            cap *= 2;
+        char *nb = realloc(f->body, cap);
+        if (!nb) {
+            pthread_mutex_unlock(&f->mu);
+            return 0; /* curl fails the transfer: nothing is stored */
+        }
+        f->body = nb;
+        f->cap = cap;
+    }
+    memcpy(f->body + f->len, buf, len);
+    f->len += len;
+    if (!f->headers_done) {
+        long code = 0;
+        curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &code);
+        f->status = (int)code;
+        f->headers_done = 1;
+    }
+    flight_wake_all(f);
+    pthread_mutex_unlock(&f->mu);
+    return len;
+}
+
+/* Decide whether and what to store; owner loop, f->mu not held (the body
+ * is complete and no longer written). */
+static void flight_store(flight *f)
+{
+    srv *s = f->s;
+    llmc_resp_info info;
+    char *json = NULL;
+    size_t jl = 0;
+    int rc;
+    if (f->upstream_stream) {
+        rc = llmc_resp_from_sse(f->fr.ep, f->body, f->len, &json, &jl, &info);
+    } else {
+        rc = llmc_resp_parse(f->fr.ep, f->body, f->len, &info);
+        if (!rc) {
+            json = malloc(f->len + 1);
+            if (json) {
+                memcpy(json, f->body, f->len);
+                json[f->len] = 0;
+                jl = f->len;
+            } else {
+                rc = LLMC_ENOMEM;
+            }
+        }
+    }
+    if (rc) {
+        srv_log(LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
+        atomic_fetch_add(&s->store_refused, 1);
+        return;
+    }
+    int store = f->fr.cacheable;
+    if (info.has_tool_calls || info.truncated)
+        store = 0; /* tool calls act on the world; a truncated answer is not the answer */
+    if (store) {
+        llmc_entry_info e;
+        memset(&e, 0, sizeof e);
+        memcpy(e.key, f->fr.key, LLMC_KEY_LEN);
+        e.ns_hash = f->fr.ns_hash;
+        e.partition = f->fr.partition;
+        e.created = (int64_t)time(NULL);
+        e.expires = e.created + (f->fr.ttl > 0 ? f->fr.ttl : 1);
+        e.endpoint = (uint32_t)f->fr.ep;
+        e.prompt_tokens = info.prompt_tokens;
+        e.completion_tokens = info.completion_tokens;
+        e.flags = f->fr.entry_flags;
+        e.model = f->fr.model;
+        e.vec_model = "";
+        e.body = json;
+        e.body_len = jl;
+        const llmc_entry_info *ref = NULL;
+        rc = llmc_store_put(s->store, &e, e.created, &ref);
+        if (rc == 0) {
+            atomic_fetch_add(&s->stores, 1);
+            if (s->persist)
+                llmc_persist_put(s->persist, ref);
+            llmc_entry_release(ref);
+        } else {
+            srv_log(LOG_WARN, "answer not stored: %s", llmc_strerror(rc));
+            atomic_fetch_add(&s->store_refused, 1);
+        }
+    } else {
+        atomic_fetch_add(&s->store_refused, f->fr.cacheable ? 1 : 0);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->final_json = json;
+    f->final_len = jl;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void flight_unlink(flight *f)
+{
+    srv *s = f->s;
+    if (!f->in_table)
+        return;
+    pthread_mutex_lock(&s->flights_mu);
+    for (flight **pp = &s->flights[flight_bucket(f->fr.key)]; *pp; pp = &(*pp)->tnext)
+        if (*pp == f) {
+            *pp = f->tnext;
+            s->nflights--;
+            break;
+        }
+    f->in_table = 0;
+    pthread_mutex_unlock(&s->flights_mu);
+}
+
+void flight_transfer_done(flight *f, CURLcode rc)
+{
+    srv *s = f->s;
+    long code = 0;
+    curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &code);
+    llmc_metrics_observe(s->metrics, LLMC_HIST_UPSTREAM, srv_now() - f->t_start);
+    pthread_mutex_lock(&f->mu);
+    if (!f->headers_done && code >= 200) {
+        f->status = (int)code;
+        f->headers_done = 1;
+    }
+    if (rc != CURLE_OK) {
+        f->failed = 1;
+        if (rc == CURLE_OPERATION_TIMEDOUT) {
+            f->fail_status = 504;
+            f->fail_type = "upstream_timeout";
+            f->fail_msg = "the upstream did not answer in time";
+            llmc_metrics_upstream_error(s->metrics, "timeout");
+        } else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+            f->fail_status = 502;
+            f->fail_type = "upstream_unreachable";
+            f->fail_msg = "the upstream could not be reached";
+            llmc_metrics_upstream_error(s->metrics, "connect");
+        } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+            f->fail_status = 499;
+            f->fail_type = "client_closed";
+            f->fail_msg = "every client went away";
+            llmc_metrics_upstream_error(s->metrics, "client");
+        } else {
+            f->fail_status = 502;
+            f->fail_type = "upstream_error";
+            f->fail_msg = "the upstream connection failed mid-answer";
+            llmc_metrics_upstream_error(s->metrics, "protocol");
+        }
+        srv_log(LOG_INFO, "upstream %s: %s", f->url, curl_easy_strerror(rc));
+    } else if (f->status != 200) {
+        llmc_metrics_upstream_error(s->metrics, "status");
+    }
+    int store = !f->failed && f->status == 200 && f->fr.ep && f->fr.shareable;
+    pthread_mutex_unlock(&f->mu);
+    if (store)
+        flight_store(f); /* before unlinking: a newcomer finds the flight or the entry */
+    flight_unlink(f);
+    pthread_mutex_lock(&f->mu);
+    f->done = 1;
+    flight_wake_all(f);
+    pthread_mutex_unlock(&f->mu);
+    flight_release(f); /* the transfer's reference */
+}
+
+static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
+{
+    flight *f = arg;
+    pthread_mutex_lock(&f->mu);
+    int abort_now = f->nsubs == 0 && !f->done && f->easy;
+    pthread_mutex_unlock(&f->mu);
+    if (!abort_now)
+        return;
+    curl_multi_remove_handle(f->owner->multi, f->easy);
+    flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
+}
+
+/* Build the upstream URL for a client path (with query). */
+static char *flight_url(srv *s, const char *uri)
+{
+    const char *p = uri;
+    if (s->upstream_has_v1 && !strncmp(p, "/v1/", 4))
+        p += 3;
+    size_t n = strlen(s->upstream_base) + strlen(p) + 1;
+    char *u = malloc(n);
+    if (u)
+        snprintf(u, n, "%s%s", s->upstream_base, p);
+    return u;
+}
+
+static int flight_forward_header(srv *s, const char *name)
+{
+    static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
+                                      "keep-alive", "te", "trailer", "upgrade",
+                                      "proxy-authorization", "proxy-connection",
+                                      "accept-encoding", "expect", "cache-control", NULL};
+    for (int i = 0; hop[i]; i++)
+        if (!strcasecmp(name, hop[i]))
+            return 0;
+    if (!strncasecmp(name, "x-llm-cache", 11))
+        return 0;
+    if (s->cfg.namespace_header && !strcasecmp(name, s->cfg.namespace_header))
+        return 0;
+    if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
+        return 0;
+    return 1;
+}
+
+static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
+                          const char *body, size_t len)
+{
+    srv *s = l->s;
+    flight *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    pthread_mutex_init(&f->mu, NULL);
+    atomic_init(&f->refs, 1);
+    f->s = s;
+    f->owner = l;
+    f->fr = *fr;
+    f->t_start = srv_now();
+    f->url = flight_url(s, evhttp_request_get_uri(req));
+    f->req_body = malloc(len + 1);
+    f->easy = curl_easy_init();
+    f->abort_ev = event_new(l->base, -1, 0, flight_abort_cb, f);
+    if (!f->url || !f->req_body || !f->easy || !f->abort_ev) {
+        flight_release(f);
+        return NULL;
+    }
+    memcpy(f->req_body, body, len);
+    f->req_len = len;
+    f->upstream_stream = fr->client_stream;
+
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
+        if (!flight_forward_header(s, h->key))
+            continue;
+        size_t n = strlen(h->key) + strlen(h->value) + 3;
+        char *line = malloc(n);
+        if (!line)
+            continue;
+        snprintf(line, n, "%s: %s", h->key, h->value);
+        f->hdrs = curl_slist_append(f->hdrs, line);
+        free(line);
+    }
+    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
+        size_t n = strlen(s->cfg.upstream_key) + 32;
+        char *line = malloc(n);
+        if (line) {
+            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
+            f->hdrs = curl_slist_append(f->hdrs, line);
+            free(line);
+        }
+    }
+    f->hdrs = curl_slist_append(f->hdrs, "Expect:");
+    CURL *e = f->easy;
+    curl_easy_setopt(e, CURLOPT_URL, f->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, flight_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, flight_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.upstream_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *method = m == EVHTTP_REQ_POST     ? "POST"
+                         : m == EVHTTP_REQ_GET    ? "GET"
+                         : m == EVHTTP_REQ_DELETE ? "DELETE"
+                         : m == EVHTTP_REQ_PUT    ? "PUT"
+                         : m == EVHTTP_REQ_PATCH  ? "PATCH"
+                         : m == EVHTTP_REQ_HEAD   ? "HEAD"
+                                                  : "OPTIONS";
+    if (m == EVHTTP_REQ_POST) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, f->req_body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->req_len);
+    } else if (m != EVHTTP_REQ_GET) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (f->req_len) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, f->req_body);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->req_len);
+        }
+        if (m == EVHTTP_REQ_HEAD)
+            curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    }
+    return f;
+}
+
+void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
+                   const char *body, size_t len, double t0)
+{
+    srv *s = l->s;
+    flight *f = NULL;
+    /* Look up and insert under one lock, so two identical misses arriving
+     * together on two loops still make one upstream call. */
+    if (fr->shareable) {
+        pthread_mutex_lock(&s->flights_mu);
+        for (flight *x = s->flights[flight_bucket(fr->key)]; x && !f; x = x->tnext) {
+            if (memcmp(x->fr.key, fr->key, LLMC_KEY_LEN) != 0)
+                continue;
+            pthread_mutex_lock(&x->mu);
+            if (!x->done) {
+                sub *u = sub_new(l, req, x, fr->client_stream, t0);
+                if (u) {
+                    atomic_fetch_add(&x->refs, 1);
+                    u->next = x->subs;
+                    x->subs = u;
+                    x->nsubs++;
+                    event_active(u->wake, EV_READ, 0); /* catch up with what arrived */
+                    f = x;
+                }
+            }
+            pthread_mutex_unlock(&x->mu);
+        }
+        if (f) {
+            pthread_mutex_unlock(&s->flights_mu);
+            atomic_fetch_add(&s->coalesced, 1);
+            return;
+        }
+    }
+    f = flight_new(l, req, fr, body, len);
+    sub *u = f ? sub_new(l, req, f, fr->client_stream, t0) : NULL;
+    if (f && u) {
+        atomic_fetch_add(&f->refs, 1);
+        f->subs = u;
+        f->nsubs = 1;
+        if (fr->shareable) {
+            size_t b = flight_bucket(fr->key);
+            f->tnext = s->flights[b];
+            s->flights[b] = f;
+            s->nflights++;
+            f->in_table = 1;
+        }
+    }
+    if (fr->shareable)
+        pthread_mutex_unlock(&s->flights_mu);
+    if (!f || !u) {
+        if (f)
+            flight_release(f);
+        http_send_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    atomic_fetch_add(&s->upstream_calls, 1);
+    if (curl_multi_add_handle(l->multi, f->easy) != CURLM_OK)
+        flight_transfer_done(f, CURLE_FAILED_INIT);
+}

@@ -1,0 +1,310 @@
+/*
+ * http.c — the gateway's request path.
+ *
+ * For the three cached endpoints (chat completions, completions,
+ * embeddings; with or without the /v1 prefix): canonicalise, decide
+ * (policy), look up the exact tier, and either answer from the entry —
+ * as JSON or as an SSE replay, whichever the request asked — or hand the
+ * request to a flight (flight.c) that calls upstream, coalescing identical
+ * misses. Every other path is proxied unchanged and never cached; /health
+ * is answered here and the admin paths go to admin.c.
+ *
+ * Errors are OpenAI-shaped JSON ({"error":{"message","type","param",
+ * "code"}}) with a 4xx/5xx status; nothing on this path can crash the
+ * daemon or touch the store on bad input.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "server.h"
+
+void http_add_common_headers(srv *s, struct evhttp_request *req)
+{
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_add_header(oh, "Server", "llmcached/" LLMC_VERSION);
+    if (s->demo)
+        evhttp_add_header(oh, "X-LLM-Cache-Upstream",
+                          "demo (built-in demo upstream, not a language model)");
+}
+
+void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg)
+{
+    json_t *o = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",
+                          "code", type);
+    char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    struct evbuffer *b = evbuffer_new();
+    if (js)
+        evbuffer_add(b, js, strlen(js));
+    free(js);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(oh, "Content-Type");
+    evhttp_add_header(oh, "Content-Type", "application/json");
+    const char *reason = status == 400   ? "Bad Request"
+                         : status == 401 ? "Unauthorized"
+                         : status == 404 ? "Not Found"
+                         : status == 405 ? "Method Not Allowed"
+                         : status == 413 ? "Payload Too Large"
+                         : status == 502 ? "Bad Gateway"
+                         : status == 504 ? "Gateway Timeout"
+                                         : "Error";
+    evhttp_send_reply(req, status, reason, b);
+    evbuffer_free(b);
+}
+
+static llmc_endpoint http_endpoint(const char *path)
+{
+    if (!strncmp(path, "/v1/", 4))
+        path += 3;
+    if (!strcmp(path, "/chat/completions"))
+        return LLMC_EP_CHAT;
+    if (!strcmp(path, "/completions"))
+        return LLMC_EP_COMPLETIONS;
+    if (!strcmp(path, "/embeddings"))
+        return LLMC_EP_EMBEDDINGS;
+    return 0;
+}
+
+typedef struct {
+    int no_store, no_cache;
+    long long max_age; /* -1: none */
+} http_cc;
+
+/* Request Cache-Control directives we honour. */
+static void http_cache_control(const char *v, http_cc *cc)
+{
+    cc->no_store = cc->no_cache = 0;
+    cc->max_age = -1;
+    if (!v)
+        return;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - p);
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n == 8 && !strncasecmp(p, "no-store", 8))
+            cc->no_store = 1;
+        else if (n == 8 && !strncasecmp(p, "no-cache", 8))
+            cc->no_cache = 1;
+        else if (n > 8 && !strncasecmp(p, "max-age=", 8)) {
+            char *end;
+            long long a = strtoll(p + 8, &end, 10);
+            if (end != p + 8 && a >= 0)
+                cc->max_age = a;
+        }
+        p = e;
+    }
+}
+
+static int http_ns_shared(srv *s, const char *ns)
+{
+    const char *list = s->cfg.shared_namespaces;
+    size_t nl = strlen(ns);
+    while (list && *list) {
+        while (*list == ' ' || *list == ',')
+            list++;
+        const char *e = list;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - list);
+        while (n && list[n - 1] == ' ')
+            n--;
+        if (n == nl && !strncmp(list, ns, n))
+            return 1;
+        list = e;
+    }
+    return 0;
+}
+
+static void http_entry_cleanup(const void *data, size_t len, void *arg)
+{
+    llmc_entry_release(arg);
+}
+
+/* Serve a live entry. Returns 0, or -1 when it cannot be rendered in the
+ * mode asked (the caller then goes upstream). */
+static int http_serve_hit(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
+                          int client_stream, double t0)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    if (!b)
+        return -1;
+    if (client_stream && e->endpoint != LLMC_EP_EMBEDDINGS) {
+        char *sse = NULL;
+        size_t sl = 0;
+        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl)) {
+            evbuffer_free(b);
+            return -1;
+        }
+        evbuffer_add(b, sse, sl);
+        free(sse);
+        evhttp_add_header(oh, "Content-Type", "text/event-stream");
+        evhttp_add_header(oh, "Cache-Control", "no-cache");
+    } else {
+        llmc_entry_ref(e);
+        evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
+        evhttp_add_header(oh, "Content-Type", "application/json");
+    }
+    char age[32], hex[2 * LLMC_KEY_LEN + 1];
+    long long a = (long long)time(NULL) - e->created;
+    snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
+    llmc_key_hex(e->key, hex);
+    http_add_common_headers(s, req);
+    evhttp_add_header(oh, "X-LLM-Cache", "HIT-EXACT");
+    evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
+    evhttp_add_header(oh, "Age", age);
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+    llmc_metrics_count(s->metrics, e->model, LLMC_OUT_HIT_EXACT);
+    llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
+    llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - t0);
+    return 0;
+}
+
+static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint ep, double t0)
+{
+    srv *s = l->s;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        http_add_common_headers(s, req);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        http_send_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if ((long long)len > s->cfg.max_body) {
+        http_send_error(req, 413, "request_too_large", "request body exceeds max-body");
+        return;
+    }
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(ih, "Authorization");
+    const char *ns = s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header)
+                                             : NULL;
+    llmc_tenant t;
+    llmc_tenant_make(&t, auth, ns, ns && http_ns_shared(s, ns));
+    http_cc cc;
+    http_cache_control(evhttp_find_header(ih, "Cache-Control"), &cc);
+
+    llmc_canon c;
+    const char *why = NULL;
+    int rc = llmc_canon_request(ep, &t, body, len, s->cfg.scope_user, &c, &why);
+    if (rc) {
+        http_add_common_headers(s, req);
+        http_send_error(req, 400, "invalid_request_error",
+                        why ? why : "request body could not be read");
+        return;
+    }
+    flight_req fr;
+    memset(&fr, 0, sizeof fr);
+    fr.ep = ep;
+    fr.client_stream = c.stream && ep != LLMC_EP_EMBEDDINGS;
+    memcpy(fr.key, c.key, LLMC_KEY_LEN);
+    memcpy(&fr.partition, c.partition, sizeof fr.partition);
+    fr.ns_hash = t.ns_hash;
+    snprintf(fr.model, sizeof fr.model, "%s", c.model);
+    fr.ttl = cc.max_age > 0 ? cc.max_age : s->cfg.ttl;
+
+    /* Policy: what may be stored and served. */
+    const char *bypass = NULL;
+    if (cc.no_store)
+        bypass = "cache-control: no-store";
+    else if (!isnan(c.temperature) && c.temperature > s->cfg.temperature_max)
+        bypass = "temperature above temperature-max";
+    else if (c.n > 1)
+        bypass = "n>1";
+    else if (cc.max_age == 0)
+        bypass = NULL; /* max-age=0: refresh below */
+    llmc_canon_clear(&c);
+
+    if (bypass) {
+        fr.cacheable = 0;
+        fr.shareable = 0;
+        fr.cache_status = "BYPASS";
+        fr.reason = bypass;
+        llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_BYPASS);
+        flight_submit(l, req, &fr, body, len, t0);
+        return;
+    }
+    if (!cc.no_cache) {
+        const llmc_entry_info *e = llmc_store_get(s->store, fr.key, (int64_t)time(NULL));
+        if (e && cc.max_age >= 0 && (long long)time(NULL) - e->created > cc.max_age) {
+            llmc_entry_release(e); /* older than the client accepts: refresh */
+            e = NULL;
+        }
+        if (e) {
+            int served = http_serve_hit(s, req, e, fr.client_stream, t0) == 0;
+            llmc_entry_release(e);
+            if (served)
+                return;
+        }
+    }
+    fr.cacheable = 1;
+    fr.shareable = 1;
+    fr.cache_status = "MISS";
+    fr.reason = cc.no_cache ? "cache-control: no-cache" : NULL;
+    llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_MISS);
+    flight_submit(l, req, &fr, body, len, t0);
+}
+
+void http_handle(struct evhttp_request *req, void *arg)
+{
+    srv_loop *l = arg;
+    srv *s = l->s;
+    double t0 = srv_now();
+    atomic_fetch_add(&s->requests, 1);
+    const char *uri = evhttp_request_get_uri(req);
+    char path[1024];
+    size_t pl = strcspn(uri, "?#");
+    if (pl >= sizeof path)
+        pl = sizeof path - 1;
+    memcpy(path, uri, pl);
+    path[pl] = 0;
+
+    if (!strcmp(path, "/health")) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"status\":\"ok\",\"demo_upstream\":%s}",
+                            s->demo ? "true" : "false");
+        http_add_common_headers(s, req);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (!strcmp(path, "/stats") || !strcmp(path, "/metrics") || !strncmp(path, "/admin/", 7) ||
+        !strcmp(path, "/admin")) {
+        admin_handle(s, req, path);
+        return;
+    }
+    llmc_endpoint ep = http_endpoint(path);
+    if (ep) {
+        http_cached(l, req, ep, t0);
+        return;
+    }
+    /* Anything else: proxied unchanged, never cached. */
+    flight_req fr;
+    memset(&fr, 0, sizeof fr);
+    fr.cache_status = "BYPASS";
+    fr.reason = "not a cached endpoint";
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    fr.client_stream = accept && strstr(accept, "text/event-stream") != NULL;
+    flight_submit(l, req, &fr, body, len, t0);
+}

@@ -1,0 +1,158 @@
+/*
+ * server.h — the daemon's types, and who owns what.
+ *
+ * Threads (the one place this is written down):
+ *   - The main thread reads the configuration, opens the store and its
+ *     SQLite file, starts the loops, then waits for SIGINT/SIGTERM and shuts
+ *     everything down in reverse order.
+ *   - N loop threads (srv_loop), each with its own libevent event_base, its
+ *     own evhttp on its own SO_REUSEPORT listening socket (the kernel spreads
+ *     connections), and its own libcurl multi handle driven by the same
+ *     event_base through the multi-socket API. A client request, and the
+ *     upstream transfer it starts, live on one loop from start to end. No
+ *     thread per request, no blocking call on a loop (except the SQLite
+ *     commit in persist-sync mode, which is what that mode asks for).
+ *   - The persistence writer thread (libllmcache's persist.c).
+ *   - Shared between loops: the store (its own lock), the metrics (atomics)
+ *     and the flight table (srv.flights_mu). A flight — one upstream call
+ *     that N identical requests wait on — is driven by the loop that started
+ *     it; subscribers on other loops are woken with event_active() on their
+ *     own event (libevent is initialised with pthreads locking), and only
+ *     ever touch their own evhttp request. Flight fields are guarded by the
+ *     flight's mutex; refs keep it alive until the last subscriber and the
+ *     transfer have let go.
+ *   - There are no globals but the one `srv` pointer the signal handler uses.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "llmcache.h"
+
+#define SRV_MAX_UPSTREAMS 16
+
+typedef struct srv_config {
+    char *config_file;
+    char *listen;
+    char *upstream[SRV_MAX_UPSTREAMS];
+    int n_upstream;
+    char *upstream_key;
+    char *data_dir;
+    long long memory;
+    long long ttl;
+    long long connect_timeout_ms;
+    long long upstream_timeout_ms;
+    long long max_body;
+    char *admin_token;
+    long long threads;
+    int persist;
+    int persist_sync;
+    long long flush_interval_ms;
+    char *namespace_header;
+    char *shared_namespaces; /* comma-separated */
+    int scope_user;
+    double temperature_max;
+    long long demo_delay_ms;
+    char *log_level;
+    char *prices; /* "model=in/out,model=in/out" per million tokens */
+} srv_config;
+
+/* config.c */
+void config_defaults(srv_config *c);
+/* Parse argv (and the file and environment); returns 0 to run, 1 when it
+ * printed help/version and the daemon should exit 0, -1 on error (message
+ * printed). */
+int config_load(srv_config *c, int argc, char **argv);
+void config_free(srv_config *c);
+void config_print_help(FILE *f);
+
+/* log */
+enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void srv_log_set_level(const char *name);
+
+typedef struct srv srv;
+typedef struct srv_loop srv_loop;
+typedef struct flight flight;
+typedef struct sub sub;
+
+struct srv_loop {
+    srv *s;
+    int idx;
+    pthread_t th;
+    struct event_base *base;
+    struct evhttp *http;
+    int listen_fd;
+    CURLM *multi;
+    struct event *curl_timer;
+    struct event *stop_ev;
+    /* demo upstream (loop 0 only) */
+    struct evhttp *demo_http;
+};
+
+struct srv {
+    srv_config cfg;
+    srv_loop *loops;
+    int nloops;
+    llmc_store *store;
+    llmc_persist *persist;
+    llmc_metrics *metrics;
+    pthread_mutex_t flights_mu;
+    flight **flights; /* open hash table on key */
+    size_t nflights_cap, nflights;
+    char upstream_base[1024]; /* effective upstream base URL (no trailing /) */
+    int upstream_has_v1;
+    int demo; /* serving from the built-in demo upstream */
+    int demo_port;
+    time_t started;
+    atomic_uint_fast64_t requests, coalesced, upstream_calls, stores, store_refused;
+};
+
+/* upstream.c — curl multi on a loop */
+int upstream_loop_init(srv_loop *l);
+void upstream_loop_free(srv_loop *l);
+
+/* flight.c */
+int flights_init(srv *s);
+void flights_free(srv *s);
+
+/* What a cached request asks of the flight machinery. */
+typedef struct {
+    llmc_endpoint ep;         /* 0 for a plain proxied path */
+    int cacheable;            /* store the answer when it qualifies */
+    int shareable;            /* may join / be joined by identical requests */
+    int client_stream;        /* the client asked for SSE */
+    uint8_t key[LLMC_KEY_LEN];
+    uint64_t ns_hash, partition;
+    char model[128];
+    long long ttl;
+    uint32_t entry_flags;
+    const char *cache_status; /* "MISS" or "BYPASS" (static) */
+    const char *reason;       /* static, for X-LLM-Cache-Reason, or NULL */
+} flight_req;
+
+/* Start or join the upstream call for req on loop l. Takes over the reply
+ * of req. Body is the raw client body (copied). */
+void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
+                   const char *body, size_t len, double t0);
+
+/* http.c */
+void http_handle(struct evhttp_request *req, void *arg);
+void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
+void http_add_common_headers(srv *s, struct evhttp_request *req);
+double srv_now(void);
+
+/* admin.c */
+void admin_handle(srv *s, struct evhttp_request *req, const char *path);
+
+/* demo.c */
+int demo_start(srv_loop *l);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * upstream.c — libcurl's multi-socket interface driven by a loop's
+ * event_base.
+ *
+ * curl tells us which sockets to watch (socket callback) and when to call
+ * it back (timer callback); we translate both into libevent events and hand
+ * readiness back with curl_multi_socket_action(). Finished transfers are
+ * collected with curl_multi_info_read() and passed to the flight that owns
+ * them (CURLOPT_PRIVATE). All of this runs on the loop's own thread.
+ */
+#include <stdlib.h>
+
+#include "server.h"
+
+void flight_transfer_done(flight *f, CURLcode rc);
+
+typedef struct {
+    struct event *ev;
+    srv_loop *l;
+} upstream_sock;
+
+static void upstream_check_done(srv_loop *l)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(l->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = m->easy_handle;
+        CURLcode rc = m->data.result;
+        flight *f = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&f);
+        curl_multi_remove_handle(l->multi, easy);
+        flight_transfer_done(f, rc);
+    }
+}
+
+static void upstream_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_loop *l = arg;
+    int running, flags = 0;
+    if (what & EV_READ)
+        flags |= CURL_CSELECT_IN;
+    if (what & EV_WRITE)
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(l->multi, fd, flags, &running);
+    upstream_check_done(l);
+}
+
+static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_loop *l = arg;
+    int running;
+    curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    upstream_check_done(l);
+}
+
+static int upstream_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    srv_loop *l = userp;
+    upstream_sock *us = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (us) {
+            event_free(us->ev);
+            free(us);
+            curl_multi_assign(l->multi, s, NULL);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST;
+    if (what & CURL_POLL_IN)
+        kind |= EV_READ;
+    if (what & CURL_POLL_OUT)
+        kind |= EV_WRITE;
+    if (!us) {
+        us = calloc(1, sizeof *us);
+        if (!us)
+            return -1;
+        us->l = l;
+        curl_multi_assign(l->multi, s, us);
+    } else {
+        event_free(us->ev);
+    }
+    us->ev = event_new(l->base, s, kind, upstream_event_cb, l);
+    event_add(us->ev, NULL);
+    return 0;
+}
+
+static int upstream_timer_set(CURLM *multi, long timeout_ms, void *userp)
+{
+    srv_loop *l = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(l->curl_timer);
+    } else {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(l->curl_timer, &tv);
+    }
+    return 0;
+}
+
+int upstream_loop_init(srv_loop *l)
+{
+    l->multi = curl_multi_init();
+    l->curl_timer = evtimer_new(l->base, upstream_timer_cb, l);
+    if (!l->multi || !l->curl_timer)
+        return -1;
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, upstream_timer_set);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return 0;
+}
+
+void upstream_loop_free(srv_loop *l)
+{
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    if (l->curl_timer)
+        event_free(l->curl_timer);
+}
