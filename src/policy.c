@@ -97,8 +97,10 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
                 s[k] != '#' && s[k] != '-' && s[k] < 0x80)
                 sent = 0;
     }
+    /* An opening quote starts a title or a citation: its capital is no name. */
     for (size_t k = gap_start; k < i && !sent; k++)
-        if (s[k] == '.' || s[k] == '!' || s[k] == '?' || s[k] == ':' || s[k] == '\n')
+        if (s[k] == '.' || s[k] == '!' || s[k] == '?' || s[k] == ':' || s[k] == '\n' ||
+            s[k] == '"' || (s[k] == 0xE2 && k + 2 < i && s[k + 2] == 0x9C))
             sent = 1;
     size_t start = i;
     unsigned wl = 0, flags = 0;
@@ -135,7 +137,7 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
                 out = '\'';
                 step = q;
             } else if ((c == '.' || c == ',') && i > start && isdigit(s[i - 1]) &&
-                       i + 1 < len && isdigit(s[i + 1]) && isdigit(s[start])) {
+                       i + 1 < len && isdigit(s[i + 1])) {
                 out = (char)c;
             } else {
                 break;
