@@ -309,6 +309,8 @@ typedef struct {
     double min_overlap;     /* minimum content-token overlap in [0,1] (see .c) */
     double relax_cosine;    /* cosine at or above which min_overlap is not applied;
                                > 1 disables the relaxation */
+    int max_slot_fill;      /* reject one template with different fillers of at
+                               most this many words per side; 0 disables (3) */
 } llmc_guard_params;
 
 llmc_guard_params llmc_guard_default_params(void);
@@ -319,6 +321,7 @@ enum {
     LLMC_GUARD_NEGATION = 1u << 1,
     LLMC_GUARD_ENTITY = 1u << 2,
     LLMC_GUARD_OVERLAP = 1u << 3,
+    LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
 };
 
 typedef struct {
@@ -326,7 +329,8 @@ typedef struct {
     uint32_t rejected;      /* LLMC_GUARD_* bits of the checks that failed */
     double overlap;         /* content-token overlap measured, in [0,1] */
     int entity_missing;     /* entities of either side absent from the other */
-    const char *reason;     /* static: "ok", "number", "negation", "entity", "overlap" */
+    const char *reason;     /* static: "ok", "number", "negation", "entity",
+                               "substitution", "overlap" */
 } llmc_guard_result;
 
 /* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be

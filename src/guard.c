@@ -56,6 +56,7 @@ typedef struct {
     char caps[8];             /* capitals of the original spelling ("JavaScript": "js") */
     char num[POLICY_TOK_MAX]; /* canonical number, "" when not a number */
     int covered;              /* matched through an acronym of the other side */
+    int weak;                 /* num from an ambiguous word ("one", "first") */
     unsigned flags;
     int stop;
     int entity;
@@ -87,9 +88,9 @@ static const char *const guard_stop[] = {
     "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
     "yourselves"};
 
-static const char *const guard_negations[] = {"cannot", "neither", "never",   "no",
-                                              "nobody", "none",    "nor",     "not",
-                                              "nothing", "nowhere", "without"};
+static const char *const guard_negations[] = {
+    "absence", "absent", "cannot", "lack", "lacking", "lacks", "neither", "never", "no",
+    "nobody", "non", "none", "nor", "not", "nothing", "nowhere", "without"};
 
 /* Number words and their canonical digits. Sorted by word. */
 static const struct {
@@ -107,6 +108,16 @@ static const struct {
     {"ten", "10"},             {"tenth", "10"},    {"third", "3"},      {"thirteen", "13"},
     {"thirty", "30"},           {"three", "3"},    {"twelve", "12"},
     {"twenty", "20"},          {"two", "2"},       {"zero", "0"}};
+
+/* Number words that are often something else ("which one", "first of
+ * all", "a second", "thousands of"): they may match a number of the other
+ * side but are not required to. Sorted by word. */
+static const struct {
+    const char *w;
+    const char *d;
+} guard_weaknum[] = {{"billion", "1000000000"}, {"dozen", "12"}, {"first", "1"},
+                     {"half", "0.5"}, {"hundred", "100"}, {"million", "1000000"},
+                     {"one", "1"}, {"second", "2"}, {"thousand", "1000"}};
 
 static int guard_cmp_str(const void *a, const void *b)
 {
@@ -180,10 +191,16 @@ static int guard_number(const policy_tok *t, char *out)
         const char *d;
     } *e = bsearch(t->w, guard_numwords, sizeof guard_numwords / sizeof guard_numwords[0],
                    sizeof guard_numwords[0], guard_numword_cmp);
+    if (e) {
+        strcpy(out, e->d);
+        return 1;
+    }
+    e = bsearch(t->w, guard_weaknum, sizeof guard_weaknum / sizeof guard_weaknum[0],
+                sizeof guard_weaknum[0], guard_numword_cmp);
     if (!e)
         return 0;
     strcpy(out, e->d);
-    return 1;
+    return 2;
 }
 
 static int guard_is_negation(const char *w, size_t wl)
@@ -219,10 +236,34 @@ static void guard_prepare(const char *s, size_t len, guard_text *g)
         w->caps[nc] = 0;
         w->num[0] = 0;
         w->neg = guard_is_negation(t.w, t.wl);
-        g->negated |= w->neg;
         w->stop = guard_in(t.w, guard_stop, sizeof guard_stop / sizeof guard_stop[0]);
-        if (guard_number(&t, w->num))
+        int nk = guard_number(&t, w->num);
+        w->weak = nk == 2;
+        if (nk)
             w->stop = 1; /* numbers have their own check */
+        /* Not a negation: "whether or not", an opening "No, ...", "no." for number. */
+        if (w->neg && !strcmp(t.w, "not") && g->n >= 2 && !strcmp(g->w[g->n - 2].word, "or"))
+            w->neg = 0;
+        if (w->neg && !strcmp(t.w, "no")) {
+            char next = t.off + t.len < len ? s[t.off + t.len] : '.';
+            if (((t.flags & POLICY_TOK_SENTSTART) && next == ',') || next == '.' || next == '?')
+                w->neg = 0;
+        }
+        g->negated |= w->neg;
+        /* "U.S." -> one acronym "us". */
+        if (g->n >= 2 && t.wl == 1 && isupper((unsigned char)s[t.off]) && t.off >= 2 &&
+            s[t.off - 1] == '.') {
+            guard_word *pw = &g->w[g->n - 2];
+            size_t pl = strlen(pw->word);
+            if (pl < 6 && pw->caps[0] && strlen(pw->caps) == pl && pl + 1 < sizeof pw->caps) {
+                pw->word[pl] = t.w[0];
+                pw->word[pl + 1] = 0;
+                strcpy(pw->caps, pw->word);
+                pw->flags |= POLICY_TOK_ALLCAPS;
+                g->n--;
+                continue;
+            }
+        }
         guard_stem(t.w, w->stem);
         if (!(t.flags & POLICY_TOK_NUM) && isalpha((unsigned char)t.w[0])) {
             alpha++;
@@ -250,6 +291,30 @@ static void guard_prepare(const char *s, size_t len, guard_text *g)
     }
 }
 
+/* One adjacent transposition, insertion or deletion apart ("Qoura" ~
+ * "Quora"); both at least 5 bytes. Substitutions are not forgiven: they
+ * turn names into other names. */
+static int guard_typo(const char *x, const char *y)
+{
+    size_t xl = strlen(x), yl = strlen(y);
+    if (xl < 5 || yl < 5)
+        return 0;
+    if (xl == yl) {
+        size_t i = 0;
+        while (i < xl && x[i] == y[i])
+            i++;
+        return i + 1 < xl && x[i] == y[i + 1] && x[i + 1] == y[i] && !strcmp(x + i + 2, y + i + 2);
+    }
+    if (xl + 1 == yl || yl + 1 == xl) {
+        const char *lo = xl < yl ? x : y, *hi = xl < yl ? y : x;
+        size_t i = 0;
+        while (lo[i] && lo[i] == hi[i])
+            i++;
+        return !strcmp(lo + i, hi + i + 1);
+    }
+    return 0;
+}
+
 /* Does w occur in g: same stem or spelling, one a short extension of the
  * other ("Python" ~ "Pythonic", "INSTALLATIO" ~ "installation"), or the
  * concatenation of two or three consecutive words ("HuggingFace")? */
@@ -258,12 +323,15 @@ static int guard_occurs(const guard_word *w, const guard_text *g)
     size_t wl = strlen(w->word);
     for (unsigned i = 0; i < g->n; i++) {
         const guard_word *o = &g->w[i];
-        if (!strcmp(o->stem, w->stem) || !strcmp(o->word, w->word))
+        if (!strcmp(o->stem, w->stem) || !strcmp(o->word, w->word) || guard_typo(o->word, w->word))
             return 1;
         size_t ol = strlen(o->word);
         size_t lo = ol < wl ? ol : wl, hi = ol < wl ? wl : ol;
         if (lo >= 4 && hi - lo <= 3 && !strncmp(o->word, w->word, lo))
             return 1;
+        if (lo >= 2 && hi - lo == 1 && !strncmp(o->word, w->word, lo) &&
+            (o->flags & POLICY_TOK_ALLCAPS) && (w->flags & POLICY_TOK_ALLCAPS))
+            return 1; /* "US" ~ "USA" */
         if (ol < wl && !strncmp(o->word, w->word, ol)) {
             size_t at = ol;
             for (unsigned k = i + 1; k < g->n && k < i + 3 && at < wl; k++) {
@@ -320,13 +388,40 @@ static int guard_missing(const guard_text *a, const guard_text *b)
     return missing;
 }
 
+/* A slot substitution: the two texts are one template with a different
+ * filler ("rehab center in Denali County" / "in Anchorage County", "best
+ * milkshakes" / "best curly fries"). Align the common prefix and suffix of
+ * the word sequences; if they cover most of both texts and each side's
+ * middle is short and holds a content word, the texts ask about different
+ * things. Paraphrases reorder their words, so they rarely align this way. */
+static int guard_slot(const guard_text *a, const guard_text *b, int max_fill)
+{
+    unsigned na = a->n, nb = b->n, p = 0, q = 0;
+    while (p < na && p < nb && !strcmp(a->w[p].stem, b->w[p].stem))
+        p++;
+    while (q < na - p && q < nb - p && !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
+        q++;
+    unsigned ma = na - p - q, mb = nb - p - q;
+    if (!ma || !mb || ma > (unsigned)max_fill || mb > (unsigned)max_fill)
+        return 0;
+    unsigned longer = na > nb ? na : nb;
+    if ((p + q) * 10 < longer * 6)
+        return 0;
+    int ca = 0, cb = 0;
+    for (unsigned i = p; i < p + ma; i++)
+        ca |= !a->w[i].stop && !a->w[i].neg;
+    for (unsigned i = p; i < p + mb; i++)
+        cb |= !b->w[i].stop && !b->w[i].neg;
+    return ca && cb;
+}
+
 /* 1 when the sets of numbers of a and b are equal. */
 static int guard_numbers_agree(const guard_text *a, const guard_text *b)
 {
     for (int dir = 0; dir < 2; dir++) {
         const guard_text *x = dir ? b : a, *y = dir ? a : b;
         for (unsigned i = 0; i < x->n; i++) {
-            if (!x->w[i].num[0])
+            if (!x->w[i].num[0] || x->w[i].weak)
                 continue;
             int found = 0;
             for (unsigned j = 0; j < y->n && !found; j++)
@@ -378,6 +473,7 @@ llmc_guard_params llmc_guard_default_params(void)
     p.negation = 1;
     p.entities = 1;
     p.max_entity_missing = 0;
+    p.max_slot_fill = 2;
     p.min_overlap = 0.0;
     p.relax_cosine = 2.0;
     return p;
@@ -405,9 +501,14 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
         out->rejected |= LLMC_GUARD_NEGATION;
     guard_cover(&a, &b);
     guard_cover(&b, &a);
-    out->entity_missing = guard_missing(&a, &b) + guard_missing(&b, &a);
-    if (p->entities && out->entity_missing > p->max_entity_missing)
+    int ma = guard_missing(&a, &b), mb = guard_missing(&b, &a);
+    out->entity_missing = ma + mb;
+    /* A substitution (each side names something the other does not) is
+     * never tolerated; an added detail on one side up to the limit. */
+    if (p->entities && ((ma && mb) || ma + mb > p->max_entity_missing))
         out->rejected |= LLMC_GUARD_ENTITY;
+    if (p->max_slot_fill > 0 && guard_slot(&a, &b, p->max_slot_fill))
+        out->rejected |= LLMC_GUARD_SLOT;
     out->overlap = guard_overlap(&a, &b);
     int relaxed = !isnan(cosine) && cosine >= p->relax_cosine;
     if (p->min_overlap > 0 && !relaxed && out->overlap < p->min_overlap)
@@ -417,6 +518,7 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
     out->reason = (out->rejected & LLMC_GUARD_NUMBER)     ? "number"
                   : (out->rejected & LLMC_GUARD_NEGATION) ? "negation"
                   : (out->rejected & LLMC_GUARD_ENTITY)   ? "entity"
+                  : (out->rejected & LLMC_GUARD_SLOT)     ? "substitution"
                   : (out->rejected & LLMC_GUARD_OVERLAP)  ? "overlap"
                                                           : "ok";
     return 0;
