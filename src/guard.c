@@ -41,6 +41,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,9 +319,22 @@ static int guard_typo(const char *x, const char *y)
 /* Does w occur in g: same stem or spelling, one a short extension of the
  * other ("Python" ~ "Pythonic", "INSTALLATIO" ~ "installation"), or the
  * concatenation of two or three consecutive words ("HuggingFace")? */
-static int guard_occurs(const guard_word *w, const guard_text *g)
+static int guard_occurs(const guard_text *x, unsigned xi, const guard_text *g)
 {
+    const guard_word *w = &x->w[xi];
     size_t wl = strlen(w->word);
+    /* w is half of a compound written as one word on the other side
+     * ("Hugging Face" ~ "Huggingface"). */
+    for (int side = 0; side < 2; side++) {
+        if ((side == 0 && xi == 0) || (side == 1 && xi + 1 >= x->n))
+            continue;
+        char cat[2 * POLICY_TOK_MAX];
+        const guard_word *l = side ? w : &x->w[xi - 1], *r = side ? &x->w[xi + 1] : w;
+        snprintf(cat, sizeof cat, "%s%s", l->word, r->word);
+        for (unsigned i = 0; i < g->n; i++)
+            if (!strcmp(g->w[i].word, cat))
+                return 1;
+    }
     for (unsigned i = 0; i < g->n; i++) {
         const guard_word *o = &g->w[i];
         if (!strcmp(o->stem, w->stem) || !strcmp(o->word, w->word) || guard_typo(o->word, w->word))
@@ -382,7 +396,7 @@ static int guard_missing(const guard_text *a, const guard_text *b)
     int missing = 0;
     for (unsigned i = 0; i < a->n; i++) {
         const guard_word *w = &a->w[i];
-        if (w->entity && !w->covered && !guard_occurs(w, b))
+        if (w->entity && !w->covered && !guard_occurs(a, i, b))
             missing++;
     }
     return missing;
@@ -407,11 +421,13 @@ static int guard_slot(const guard_text *a, const guard_text *b, int max_fill)
     unsigned longer = na > nb ? na : nb;
     if ((p + q) * 10 < longer * 6)
         return 0;
+    /* A filler word counts when it is a content word the other side lacks
+     * (spelling variants and spelled-out acronyms do not count). */
     int ca = 0, cb = 0;
     for (unsigned i = p; i < p + ma; i++)
-        ca |= !a->w[i].stop && !a->w[i].neg;
+        ca |= !a->w[i].stop && !a->w[i].neg && !a->w[i].covered && !guard_occurs(a, i, b);
     for (unsigned i = p; i < p + mb; i++)
-        cb |= !b->w[i].stop && !b->w[i].neg;
+        cb |= !b->w[i].stop && !b->w[i].neg && !b->w[i].covered && !guard_occurs(b, i, a);
     return ca && cb;
 }
 
@@ -474,7 +490,7 @@ llmc_guard_params llmc_guard_default_params(void)
     p.entities = 1;
     p.max_entity_missing = 0;
     p.max_slot_fill = 2;
-    p.min_overlap = 0.0;
+    p.min_overlap = 0.40;
     p.relax_cosine = 2.0;
     return p;
 }
