@@ -73,42 +73,44 @@ typedef struct {
 /* Sorted for bsearch. Function words, question words, auxiliaries, and a
  * few words that carry no topic in questions ("best", "way", "good"). */
 static const char *const guard_stop[] = {
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and",
-    "any", "anyone", "anything", "are", "as", "at", "be", "because", "been", "before",
-    "being", "below", "best", "better", "between", "both", "but", "by", "can", "could",
-    "did", "do", "does", "doing", "down", "during", "each", "else", "ever", "every", "few",
-    "for", "from", "further", "get", "good", "had", "has", "have", "having", "he", "her",
-    "here", "hers", "herself", "him", "himself", "his", "how", "i", "i'm", "if", "in",
-    "into", "is", "it", "it's", "its", "itself", "just", "me", "might", "more", "most",
-    "must", "my", "myself", "of", "off", "on", "once", "only", "or", "other", "our", "ours",
-    "ourselves", "out", "over", "own", "really", "same", "shall", "she", "should", "so",
-    "some", "someone", "something", "such", "than", "that", "the", "their", "theirs",
-    "them", "themselves", "then", "there", "these", "they", "thing", "things", "this",
-    "those", "through", "to", "too", "under", "until", "up", "us", "very", "want", "was",
-    "way", "ways", "we", "were", "what", "what's", "when", "where", "which", "while", "who",
-    "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
-    "yourselves"};
+    "a",      "about",    "above",     "after",      "again",   "against",  "all",   "also",
+    "am",     "an",       "and",       "any",        "anyone",  "anything", "are",   "as",
+    "at",     "be",       "because",   "been",       "before",  "being",    "below", "best",
+    "better", "between",  "both",      "but",        "by",      "can",      "could", "did",
+    "do",     "does",     "doing",     "down",       "during",  "each",     "else",  "ever",
+    "every",  "few",      "for",       "from",       "further", "get",      "good",  "had",
+    "has",    "have",     "having",    "he",         "her",     "here",     "hers",  "herself",
+    "him",    "himself",  "his",       "how",        "i",       "i'm",      "if",    "in",
+    "into",   "is",       "it",        "it's",       "its",     "itself",   "just",  "me",
+    "might",  "more",     "most",      "must",       "my",      "myself",   "of",    "off",
+    "on",     "once",     "only",      "or",         "other",   "our",      "ours",  "ourselves",
+    "out",    "over",     "own",       "really",     "same",    "shall",    "she",   "should",
+    "so",     "some",     "someone",   "something",  "such",    "than",     "that",  "the",
+    "their",  "theirs",   "them",      "themselves", "then",    "there",    "these", "they",
+    "thing",  "things",   "this",      "those",      "through", "to",       "too",   "under",
+    "until",  "up",       "us",        "very",       "want",    "was",      "way",   "ways",
+    "we",     "were",     "what",      "what's",     "when",    "where",    "which", "while",
+    "who",    "whom",     "why",       "will",       "with",    "would",    "you",   "your",
+    "yours",  "yourself", "yourselves"};
 
 static const char *const guard_negations[] = {
-    "absence", "absent", "cannot", "lack", "lacking", "lacks", "neither", "never", "no",
-    "nobody", "non", "none", "nor", "not", "nothing", "nowhere", "without"};
+    "absence", "absent", "cannot", "lack", "lacking", "lacks",   "neither", "never",  "no",
+    "nobody",  "non",    "none",   "nor",  "not",     "nothing", "nowhere", "without"};
 
 /* Number words and their canonical digits. Sorted by word. */
 static const struct {
     const char *w;
     const char *d;
 } guard_numwords[] = {
-        {"eight", "8"},      {"eighteen", "18"},
-    {"eighth", "8"},           {"eighty", "80"},   {"eleven", "11"},    {"fifteen", "15"},
-    {"fifth", "5"},            {"fifty", "50"},          {"five", "5"},
-    {"forty", "40"},           {"four", "4"},      {"fourteen", "14"},  {"fourth", "4"},
-                 {"nine", "9"},
-    {"nineteen", "19"},        {"ninety", "90"},   {"ninth", "9"},      
-    {"seven", "7"},            {"seventeen", "17"}, {"seventh", "7"},   {"seventy", "70"},
-    {"six", "6"},              {"sixteen", "16"},  {"sixth", "6"},      {"sixty", "60"},
-    {"ten", "10"},             {"tenth", "10"},    {"third", "3"},      {"thirteen", "13"},
-    {"thirty", "30"},           {"three", "3"},    {"twelve", "12"},
-    {"twenty", "20"},          {"two", "2"},       {"zero", "0"}};
+    {"eight", "8"},     {"eighteen", "18"}, {"eighth", "8"},     {"eighty", "80"},
+    {"eleven", "11"},   {"fifteen", "15"},  {"fifth", "5"},      {"fifty", "50"},
+    {"five", "5"},      {"forty", "40"},    {"four", "4"},       {"fourteen", "14"},
+    {"fourth", "4"},    {"nine", "9"},      {"nineteen", "19"},  {"ninety", "90"},
+    {"ninth", "9"},     {"seven", "7"},     {"seventeen", "17"}, {"seventh", "7"},
+    {"seventy", "70"},  {"six", "6"},       {"sixteen", "16"},   {"sixth", "6"},
+    {"sixty", "60"},    {"ten", "10"},      {"tenth", "10"},     {"third", "3"},
+    {"thirteen", "13"}, {"thirty", "30"},   {"three", "3"},      {"twelve", "12"},
+    {"twenty", "20"},   {"two", "2"},       {"zero", "0"}};
 
 /* Number words that are often something else ("which one", "first of
  * all", "a second", "thousands of"): they may match a number of the other
@@ -116,9 +118,10 @@ static const struct {
 static const struct {
     const char *w;
     const char *d;
-} guard_weaknum[] = {{"billion", "1000000000"}, {"dozen", "12"}, {"first", "1"},
-                     {"half", "0.5"}, {"hundred", "100"}, {"million", "1000000"},
-                     {"one", "1"}, {"second", "2"}, {"thousand", "1000"}};
+} guard_weaknum[] = {
+    {"billion", "1000000000"}, {"dozen", "12"},        {"first", "1"}, {"half", "0.5"},
+    {"hundred", "100"},        {"million", "1000000"}, {"one", "1"},   {"second", "2"},
+    {"thousand", "1000"}};
 
 static int guard_cmp_str(const void *a, const void *b)
 {
@@ -210,9 +213,9 @@ static int guard_is_negation(const char *w, size_t wl)
         return 1;
     if (wl > 3 && !strcmp(w + wl - 3, "n't"))
         return 1;
-    static const char *const bare[] = {"arent", "cant", "couldnt", "didnt", "doesnt", "dont",
-                                       "hadnt", "hasnt", "havent", "isnt", "shouldnt",
-                                       "wasnt", "werent", "wont", "wouldnt"};
+    static const char *const bare[] = {"arent",    "cant",  "couldnt", "didnt",  "doesnt",
+                                       "dont",     "hadnt", "hasnt",   "havent", "isnt",
+                                       "shouldnt", "wasnt", "werent",  "wont",   "wouldnt"};
     return guard_in(w, bare, sizeof bare / sizeof bare[0]);
 }
 
@@ -495,8 +498,8 @@ llmc_guard_params llmc_guard_default_params(void)
     return p;
 }
 
-int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
-                     const char *cand, size_t clen, double cosine, llmc_guard_result *out)
+int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen, const char *cand,
+                     size_t clen, double cosine, llmc_guard_result *out)
 {
     if (!out)
         return LLMC_EINVAL;

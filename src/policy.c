@@ -136,8 +136,8 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
                 (isalpha(s[i - 1]) || s[i - 1] >= 0x80)) {
                 out = '\'';
                 step = q;
-            } else if ((c == '.' || c == ',') && i > start && isdigit(s[i - 1]) &&
-                       i + 1 < len && isdigit(s[i + 1])) {
+            } else if ((c == '.' || c == ',') && i > start && isdigit(s[i - 1]) && i + 1 < len &&
+                       isdigit(s[i + 1])) {
                 out = (char)c;
             } else {
                 break;
@@ -177,87 +177,188 @@ typedef struct {
 
 /* Word classes. Each list is sorted for bsearch. */
 static const char *const cls_month[] = {
-    "apr", "april", "aug", "august", "dec", "december", "feb", "february", "jan", "january",
-    "jul", "july", "jun", "june", "march", "may", "nov", "november", "oct", "october",
-    "sep", "sept", "september"};
-static const char *const cls_weekday[] = {"friday", "monday", "saturday", "sunday",
+    "apr", "april",    "aug", "august",  "dec", "december", "feb",      "february",
+    "jan", "january",  "jul", "july",    "jun", "june",     "march",    "may",
+    "nov", "november", "oct", "october", "sep", "sept",     "september"};
+static const char *const cls_weekday[] = {"friday",   "monday",  "saturday", "sunday",
                                           "thursday", "tuesday", "wednesday"};
 static const char *const cls_lang[] = {
-    "assembly", "bash", "c", "clojure", "cobol", "cpp", "csharp", "css", "dart", "elixir",
-    "erlang", "fortran", "golang", "haskell", "html", "java", "javascript", "js", "julia",
-    "kotlin", "latex", "lua", "matlab", "nodejs", "perl", "php", "powershell", "python",
-    "ruby", "rust", "scala", "sh", "solidity", "sql", "swift", "typescript", "verilog",
-    "vhdl", "zsh"};
+    "assembly",   "bash",   "c",          "clojure",    "cobol",   "cpp",     "csharp", "css",
+    "dart",       "elixir", "erlang",     "fortran",    "golang",  "haskell", "html",   "java",
+    "javascript", "js",     "julia",      "kotlin",     "latex",   "lua",     "matlab", "nodejs",
+    "perl",       "php",    "powershell", "python",     "ruby",    "rust",    "scala",  "sh",
+    "solidity",   "sql",    "swift",      "typescript", "verilog", "vhdl",    "zsh"};
 static const char *const cls_ccy[] = {
-    "aud", "bitcoin", "brl", "btc", "cad", "chf", "cny", "dollar", "dollars", "eth", "eur",
-    "euro", "euros", "franc", "francs", "gbp", "hkd", "inr", "jpy", "krw", "mxn", "nok",
-    "nzd", "peso", "pesos", "pound", "pounds", "rmb", "rub", "ruble", "rubles", "rupee",
-    "rupees", "sek", "sgd", "usd", "yen", "yuan"};
+    "aud",     "bitcoin", "brl",    "btc",  "cad",   "chf",   "cny",    "dollar",
+    "dollars", "eth",     "eur",    "euro", "euros", "franc", "francs", "gbp",
+    "hkd",     "inr",     "jpy",    "krw",  "mxn",   "nok",   "nzd",    "peso",
+    "pesos",   "pound",   "pounds", "rmb",  "rub",   "ruble", "rubles", "rupee",
+    "rupees",  "sek",     "sgd",    "usd",  "yen",   "yuan"};
 static const char *const cls_cverb[] = {
-    "build", "code", "create", "debug", "fix", "generate", "give", "implement", "make",
-    "optimize", "port", "refactor", "rewrite", "show", "translate", "write"};
+    "build", "code",     "create", "debug",    "fix",     "generate", "give",      "implement",
+    "make",  "optimize", "port",   "refactor", "rewrite", "show",     "translate", "write"};
 static const char *const cls_cnoun[] = {
-    "algorithm", "api", "class", "code", "component", "endpoint", "function", "functions",
-    "implementation", "macro", "method", "methods", "module", "one-liner", "oneliner",
-    "program", "programs", "query", "regex", "script", "scripts", "snippet", "snippets",
-    "subroutine"};
+    "algorithm", "api",       "class",          "code",    "component", "endpoint",
+    "function",  "functions", "implementation", "macro",   "method",    "methods",
+    "module",    "one-liner", "oneliner",       "program", "programs",  "query",
+    "regex",     "script",    "scripts",        "snippet", "snippets",  "subroutine"};
 
 static const policy_phrase lexicon[] = {
     /* time- and date-relative */
-    {"today", CAT_TIME}, {"tonight", CAT_TIME}, {"now", CAT_TIME}, {"nowadays", CAT_TIME},
-    {"currently", CAT_TIME}, {"current", CAT_TIME}, {"latest", CAT_TIME},
-    {"recent", CAT_TIME}, {"recently", CAT_TIME}, {"yesterday", CAT_TIME},
-    {"tomorrow", CAT_TIME}, {"upcoming", CAT_TIME}, {"ongoing", CAT_TIME}, {"ago", CAT_TIME},
-    {"weather", CAT_TIME}, {"forecast", CAT_TIME}, {"news", CAT_TIME},
-    {"headlines", CAT_TIME}, {"trending", CAT_TIME}, {"this week", CAT_TIME},
-    {"this month", CAT_TIME}, {"this year", CAT_TIME}, {"this weekend", CAT_TIME},
-    {"this morning", CAT_TIME}, {"this afternoon", CAT_TIME}, {"this evening", CAT_TIME},
-    {"this season", CAT_TIME}, {"this quarter", CAT_TIME}, {"next week", CAT_TIME},
-    {"next month", CAT_TIME}, {"next year", CAT_TIME}, {"next weekend", CAT_TIME},
-    {"last week", CAT_TIME}, {"last month", CAT_TIME}, {"last year", CAT_TIME},
-    {"last night", CAT_TIME}, {"last weekend", CAT_TIME}, {"past week", CAT_TIME},
-    {"past month", CAT_TIME}, {"past year", CAT_TIME}, {"past # days", CAT_TIME},
-    {"past # hours", CAT_TIME}, {"last # days", CAT_TIME}, {"last # hours", CAT_TIME},
-    {"this @weekday", CAT_TIME}, {"next @weekday", CAT_TIME}, {"last @weekday", CAT_TIME},
-    {"on @weekday", CAT_TIME}, {"coming @weekday", CAT_TIME}, {"at the moment", CAT_TIME},
-    {"these days", CAT_TIME}, {"so far", CAT_TIME}, {"as of", CAT_TIME},
-    {"up to date", CAT_TIME}, {"what time is it", CAT_TIME}, {"what's the time", CAT_TIME},
-    {"what is the time", CAT_TIME}, {"whats the time", CAT_TIME}, {"what day is it", CAT_TIME},
-    {"what date is it", CAT_TIME}, {"what's the date", CAT_TIME},
-    {"what is the date", CAT_TIME}, {"what year is it", CAT_TIME}, {"@month #", CAT_TIME},
-    {"# @month", CAT_TIME}, {"# of @month", CAT_TIME},
-    {"!electric current", CAT_TIME}, {"!alternating current", CAT_TIME},
-    {"!direct current", CAT_TIME}, {"!ocean current", CAT_TIME}, {"!current density", CAT_TIME},
-    {"!current flow", CAT_TIME}, {"!current flows", CAT_TIME},
+    {"today", CAT_TIME},
+    {"tonight", CAT_TIME},
+    {"now", CAT_TIME},
+    {"nowadays", CAT_TIME},
+    {"currently", CAT_TIME},
+    {"current", CAT_TIME},
+    {"latest", CAT_TIME},
+    {"recent", CAT_TIME},
+    {"recently", CAT_TIME},
+    {"yesterday", CAT_TIME},
+    {"tomorrow", CAT_TIME},
+    {"upcoming", CAT_TIME},
+    {"ongoing", CAT_TIME},
+    {"ago", CAT_TIME},
+    {"weather", CAT_TIME},
+    {"forecast", CAT_TIME},
+    {"news", CAT_TIME},
+    {"headlines", CAT_TIME},
+    {"trending", CAT_TIME},
+    {"this week", CAT_TIME},
+    {"this month", CAT_TIME},
+    {"this year", CAT_TIME},
+    {"this weekend", CAT_TIME},
+    {"this morning", CAT_TIME},
+    {"this afternoon", CAT_TIME},
+    {"this evening", CAT_TIME},
+    {"this season", CAT_TIME},
+    {"this quarter", CAT_TIME},
+    {"next week", CAT_TIME},
+    {"next month", CAT_TIME},
+    {"next year", CAT_TIME},
+    {"next weekend", CAT_TIME},
+    {"last week", CAT_TIME},
+    {"last month", CAT_TIME},
+    {"last year", CAT_TIME},
+    {"last night", CAT_TIME},
+    {"last weekend", CAT_TIME},
+    {"past week", CAT_TIME},
+    {"past month", CAT_TIME},
+    {"past year", CAT_TIME},
+    {"past # days", CAT_TIME},
+    {"past # hours", CAT_TIME},
+    {"last # days", CAT_TIME},
+    {"last # hours", CAT_TIME},
+    {"this @weekday", CAT_TIME},
+    {"next @weekday", CAT_TIME},
+    {"last @weekday", CAT_TIME},
+    {"on @weekday", CAT_TIME},
+    {"coming @weekday", CAT_TIME},
+    {"at the moment", CAT_TIME},
+    {"these days", CAT_TIME},
+    {"so far", CAT_TIME},
+    {"as of", CAT_TIME},
+    {"up to date", CAT_TIME},
+    {"what time is it", CAT_TIME},
+    {"what's the time", CAT_TIME},
+    {"what is the time", CAT_TIME},
+    {"whats the time", CAT_TIME},
+    {"what day is it", CAT_TIME},
+    {"what date is it", CAT_TIME},
+    {"what's the date", CAT_TIME},
+    {"what is the date", CAT_TIME},
+    {"what year is it", CAT_TIME},
+    {"@month #", CAT_TIME},
+    {"# @month", CAT_TIME},
+    {"# of @month", CAT_TIME},
+    {"!electric current", CAT_TIME},
+    {"!alternating current", CAT_TIME},
+    {"!direct current", CAT_TIME},
+    {"!ocean current", CAT_TIME},
+    {"!current density", CAT_TIME},
+    {"!current flow", CAT_TIME},
+    {"!current flows", CAT_TIME},
     /* volatile financial data */
-    {"price", CAT_FIN}, {"prices", CAT_FIN}, {"pricing", CAT_FIN}, {"stock", CAT_FIN},
-    {"stocks", CAT_FIN}, {"shares of", CAT_FIN}, {"share price", CAT_FIN},
-    {"stock quote", CAT_FIN}, {"price quote", CAT_FIN}, {"quote for", CAT_FIN},
-    {"exchange rate", CAT_FIN}, {"conversion rate", CAT_FIN}, {"interest rate", CAT_FIN},
-    {"mortgage rate", CAT_FIN}, {"inflation rate", CAT_FIN}, {"market cap", CAT_FIN},
-    {"bitcoin", CAT_FIN}, {"btc", CAT_FIN}, {"ethereum", CAT_FIN}, {"crypto", CAT_FIN},
-    {"cryptocurrency", CAT_FIN}, {"cryptocurrencies", CAT_FIN}, {"dogecoin", CAT_FIN},
-    {"solana", CAT_FIN}, {"nasdaq", CAT_FIN}, {"nyse", CAT_FIN}, {"dow jones", CAT_FIN},
-    {"s p 500", CAT_FIN}, {"ftse", CAT_FIN}, {"nikkei", CAT_FIN}, {"forex", CAT_FIN},
-    {"ticker", CAT_FIN}, {"trading at", CAT_FIN}, {"@ccy to @ccy", CAT_FIN},
-    {"@ccy in @ccy", CAT_FIN}, {"@ccy @ccy", CAT_FIN},
-    {"!chicken stock", CAT_FIN}, {"!beef stock", CAT_FIN}, {"!vegetable stock", CAT_FIN},
-    {"!fish stock", CAT_FIN}, {"!in stock", CAT_FIN}, {"!out of stock", CAT_FIN},
-    {"!stock photo", CAT_FIN}, {"!stock image", CAT_FIN}, {"!stock footage", CAT_FIN},
-    {"!price elasticity", CAT_FIN}, {"!price discrimination", CAT_FIN},
-    {"!pounds to kg", CAT_FIN}, {"!pounds to kilograms", CAT_FIN},
-    {"!pounds to grams", CAT_FIN}, {"!pounds in kg", CAT_FIN},
+    {"price", CAT_FIN},
+    {"prices", CAT_FIN},
+    {"pricing", CAT_FIN},
+    {"stock", CAT_FIN},
+    {"stocks", CAT_FIN},
+    {"shares of", CAT_FIN},
+    {"share price", CAT_FIN},
+    {"stock quote", CAT_FIN},
+    {"price quote", CAT_FIN},
+    {"quote for", CAT_FIN},
+    {"exchange rate", CAT_FIN},
+    {"conversion rate", CAT_FIN},
+    {"interest rate", CAT_FIN},
+    {"mortgage rate", CAT_FIN},
+    {"inflation rate", CAT_FIN},
+    {"market cap", CAT_FIN},
+    {"bitcoin", CAT_FIN},
+    {"btc", CAT_FIN},
+    {"ethereum", CAT_FIN},
+    {"crypto", CAT_FIN},
+    {"cryptocurrency", CAT_FIN},
+    {"cryptocurrencies", CAT_FIN},
+    {"dogecoin", CAT_FIN},
+    {"solana", CAT_FIN},
+    {"nasdaq", CAT_FIN},
+    {"nyse", CAT_FIN},
+    {"dow jones", CAT_FIN},
+    {"s p 500", CAT_FIN},
+    {"ftse", CAT_FIN},
+    {"nikkei", CAT_FIN},
+    {"forex", CAT_FIN},
+    {"ticker", CAT_FIN},
+    {"trading at", CAT_FIN},
+    {"@ccy to @ccy", CAT_FIN},
+    {"@ccy in @ccy", CAT_FIN},
+    {"@ccy @ccy", CAT_FIN},
+    {"!chicken stock", CAT_FIN},
+    {"!beef stock", CAT_FIN},
+    {"!vegetable stock", CAT_FIN},
+    {"!fish stock", CAT_FIN},
+    {"!in stock", CAT_FIN},
+    {"!out of stock", CAT_FIN},
+    {"!stock photo", CAT_FIN},
+    {"!stock image", CAT_FIN},
+    {"!stock footage", CAT_FIN},
+    {"!price elasticity", CAT_FIN},
+    {"!price discrimination", CAT_FIN},
+    {"!pounds to kg", CAT_FIN},
+    {"!pounds to kilograms", CAT_FIN},
+    {"!pounds to grams", CAT_FIN},
+    {"!pounds in kg", CAT_FIN},
     /* code generation */
-    {"@cverb @cnoun", CAT_CODE}, {"@cverb * @cnoun", CAT_CODE},
-    {"@cverb * * @cnoun", CAT_CODE}, {"@cverb * * * @cnoun", CAT_CODE},
-    {"implement", CAT_CODE}, {"in @lang", CAT_CODE}, {"using @lang", CAT_CODE},
-    {"with @lang", CAT_CODE}, {"@lang code", CAT_CODE}, {"@lang script", CAT_CODE},
-    {"@lang function", CAT_CODE}, {"@lang program", CAT_CODE}, {"@lang snippet", CAT_CODE},
-    {"@lang class", CAT_CODE}, {"@lang module", CAT_CODE}, {"@lang query", CAT_CODE},
-    {"regex", CAT_CODE}, {"regexp", CAT_CODE}, {"regular expression", CAT_CODE},
-    {"sql", CAT_CODE}, {"code to", CAT_CODE}, {"code for", CAT_CODE},
-    {"code that", CAT_CODE}, {"code which", CAT_CODE}, {"code snippet", CAT_CODE},
-    {"source code", CAT_CODE}, {"shell command", CAT_CODE}, {"bash command", CAT_CODE},
+    {"@cverb @cnoun", CAT_CODE},
+    {"@cverb * @cnoun", CAT_CODE},
+    {"@cverb * * @cnoun", CAT_CODE},
+    {"@cverb * * * @cnoun", CAT_CODE},
+    {"implement", CAT_CODE},
+    {"in @lang", CAT_CODE},
+    {"using @lang", CAT_CODE},
+    {"with @lang", CAT_CODE},
+    {"@lang code", CAT_CODE},
+    {"@lang script", CAT_CODE},
+    {"@lang function", CAT_CODE},
+    {"@lang program", CAT_CODE},
+    {"@lang snippet", CAT_CODE},
+    {"@lang class", CAT_CODE},
+    {"@lang module", CAT_CODE},
+    {"@lang query", CAT_CODE},
+    {"regex", CAT_CODE},
+    {"regexp", CAT_CODE},
+    {"regular expression", CAT_CODE},
+    {"sql", CAT_CODE},
+    {"code to", CAT_CODE},
+    {"code for", CAT_CODE},
+    {"code that", CAT_CODE},
+    {"code which", CAT_CODE},
+    {"code snippet", CAT_CODE},
+    {"source code", CAT_CODE},
+    {"shell command", CAT_CODE},
+    {"bash command", CAT_CODE},
     {"unit test", CAT_CODE},
 };
 
@@ -445,14 +546,13 @@ static void policy_try_key(const llmc_policy *pol, const char *key, const policy
         }
         if (ok) {
             const policy_tok *first = &ring[(cur + POLICY_RING - (c->n - 1)) % POLICY_RING];
-            policy_add_hit(h, c->cat, c->negative, first->off,
-                           ring[cur].off + ring[cur].len);
+            policy_add_hit(h, c->cat, c->negative, first->off, ring[cur].off + ring[cur].len);
         }
     }
 }
 
-static const char *const policy_classes[] = {"#",     "@month", "@weekday", "@lang",
-                                             "@ccy",  "@cverb", "@cnoun"};
+static const char *const policy_classes[] = {"#",    "@month", "@weekday", "@lang",
+                                             "@ccy", "@cverb", "@cnoun"};
 
 /* Explicit numeric dates: YYYY-MM-DD, YYYY/MM/DD, D/M/YYYY, D.M.YY, D-M-YYYY. */
 static int policy_scan_dates(const char *s, size_t len)
@@ -482,9 +582,9 @@ static int policy_scan_dates(const char *s, size_t len)
         }
         if (k < 2 || (k == 2 && !f[2]))
             continue;
-        if (j < len && (isalnum((unsigned char)s[j]) || ((s[j] == '.' || s[j] == '/') &&
-                                                         j + 1 < len &&
-                                                         isdigit((unsigned char)s[j + 1]))))
+        if (j < len &&
+            (isalnum((unsigned char)s[j]) ||
+             ((s[j] == '.' || s[j] == '/') && j + 1 < len && isdigit((unsigned char)s[j + 1]))))
             continue; /* version numbers like 1.2.3.4, IPs */
         if (f[0] == 4 && f[1] <= 2 && f[2] <= 2 && sep != '.')
             return 1;
@@ -514,8 +614,8 @@ static int policy_scan_code(const char *s, size_t len)
 {
     if (memmem(s, len, "```", 3) || memmem(s, len, "~~~", 3) || memmem(s, len, "#include", 8))
         return 1;
-    static const char *const marks[] = {";\n", "){", ") {", "=>", "->", "::", "==", "!=",
-                                        "&&", "||", "();", "def ", "return ", "[i]"};
+    static const char *const marks[] = {";\n", "){", ") {", "=>",  "->",   "::",      "==",
+                                        "!=",  "&&", "||",  "();", "def ", "return ", "[i]"};
     int score = 0;
     for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
         const char *p = s;
@@ -574,8 +674,8 @@ static unsigned policy_scan(const llmc_policy *pol, const char *s, size_t len)
         const policy_span *p = &h.pos[i];
         int cancelled = 0;
         for (unsigned j = 0; j < h.nneg && !cancelled; j++)
-            cancelled = h.neg[j].cat == p->cat && h.neg[j].start <= p->start &&
-                        p->end <= h.neg[j].end;
+            cancelled =
+                h.neg[j].cat == p->cat && h.neg[j].start <= p->start && p->end <= h.neg[j].end;
         if (!cancelled)
             cats |= 1u << p->cat;
     }
@@ -842,9 +942,12 @@ void llmc_policy_free(llmc_policy *pol)
 const char *llmc_policy_action_name(llmc_policy_action a)
 {
     switch (a) {
-    case LLMC_POLICY_CACHE: return "cache";
-    case LLMC_POLICY_EXACT_ONLY: return "exact-only";
-    case LLMC_POLICY_BYPASS: return "bypass";
+    case LLMC_POLICY_CACHE:
+        return "cache";
+    case LLMC_POLICY_EXACT_ONLY:
+        return "exact-only";
+    case LLMC_POLICY_BYPASS:
+        return "bypass";
     }
     return "bypass";
 }
@@ -853,7 +956,7 @@ const char *llmc_policy_action_name(llmc_policy_action a)
 
 typedef struct {
     llmc_policy_decision *d;
-    int best;                /* strongest action proposed so far, -1 none */
+    int best; /* strongest action proposed so far, -1 none */
 } policy_acc;
 
 /* Record that a rule fired, proposing action a (CACHE for TTL-only rules). */
@@ -888,7 +991,7 @@ static void policy_apply_action(llmc_policy_decision *d, llmc_policy_action a)
 
 static llmc_policy_action policy_mode_action(llmc_rule_mode m)
 {
-    return m == LLMC_RULE_BYPASS ? LLMC_POLICY_BYPASS
+    return m == LLMC_RULE_BYPASS       ? LLMC_POLICY_BYPASS
            : m == LLMC_RULE_EXACT_ONLY ? LLMC_POLICY_EXACT_ONLY
                                        : LLMC_POLICY_CACHE;
 }
@@ -1065,7 +1168,8 @@ static void policy_content(policy_resp *r, json_t *c)
         return;
     size_t i;
     json_t *part;
-    json_array_foreach(c, i, part) {
+    json_array_foreach(c, i, part)
+    {
         if (json_is_string(part)) {
             policy_text(r, json_string_value(part));
             continue;
@@ -1103,7 +1207,8 @@ static void policy_inspect(policy_resp *r, json_t *o)
     json_t *choices = json_object_get(o, "choices");
     size_t i;
     json_t *ch;
-    json_array_foreach(choices, i, ch) {
+    json_array_foreach(choices, i, ch)
+    {
         policy_finish(r, json_string_value(json_object_get(ch, "finish_reason")));
         json_t *parts[2] = {json_object_get(ch, "message"), json_object_get(ch, "delta")};
         for (int k = 0; k < 2; k++) {
@@ -1144,7 +1249,8 @@ static void policy_inspect(policy_resp *r, json_t *o)
         r->fired |= LLMC_FIRED_RESP_TRUNC;
     json_t *output = json_object_get(o, "output");
     json_t *item;
-    json_array_foreach(output, i, item) {
+    json_array_foreach(output, i, item)
+    {
         const char *type = json_string_value(json_object_get(item, "type"));
         size_t tl = type ? strlen(type) : 0;
         if (type && tl >= 5 && !strcmp(type + tl - 5, "_call"))
@@ -1200,8 +1306,7 @@ static void policy_sse(policy_resp *r, const char *b, size_t len)
 }
 
 int llmc_policy_check_response(const llmc_policy *pol, int http_status, const char *body,
-                               size_t len, int is_stream_assembled,
-                               llmc_policy_decision *inout)
+                               size_t len, int is_stream_assembled, llmc_policy_decision *inout)
 {
     if (!pol || !inout) {
         if (inout) {

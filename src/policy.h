@@ -19,21 +19,21 @@
 #define POLICY_TOK_MAX 32
 
 enum {
-    POLICY_TOK_NUM = 1u << 0,      /* starts with a digit ("3", "3rd", "2.5") */
-    POLICY_TOK_CAP = 1u << 1,      /* starts with an ASCII capital */
-    POLICY_TOK_ALLCAPS = 1u << 2,  /* two or more letters, all capitals ("NASA") */
-    POLICY_TOK_MIXED = 1u << 3,    /* a capital after a lowercase letter ("PyTorch") */
-    POLICY_TOK_ALNUM = 1u << 4,    /* letters and digits together ("gpt4", "3rd") */
-    POLICY_TOK_SENTSTART = 1u << 5,/* first word of the text or of a sentence */
-    POLICY_TOK_NONASCII = 1u << 6, /* contains bytes >= 0x80 */
+    POLICY_TOK_NUM = 1u << 0,       /* starts with a digit ("3", "3rd", "2.5") */
+    POLICY_TOK_CAP = 1u << 1,       /* starts with an ASCII capital */
+    POLICY_TOK_ALLCAPS = 1u << 2,   /* two or more letters, all capitals ("NASA") */
+    POLICY_TOK_MIXED = 1u << 3,     /* a capital after a lowercase letter ("PyTorch") */
+    POLICY_TOK_ALNUM = 1u << 4,     /* letters and digits together ("gpt4", "3rd") */
+    POLICY_TOK_SENTSTART = 1u << 5, /* first word of the text or of a sentence */
+    POLICY_TOK_NONASCII = 1u << 6,  /* contains bytes >= 0x80 */
 };
 
 typedef struct {
-    size_t off;                /* byte offset in the text */
-    size_t len;                /* byte length in the text */
-    char w[POLICY_TOK_MAX];    /* lowercased, NUL-terminated, maybe truncated */
-    unsigned wl;               /* strlen(w) */
-    unsigned flags;            /* POLICY_TOK_* */
+    size_t off;             /* byte offset in the text */
+    size_t len;             /* byte length in the text */
+    char w[POLICY_TOK_MAX]; /* lowercased, NUL-terminated, maybe truncated */
+    unsigned wl;            /* strlen(w) */
+    unsigned flags;         /* POLICY_TOK_* */
 } policy_tok;
 
 /* Read the next token of s[0..len) starting at *pos; advance *pos past it.

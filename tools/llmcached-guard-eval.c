@@ -100,7 +100,8 @@ static int load_gptcache(const char *path, pairs *ps)
     }
     size_t i;
     json_t *o;
-    json_array_foreach(arr, i, o) {
+    json_array_foreach(arr, i, o)
+    {
         const char *a = json_string_value(json_object_get(o, "origin"));
         const char *b = json_string_value(json_object_get(o, "similar"));
         if (a && b)
@@ -118,7 +119,7 @@ static int load_gptcache(const char *path, pairs *ps)
 typedef struct {
     size_t n[2], acc[2];
     size_t cn[2], cacc[2]; /* the close subset */
-    size_t why[2][5]; /* rejections by check: number, negation, entity, overlap, slot */
+    size_t why[2][5];      /* rejections by check: number, negation, entity, overlap, slot */
     double ns;
 } result;
 

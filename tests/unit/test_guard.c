@@ -34,8 +34,7 @@ static int rejects(const char *a, const char *b, uint32_t why)
 {
     llmc_guard_result r = check_p(NULL, a, b, NAN);
     if (r.accept || !(r.rejected & why))
-        fprintf(stderr, "  guard accepts or wrong reason (%s): \"%s\" / \"%s\"\n", r.reason, a,
-                b);
+        fprintf(stderr, "  guard accepts or wrong reason (%s): \"%s\" / \"%s\"\n", r.reason, a, b);
     return !r.accept && (r.rejected & why);
 }
 
@@ -49,10 +48,10 @@ static void test_identity_and_paraphrase(void)
 
 static void test_numbers(void)
 {
-    CHECK(rejects("What are the top 5 movies of all time?", "What are the top 10 movies of all time?",
-                  LLMC_GUARD_NUMBER));
-    CHECK(rejects("How can I lose weight?", "How can I lose 10 kilos of weight?",
-                  LLMC_GUARD_NUMBER));
+    CHECK(rejects("What are the top 5 movies of all time?",
+                  "What are the top 10 movies of all time?", LLMC_GUARD_NUMBER));
+    CHECK(
+        rejects("How can I lose weight?", "How can I lose 10 kilos of weight?", LLMC_GUARD_NUMBER));
     CHECK(rejects("Who won the 2016 election?", "Who won the 2020 election?", LLMC_GUARD_NUMBER));
     CHECK(accepts("How do I lose weight in 1 month?", "How do I lose weight in one month?"));
     CHECK(accepts("List three uses of copper", "List 3 uses of copper"));
@@ -69,8 +68,8 @@ static void test_negation(void)
     CHECK(accepts("Why doesn't my code compile?", "Why does my code not compile?"));
     CHECK(accepts("How do I know whether or not a girl likes me?",
                   "How do I know if a girl likes me?"));
-    CHECK(accepts("The loader works in non-streaming mode.",
-                  "The loader works without streaming."));
+    CHECK(
+        accepts("The loader works in non-streaming mode.", "The loader works without streaming."));
     CHECK(accepts("No, the page is not available.", "The page is not available."));
 }
 
@@ -181,7 +180,8 @@ static void test_data(void)
     }
     size_t i, n = 0, acc = 0;
     json_t *o;
-    json_array_foreach(arr, i, o) {
+    json_array_foreach(arr, i, o)
+    {
         const char *a = json_string_value(json_object_get(o, "origin"));
         const char *b = json_string_value(json_object_get(o, "similar"));
         if (!a || !b)

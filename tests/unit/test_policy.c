@@ -40,17 +40,17 @@ static int fired(const char *q, uint32_t bit)
     return (decide(q).fired & bit) != 0;
 }
 
-#define TRIG(q, bit)                                                                       \
-    do {                                                                                   \
-        if (!fired((q), (bit)))                                                            \
-            fprintf(stderr, "  expected %s to fire for: %s\n", #bit, (q));                  \
-        CHECK(fired((q), (bit)));                                                          \
+#define TRIG(q, bit)                                                                               \
+    do {                                                                                           \
+        if (!fired((q), (bit)))                                                                    \
+            fprintf(stderr, "  expected %s to fire for: %s\n", #bit, (q));                         \
+        CHECK(fired((q), (bit)));                                                                  \
     } while (0)
-#define NOTRIG(q, bit)                                                                     \
-    do {                                                                                   \
-        if (fired((q), (bit)))                                                             \
-            fprintf(stderr, "  expected %s NOT to fire for: %s\n", #bit, (q));              \
-        CHECK(!fired((q), (bit)));                                                         \
+#define NOTRIG(q, bit)                                                                             \
+    do {                                                                                           \
+        if (fired((q), (bit)))                                                                     \
+            fprintf(stderr, "  expected %s NOT to fire for: %s\n", #bit, (q));                     \
+        CHECK(!fired((q), (bit)));                                                                 \
     } while (0)
 
 static void test_default_cache(void)
@@ -91,25 +91,40 @@ static void test_temperature_and_n(void)
 
 static void test_time_relative(void)
 {
-    const char *yes[] = {
-        "What's happening now?", "what is the weather today", "Who is currently the CEO of Ford?",
-        "What are the latest iPhone models?", "Show me the news from yesterday",
-        "Will it rain tomorrow in Paris?", "What events are on this week?",
-        "what time is it in Tokyo", "WHAT TIME IS IT", "What happened on 2024-05-01?",
-        "Any concerts on May 3rd?", "Is the office open on 3/5/2024?", "Who won 3 days ago?",
-        "What is today's date?", "Which movies come out next month?",
-        "What is the current exchange of ideas", "events on the 4th of July",
-        "Is the store open on Sunday?", "recent developments in AI",
-        "What\xe2\x80\x99s the time in London?"};
+    const char *yes[] = {"What's happening now?",
+                         "what is the weather today",
+                         "Who is currently the CEO of Ford?",
+                         "What are the latest iPhone models?",
+                         "Show me the news from yesterday",
+                         "Will it rain tomorrow in Paris?",
+                         "What events are on this week?",
+                         "what time is it in Tokyo",
+                         "WHAT TIME IS IT",
+                         "What happened on 2024-05-01?",
+                         "Any concerts on May 3rd?",
+                         "Is the office open on 3/5/2024?",
+                         "Who won 3 days ago?",
+                         "What is today's date?",
+                         "Which movies come out next month?",
+                         "What is the current exchange of ideas",
+                         "events on the 4th of July",
+                         "Is the store open on Sunday?",
+                         "recent developments in AI",
+                         "What\xe2\x80\x99s the time in London?"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         TRIG(yes[i], LLMC_FIRED_TIME);
-    const char *no[] = {
-        "Do you know the way to San Jose?", "How is snow formed?", "What is a nowhere man?",
-        "Explain the theory of relativity", "What is electric current?",
-        "May I ask you a question about 3 apples?", "How do I march 5 miles?",
-        "What is version 1.2.3 of the protocol?", "Call 555-123-4567",
-        "Who was the first president of the USA?", "What is a currant?",
-        "Write a poem about the sea."};
+    const char *no[] = {"Do you know the way to San Jose?",
+                        "How is snow formed?",
+                        "What is a nowhere man?",
+                        "Explain the theory of relativity",
+                        "What is electric current?",
+                        "May I ask you a question about 3 apples?",
+                        "How do I march 5 miles?",
+                        "What is version 1.2.3 of the protocol?",
+                        "Call 555-123-4567",
+                        "Who was the first president of the USA?",
+                        "What is a currant?",
+                        "Write a poem about the sea."};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         NOTRIG(no[i], LLMC_FIRED_TIME);
     llmc_policy_decision d = decide("what is happening now");
@@ -119,18 +134,24 @@ static void test_time_relative(void)
 
 static void test_financial(void)
 {
-    const char *yes[] = {"What is the price of gold?", "Tesla stock forecast",
-                         "How many shares of Apple does Buffett own?", "stock quote for MSFT",
-                         "USD to EUR exchange rate", "convert 100 dollars to euros",
-                         "What is $AAPL trading at?", "Is bitcoin a good investment?",
-                         "How are crypto markets doing", "What is the interest rate of the Fed?",
-                         "Prices of used cars", "gbp/usd"};
+    const char *yes[] = {"What is the price of gold?",
+                         "Tesla stock forecast",
+                         "How many shares of Apple does Buffett own?",
+                         "stock quote for MSFT",
+                         "USD to EUR exchange rate",
+                         "convert 100 dollars to euros",
+                         "What is $AAPL trading at?",
+                         "Is bitcoin a good investment?",
+                         "How are crypto markets doing",
+                         "What is the interest rate of the Fed?",
+                         "Prices of used cars",
+                         "gbp/usd"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         TRIG(yes[i], LLMC_FIRED_FINANCIAL);
-    const char *no[] = {"How do I make chicken stock?", "Is the blue sweater in stock?",
+    const char *no[] = {"How do I make chicken stock?",       "Is the blue sweater in stock?",
                         "Give me a famous quote by Einstein", "She shares her lunch with me.",
-                        "How many pounds to kg is 10?", "What does $5 buy in 1950?",
-                        "What is a priceless painting?", "Explain price elasticity of demand"};
+                        "How many pounds to kg is 10?",       "What does $5 buy in 1950?",
+                        "What is a priceless painting?",      "Explain price elasticity of demand"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         NOTRIG(no[i], LLMC_FIRED_FINANCIAL);
     /* Default action: cache with the short TTL class. */
@@ -153,7 +174,8 @@ static void test_code(void)
 {
     const char *yes[] = {"Write a function that reverses a string",
                          "write a Python script to rename files",
-                         "How do I sort a list in python?", "Implement quicksort",
+                         "How do I sort a list in python?",
+                         "Implement quicksort",
                          "Give me a regex for email addresses",
                          "Write an SQL query that counts orders",
                          "Fix this:\n```\nint main() { return 0 }\n```",
@@ -162,9 +184,9 @@ static void test_code(void)
                          "for (i = 0; i < n; i++) { if (a[i] == b) return i; } why?"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         TRIG(yes[i], LLMC_FIRED_CODE);
-    const char *no[] = {"Write a poem about autumn", "What does a python eat?",
+    const char *no[] = {"Write a poem about autumn",         "What does a python eat?",
                         "What is the code of conduct here?", "Tell me about Java island",
-                        "Give me a recipe for pancakes", "Create a workout plan for me"};
+                        "Give me a recipe for pancakes",     "Create a workout plan for me"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         NOTRIG(no[i], LLMC_FIRED_CODE);
     llmc_policy_decision d = decide("Write a function that reverses a string");
@@ -307,9 +329,10 @@ static void test_config(void)
     CHECK_EQ_INT(llmc_policy_set(&p, "policy.personal-header", " X-User-Id "), 0);
     CHECK(!strcmp(p.personal_header, "X-User-Id"));
     CHECK_EQ_INT(llmc_policy_set(&p, "policy.personal-header", "bad header"), LLMC_EINVAL);
-    CHECK_EQ_INT(llmc_policy_set(&p, "policy.personal-header",
-                                 "X-0123456789012345678901234567890123456789012345678901234567890123"),
-                 LLMC_EINVAL);
+    CHECK_EQ_INT(
+        llmc_policy_set(&p, "policy.personal-header",
+                        "X-0123456789012345678901234567890123456789012345678901234567890123"),
+        LLMC_EINVAL);
     CHECK_EQ_INT(llmc_policy_set(&p, "policy.personal-header", "none"), 0);
     CHECK_EQ_INT(p.personal_header[0], 0);
     CHECK_EQ_INT(llmc_policy_set(&p, "policy.n", "maybe"), LLMC_EINVAL);
@@ -425,8 +448,10 @@ static void test_response(void)
     CHECK_EQ_INT(d.action, LLMC_POLICY_EXACT_ONLY);
     CHECK(!d.semantic);
     CHECK(!strcmp(d.reason, "code-answer"));
-    d = check_resp(200, "{\"choices\":[{\"message\":{\"content\":\"Use `x` and ``y``.\"},"
-                        "\"finish_reason\":\"stop\"}]}", 0);
+    d = check_resp(200,
+                   "{\"choices\":[{\"message\":{\"content\":\"Use `x` and ``y``.\"},"
+                   "\"finish_reason\":\"stop\"}]}",
+                   0);
     CHECK_EQ_INT(d.action, LLMC_POLICY_CACHE);
 
     d = check_resp(200, "not json", 0);
@@ -437,10 +462,11 @@ static void test_response(void)
     CHECK(!d.store);
 
     /* Streams: the raw SSE text, fences split across chunks, tool deltas. */
-    const char *sse = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"``\"}}]}\n\n"
-                      "data: {\"choices\":[{\"delta\":{\"content\":\"`py\\nx=1\\n```\"}}]}\n\n"
-                      "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
-                      "data: [DONE]\n\n";
+    const char *sse =
+        "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"``\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"`py\\nx=1\\n```\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n";
     d = check_resp(200, sse, 1);
     CHECK(d.store);
     CHECK_EQ_INT(d.action, LLMC_POLICY_EXACT_ONLY);
@@ -450,12 +476,14 @@ static void test_response(void)
     d = check_resp(200, sse_ok, 1);
     CHECK(d.store);
     CHECK_EQ_INT(d.action, LLMC_POLICY_CACHE);
-    const char *sse_tool =
-        "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\"}}]}}]}\n\n"
-        "data: [DONE]\n\n";
+    const char *sse_tool = "data: "
+                           "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+                           "\"name\":\"f\"}}]}}]}\n\n"
+                           "data: [DONE]\n\n";
     d = check_resp(200, sse_tool, 1);
     CHECK(!d.store);
-    const char *sse_len = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"length\"}]}\n\n";
+    const char *sse_len =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"length\"}]}\n\n";
     d = check_resp(200, sse_len, 1);
     CHECK(!d.store);
     d = check_resp(200, "data: {broken\n\n", 1);
@@ -464,20 +492,30 @@ static void test_response(void)
     CHECK(d.store);
 
     /* Anthropic messages and the Responses API. */
-    d = check_resp(200, "{\"type\":\"message\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\","
-                        "\"name\":\"f\",\"input\":{}}],\"stop_reason\":\"tool_use\"}", 0);
+    d = check_resp(200,
+                   "{\"type\":\"message\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\","
+                   "\"name\":\"f\",\"input\":{}}],\"stop_reason\":\"tool_use\"}",
+                   0);
     CHECK(!d.store);
-    d = check_resp(200, "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}],"
-                        "\"stop_reason\":\"max_tokens\"}", 0);
+    d = check_resp(200,
+                   "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}],"
+                   "\"stop_reason\":\"max_tokens\"}",
+                   0);
     CHECK(!d.store);
-    d = check_resp(200, "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}],"
-                        "\"stop_reason\":\"end_turn\"}", 0);
+    d = check_resp(200,
+                   "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}],"
+                   "\"stop_reason\":\"end_turn\"}",
+                   0);
     CHECK(d.store);
-    d = check_resp(200, "{\"object\":\"response\",\"status\":\"completed\",\"output\":[{\"type\":"
-                        "\"function_call\",\"name\":\"f\",\"arguments\":\"{}\"}]}", 0);
+    d = check_resp(200,
+                   "{\"object\":\"response\",\"status\":\"completed\",\"output\":[{\"type\":"
+                   "\"function_call\",\"name\":\"f\",\"arguments\":\"{}\"}]}",
+                   0);
     CHECK(!d.store);
-    d = check_resp(200, "{\"object\":\"response\",\"status\":\"completed\",\"output\":[{\"type\":"
-                        "\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\"}]}]}", 0);
+    d = check_resp(200,
+                   "{\"object\":\"response\",\"status\":\"completed\",\"output\":[{\"type\":"
+                   "\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\"}]}]}",
+                   0);
     CHECK(d.store);
 
     /* Never loosens: a bypass stays unstored; a refusal keeps the first reason. */
@@ -495,7 +533,8 @@ static void test_response(void)
     llmc_policy_check_response(pc, 200, code, strlen(code), 0, &d);
     CHECK(!d.store);
     d = decide_with(pc, "hello");
-    const char *trunc = "{\"choices\":[{\"message\":{\"content\":\"Hi\"},\"finish_reason\":\"length\"}]}";
+    const char *trunc =
+        "{\"choices\":[{\"message\":{\"content\":\"Hi\"},\"finish_reason\":\"length\"}]}";
     llmc_policy_check_response(pc, 200, trunc, strlen(trunc), 0, &d);
     CHECK(d.store);
     llmc_policy_free(pc);
