@@ -124,7 +124,10 @@ static void test_time_relative(void)
                         "Call 555-123-4567",
                         "Who was the first president of the USA?",
                         "What is a currant?",
-                        "Write a poem about the sea."};
+                        "Write a poem about the sea.",
+                        "Does my news feed show profile changes?",
+                        "Did humans leave Africa 75,000 years ago?",
+                        "How do I open a current account?"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         NOTRIG(no[i], LLMC_FIRED_TIME);
     llmc_policy_decision d = decide("what is happening now");
@@ -148,10 +151,16 @@ static void test_financial(void)
                          "gbp/usd"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         TRIG(yes[i], LLMC_FIRED_FINANCIAL);
-    const char *no[] = {"How do I make chicken stock?",       "Is the blue sweater in stock?",
-                        "Give me a famous quote by Einstein", "She shares her lunch with me.",
-                        "How many pounds to kg is 10?",       "What does $5 buy in 1950?",
-                        "What is a priceless painting?",      "Explain price elasticity of demand"};
+    const char *no[] = {"How do I make chicken stock?",
+                        "Is the blue sweater in stock?",
+                        "Give me a famous quote by Einstein",
+                        "She shares her lunch with me.",
+                        "How many pounds to kg is 10?",
+                        "What does $5 buy in 1950?",
+                        "What is a priceless painting?",
+                        "Explain price elasticity of demand",
+                        "Give me friendship quotes for a card",
+                        "How does the Android stock browser handle cookies?"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         NOTRIG(no[i], LLMC_FIRED_FINANCIAL);
     /* Default action: cache with the short TTL class. */
