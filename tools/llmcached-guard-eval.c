@@ -9,7 +9,8 @@
  *                            (label 0, Quora's hard negatives) rejected;
  *   gptcache_mock_data.json  [{"origin","similar"}]: all positives; the
  *                            share accepted.
- * With --sweep it prints the same for a range of min_overlap values and
+ * It also prints how often the default policy's text rules fire on the QQP
+ * questions. With --sweep it prints the same for a range of min_overlap values and
  * entity tolerances, so the defaults can be chosen by measurement.
  *
  * Usage: llmcached-guard-eval [--data DIR] [--min-overlap X]
@@ -200,6 +201,37 @@ static void report(const char *name, const result *r)
     }
 }
 
+/* How often the default policy's text rules fire on ordinary questions
+ * (every "a" of the QQP file): the price of a false alarm is a lost hit. */
+static void policy_rates(const pairs *ps)
+{
+    llmc_policy *pol = llmc_policy_new(NULL, NULL);
+    if (!pol)
+        return;
+    size_t n = 0, time_n = 0, fin = 0, code = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < ps->n; i++) {
+        llmc_policy_request r;
+        memset(&r, 0, sizeof r);
+        r.temperature = NAN;
+        r.query_text = ps->v[i].a;
+        r.query_len = strlen(ps->v[i].a);
+        llmc_policy_decision d;
+        llmc_policy_decide(pol, &r, &d);
+        n++;
+        time_n += !!(d.fired & LLMC_FIRED_TIME);
+        fin += !!(d.fired & LLMC_FIRED_FINANCIAL);
+        code += !!(d.fired & LLMC_FIRED_CODE);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+    printf("policy on %zu QQP questions: time-relative %.2f%%, financial %.2f%%, code %.2f%% | "
+           "%.2f us/decision\n",
+           n, pct(time_n, n), pct(fin, n), pct(code, n), n ? ns / n / 1000 : 0.0);
+    llmc_policy_free(pol);
+}
+
 int main(int argc, char **argv)
 {
     llmc_guard_params p = llmc_guard_default_params();
@@ -269,6 +301,7 @@ int main(int argc, char **argv)
         run(&p, &gpt, &rg, examples);
         report("qqp_dev.jsonl", &rq);
         report("gptcache_mock_data.json", &rg);
+        policy_rates(&qqp);
     } else {
         printf("%-6s %-6s | %-18s %-18s | %-18s\n", "ent", "minov", "qqp dup accepted",
                "qqp neg rejected", "gptcache accepted");
