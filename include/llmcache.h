@@ -300,14 +300,15 @@ const char *llmc_policy_action_name(llmc_policy_action a);
  * alphanumeric tokens) and the remaining content words after stop-word
  * removal and light stemming, and rejects "one template, different filler"
  * pairs ("rehab center in Denali County" / "in Anchorage County"). Pure
- * function, no heap allocation (about 60 KB of stack), no state: safe from
+ * function, no heap allocation (about 64 KB of stack), no state: safe from
  * any thread. Measure it with tools/llmcached-guard-eval.
  */
 typedef struct {
     int numbers;            /* numbers (digits and number words) must agree (1) */
     int negation;           /* presence of negation must agree (1) */
     int entities;           /* named entities must appear on both sides (1) */
-    int max_entity_missing; /* entities tolerated missing, both sides summed (0) */
+    int max_entity_missing; /* entities one side may add ("Narendra Modi" vs
+                               "Modi"); a substitution always fails (0) */
     double min_overlap;     /* minimum Dice overlap of the content words, in [0,1];
                                0 disables (0.40, chosen on the pairs data: the
                                highest value keeping >= 90% of GPTCache positives) */

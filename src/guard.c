@@ -10,14 +10,17 @@
  *   them apart, a look at the words can.
  *
  * Design
- *   Both texts are tokenized (policy.h) and four checks run, each one
+ *   Both texts are tokenized (policy.h) and five checks run, each one
  *   switchable in llmc_guard_params:
  *     numbers   the sets of numbers must be equal. Digits ("3", "3rd",
- *               "1,000" -> "1000") and number words ("three", "third",
- *               "twenty") map to one canonical spelling; "one" is left out
- *               because it is mostly a pronoun ("which one").
+ *               "1,000" -> "1000", "v2.10" -> "2.10") and number words
+ *               ("three", "third", "twenty") map to one canonical spelling;
+ *               ambiguous words ("one", "first", "second", "thousand") may
+ *               match a number but are not required to ("which one").
  *     negation  either both texts contain a negation (not, no, never, none,
- *               nothing, without, cannot, any *n't ...) or neither does.
+ *               nothing, without, cannot, non, absence, lack, any *n't ...)
+ *               or neither does; "whether or not", a leading "No," and
+ *               "no." (number) are not negations.
  *     entities  a named entity of one side must occur, as any word, on the
  *               other side (case-insensitive, stemmed). An entity is an
  *               all-capitals word ("NASA"), a mixed-case word ("PyTorch"),
@@ -25,8 +28,17 @@
  *               does not start a sentence — unless the text is in Title
  *               Case, where capitals say nothing. An acronym matches the
  *               initials of consecutive words on the other side ("HF" ~
- *               "Hugging Face"). At most max_entity_missing may be absent,
- *               summed over both directions.
+ *               "Hugging Face", "JS" ~ "JavaScript", "U.S." ~ "USA"); a
+ *               compound matches its halves ("Huggingface"); one adjacent
+ *               transposition, insertion or deletion is forgiven ("Qoura").
+ *               A substitution (each side has an entity the other lacks)
+ *               always fails; an added detail on one side ("Narendra
+ *               Modi" / "Modi") fails beyond max_entity_missing.
+ *     slot      one template with different fillers: the common prefix
+ *               and suffix of the two word sequences cover >= 60% of the
+ *               longer text and each side's middle is at most
+ *               max_slot_fill words holding a content word the other side
+ *               lacks ("best milkshakes" / "best curly fries").
  *     overlap   the content words (stop words removed, light suffix
  *               stemming) must overlap: Dice = 2|A∩B| / (|A|+|B|) at least
  *               min_overlap. Skipped when the cosine is at or above
