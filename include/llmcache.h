@@ -288,6 +288,11 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
                                size_t len, int is_stream_assembled,
                                llmc_policy_decision *inout);
 
+/* The configured personalisation header name ("" when none), for the
+ * gateway to read that header into llmc_policy_request.personal. Owned by
+ * pol, valid until llmc_policy_free(). */
+const char *llmc_policy_personal_header(const llmc_policy *pol);
+
 /* Static name of an action: "cache", "exact-only", "bypass". */
 const char *llmc_policy_action_name(llmc_policy_action a);
 

@@ -959,6 +959,11 @@ void llmc_policy_free(llmc_policy *pol)
     free(pol);
 }
 
+const char *llmc_policy_personal_header(const llmc_policy *pol)
+{
+    return pol ? pol->p.personal_header : "";
+}
+
 const char *llmc_policy_action_name(llmc_policy_action a)
 {
     switch (a) {

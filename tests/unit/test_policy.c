@@ -206,6 +206,7 @@ static void test_code(void)
 
 static void test_personal_tools_endpoint(void)
 {
+    CHECK(!strcmp(llmc_policy_personal_header(pol), "X-LLM-Cache-User"));
     llmc_policy_request r = req_q("Recommend a book");
     llmc_policy_decision d;
     r.user = "user-42";
