@@ -32,7 +32,9 @@
 int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids,
                         size_t cap);
 
-static const char *PY = "/usr/bin/python3"; /* Debian's, where python3-torch lives */
+/* Debian's python3, where python3-torch lives (a pyenv/venv python3 on PATH
+ * would not see it); $LLMC_PYTHON overrides. */
+static const char *PY = "/usr/bin/python3";
 
 static double cosine(const float *a, const double *b, size_t n)
 {
@@ -177,7 +179,8 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
         CHECK_EQ_INT(llmc_embed(e, tx[i], lens[i], one), 0);
         CHECK(cosine_ff(one, out + i * dim, dim) > 0.99999);
     }
-    printf("bert %s: %zu texts, worst cosine vs PyTorch %.9f\n", name, n, worst);
+    printf("bert %s: %zu texts, worst cosine vs PyTorch %.9f (1 - cos = %.1e)\n", name, n, worst,
+           1.0 - worst);
 
     /* A 1 MB text is truncated to the window: same vector as the reference
      * text that starts with the same words (index 7, itself truncated). */
@@ -207,6 +210,62 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
     free(lens);
     if (b)
         b->free(b);
+    llmc_embedder_free(e);
+}
+
+/* Random text (ASCII, Latin, combining marks, CJK, emoji, controls, NUL,
+ * spaces, punctuation): never a crash, always 0 or LLMC_EEMPTY, unit vectors. */
+static void check_random_text(const char *dir)
+{
+    static const uint32_t pool[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',   0,
+                                    '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
+                                    0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900, 0x10ffff,
+                                    0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,   0x3c3};
+    int err = 0;
+    llmc_embedder *e = open_bert(dir, "mean-f32", 8, &err);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    size_t dim = llmc_embedder_dim(e);
+    float *out = calloc(dim, sizeof *out);
+    uint64_t rng = 88172645463325252ull;
+    int ok = 1;
+    for (int t = 0; t < 300; t++) {
+        char buf[1024];
+        size_t n = 0;
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int len = (int)(rng % 150);
+        for (int i = 0; i < len; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            uint32_t c = pool[rng % (sizeof pool / sizeof pool[0])];
+            if (c < 0x80) {
+                buf[n++] = (char)c;
+            } else if (c < 0x800) {
+                buf[n++] = (char)(0xc0 | (c >> 6));
+                buf[n++] = (char)(0x80 | (c & 0x3f));
+            } else if (c < 0x10000) {
+                buf[n++] = (char)(0xe0 | (c >> 12));
+                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+                buf[n++] = (char)(0x80 | (c & 0x3f));
+            } else {
+                buf[n++] = (char)(0xf0 | (c >> 18));
+                buf[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
+                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+                buf[n++] = (char)(0x80 | (c & 0x3f));
+            }
+        }
+        int rc = llmc_embed(e, buf, n, out);
+        if (rc == 0) {
+            double nn = 0;
+            for (size_t j = 0; j < dim; j++)
+                nn += (double)out[j] * out[j];
+            ok &= fabs(nn - 1.0) < 1e-4;
+        } else {
+            ok &= rc == LLMC_EEMPTY;
+        }
+    }
+    CHECK(ok);
+    free(out);
     llmc_embedder_free(e);
 }
 
@@ -445,6 +504,9 @@ int main(void)
         snprintf(dir, sizeof dir, "%s/bert-ref", build);
     else
         snprintf(dir, sizeof dir, "build/bert-ref");
+    const char *py = getenv("LLMC_PYTHON");
+    if (py && py[0])
+        PY = py;
     int r = ensure_reference(dir);
     if (r > 0)
         return UNIT_DONE();
@@ -471,6 +533,7 @@ int main(void)
         count++;
     }
     CHECK_EQ_INT(count, 3);
+    check_random_text(dir);
     check_corrupt(dir);
     json_decref(root);
     return UNIT_DONE();
