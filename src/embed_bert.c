@@ -152,7 +152,7 @@ static char *bert_path(const char *dir, const char *sub, const char *name)
  * when required. Unparsable: LLMC_ECORRUPT. *out owned by the caller.
  */
 static int bert_load_json(const char *dir, const char *sub, const char *name, int required,
-                          json_t **out)
+                          size_t flags, json_t **out)
 {
     *out = NULL;
     char *path = bert_path(dir, sub, name);
@@ -163,7 +163,7 @@ static int bert_load_json(const char *dir, const char *sub, const char *name, in
         rc = required ? LLMC_EIO : 0;
     } else {
         json_error_t je;
-        *out = json_load_file(path, JSON_DECODE_ANY, &je);
+        *out = json_load_file(path, JSON_DECODE_ANY | flags, &je);
         if (!*out)
             rc = access(path, R_OK) != 0 ? LLMC_EIO : LLMC_ECORRUPT;
     }
@@ -1115,7 +1115,7 @@ static int bert_modules(bert_backend *b, const char *dir, char **sub)
     const char *pool_path = NULL;
     *sub = NULL;
     b->pooling = BERT_POOL_MEAN;
-    int rc = bert_load_json(dir, NULL, "modules.json", 0, &mods);
+    int rc = bert_load_json(dir, NULL, "modules.json", 0, 0, &mods);
     if (rc || !mods)
         return rc;
     if (!json_is_array(mods)) {
@@ -1149,7 +1149,7 @@ static int bert_modules(bert_backend *b, const char *dir, char **sub)
             rc = LLMC_EINVAL;
             goto out;
         }
-        if ((rc = bert_load_json(dir, pool_path, "config.json", 1, &pc)))
+        if ((rc = bert_load_json(dir, pool_path, "config.json", 1, 0, &pc)))
             goto out;
         int cls = bert_json_bool(pc, "pooling_mode_cls_token", 0);
         int mean = bert_json_bool(pc, "pooling_mode_mean_tokens", 0);
@@ -1177,13 +1177,17 @@ out:
 static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
 {
     json_t *tj = NULL, *tc = NULL;
-    int rc = bert_load_json(dir, sub, "tokenizer.json", 0, &tj);
+    int rc = bert_load_json(dir, sub, "tokenizer.json", 0, 0, &tj);
     if (rc)
         return rc;
     if (tj) {
         rc = bert_load_tokenizer_json(b, tj);
     } else {
-        if ((rc = bert_load_json(dir, sub, "tokenizer_config.json", 0, &tc)))
+        /* HF writes model_max_length = 1000000000000000019884624838656 for
+         * "no limit": too big for json_int_t, so read numbers as reals (the
+         * limit is then ignored, as it should be). */
+        if ((rc = bert_load_json(dir, sub, "tokenizer_config.json", 0, JSON_DECODE_INT_AS_REAL,
+                                 &tc)))
             return rc;
         b->lower = bert_json_bool(tc, "do_lower_case", 1);
         b->strip = bert_json_bool(tc, "strip_accents", b->lower);
@@ -1191,9 +1195,10 @@ static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
         char *path = bert_path(dir, sub, "vocab.txt");
         rc = path ? bert_load_vocab_txt(b, path) : LLMC_ENOMEM;
         free(path);
-        long long ml = bert_json_int(tc, "model_max_length", 0);
-        if (rc == 0 && ml > 0 && (size_t)ml < b->base.max_tokens)
-            b->base.max_tokens = (size_t)ml;
+        const json_t *ml = json_object_get(tc, "model_max_length");
+        if (rc == 0 && json_is_number(ml) && json_number_value(ml) >= 1 &&
+            json_number_value(ml) < (double)b->base.max_tokens)
+            b->base.max_tokens = (size_t)json_number_value(ml);
     }
     json_decref(tj);
     json_decref(tc);
@@ -1239,7 +1244,7 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
     b->base.free = bert_free;
     if ((rc = bert_modules(b, dir, &sub)))
         goto fail;
-    if ((rc = bert_load_json(dir, sub, "config.json", 1, &cfg)))
+    if ((rc = bert_load_json(dir, sub, "config.json", 1, 0, &cfg)))
         goto fail;
     int cv = bert_config(b, cfg);
     if (cv < 0) {
@@ -1247,7 +1252,7 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
         goto fail;
     }
     size_t cfg_vocab = (size_t)cv;
-    if ((rc = bert_load_json(dir, NULL, "sentence_bert_config.json", 0, &sbc)))
+    if ((rc = bert_load_json(dir, NULL, "sentence_bert_config.json", 0, 0, &sbc)))
         goto fail;
     long long msl = bert_json_int(sbc, "max_seq_length", 0);
     if (msl > 0 && (size_t)msl < b->base.max_tokens)

@@ -377,7 +377,9 @@ def main():
             write_vocab(d)
             write_json(os.path.join(d, "tokenizer_config.json"),
                        {"do_lower_case": lower, "tokenize_chinese_chars": True,
-                        "strip_accents": None, "model_max_length": 512})
+                        "strip_accents": None,
+                        # HF's "no limit" value, too big for a 64-bit integer
+                        "model_max_length": 512 if lower else 1000000000000000019884624838656})
         if st:
             write_st(d, pooling)
             if maxlen != MAXPOS:
