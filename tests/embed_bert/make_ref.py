@@ -274,10 +274,14 @@ def embed(w, seqs, pooling):
         ids[i, :len(s)] = torch.tensor(s)
         mask[i, :len(s)] = 1
     x = forward(w, ids, mask)
+    m = mask[..., None].to(x.dtype)
     if pooling == "cls":
         v = x[:, 0]
+    elif pooling == "max":  # sentence-transformers: padding set to -1e9 first
+        v = torch.where(m > 0, x, torch.full_like(x, -1e9)).max(1).values
+    elif pooling == "mean_sqrt":
+        v = (x * m).sum(1) / torch.sqrt(m.sum(1))
     else:
-        m = mask[..., None].to(x.dtype)
         v = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(v, p=2, dim=1)
 
@@ -332,28 +336,32 @@ def write_vocab(d):
         f.write("\n".join(VOCAB) + "\n")
 
 
-def write_st(d, pooling):
+def write_st(d, pooling, sub=""):
     write_json(os.path.join(d, "modules.json"), [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 0, "name": "0", "path": sub, "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}])
     os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
     write_json(os.path.join(d, "1_Pooling", "config.json"), {
         "word_embedding_dimension": H, "pooling_mode_cls_token": pooling == "cls",
-        "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False})
+        "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": pooling == "max",
+        "pooling_mode_mean_sqrt_len_tokens": pooling == "mean_sqrt"})
 
 
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     models = {}
-    # name, dtype, prefix, lower, pooling, max_len, tokenizer.json?, sentence-transformers files?
-    specs = [("mean-f32", "F32", "", True, "mean", 20, False, True),
-             ("cls-f16", "F16", "bert.", True, "cls", MAXPOS, True, True),
-             ("cased-bf16", "BF16", "", False, "mean", MAXPOS, False, False)]
-    for name, dtype, prefix, lower, pooling, maxlen, tokjson, st in specs:
-        d = os.path.join(out, name)
+    # name, dtype, prefix, lower, pooling, max_len, tokenizer.json?, sentence-transformers
+    # files?, Transformer module folder (older sentence-transformers layouts)
+    specs = [("mean-f32", "F32", "", True, "mean", 20, False, True, ""),
+             ("cls-f16", "F16", "bert.", True, "cls", MAXPOS, True, True, ""),
+             ("cased-bf16", "BF16", "", False, "mean", MAXPOS, False, False, ""),
+             ("max-f32", "F32", "", True, "max", MAXPOS, False, True, ""),
+             ("msqrt-f32", "F32", "", True, "mean_sqrt", MAXPOS, False, True, "0_BERT")]
+    for name, dtype, prefix, lower, pooling, maxlen, tokjson, st, sub in specs:
+        top = os.path.join(out, name)
+        d = os.path.join(top, sub)
         os.makedirs(d, exist_ok=True)
         w = make_weights()
         tensors = {prefix + k: v for k, v in w.items()}
@@ -381,9 +389,9 @@ def main():
                         # HF's "no limit" value, too big for a 64-bit integer
                         "model_max_length": 512 if lower else 1000000000000000019884624838656})
         if st:
-            write_st(d, pooling)
+            write_st(top, pooling, sub)
             if maxlen != MAXPOS:
-                write_json(os.path.join(d, "sentence_bert_config.json"),
+                write_json(os.path.join(top, "sentence_bert_config.json"),
                            {"max_seq_length": maxlen, "do_lower_case": False})
         wr = rounded(w, dtype)
         seqs = [tokenize(t, lower, maxlen) for t in TEXTS]

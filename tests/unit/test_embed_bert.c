@@ -1,9 +1,10 @@
 /*
  * test_embed_bert.c — the "bert" embedder against PyTorch.
  *
- * tests/embed_bert/make_ref.py builds three small random-weight BERT
+ * tests/embed_bert/make_ref.py builds five small random-weight BERT
  * sentence encoders in hub layout (F32 + vocab.txt + mean pooling, F16 +
- * "bert." prefix + tokenizer.json + CLS pooling, BF16 cased) and their
+ * "bert." prefix + tokenizer.json + CLS pooling, BF16 cased, max pooling,
+ * mean-sqrt-len pooling with the model in a 0_BERT/ subfolder) and their
  * reference token ids and vectors, computed by PyTorch on one padded batch
  * with an attention mask. The reference directory is
  * $LLMC_BERT_REF, or $LLMCACHED_BUILD/bert-ref (set by the test runner), or
@@ -274,6 +275,7 @@ static void check_random_text(const char *dir)
 static int read_file(const char *path, unsigned char **buf, size_t *len)
 {
     FILE *f = fopen(path, "rb");
+    *buf = NULL;
     if (!f)
         return -1;
     fseek(f, 0, SEEK_END);
@@ -299,17 +301,22 @@ static void write_file(const char *path, const void *buf, size_t len)
 static void make_variant(const char *src, const char *dst, const void *st, size_t stlen,
                          const char *cfg)
 {
-    static const char *files[] = {"config.json", "vocab.txt", "tokenizer_config.json",
-                                  "sentence_bert_config.json"};
+    static const char *files[] = {"config.json",    "vocab.txt",   "tokenizer_config.json",
+                                  "sentence_bert_config.json", "tokenizer.json", "modules.json",
+                                  "1_Pooling/config.json"};
     char a[2048], b[2048];
     mkdir(dst, 0755);
+    snprintf(b, sizeof b, "%s/1_Pooling", dst);
+    mkdir(b, 0755);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        unsigned char *buf;
+        unsigned char *buf = NULL;
         size_t len;
         snprintf(a, sizeof a, "%s/%s", src, files[i]);
         snprintf(b, sizeof b, "%s/%s", dst, files[i]);
         if (read_file(a, &buf, &len) == 0)
             write_file(b, buf, len);
+        else
+            unlink(b); /* not in the source model: not in the copy either */
         free(buf);
     }
     if (cfg) {
@@ -320,6 +327,80 @@ static void make_variant(const char *src, const char *dst, const void *st, size_
     unlink(b);
     if (st)
         write_file(b, st, stlen);
+}
+
+static int open_err(const char *path)
+{
+    int err = 0;
+    embed_backend *b = open_backend(path, &err);
+    if (b) {
+        b->free(b);
+        return 0;
+    }
+    return err;
+}
+
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    write_file(path, text, strlen(text));
+}
+
+/* Files we read but whose options we do not implement: LLMC_ENOTSUP. */
+static void check_unsupported(const char *dir)
+{
+    char src[1024], dst[1024], path[1100];
+    snprintf(src, sizeof src, "%s/cls-f16", dir);
+    snprintf(dst, sizeof dst, "%s/unsupported", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    unsigned char *st;
+    size_t len;
+    CHECK(read_file(path, &st, &len) == 0);
+    make_variant(src, dst, st, len, NULL);
+    CHECK_EQ_INT(open_err(dst), 0);
+
+    /* A Dense module after pooling. */
+    put_file(dst, "modules.json",
+             "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":"
+             "\"sentence_transformers.models.Transformer\"},{\"idx\":1,\"name\":\"1\","
+             "\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
+             "{\"idx\":2,\"name\":\"2\",\"path\":\"2_Dense\",\"type\":"
+             "\"sentence_transformers.models.Dense\"}]");
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    make_variant(src, dst, st, len, NULL);
+    /* Two pooling modes at once (concatenation). */
+    put_file(dst, "1_Pooling/config.json",
+             "{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":true}");
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    make_variant(src, dst, st, len, NULL);
+    /* A Unigram tokenizer, and a normalizer other than BertNormalizer. */
+    snprintf(path, sizeof path, "%s/tokenizer.json", src);
+    json_t *tj = json_load_file(path, 0, NULL);
+    CHECK(tj != NULL);
+    json_object_set_new(json_object_get(tj, "model"), "type", json_string("Unigram"));
+    char *s = json_dumps(tj, 0);
+    put_file(dst, "tokenizer.json", s);
+    free(s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    json_object_set_new(json_object_get(tj, "model"), "type", json_string("WordPiece"));
+    json_object_set_new(json_object_get(tj, "normalizer"), "type", json_string("Sequence"));
+    s = json_dumps(tj, 0);
+    put_file(dst, "tokenizer.json", s);
+    free(s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    /* A vocabulary without [CLS]. */
+    json_object_set_new(json_object_get(tj, "normalizer"), "type", json_string("BertNormalizer"));
+    json_t *vocab = json_object_get(json_object_get(tj, "model"), "vocab");
+    json_t *cls = json_object_get(vocab, "[CLS]");
+    json_object_set(vocab, "[CLZ]", cls);
+    json_object_del(vocab, "[CLS]");
+    s = json_dumps(tj, 0);
+    put_file(dst, "tokenizer.json", s);
+    free(s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    json_decref(tj);
+    free(st);
 }
 
 /* A safetensors file with its header replaced by hdr (data kept). */
@@ -346,17 +427,6 @@ static json_t *header_of(const unsigned char *st)
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | st[i];
     return json_loadb((const char *)st + 8, (size_t)n, 0, NULL);
-}
-
-static int open_err(const char *path)
-{
-    int err = 0;
-    embed_backend *b = open_backend(path, &err);
-    if (b) {
-        b->free(b);
-        return 0;
-    }
-    return err;
 }
 
 static void check_corrupt(const char *dir)
@@ -532,9 +602,10 @@ int main(void)
         check_model(dir, name, m, dim);
         count++;
     }
-    CHECK_EQ_INT(count, 3);
+    CHECK_EQ_INT(count, 5);
     check_random_text(dir);
     check_corrupt(dir);
+    check_unsupported(dir);
     json_decref(root);
     return UNIT_DONE();
 }
