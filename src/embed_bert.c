@@ -35,7 +35,10 @@
  * with config.json LLMC_EMISMATCH; an unreadable file LLMC_EIO.
  *
  * Tokenizer (HF BertNormalizer + BertPreTokenizer + WordPiece, streamed):
- * each code point is dropped when NUL, U+FFFD or a control character (any
+ * a special token written in the text ("[MASK]", "[SEP]"; tokenizer.json's
+ * special added_tokens, or BertTokenizer's five for vocab.txt) is matched on
+ * the raw text first and becomes its id, as HF's added-token split does;
+ * otherwise each code point is dropped when NUL, U+FFFD or a control character (any
  * C* category except \t \n \r); whitespace (\t \n \r, Zs, Zl, Zp) ends a
  * word; a CJK ideograph becomes a word of its own; with strip_accents the
  * code point is replaced by its NFD decomposition minus Mn marks; with
@@ -103,6 +106,12 @@ typedef struct {
 } bert_layer;
 
 typedef struct {
+    char *s; /* NUL-terminated */
+    size_t len;
+    int32_t id;
+} bert_special;
+
+typedef struct {
     embed_backend base; /* must be first */
     char *name;
     /* config */
@@ -116,6 +125,8 @@ typedef struct {
     int32_t *slots;   /* open-addressing table of ids, -1 = empty */
     size_t nslots;    /* power of two */
     int32_t unk, cls, sep;
+    bert_special *specials; /* matched on the raw text before anything else */
+    size_t nspecials;
     const UNormalizer2 *nfd;
     /* weights (each a separate allocation, listed in allocs) */
     float *word, *pos, *type;
@@ -523,6 +534,24 @@ static int bert_vocab_init(bert_backend *b, size_t n)
     return 0;
 }
 
+static int bert_add_special(bert_backend *b, const char *s, int32_t id)
+{
+    size_t n = strlen(s);
+    if (n == 0 || id < 0 || (size_t)id >= b->nvocab)
+        return LLMC_ECORRUPT;
+    bert_special *ns = realloc(b->specials, (b->nspecials + 1) * sizeof *ns);
+    if (!ns)
+        return LLMC_ENOMEM;
+    b->specials = ns;
+    ns[b->nspecials].s = strdup(s);
+    if (!ns[b->nspecials].s)
+        return LLMC_ENOMEM;
+    ns[b->nspecials].len = n;
+    ns[b->nspecials].id = id;
+    b->nspecials++;
+    return 0;
+}
+
 /* vocab.txt: one token a line, the line number is the id. */
 static int bert_load_vocab_txt(bert_backend *b, const char *path)
 {
@@ -592,6 +621,21 @@ static int bert_load_tokenizer_json(bert_backend *b, json_t *tj)
             (size_t)json_integer_value(v) >= b->nvocab)
             return LLMC_ECORRUPT;
         if ((rc = bert_vocab_set(b, (int32_t)json_integer_value(v), k, strlen(k))))
+            return rc;
+    }
+    /* Special added tokens ([CLS], [MASK], ...) written in the text are
+     * matched on the raw text first, as HF's added-vocabulary split does. */
+    const json_t *added = json_object_get(tj, "added_tokens");
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        const json_t *at = json_array_get(added, i);
+        const json_t *content = json_object_get(at, "content");
+        const json_t *aid = json_object_get(at, "id");
+        if (!json_is_true(json_object_get(at, "special")))
+            continue;
+        if (!json_is_string(content) || !json_is_integer(aid))
+            return LLMC_ECORRUPT;
+        if ((rc = bert_add_special(b, json_string_value(content),
+                                   (int32_t)json_integer_value(aid))))
             return rc;
     }
     const json_t *trunc = json_object_get(tj, "truncation");
@@ -798,6 +842,19 @@ int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t
     bert_tok_state ts = {b, ids, 0, window - 2, 0};
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len && ts.n < ts.max;) {
+        const bert_special *hit = NULL;
+        for (size_t k = 0; k < b->nspecials; k++) {
+            const bert_special *sp = &b->specials[k];
+            if (sp->len <= len - i && memcmp(s + i, sp->s, sp->len) == 0 &&
+                (!hit || sp->len > hit->len))
+                hit = sp; /* leftmost, then longest */
+        }
+        if (hit) {
+            bert_flush_word(&ts);
+            bert_emit(&ts, hit->id);
+            i += hit->len;
+            continue;
+        }
         uint32_t c = bert_utf8_next(s, len, &i);
         if (c == 0 || c == 0xFFFD || bert_is_control(c))
             continue;
@@ -1049,6 +1106,9 @@ static void bert_free(embed_backend *be)
             free(b->tok[i]);
     free(b->tok);
     free(b->toklen);
+    for (size_t i = 0; i < b->nspecials; i++)
+        free(b->specials[i].s);
+    free(b->specials);
     free(b->slots);
     free(b->x);
     free(b->q);
@@ -1195,6 +1255,13 @@ static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
         char *path = bert_path(dir, sub, "vocab.txt");
         rc = path ? bert_load_vocab_txt(b, path) : LLMC_ENOMEM;
         free(path);
+        /* BertTokenizer's special tokens, as they appear in the vocabulary. */
+        static const char *const sp[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+        for (size_t i = 0; rc == 0 && i < sizeof sp / sizeof sp[0]; i++) {
+            int32_t id = bert_vocab_find(b, sp[i], strlen(sp[i]));
+            if (id >= 0)
+                rc = bert_add_special(b, sp[i], id);
+        }
         const json_t *ml = json_object_get(tc, "model_max_length");
         if (rc == 0 && json_is_number(ml) && json_number_value(ml) >= 1 &&
             json_number_value(ml) < (double)b->base.max_tokens)

@@ -53,7 +53,7 @@ WORDS = ["hello", "world", "the", "quick", "brown", "fox", "jump", "over", "lazy
 CONT = ["##ed", "##ing", "##aff", "##able", "##izer", "##ate", "##ly",
         "##er", "##é", "##ï"]
 CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789") + list("ABCDEFGHIJKLMNOPQRSTUVWXYZ") + \
-    list(".,!?'\"-()/:;") + ["中", "文", "日", "本", "é", "è", "à", "ü", "ï", "ñ"]
+    list(".,!?'\"-()/:;[]") + ["中", "文", "日", "本", "é", "è", "à", "ü", "ï", "ñ"]
 VOCAB = SPECIALS + CHARS + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + \
     WORDS + CONT
 assert len(VOCAB) == len(set(VOCAB))
@@ -62,6 +62,7 @@ VID = {t: i for i, t in enumerate(VOCAB)}
 LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 6)
 TEXTS = [
     "Hello, world!",
+    "fill the [MASK] here[SEP]x [CLS[UNK]] [mask]",
     "The quick brown fox jumps over the lazy dog.",
     "unaffable",
     "Café résumé naïve",
@@ -170,10 +171,31 @@ def wordpiece(word):
     return out
 
 
+def split_specials(text):
+    """Special tokens written in the text are matched first, on the raw
+    text (HF's added-token split; BERT's specials are not normalised)."""
+    parts, i, start = [], 0, 0
+    while i < len(text):
+        hit = max((s for s in SPECIALS if text.startswith(s, i)), key=len, default=None)
+        if hit:
+            parts.append(text[start:i])
+            parts.append(hit)
+            i += len(hit)
+            start = i
+        else:
+            i += 1
+    parts.append(text[start:])
+    return parts
+
+
 def tokenize(text, lower, maxlen):
     toks = []
-    for w in pretokenize(normalize(text, lower, lower)):
-        toks.extend(wordpiece(w))
+    for part in split_specials(text):
+        if part in SPECIALS:
+            toks.append(part)
+            continue
+        for w in pretokenize(normalize(part, lower, lower)):
+            toks.extend(wordpiece(w))
     toks = toks[:maxlen - 2]
     return [VID["[CLS]"]] + [VID[t] for t in toks] + [VID["[SEP]"]]
 
@@ -194,6 +216,7 @@ assert toks("zero\u200bwidth") == ["zero", "##w", "##i", "##d", "##t", "##h"]
 assert toks("emoji 😀") == ["emoji", "[UNK]"]
 assert toks("x" * 101) == ["[UNK]"]
 assert toks("\u00a0a\u3000b") == ["a", "b"]  # Zs is whitespace
+assert toks("a[MASK]b [hello] [SEP]") == ["a", "[MASK]", "b", "[", "hello", "]", "[SEP]"]
 
 
 # ---- the model -------------------------------------------------------------
@@ -371,7 +394,10 @@ def main():
         write_json(os.path.join(d, "config.json"), config())
         if tokjson:
             write_json(os.path.join(d, "tokenizer.json"), {
-                "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+                "version": "1.0", "truncation": None, "padding": None,
+                "added_tokens": [{"id": VID[t], "content": t, "single_word": False,
+                                  "lstrip": False, "rstrip": False, "normalized": False,
+                                  "special": True} for t in SPECIALS],
                 "normalizer": {"type": "BertNormalizer", "clean_text": True,
                                "handle_chinese_chars": True, "strip_accents": None,
                                "lowercase": lower},

@@ -184,14 +184,20 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
            1.0 - worst);
 
     /* A 1 MB text is truncated to the window: same vector as the reference
-     * text that starts with the same words (index 7, itself truncated). */
+     * text that starts with the same words (itself truncated). */
     const char *phrase = "the quick brown fox jumps over the lazy dog ";
     size_t pl = strlen(phrase), big = 1u << 20;
     char *huge = malloc(big);
     for (size_t i = 0; i < big; i++)
         huge[i] = phrase[i % pl];
+    size_t li = n;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] > 200 && strncmp(tx[i], phrase, pl - 1) == 0)
+            li = i;
+    CHECK(li < n);
     CHECK_EQ_INT(llmc_embed(e, huge, big, one), 0);
-    CHECK(cosine_ff(one, out + 7 * dim, dim) > 0.99999);
+    if (li < n)
+        CHECK(cosine_ff(one, out + li * dim, dim) > 0.99999);
     free(huge);
 
     /* Nothing to embed. */
