@@ -423,10 +423,10 @@ static int bert_load_weights(bert_backend *b, bert_st *st)
 {
     size_t H = b->H, NI = b->inter;
     int rc;
-#define T2(name, a, c, dst)                                                                   \
-    do {                                                                                      \
-        if ((rc = bert_tensor(b, st, name, a, c, dst)))                                       \
-            return rc;                                                                        \
+#define T2(name, a, c, dst)                                                                        \
+    do {                                                                                           \
+        if ((rc = bert_tensor(b, st, name, a, c, dst)))                                            \
+            return rc;                                                                             \
     } while (0)
     T2("embeddings.word_embeddings.weight", b->nvocab, H, &b->word);
     T2("embeddings.position_embeddings.weight", b->maxpos, H, &b->pos);
@@ -634,8 +634,8 @@ static int bert_load_tokenizer_json(bert_backend *b, json_t *tj)
             continue;
         if (!json_is_string(content) || !json_is_integer(aid))
             return LLMC_ECORRUPT;
-        if ((rc = bert_add_special(b, json_string_value(content),
-                                   (int32_t)json_integer_value(aid))))
+        if ((rc =
+                 bert_add_special(b, json_string_value(content), (int32_t)json_integer_value(aid))))
             return rc;
     }
     const json_t *trunc = json_object_get(tj, "truncation");
@@ -678,7 +678,7 @@ static int bert_is_punct(uint32_t c)
 
 typedef struct {
     bert_backend *b;
-    int32_t *ids; /* token ids go to ids[1 + n] */
+    int32_t *ids;  /* token ids go to ids[1 + n] */
     size_t n, max; /* word pieces so far, and at most */
     size_t wn;     /* code points in the current word (counts past the cap) */
 } bert_tok_state;
@@ -832,8 +832,7 @@ static uint32_t bert_utf8_next(const unsigned char *s, size_t n, size_t *i)
  * when there is no word piece, or LLMC_EINVAL. Internal, exported for the
  * unit test; b must come from embed_bert_new().
  */
-int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids,
-                        size_t cap)
+int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids, size_t cap)
 {
     bert_backend *b = (bert_backend *)be;
     size_t window = b->base.max_tokens < cap ? b->base.max_tokens : cap;
@@ -1143,8 +1142,8 @@ static int bert_config(bert_backend *b, const json_t *cfg)
     long long P = bert_json_int(cfg, "max_position_embeddings", -1);
     long long TV = bert_json_int(cfg, "type_vocab_size", 2);
     if (H <= 0 || nl <= 0 || nh <= 0 || NI <= 0 || V <= 0 || P <= 0 || TV <= 0 ||
-        H > BERT_MAX_DIM || NI > 16 * BERT_MAX_DIM || nl > 256 || H % nh != 0 ||
-        V > (1 << 24) || P > (1 << 20) || TV > 1024)
+        H > BERT_MAX_DIM || NI > 16 * BERT_MAX_DIM || nl > 256 || H % nh != 0 || V > (1 << 24) ||
+        P > (1 << 20) || TV > 1024)
         return LLMC_ECORRUPT;
     b->H = (size_t)H;
     b->nlayers = (size_t)nl;
@@ -1221,8 +1220,10 @@ static int bert_modules(bert_backend *b, const char *dir, char **sub)
             rc = LLMC_ENOTSUP; /* concatenated or unusual pooling */
             goto out;
         }
-        b->pooling = cls ? BERT_POOL_CLS : mx ? BERT_POOL_MAX : msq ? BERT_POOL_MEAN_SQRT
-                                                                    : BERT_POOL_MEAN;
+        b->pooling = cls   ? BERT_POOL_CLS
+                     : mx  ? BERT_POOL_MAX
+                     : msq ? BERT_POOL_MEAN_SQRT
+                           : BERT_POOL_MEAN;
     }
 out:
     json_decref(mods);

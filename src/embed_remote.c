@@ -249,8 +249,8 @@ out:
  * One request for n texts with retries. out: n * dim floats, or, for the
  * probe (dim == 0), room for REMOTE_MAX_DIM floats.
  */
-static int remote_request(remote_backend *r, const char *const *texts, const size_t *lens,
-                          size_t n, float *out)
+static int remote_request(remote_backend *r, const char *const *texts, const size_t *lens, size_t n,
+                          float *out)
 {
     char *req = remote_request_json(r, texts, lens, n);
     if (!req)

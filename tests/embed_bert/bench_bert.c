@@ -129,8 +129,8 @@ static int run(const char *dir, int threads)
     for (int i = 0; i < reps; i++)
         llmc_embed_batch(e, texts, lens, 32, out);
     double sps = reps * 32 / ((now_ms() - t0) / 1e3);
-    printf("llmc  threads=%d p50_ms=%.3f p99_ms=%.3f batch=32 batch_sps=%.1f\n", threads,
-           lat[100], lat[198], sps);
+    printf("llmc  threads=%d p50_ms=%.3f p99_ms=%.3f batch=32 batch_sps=%.1f\n", threads, lat[100],
+           lat[198], sps);
     printf("ratio threads=%d query_p50 torch/llmc=%.2fx batch_sps llmc/torch=%.2fx\n", threads,
            t50 / lat[100], sps / tsps);
     (void)t99;

@@ -30,8 +30,7 @@
 #include "llmcache.h"
 #include "unit.h"
 
-int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids,
-                        size_t cap);
+int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids, size_t cap);
 
 /* Debian's python3, where python3-torch lives (a pyenv/venv python3 on PATH
  * would not see it); $LLMC_PYTHON overrides. */
@@ -224,10 +223,10 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
  * spaces, punctuation): never a crash, always 0 or LLMC_EEMPTY, unit vectors. */
 static void check_random_text(const char *dir)
 {
-    static const uint32_t pool[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',   0,
+    static const uint32_t pool[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',    0,
                                     '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
-                                    0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900, 0x10ffff,
-                                    0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,   0x3c3};
+                                    0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900,  0x10ffff,
+                                    0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,    0x3c3};
     int err = 0;
     llmc_embedder *e = open_bert(dir, "mean-f32", 8, &err);
     CHECK(e != NULL);
@@ -307,9 +306,9 @@ static void write_file(const char *path, const void *buf, size_t len)
 static void make_variant(const char *src, const char *dst, const void *st, size_t stlen,
                          const char *cfg)
 {
-    static const char *files[] = {"config.json",    "vocab.txt",   "tokenizer_config.json",
-                                  "sentence_bert_config.json", "tokenizer.json", "modules.json",
-                                  "1_Pooling/config.json"};
+    static const char *files[] = {
+        "config.json",    "vocab.txt",    "tokenizer_config.json", "sentence_bert_config.json",
+        "tokenizer.json", "modules.json", "1_Pooling/config.json"};
     char a[2048], b[2048];
     mkdir(dst, 0755);
     snprintf(b, sizeof b, "%s/1_Pooling", dst);

@@ -75,8 +75,7 @@ static void mock_reply(struct evhttp_request *req, int code, const char *body)
 {
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, strlen(body));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, code, "X", b);
     evbuffer_free(b);
 }
@@ -291,8 +290,9 @@ static void test_success_and_batching(mock_server *m)
 
     /* 10 texts, max_batch 3 → 4 requests of at most 3; unicode and JSON
      * specials survive the round trip (the mock hashes what it decoded). */
-    const char *texts[10] = {"a",   "b \"quoted\"", "ünïcödé ✓ 日本", "tab\there", "new\nline",
-                             "f",   "back\\slash",  "h",                "i",        "the tenth"};
+    const char *texts[10] = {
+        "a", "b \"quoted\"", "ünïcödé ✓ 日本", "tab\there", "new\nline", "f", "back\\slash", "h",
+        "i", "the tenth"};
     size_t lens[10];
     for (int i = 0; i < 10; i++)
         lens[i] = strlen(texts[i]);
