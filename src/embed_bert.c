@@ -51,6 +51,13 @@
  * as soon as the window is full, so a huge text costs no more than a long one.
  * A text that yields no word piece gives LLMC_EEMPTY.
  *
+ * Weights: F32 tensors (4-byte aligned in the file, as safetensors writers
+ * align them) are used in place from a read-only private mapping of the
+ * file, so the per-thread embedders of one process, and several processes,
+ * share one physical copy through the page cache; F16/BF16 tensors are
+ * converted into owned arrays. The file must not be truncated while an
+ * embedder has it open (as with any mmap-based loader).
+ *
  * Forward pass: a batch is packed, not padded: the tokens of all texts are
  * rows of one T x H matrix, so every dense layer is one cblas_sgemm over T
  * rows; attention is computed per text and head (two sgemm calls on strided
@@ -105,6 +112,16 @@ typedef struct {
     bert_ln aln, oln;
 } bert_layer;
 
+enum { BERT_F32, BERT_F16, BERT_BF16 };
+
+typedef struct {
+    const uint8_t *map; /* whole file */
+    size_t size;
+    const uint8_t *data; /* data section */
+    size_t data_len;
+    json_t *hdr;
+} bert_st;
+
 typedef struct {
     char *s; /* NUL-terminated */
     size_t len;
@@ -128,7 +145,9 @@ typedef struct {
     bert_special *specials; /* matched on the raw text before anything else */
     size_t nspecials;
     const UNormalizer2 *nfd;
-    /* weights (each a separate allocation, listed in allocs) */
+    /* weights: F32 tensors point into the read-only mapping st (kept for
+     * the backend's life); converted ones are allocations listed in allocs */
+    bert_st st;
     float *word, *pos, *type;
     bert_ln eln;
     bert_layer *layers;
@@ -219,16 +238,6 @@ static float *bert_alloc(bert_backend *b, size_t n)
 }
 
 /* ---- safetensors --------------------------------------------------------- */
-
-enum { BERT_F32, BERT_F16, BERT_BF16 };
-
-typedef struct {
-    const uint8_t *map; /* whole file */
-    size_t size;
-    const uint8_t *data; /* data section */
-    size_t data_len;
-    json_t *hdr;
-} bert_st;
 
 static void bert_st_close(bert_st *st)
 {
@@ -396,6 +405,14 @@ static int bert_tensor(bert_backend *b, bert_st *st, const char *name, size_t d0
     size_t n = d0 * (d1 ? d1 : 1);
     const uint8_t *src =
         st->data + json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+    if (dt == BERT_F32 && ((uintptr_t)src & 3) == 0) {
+        const float *f = (const float *)src; /* little-endian host (x86-64, aarch64) */
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(f[i]))
+                return LLMC_ECORRUPT;
+        *out = (float *)f; /* never written: the mapping is PROT_READ */
+        return 0;
+    }
     float *dst = bert_alloc(b, n);
     if (!dst)
         return LLMC_ENOMEM;
@@ -1100,6 +1117,7 @@ static void bert_free(embed_backend *be)
         free(b->allocs[i]);
     free(b->allocs);
     free(b->layers);
+    bert_st_close(&b->st);
     if (b->tok)
         for (size_t i = 0; i < b->nvocab; i++)
             free(b->tok[i]);
@@ -1296,7 +1314,6 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
     int rc;
     char *sub = NULL, *stpath = NULL;
     json_t *cfg = NULL, *sbc = NULL;
-    bert_st st = {0};
     bert_backend *b = NULL;
     if (!p || !p->model_path || !p->model_path[0]) {
         rc = LLMC_EINVAL;
@@ -1341,14 +1358,14 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
         rc = LLMC_ENOMEM;
         goto fail;
     }
-    if ((rc = bert_st_open(stpath, &st)))
+    if ((rc = bert_st_open(stpath, &b->st)))
         goto fail;
     {
         /* The word-embedding table has config's vocab_size rows; keep nvocab
          * (the tokenizer's size, used to free tokens) and check the table. */
         size_t nv = b->nvocab;
         b->nvocab = cfg_vocab;
-        rc = bert_load_weights(b, &st);
+        rc = bert_load_weights(b, &b->st);
         b->nvocab = nv;
         if (rc)
             goto fail;
@@ -1364,7 +1381,7 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
             if (dir[i] == '/')
                 base = dir + i + 1;
         size_t bl = (size_t)(dir + dl - base);
-        uint64_t h = XXH3_64bits(st.map, st.size);
+        uint64_t h = XXH3_64bits(b->st.map, b->st.size);
         b->name = malloc(bl + 32);
         if (!b->name) {
             rc = LLMC_ENOMEM;
@@ -1374,14 +1391,14 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
     }
     b->base.model = b->name;
     b->base.dim = b->H;
-    bert_st_close(&st);
+    json_decref(b->st.hdr); /* the mapping stays; the parsed header is done */
+    b->st.hdr = NULL;
     json_decref(cfg);
     json_decref(sbc);
     free(sub);
     free(stpath);
     return &b->base;
 fail:
-    bert_st_close(&st);
     json_decref(cfg);
     json_decref(sbc);
     free(sub);
