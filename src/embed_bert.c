@@ -38,8 +38,8 @@
  * a special token written in the text ("[MASK]", "[SEP]"; tokenizer.json's
  * special added_tokens, or BertTokenizer's five for vocab.txt) is matched on
  * the raw text first and becomes its id, as HF's added-token split does;
- * otherwise each code point is dropped when NUL, U+FFFD or a control character (any
- * C* category except \t \n \r); whitespace (\t \n \r, Zs, Zl, Zp) ends a
+ * otherwise each code point is dropped when NUL, U+FFFD or a control
+ * character (any C* category except \t \n \r); whitespace (\t \n \r, Zs, Zl, Zp) ends a
  * word; a CJK ideograph becomes a word of its own; with strip_accents the
  * code point is replaced by its NFD decomposition minus Mn marks; with
  * lower-casing it is lower-cased (ICU's simple mapping); punctuation (ASCII
@@ -50,6 +50,11 @@
  * max_position_embeddings, max_seq_length, tokenizer limits); the scan stops
  * as soon as the window is full, so a huge text costs no more than a long one.
  * A text that yields no word piece gives LLMC_EEMPTY.
+ * Known differences from HF's Rust tokenizer, all in rare cases: lower-casing
+ * uses simple case mapping (no final-sigma rule, no one-to-many mappings),
+ * and no canonical reordering of combining marks that survive NFD. Models
+ * whose tokenizer is not WordPiece (XLM-R based multilingual ones use a
+ * Unigram tokenizer) are refused with LLMC_ENOTSUP.
  *
  * Weights: F32 tensors (4-byte aligned in the file, as safetensors writers
  * align them) are used in place from a read-only private mapping of the
@@ -65,12 +70,14 @@
  * HF's masked computation on a padded batch. Buffers grow to the largest
  * batch seen and are reused (no allocation per call in steady state).
  *
- * The dense kernels below (bert_linear, bert_layer_norm, bert_gelu,
+ * The dense kernels below (bert_linear, bert_layer_norm, bert_activate,
  * bert_softmax_rows) are private for now; they are meant to move to the
  * shared embed_math.c once that lands.
  *
  * Thread safety: one thread at a time per backend (buffers are reused).
- * Weights are immutable after load. OpenBLAS keeps its own thread pool.
+ * Weights are immutable after load. OpenBLAS keeps its own, process-wide
+ * thread pool, so params.threads is not applied here (set OPENBLAS_NUM_THREADS
+ * or call openblas_set_num_threads() once per process).
  */
 #include <errno.h>
 #include <fcntl.h>
