@@ -108,6 +108,9 @@ typedef struct {
     uint64_t seed;          /* level generator seed (default 42): same inserts, same graph */
     size_t initial_capacity;/* slots allocated up front (default 1024) */
     int simd;               /* kernels: 0 best available (default), 1 scalar, 2 AVX2, 3 AVX-512 */
+    int partition_search;   /* how a partition is searched: 0 auto (default: exact scan when
+                               small, filtered graph search when large), 1 always exact scan,
+                               2 always graph (for measurement; see bench/hnsw) */
 } llmc_hnsw_params;
 
 llmc_hnsw_params llmc_hnsw_default_params(void);
@@ -159,7 +162,7 @@ int llmc_hnsw_save(llmc_hnsw *h, const char *path);
  * errors: LLMC_EIO (cannot read), LLMC_EFOREIGN (not an index file),
  * LLMC_EVERSION, LLMC_ECORRUPT (truncated, checksum or structure), and
  * LLMC_EFULL when the file does not fit max_bytes. params may be NULL; when
- * given, only its max_bytes, ef_search and simd are used (the rest comes from
+ * given, only its max_bytes, ef_search, simd and partition_search are used (the rest comes from
  * the file). */
 llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t expect_dim,
                           const llmc_hnsw_params *params, int *err);

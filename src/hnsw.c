@@ -79,6 +79,8 @@
  *     u64 label, u64 partition, u32 links[n0],
  *     for each level 1..level: u16 n, u32 links[n],
  *     vector: f32 x dim, or f32 scale + i8 x dim
+ *   then u32 F and F u32 slots: the free list, head first (every removed
+ *   slot except a parked entry point, once each);
  *   then u64 XXH3-64 of every byte before it.
  * Load checks the magic (LLMC_EFOREIGN), version (LLMC_EVERSION), checksum
  * and every count, level and link against its bounds (LLMC_ECORRUPT), then
@@ -138,7 +140,7 @@ typedef struct {
 
 struct llmc_hnsw {
     size_t dim, M, M0, efc, efs, max_bytes, init_cap;
-    int metric, quant;
+    int metric, quant, pmode;
     char *model;
     vec_kernels k;
     double level_mult;
@@ -817,7 +819,8 @@ static llmc_hnsw *hnsw_alloc(const llmc_hnsw_params *p, int *err)
     const char *model = p->model ? p->model : "";
     if (p->dim == 0 || p->dim > 65536 || p->M < 2 || p->M > 1024 ||
         (p->metric != LLMC_HNSW_COSINE && p->metric != LLMC_HNSW_IP) ||
-        (p->quant != LLMC_HNSW_F32 && p->quant != LLMC_HNSW_I8) || strlen(model) > HNSW_MODEL_MAX)
+        (p->quant != LLMC_HNSW_F32 && p->quant != LLMC_HNSW_I8) || strlen(model) > HNSW_MODEL_MAX ||
+        p->partition_search < 0 || p->partition_search > 2)
         goto fail;
     e = LLMC_ENOMEM;
     h = calloc(1, sizeof *h);
@@ -837,6 +840,7 @@ static llmc_hnsw *hnsw_alloc(const llmc_hnsw_params *p, int *err)
     h->metric = p->metric;
     h->quant = p->quant;
     h->max_bytes = p->max_bytes;
+    h->pmode = p->partition_search;
     h->rng = p->seed;
     h->level_mult = 1.0 / log((double)p->M);
     vec_kernels_select(&h->k, p->simd);
@@ -1172,7 +1176,10 @@ int llmc_hnsw_search(llmc_hnsw *h, const float *qv, uint64_t partition, size_t k
         if (!pe)
             goto out;
     }
-    if (pe && (double)pe->count * pe->count <= HNSW_EXACT_C * (double)ef * (double)h->n_live) {
+    int exact = pe && (h->pmode == 1 ||
+                       (h->pmode == 0 && (double)pe->count * pe->count <=
+                                             HNSW_EXACT_C * (double)ef * (double)h->n_live));
+    if (exact) {
         nr = hnsw_scan_partition(h, s, &q, pe, k);
     } else {
         uint32_t cur = h->entry;
@@ -1360,6 +1367,16 @@ int llmc_hnsw_save(llmc_hnsw *h, const char *path)
         }
         hnsw_put(&w, rec, (size_t)(p - rec));
     }
+    /* the free list, head first, so a loaded index reuses slots in the same order */
+    uint32_t nfree = 0;
+    for (uint32_t f = h->free_head; f != HNSW_NONE; f = h->pnext[f])
+        nfree++;
+    hnsw_le32(rec, nfree);
+    hnsw_put(&w, rec, 4);
+    for (uint32_t f = h->free_head; f != HNSW_NONE && !w.err; f = h->pnext[f]) {
+        hnsw_le32(rec, f);
+        hnsw_put(&w, rec, 4);
+    }
     pthread_rwlock_unlock(&h->lock);
     unsigned char sum[8];
     hnsw_le64(sum, XXH3_64bits_digest(xs));
@@ -1488,6 +1505,7 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
     if (params) {
         p.max_bytes = params->max_bytes;
         p.simd = params->simd;
+        p.partition_search = params->partition_search;
         if (params->ef_search)
             p.ef_search = params->ef_search;
     }
@@ -1498,6 +1516,8 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
         goto out;
     }
     h->rng = hnsw_rd64(buf + 56);
+    if ((uint64_t)n_slots * (20 + hnsw_vec_bytes(h)) > len - 8 - HNSW_HDR - ml)
+        goto out; /* e is still LLMC_ECORRUPT: cannot hold that many records */
     size_t cap = n_slots > 16 ? n_slots : 16;
     if (h->max_bytes && hnsw_bytes_for(h, cap) > h->max_bytes) {
         e = LLMC_EFULL;
@@ -1573,7 +1593,12 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
         if (h->quant == LLMC_HNSW_I8)
             memcpy(dst + 4, v + 4, h->dim);
     }
-    if (r.p != r.end)
+    const unsigned char *fc = hnsw_take(&r, 4);
+    if (!fc)
+        goto out;
+    uint32_t nfree = hnsw_rd32(fc);
+    const unsigned char *fl = hnsw_take(&r, 4 * (size_t)nfree);
+    if (!fl || r.p != r.end)
         goto out;
     /* links on level l must point at nodes that have level l */
     for (uint32_t s = 0; s < n_slots; s++) {
@@ -1590,16 +1615,29 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
         goto out;
     h->entry = entry;
     h->max_level = max_level;
-    /* rebuild the side tables: labels, partitions, free list */
-    size_t live = 0;
-    for (uint32_t s = n_slots; s-- > 0;) {
+    /* rebuild the side tables: free list (as saved), labels, partitions */
+    size_t live = 0, freeable = 0;
+    for (uint32_t s = 0; s < n_slots; s++) {
+        h->pnext[s] = h->pprev[s] = HNSW_NONE;
+        uint8_t f = *hnsw_flags(h, s);
+        freeable += (f & (HNSW_F_REMOVED | HNSW_F_PARKED)) == HNSW_F_REMOVED;
+    }
+    if (nfree != freeable)
+        goto out;
+    for (uint32_t i = nfree; i-- > 0;) {
+        uint32_t s = hnsw_rd32(fl + 4 * (size_t)i);
+        /* each freeable slot once: pprev marks the ones already listed */
+        if (s >= n_slots || (*hnsw_flags(h, s) & (HNSW_F_REMOVED | HNSW_F_PARKED)) != HNSW_F_REMOVED ||
+            h->pprev[s] != HNSW_NONE)
+            goto out;
+        h->pprev[s] = 0;
+        h->pnext[s] = h->free_head;
+        h->free_head = s;
+    }
+    for (uint32_t s = 0; s < n_slots; s++) {
         uint8_t f = *hnsw_flags(h, s);
         if (f & HNSW_F_REMOVED) {
-            h->pnext[s] = h->pprev[s] = HNSW_NONE;
-            if (!(f & HNSW_F_PARKED)) {
-                h->pnext[s] = h->free_head;
-                h->free_head = s;
-            }
+            h->pprev[s] = HNSW_NONE;
             continue;
         }
         if (hnsw_part(h, s) == LLMC_HNSW_ANY || hnsw_lmap_find(h, hnsw_label(h, s)) != HNSW_NONE)
