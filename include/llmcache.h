@@ -132,6 +132,10 @@ int llmc_hnsw_add(llmc_hnsw *h, uint64_t label, uint64_t partition, const float 
  * later add. Returns 0 or LLMC_ENOTFOUND. */
 int llmc_hnsw_remove(llmc_hnsw *h, uint64_t label);
 
+/* Change how partitions are searched (params.partition_search: 0 auto,
+ * 1 exact, 2 graph). Returns 0 or LLMC_EINVAL. */
+int llmc_hnsw_set_partition_search(llmc_hnsw *h, int mode);
+
 /* 1 if label is in the index, else 0. */
 int llmc_hnsw_contains(llmc_hnsw *h, uint64_t label);
 

@@ -1113,6 +1113,16 @@ int llmc_hnsw_remove(llmc_hnsw *h, uint64_t label)
     return 0;
 }
 
+int llmc_hnsw_set_partition_search(llmc_hnsw *h, int mode)
+{
+    if (!h || mode < 0 || mode > 2)
+        return LLMC_EINVAL;
+    pthread_rwlock_wrlock(&h->lock);
+    h->pmode = mode;
+    pthread_rwlock_unlock(&h->lock);
+    return 0;
+}
+
 int llmc_hnsw_contains(llmc_hnsw *h, uint64_t label)
 {
     if (!h)
