@@ -5,7 +5,7 @@
 # bench/hnsw/hnswlib_shim.cpp) are both compiled here with -O3 -march=native,
 # so the comparison is like for like; the library itself is built without
 # -march (its kernels dispatch at run time). Needs libhnswlib-dev
-# (scripts/deps.d/bench-hnsw.list). Not part of `make all`.
+# (already in scripts/deps.d/bench.list). Not part of `make all`.
 
 HNSW_BD     := $(B)/bench/hnsw
 HNSW_BENCH  := $(HNSW_BD)/bench_hnsw
