@@ -192,6 +192,7 @@ typedef struct llmc_entry_info {
     size_t body_len;
     const float *vec;   /* semantic vector or NULL */
     const char *vec_model; /* embedder that made vec, NUL-terminated ("" if none) */
+    const char *query;  /* the query text the semantic tier compares, "" if none */
 } llmc_entry_info;
 
 #define LLMC_ENTRY_EXACT_ONLY 1u /* never served by the semantic tier */
@@ -228,6 +229,11 @@ int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
 /* A new reference to the live entry with this key, or NULL. Marks it
  * recently used; does not extend its TTL. */
 const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_LEN], int64_t now);
+/* A new reference to the live entry whose key starts with these 8 bytes
+ * (little-endian, as the semantic index labels entries), or NULL. */
+const llmc_entry_info *llmc_store_get_by_label(llmc_store *s, uint64_t label, int64_t now);
+/* The label of a key: its first 8 bytes, little-endian. */
+uint64_t llmc_key_label(const uint8_t key[LLMC_KEY_LEN]);
 /* Take one more reference to an entry already held. */
 void llmc_entry_ref(const llmc_entry_info *e);
 /* Drop a reference; the last one frees the entry. */
