@@ -4,6 +4,8 @@ LDLIBS += -licuuc
 
 EMBED_TOOL := $(B)/llmcached-embed
 BINS += $(EMBED_TOOL)
+# `all:` is read before the fragments, so BINS += alone does not reach it.
+all: $(EMBED_TOOL)
 BENCHES += bench-embed
 
 $(EMBED_TOOL): $(B)/tools/llmcached-embed.o $(LIB)
