@@ -10,8 +10,16 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "embed_math.h"
+#include "llmcache.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define EMBED_MATH_X86 1
+#endif
 
 void embed_math_matmul(const float *x, size_t ldx, const float *w, size_t ldw, const float *bias,
                        float *y, size_t ldy, size_t m, size_t k, size_t n)
@@ -119,4 +127,120 @@ void embed_math_set_threads(int n)
 {
     if (n > 0)
         openblas_set_num_threads(n);
+}
+
+/* ---- packed weights and the small-M kernel -------------------------------- */
+
+#define MATH_NR 16 /* strip width: two 8-float AVX registers */
+#define MATH_MR 6  /* rows per micro-tile: 12 accumulators */
+#define MATH_MC 96 /* rows per cache block of X */
+
+int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, size_t n)
+{
+    memset(p, 0, sizeof *p);
+    p->w = w;
+    p->ldw = ldw;
+    p->k = k;
+    p->n = n;
+    p->n_pad = (n + MATH_NR - 1) / MATH_NR * MATH_NR;
+#ifdef EMBED_MATH_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return 0;
+    float *s = aligned_alloc(64, (k * p->n_pad * sizeof *s + 63) / 64 * 64);
+    if (!s)
+        return LLMC_ENOMEM;
+    for (size_t j0 = 0; j0 < p->n_pad; j0 += MATH_NR) {
+        float *dst = s + j0 * k;
+        for (size_t kk = 0; kk < k; kk++)
+            for (size_t c = 0; c < MATH_NR; c++)
+                dst[kk * MATH_NR + c] = j0 + c < n ? w[kk * ldw + j0 + c] : 0.0f;
+    }
+    p->strips = s;
+#endif
+    return 0;
+}
+
+void embed_math_packed_free(embed_math_packed *p)
+{
+    if (p) {
+        free(p->strips);
+        p->strips = NULL;
+    }
+}
+
+#ifdef EMBED_MATH_X86
+/* One MR x 16 tile: y[r][0..16) (+)= sum_k x[r][k] * strip[k][0..16) + bias. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+math_tile(int mr, size_t k, const float *x, size_t ldx, const float *strip, const float *bias,
+          float *y, size_t ldy, size_t cols, int accumulate)
+{
+    __m256 a[MATH_MR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < MATH_MR; r++)
+        a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (size_t kk = 0; kk < k; kk++) {
+        __m256 w0 = _mm256_load_ps(strip + kk * MATH_NR);
+        __m256 w1 = _mm256_load_ps(strip + kk * MATH_NR + 8);
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + kk);
+            a[r][0] = _mm256_fmadd_ps(xb, w0, a[r][0]);
+            a[r][1] = _mm256_fmadd_ps(xb, w1, a[r][1]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        float t[MATH_NR];
+        _mm256_storeu_ps(t, a[r][0]);
+        _mm256_storeu_ps(t + 8, a[r][1]);
+        float *yr = y + (size_t)r * ldy;
+        for (size_t c = 0; c < cols; c++) {
+            float v = t[c] + (bias ? bias[c] : 0.0f);
+            yr[c] = accumulate ? yr[c] + v : v;
+        }
+    }
+}
+
+static __attribute__((target("avx2,fma"))) void
+math_packed_avx2(const float *x, size_t ldx, const embed_math_packed *w, const float *bias,
+                 float *y, size_t ldy, size_t m, int accumulate)
+{
+    size_t k = w->k;
+    for (size_t i0 = 0; i0 < m; i0 += MATH_MC) {
+        size_t mc = m - i0 < MATH_MC ? m - i0 : MATH_MC;
+        for (size_t j0 = 0; j0 < w->n_pad; j0 += MATH_NR) {
+            const float *strip = w->strips + j0 * k;
+            size_t cols = w->n - j0 < MATH_NR ? w->n - j0 : MATH_NR;
+            const float *bj = bias ? bias + j0 : NULL;
+            for (size_t i = i0; i < i0 + mc; i += MATH_MR) {
+                const float *xi = x + i * ldx;
+                float *yi = y + i * ldy + j0;
+                switch (i0 + mc - i < MATH_MR ? (int)(i0 + mc - i) : MATH_MR) {
+                case 6: math_tile(6, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                case 5: math_tile(5, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                case 4: math_tile(4, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                case 3: math_tile(3, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                case 2: math_tile(2, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                default: math_tile(1, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                }
+            }
+        }
+    }
+}
+#endif
+
+void embed_math_matmul_packed(const float *x, size_t ldx, const embed_math_packed *w,
+                              const float *bias, float *y, size_t ldy, size_t m, int accumulate)
+{
+#ifdef EMBED_MATH_X86
+    if (w->strips && m <= 64) {
+        math_packed_avx2(x, ldx, w, bias, y, ldy, m, accumulate);
+        return;
+    }
+#endif
+    if (accumulate)
+        embed_math_matmul_acc(x, ldx, w->w, w->ldw, bias, y, ldy, m, w->k, w->n);
+    else
+        embed_math_matmul(x, ldx, w->w, w->ldw, bias, y, ldy, m, w->k, w->n);
 }

@@ -44,6 +44,30 @@ void embed_math_softmax_rows(float *x, size_t ld, size_t m, size_t n);
  * min_sq (TensorFlow's l2_normalize epsilon) so a zero vector stays finite. */
 void embed_math_l2_normalize(float *x, size_t n, float min_sq);
 
+/*
+ * Pre-packed weights for the encoders' hot path (one short query: a few
+ * token rows against megabytes of weights, where a general sgemm spends
+ * its time re-packing the weights on every call). embed_math_pack copies
+ * W [k x n] once into 16-column strips; embed_math_matmul_packed then runs
+ * an AVX2/FMA kernel that streams each strip once per block of rows. On a
+ * CPU without AVX2+FMA the packed copy is not made and the product falls
+ * back to cblas_sgemm on the original W, which must then stay valid.
+ */
+typedef struct {
+    float *strips;  /* n_pad/16 strips of k x 16 floats, or NULL (fallback) */
+    const float *w; /* the original W, row-major, row stride ldw */
+    size_t ldw, k, n, n_pad;
+} embed_math_packed;
+
+/* Pack w. Returns 0 or LLMC_ENOMEM; free with embed_math_packed_free. */
+int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, size_t n);
+void embed_math_packed_free(embed_math_packed *p);
+
+/* Y[m x n] (+)= X[m x k] * W (+ bias[n] when bias != NULL); accumulate != 0
+ * adds onto Y instead of overwriting it. */
+void embed_math_matmul_packed(const float *x, size_t ldx, const embed_math_packed *w,
+                              const float *bias, float *y, size_t ldy, size_t m, int accumulate);
+
 /* Set OpenBLAS's thread count (process-wide: OpenBLAS has one pool). */
 void embed_math_set_threads(int n);
 

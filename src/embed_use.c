@@ -39,8 +39,12 @@
  * this file packs the texts of a batch into consecutive rows with no
  * padding and runs attention per text: the same numbers as the graph.
  *
- * Design: the weights are one allocation; dense products go through
- * OpenBLAS (embed_math.c). Work buffers are sized once for USE_ROWS packed
+ * Design: the weights are one allocation; the dense products' weights are
+ * also packed once into 16-column strips for embed_math's small-M kernel
+ * (a short query is a few rows against 20 MB of weights; OpenBLAS's sgemm
+ * re-packs the weights on every call and was 3-4x slower there), with
+ * OpenBLAS as the fallback on CPUs without AVX2/FMA; attention's small
+ * products use OpenBLAS. Work buffers are sized once for USE_ROWS packed
  * token rows; a batch whose texts hold more tokens is run in several
  * groups. So no allocation happens per call once the tokenizer's scratch
  * has grown to the longest text seen.
@@ -78,6 +82,7 @@ typedef struct {
     const float *c2_w, *c2_b;       /* [1536 x 512] */
     size_t width, heads, depth;     /* input width, heads x depth == width */
     float scale;                    /* q scale */
+    embed_math_packed pqkv, pout, pres, pc1, pc2; /* the products' packed weights */
 } use_layer;
 
 typedef struct {
@@ -90,6 +95,7 @@ typedef struct {
     const float *timing; /* [128] inverse timescales */
     use_layer layer[2];
     const float *tanh_w, *tanh_b;
+    embed_math_packed ptanh;
     float eps, l2_min;
     size_t max_len;
     /* work buffers, USE_ROWS rows each */
@@ -364,7 +370,7 @@ out:
 static void use_attention(use_model *m, const use_layer *L, size_t R, size_t nt)
 {
     size_t w = L->width, d = L->depth, ld = 3 * w;
-    embed_math_matmul(m->ln, w, L->qkv_w, ld, L->qkv_b, m->qkv, ld, R, w, ld);
+    embed_math_matmul_packed(m->ln, w, &L->pqkv, L->qkv_b, m->qkv, ld, R, 0);
     size_t r0 = 0;
     for (size_t t = 0; t < nt; t++) {
         size_t n = m->lens[t];
@@ -387,11 +393,9 @@ static void use_attention(use_model *m, const use_layer *L, size_t R, size_t nt)
 static void use_ffn(use_model *m, const use_layer *L, size_t R)
 {
     embed_math_layer_norm(m->h, m->ln, USE_DIM, R, USE_DIM, L->fln_g, L->fln_b, m->eps);
-    embed_math_matmul(m->ln, USE_DIM, L->c1_w, USE_FF, L->c1_b, m->ffn, USE_FF, R, USE_DIM,
-                      USE_FF);
+    embed_math_matmul_packed(m->ln, USE_DIM, &L->pc1, L->c1_b, m->ffn, USE_FF, R, 0);
     embed_math_relu(m->ffn, R * USE_FF);
-    embed_math_matmul_acc(m->ffn, USE_FF, L->c2_w, USE_DIM, L->c2_b, m->h, USE_DIM, R, USE_FF,
-                          USE_DIM);
+    embed_math_matmul_packed(m->ffn, USE_FF, &L->pc2, L->c2_b, m->h, USE_DIM, R, 1);
 }
 
 /* Run the network on the nt texts whose ids are packed in m->ids. */
@@ -414,16 +418,13 @@ static void use_forward(use_model *m, size_t nt, float *out)
     /* layer 0: width 256 in, 512 out */
     embed_math_layer_norm(m->x0, m->ln, USE_EMB, R, USE_EMB, L0->ln_g, L0->ln_b, m->eps);
     use_attention(m, L0, R, nt);
-    embed_math_matmul(m->x0, USE_EMB, L0->res_w, USE_DIM, L0->res_b, m->h, USE_DIM, R, USE_EMB,
-                      USE_DIM);
-    embed_math_matmul_acc(m->ctx, USE_EMB, L0->out_w, USE_DIM, L0->out_b, m->h, USE_DIM, R,
-                          USE_EMB, USE_DIM);
+    embed_math_matmul_packed(m->x0, USE_EMB, &L0->pres, L0->res_b, m->h, USE_DIM, R, 0);
+    embed_math_matmul_packed(m->ctx, USE_EMB, &L0->pout, L0->out_b, m->h, USE_DIM, R, 1);
     use_ffn(m, L0, R);
     /* layer 1: width 512 */
     embed_math_layer_norm(m->h, m->ln, USE_DIM, R, USE_DIM, L1->ln_g, L1->ln_b, m->eps);
     use_attention(m, L1, R, nt);
-    embed_math_matmul_acc(m->ctx, USE_DIM, L1->out_w, USE_DIM, L1->out_b, m->h, USE_DIM, R,
-                          USE_DIM, USE_DIM);
+    embed_math_matmul_packed(m->ctx, USE_DIM, &L1->pout, L1->out_b, m->h, USE_DIM, R, 1);
     use_ffn(m, L1, R);
     /* masked mean pooling */
     size_t r0 = 0;
@@ -440,8 +441,7 @@ static void use_forward(use_model *m, size_t nt, float *out)
             pl[j] /= div;
         r0 += n;
     }
-    embed_math_matmul(m->pooled, USE_DIM, m->tanh_w, USE_DIM, m->tanh_b, out, USE_DIM, nt,
-                      USE_DIM, USE_DIM);
+    embed_math_matmul_packed(m->pooled, USE_DIM, &m->ptanh, m->tanh_b, out, USE_DIM, nt, 0);
     for (size_t t = 0; t < nt; t++) {
         float *o = out + t * USE_DIM;
         for (size_t j = 0; j < USE_DIM; j++)
@@ -487,6 +487,14 @@ static void use_free(embed_backend *b)
     if (!m)
         return;
     embed_tok_free(m->tok);
+    for (int l = 0; l < 2; l++) {
+        embed_math_packed_free(&m->layer[l].pqkv);
+        embed_math_packed_free(&m->layer[l].pout);
+        embed_math_packed_free(&m->layer[l].pres);
+        embed_math_packed_free(&m->layer[l].pc1);
+        embed_math_packed_free(&m->layer[l].pc2);
+    }
+    embed_math_packed_free(&m->ptanh);
     free(m->blob);
     free(m->model_path);
     free(m->x0);
@@ -524,6 +532,18 @@ embed_backend *embed_use_new(const llmc_embed_params *p, int *err)
         goto fail;
     }
     e = LLMC_ENOMEM;
+    for (int l = 0; l < 2; l++) {
+        use_layer *L = &m->layer[l];
+        size_t w = L->width;
+        if (embed_math_pack(&L->pqkv, L->qkv_w, 3 * w, w, 3 * w) ||
+            embed_math_pack(&L->pout, L->out_w, USE_DIM, w, USE_DIM) ||
+            (L->res_w && embed_math_pack(&L->pres, L->res_w, USE_DIM, w, USE_DIM)) ||
+            embed_math_pack(&L->pc1, L->c1_w, USE_FF, USE_DIM, USE_FF) ||
+            embed_math_pack(&L->pc2, L->c2_w, USE_DIM, USE_FF, USE_DIM))
+            goto fail;
+    }
+    if (embed_math_pack(&m->ptanh, m->tanh_w, USE_DIM, USE_DIM, USE_DIM))
+        goto fail;
     m->max_group = USE_ROWS; /* every text has at least one token */
     m->x0 = malloc((size_t)USE_ROWS * USE_EMB * sizeof(float));
     m->h = malloc((size_t)USE_ROWS * USE_DIM * sizeof(float));
