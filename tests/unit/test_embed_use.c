@@ -137,8 +137,8 @@ static void test_reference(llmc_embedder *e, const char *ref_path)
         same += c >= 0.99999;
     }
     CHECK_EQ_INT(same, nv);
-    printf("use reference: %zu texts, ids exact %zu, worst cosine %.7f, batch vs single %.7f\n",
-           n, id_ok, worst, worst_batch);
+    printf("use reference: %zu texts, ids exact %zu, worst 1-cosine %.2e, batch vs single 1-cosine %.2e\n",
+           n, id_ok, 1.0 - worst, 1.0 - worst_batch);
     free(texts);
     free(lens);
     free(one);
@@ -299,6 +299,68 @@ static void test_corrupt(void)
     rmdir(dir);
 }
 
+/* ---- the llmcached-embed tool, end to end -------------------------------- */
+
+static void test_tool(void)
+{
+    const char *b = getenv("LLMCACHED_BUILD");
+    char tool[4096], cmd[8192];
+    snprintf(tool, sizeof tool, "%s/llmcached-embed", b && *b ? b : "build/rel");
+    if (!file_exists(tool)) {
+        printf("skip: %s not built\n", tool);
+        return;
+    }
+    /* vectors: one JSON array of 512 numbers a line, "null" for an empty line */
+    snprintf(cmd, sizeof cmd,
+             "printf 'hello\\n\\nHello, world!\\n' | %s --model-path %s 2>/dev/null", tool,
+             model_dir());
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    int lines = 0, arrays = 0, nulls = 0;
+    while (getline(&line, &cap, f) > 0) {
+        lines++;
+        json_t *j = json_loads(line, JSON_DECODE_ANY, NULL);
+        if (json_is_array(j) && json_array_size(j) == 512)
+            arrays++;
+        if (json_is_null(j))
+            nulls++;
+        json_decref(j);
+    }
+    CHECK_EQ_INT(pclose(f) != 0, 1); /* a line failed: exit status says so */
+    CHECK_EQ_INT(lines, 3);
+    CHECK_EQ_INT(arrays, 2);
+    CHECK_EQ_INT(nulls, 1);
+
+    /* --eval on a tiny pairs file whose answer is known: duplicates are
+     * identical texts (cosine 1), non-duplicates unrelated -> ROC-AUC 1 */
+    char pairs[] = "/tmp/llmc-pairs-XXXXXX.jsonl";
+    int fd = mkstemps(pairs, 6);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    FILE *pf = fdopen(fd, "w");
+    fprintf(pf, "{\"a\": \"How do I bake bread?\", \"b\": \"How do I bake bread?\", \"label\": 1}\n"
+                "{\"a\": \"Who won the world cup?\", \"b\": \"Best laptop for students\", \"label\": 0}\n"
+                "{\"a\": \"What is an API?\", \"b\": \"What is an API?\", \"label\": 1}\n"
+                "{\"a\": \"How tall is Everest?\", \"b\": \"Cheap flights to Rome\", \"label\": 0}\n");
+    fclose(pf);
+    snprintf(cmd, sizeof cmd, "%s --model-path %s --eval %s", tool, model_dir(), pairs);
+    f = popen(cmd, "r");
+    char out[1024] = "";
+    if (f) {
+        if (!fgets(out, sizeof out, f))
+            out[0] = 0;
+        CHECK_EQ_INT(pclose(f), 0);
+    }
+    CHECK(strstr(out, "4 pairs (0 skipped): ROC-AUC 1.0000") != NULL);
+    unlink(pairs);
+    free(line);
+}
+
 int main(void)
 {
     char probe[4096];
@@ -325,5 +387,6 @@ int main(void)
         printf("skip: reference vectors not found at %s\n", ref);
     llmc_embedder_free(e);
     test_corrupt();
+    test_tool();
     return UNIT_DONE();
 }
