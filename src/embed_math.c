@@ -46,8 +46,8 @@ void embed_math_matmul_acc(const float *x, size_t ldx, const float *w, size_t ld
                 (int)ldx, w, (int)ldw, 1.0f, y, (int)ldy);
 }
 
-void embed_math_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw,
-                          const float *bias, float *y, size_t ldy, size_t m, size_t k, size_t n)
+void embed_math_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw, const float *bias,
+                          float *y, size_t ldy, size_t m, size_t k, size_t n)
 {
     float beta = 0.0f;
     if (bias) {
@@ -56,8 +56,8 @@ void embed_math_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw
                 y[i * ldy + j] = bias[j];
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, x,
-                (int)ldx, w, (int)ldw, beta, y, (int)ldy);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, x, (int)ldx,
+                w, (int)ldw, beta, y, (int)ldy);
 }
 
 void embed_math_layer_norm(const float *x, float *y, size_t ld, size_t m, size_t n,
@@ -217,12 +217,24 @@ math_packed_avx2(const float *x, size_t ldx, const embed_math_packed *w, const f
                 const float *xi = x + i * ldx;
                 float *yi = y + i * ldy + j0;
                 switch (i0 + mc - i < MATH_MR ? (int)(i0 + mc - i) : MATH_MR) {
-                case 6: math_tile(6, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
-                case 5: math_tile(5, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
-                case 4: math_tile(4, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
-                case 3: math_tile(3, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
-                case 2: math_tile(2, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
-                default: math_tile(1, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate); break;
+                case 6:
+                    math_tile(6, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    break;
+                case 5:
+                    math_tile(5, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    break;
+                case 4:
+                    math_tile(4, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    break;
+                case 3:
+                    math_tile(3, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    break;
+                case 2:
+                    math_tile(2, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    break;
+                default:
+                    math_tile(1, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    break;
                 }
             }
         }

@@ -24,8 +24,8 @@ void embed_math_matmul_acc(const float *x, size_t ldx, const float *w, size_t ld
 
 /* Y[m x n] = X[m x k] * W^T where W is stored [n x k] (the PyTorch/HF layout),
  * plus bias[n] when bias != NULL. */
-void embed_math_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw,
-                          const float *bias, float *y, size_t ldy, size_t m, size_t k, size_t n);
+void embed_math_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw, const float *bias,
+                          float *y, size_t ldy, size_t m, size_t k, size_t n);
 
 /* Layer normalisation of each of the m rows of x (n floats each, row stride
  * ld) into y (same stride; y may equal x): (x - mean) / sqrt(var + eps) *

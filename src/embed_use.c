@@ -73,15 +73,15 @@
 #define EN_ P_ "Encode/"
 
 typedef struct {
-    const float *ln_g, *ln_b;       /* attention pre-norm */
-    const float *qkv_w, *qkv_b;     /* [in x 3*in] */
-    const float *out_w, *out_b;     /* [in x 512] */
-    const float *res_w, *res_b;     /* layer 0 only: AdjustResidualInput [256 x 512] */
-    const float *fln_g, *fln_b;     /* FFN pre-norm, 512 */
-    const float *c1_w, *c1_b;       /* [512 x 1536] */
-    const float *c2_w, *c2_b;       /* [1536 x 512] */
-    size_t width, heads, depth;     /* input width, heads x depth == width */
-    float scale;                    /* q scale */
+    const float *ln_g, *ln_b;   /* attention pre-norm */
+    const float *qkv_w, *qkv_b; /* [in x 3*in] */
+    const float *out_w, *out_b; /* [in x 512] */
+    const float *res_w, *res_b; /* layer 0 only: AdjustResidualInput [256 x 512] */
+    const float *fln_g, *fln_b; /* FFN pre-norm, 512 */
+    const float *c1_w, *c1_b;   /* [512 x 1536] */
+    const float *c2_w, *c2_b;   /* [1536 x 512] */
+    size_t width, heads, depth; /* input width, heads x depth == width */
+    float scale;                /* q scale */
     embed_math_packed pqkv, pout, pres, pc1, pc2; /* the products' packed weights */
 } use_layer;
 
@@ -100,8 +100,8 @@ typedef struct {
     size_t max_len;
     /* work buffers, USE_ROWS rows each */
     float *x0, *h, *ln, *qkv, *ctx, *ffn, *scores, *pooled;
-    int32_t *ids;  /* USE_ROWS packed ids */
-    size_t *lens;  /* tokens per text in the current group */
+    int32_t *ids; /* USE_ROWS packed ids */
+    size_t *lens; /* tokens per text in the current group */
     size_t max_group;
 } use_model;
 
@@ -152,6 +152,7 @@ static int use_load_weights(use_model *m, const char *dir)
     const float *qs0 = NULL, *qs1 = NULL, *eps = NULL, *l2 = NULL, *maskv = NULL;
     const int32_t *maxlen = NULL, *heads = NULL, *depth0 = NULL, *depth1 = NULL;
     use_layer *L0 = &m->layer[0], *L1 = &m->layer[1];
+    /* clang-format off */
     use_want want[] = {
         {"module/Embeddings_en", 2, {-1, 256}, 0, (const void **)&m->emb},
         {TS_ "Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1", 2, {1, 128}, 0,
@@ -219,6 +220,7 @@ static int use_load_weights(use_model *m, const char *dir)
     };
 #undef LN_
 #undef LAYER_
+    /* clang-format on */
     size_t nwant = sizeof want / sizeof want[0];
 
     /* walk the manifest: offsets, total size, shard list */
@@ -267,7 +269,7 @@ static int use_load_weights(use_model *m, const char *dir)
                 if (found[k] || strcmp(want[k].name, name))
                     continue;
                 int ok = (int)json_array_size(shape) == want[k].ndim &&
-                          want[k].is_int == (strcmp(dtype, "int32") == 0);
+                         want[k].is_int == (strcmp(dtype, "int32") == 0);
                 for (int d = 0; ok && d < want[k].ndim; d++)
                     ok = want[k].shape[d] < 0 || want[k].shape[d] == dims[d];
                 if (!ok)
@@ -450,8 +452,8 @@ static void use_forward(use_model *m, size_t nt, float *out)
     }
 }
 
-static int use_embed_batch(embed_backend *b, const char *const *texts, const size_t *lens,
-                           size_t n, float *out)
+static int use_embed_batch(embed_backend *b, const char *const *texts, const size_t *lens, size_t n,
+                           float *out)
 {
     use_model *m = (use_model *)b;
     size_t nt = 0, R = 0, first = 0;
@@ -555,8 +557,8 @@ embed_backend *embed_use_new(const llmc_embed_params *p, int *err)
     m->pooled = malloc((size_t)USE_ROWS * USE_DIM * sizeof(float));
     m->ids = malloc(USE_ROWS * sizeof *m->ids);
     m->lens = malloc(USE_ROWS * sizeof *m->lens);
-    if (!m->x0 || !m->h || !m->ln || !m->qkv || !m->ctx || !m->ffn || !m->scores ||
-        !m->pooled || !m->ids || !m->lens)
+    if (!m->x0 || !m->h || !m->ln || !m->qkv || !m->ctx || !m->ffn || !m->scores || !m->pooled ||
+        !m->ids || !m->lens)
         goto fail;
     if (p && p->threads > 0)
         embed_math_set_threads(p->threads);

@@ -37,23 +37,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: llmcached-embed [options] < texts      (one JSON vector a line)\n"
-            "       llmcached-embed --cosine [options] < texts\n"
-            "       llmcached-embed --eval FILE [options]\n"
-            "options:\n"
-            "  --backend NAME     use (default), bert or remote\n"
-            "  --model-path DIR   model directory (use: data/models/use-lite)\n"
-            "  --url URL          remote: base URL, e.g. http://127.0.0.1:9000/v1\n"
-            "  --model NAME       remote: model name (key from $LLMC_EMBED_API_KEY)\n"
-            "  --batch N          texts per embedding call (default 32)\n"
-            "  --threads N        compute threads (default 1)\n"
-            "  --cosine           print pairwise cosines instead of vectors\n"
-            "  --eval FILE        qqp_dev.jsonl, mrpc_train.tsv, stsb_*.tsv or\n"
-            "                     gptcache_mock_data.json: ROC-AUC / Spearman\n"
-            "  --limit N          eval: use only the first N pairs\n"
-            "  --threshold T      eval of gptcache data: hit threshold (default 0.8)\n"
-            "  --help             this text\n");
+    fprintf(f, "usage: llmcached-embed [options] < texts      (one JSON vector a line)\n"
+               "       llmcached-embed --cosine [options] < texts\n"
+               "       llmcached-embed --eval FILE [options]\n"
+               "options:\n"
+               "  --backend NAME     use (default), bert or remote\n"
+               "  --model-path DIR   model directory (use: data/models/use-lite)\n"
+               "  --url URL          remote: base URL, e.g. http://127.0.0.1:9000/v1\n"
+               "  --model NAME       remote: model name (key from $LLMC_EMBED_API_KEY)\n"
+               "  --batch N          texts per embedding call (default 32)\n"
+               "  --threads N        compute threads (default 1)\n"
+               "  --cosine           print pairwise cosines instead of vectors\n"
+               "  --eval FILE        qqp_dev.jsonl, mrpc_train.tsv, stsb_*.tsv or\n"
+               "                     gptcache_mock_data.json: ROC-AUC / Spearman\n"
+               "  --limit N          eval: use only the first N pairs\n"
+               "  --threshold T      eval of gptcache data: hit threshold (default 0.8)\n"
+               "  --help             this text\n");
 }
 
 /* ---- growable arrays ---------------------------------------------------- */
@@ -369,11 +368,11 @@ static int eval_file(llmc_embedder *e, const char *path, size_t limit, size_t ba
             used++;
         }
         if (kind == 0)
-            printf("%s: %s, %zu pairs (%zu skipped): ROC-AUC %.4f\n", base,
-                   llmc_embedder_model(e), used, n - used, roc_auc(sc, lab, used));
+            printf("%s: %s, %zu pairs (%zu skipped): ROC-AUC %.4f\n", base, llmc_embedder_model(e),
+                   used, n - used, roc_auc(sc, lab, used));
         else
-            printf("%s: %s, %zu pairs (%zu skipped): Spearman %.4f\n", base,
-                   llmc_embedder_model(e), used, n - used, spearman(sc, gd, used));
+            printf("%s: %s, %zu pairs (%zu skipped): Spearman %.4f\n", base, llmc_embedder_model(e),
+                   used, n - used, spearman(sc, gd, used));
         free(sc);
         free(gd);
         free(lab);
@@ -400,13 +399,13 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define TAKES()                                                                                  \
-    do {                                                                                         \
-        if (!val) {                                                                              \
-            fprintf(stderr, "llmcached-embed: %s needs a value\n", o);                           \
-            return 2;                                                                            \
-        }                                                                                        \
-        i++;                                                                                     \
+#define TAKES()                                                                                    \
+    do {                                                                                           \
+        if (!val) {                                                                                \
+            fprintf(stderr, "llmcached-embed: %s needs a value\n", o);                             \
+            return 2;                                                                              \
+        }                                                                                          \
+        i++;                                                                                       \
     } while (0)
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage(stdout);
@@ -511,8 +510,7 @@ int main(int argc, char **argv)
                 putchar('[');
                 for (size_t j = 0; j < lines.n; j++) {
                     if (ok[i] && ok[j])
-                        printf(j ? ",%.6f" : "%.6f",
-                               dot(vecs + i * dim, vecs + j * dim, dim));
+                        printf(j ? ",%.6f" : "%.6f", dot(vecs + i * dim, vecs + j * dim, dim));
                     else
                         fputs(j ? ",null" : "null", stdout);
                 }

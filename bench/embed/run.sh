@@ -65,7 +65,11 @@ if [ -n "$js_out" ]; then
 	for m in single batch32; do
 		c=$(get "$c_out" "$m" per_s); j=$(get "$js_out" "tfjs_$m" per_s)
 		cp=$(get "$c_out" "$m" p50_ms); jp=$(get "$js_out" "tfjs_$m" p50_ms)
-		awk -v m="$m" -v c="$c" -v j="$j" -v cp="$cp" -v jp="$jp" 'BEGIN {
-			printf "ratio %-8s C %.1f/s vs tfjs-wasm %.1f/s: %.2fx throughput; p50 %.3f ms vs %.3f ms\n", m, c, j, c / j, cp, jp }'
+		cc=$(get "$c_out" "$m" per_cpu_s); jc=$(get "$js_out" "tfjs_$m" per_cpu_s)
+		ccp=$(get "$c_out" "$m" cpu_p50_ms); jcp=$(get "$js_out" "tfjs_$m" cpu_p50_ms)
+		awk -v m="$m" -v c="$c" -v j="$j" -v cp="$cp" -v jp="$jp" -v cc="$cc" -v jc="$jc" \
+			-v ccp="$ccp" -v jcp="$jcp" 'BEGIN {
+			printf "ratio %-8s wall: C %.1f/s vs tfjs-wasm %.1f/s = %.2fx, p50 %.3f vs %.3f ms\n", m, c, j, c / j, cp, jp
+			printf "ratio %-8s cpu:  C %.1f/s vs tfjs-wasm %.1f/s = %.2fx, p50 %.3f vs %.3f ms\n", m, cc, jc, cc / jc, ccp, jcp }'
 	done
 fi

@@ -65,27 +65,44 @@ const pct = (v, p) => {
 };
 for (let i = 0; i < Math.min(20, short.length); i++) await embed([short[i]]); // warm-up
 
+// process CPU time (user + system) in ms: the machine may be shared
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e3;
+};
 const lat = [];
+const cpu = [];
 let t0 = performance.now();
+let c0 = cpuMs();
 for (const t of short) {
   const a = performance.now();
+  const ca = cpuMs();
   await embed([t]);
   lat.push(performance.now() - a);
+  cpu.push(cpuMs() - ca);
 }
 let secs = (performance.now() - t0) / 1e3;
+let csecs = (cpuMs() - c0) / 1e3;
 console.log(`RESULT tfjs_single n=${short.length} p50_ms=${pct(lat, 0.5).toFixed(3)} ` +
-  `p99_ms=${pct(lat, 0.99).toFixed(3)} per_s=${(short.length / secs).toFixed(1)}`);
+  `p99_ms=${pct(lat, 0.99).toFixed(3)} per_s=${(short.length / secs).toFixed(1)} ` +
+  `cpu_p50_ms=${pct(cpu, 0.5).toFixed(3)} per_cpu_s=${(short.length / csecs).toFixed(1)}`);
 
 const blat = [];
+const bcpu = [];
 let nb = 0;
 t0 = performance.now();
+c0 = cpuMs();
 for (let i = 0; i + 32 <= texts.length; i += 32) {
   const a = performance.now();
+  const ca = cpuMs();
   await embed(texts.slice(i, i + 32));
   blat.push(performance.now() - a);
+  bcpu.push(cpuMs() - ca);
   nb++;
 }
 secs = (performance.now() - t0) / 1e3;
+csecs = (cpuMs() - c0) / 1e3;
 console.log(`RESULT tfjs_batch32 n=${nb * 32} p50_ms=${pct(blat, 0.5).toFixed(3)} ` +
-  `p99_ms=${pct(blat, 0.99).toFixed(3)} per_s=${(nb * 32 / secs).toFixed(1)}`);
+  `p99_ms=${pct(blat, 0.99).toFixed(3)} per_s=${(nb * 32 / secs).toFixed(1)} ` +
+  `cpu_p50_ms=${pct(bcpu, 0.5).toFixed(3)} per_cpu_s=${(nb * 32 / csecs).toFixed(1)}`);
 console.log(`INFO tfjs backend=${tf.getBackend()} threads=${threads} tfjs-core=${tf.version_core}`);

@@ -74,8 +74,9 @@ static void test_with_model(const char *dir)
         CHECK_EQ_INT(llmc_embed(e, good[i], good_len[i], v), 0);
 
     /* batch of 7 over max_batch 3 equals one-by-one; a bad text anywhere fails it */
-    const char *tx[7] = {"a cat", "a dog", "the weather today", "how do I reset my password",
-                         "café", "x", "long " /* placeholder */};
+    const char *tx[7] = {
+        "a cat", "a dog", "the weather today", "how do I reset my password", "café",
+        "x",     "long " /* placeholder */};
     size_t tl[7];
     for (int i = 0; i < 7; i++)
         tl[i] = strlen(tx[i]);
@@ -121,6 +122,7 @@ int main(void)
         test_with_model(dir);
     else
         printf("skip: USE lite model not in %s (scripts/fetch-use-model.sh); "
-               "backend-dependent checks skipped\n", dir);
+               "backend-dependent checks skipped\n",
+               dir);
     return UNIT_DONE();
 }

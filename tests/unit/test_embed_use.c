@@ -76,8 +76,8 @@ static void test_reference(llmc_embedder *e, const char *ref_path)
         json_t *jt = json_object_get(it, "text");
         json_t *jids = json_object_get(it, "ids");
         size_t k = 0;
-        int rc = embed_tok_encode(tok, json_string_value(jt), json_string_length(jt), ids, 100000,
-                                  &k);
+        int rc =
+            embed_tok_encode(tok, json_string_value(jt), json_string_length(jt), ids, 100000, &k);
         int ok = rc == 0 && k == json_array_size(jids);
         for (size_t j = 0; ok && j < k; j++)
             ok = ids[j] == json_integer_value(json_array_get(jids, j));
@@ -137,7 +137,8 @@ static void test_reference(llmc_embedder *e, const char *ref_path)
         same += c >= 0.99999;
     }
     CHECK_EQ_INT(same, nv);
-    printf("use reference: %zu texts, ids exact %zu, worst 1-cosine %.2e, batch vs single 1-cosine %.2e\n",
+    printf("use reference: %zu texts, ids exact %zu, worst 1-cosine %.2e, batch vs single 1-cosine "
+           "%.2e\n",
            n, id_ok, 1.0 - worst, 1.0 - worst_batch);
     free(texts);
     free(lens);
@@ -343,10 +344,12 @@ static void test_tool(void)
     if (fd < 0)
         return;
     FILE *pf = fdopen(fd, "w");
-    fprintf(pf, "{\"a\": \"How do I bake bread?\", \"b\": \"How do I bake bread?\", \"label\": 1}\n"
-                "{\"a\": \"Who won the world cup?\", \"b\": \"Best laptop for students\", \"label\": 0}\n"
-                "{\"a\": \"What is an API?\", \"b\": \"What is an API?\", \"label\": 1}\n"
-                "{\"a\": \"How tall is Everest?\", \"b\": \"Cheap flights to Rome\", \"label\": 0}\n");
+    fprintf(
+        pf,
+        "{\"a\": \"How do I bake bread?\", \"b\": \"How do I bake bread?\", \"label\": 1}\n"
+        "{\"a\": \"Who won the world cup?\", \"b\": \"Best laptop for students\", \"label\": 0}\n"
+        "{\"a\": \"What is an API?\", \"b\": \"What is an API?\", \"label\": 1}\n"
+        "{\"a\": \"How tall is Everest?\", \"b\": \"Cheap flights to Rome\", \"label\": 0}\n");
     fclose(pf);
     snprintf(cmd, sizeof cmd, "%s --model-path %s --eval %s", tool, model_dir(), pairs);
     f = popen(cmd, "r");
@@ -380,7 +383,8 @@ int main(void)
     test_inputs(e);
     const char *sd = getenv("LLMC_SHARED_DATA");
     char ref[4096];
-    snprintf(ref, sizeof ref, "%s/embed/use_lite_reference.json", sd && *sd ? sd : "../shared/data");
+    snprintf(ref, sizeof ref, "%s/embed/use_lite_reference.json",
+             sd && *sd ? sd : "../shared/data");
     if (file_exists(ref))
         test_reference(e, ref);
     else
