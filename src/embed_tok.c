@@ -9,7 +9,10 @@
  *  1. Unicode NFKC normalisation (ICU, as JavaScript's String.normalize).
  *  2. If anything is left: prepend U+2581 '▁' and turn every U+0020 space
  *     (only that one; tabs and newlines stay) into '▁'.
- *  3. Split into code points ("symbols").
+ *  3. Split into UTF-16 code units ("symbols"): the reference's
+ *     "unicode-aware" stringToChars is compiled to an index loop over the
+ *     JavaScript string, so an astral character is two symbols (its
+ *     surrogates), which no piece matches.
  *  4. Lattice: from each start position, every vocabulary piece (ids from
  *     `reserved` on) that is a prefix of the remaining symbols; when none
  *     is, the single symbol as "unknown" (id 0, score 0).
@@ -19,10 +22,9 @@
  *     to the later start). Scores are summed in double, as in JavaScript.
  *     This file runs the same updates forward (start-major), which visits
  *     the candidates of every end in the same order with final scores.
- *  6. Backtrack from the end; the step back is the length of the chosen
- *     piece's text in UTF-16 code units (JavaScript's String.length), not in
- *     symbols: pieces holding astral characters step back further, and the
- *     unknown id steps back by the length of piece 0's text. Reproduced.
+ *  6. Backtrack from the end by the length of the chosen piece's text in
+ *     UTF-16 code units; for the unknown id that is the length of piece 0's
+ *     text (one unit here), whatever the unknown symbol was.
  *  7. Consecutive unknown ids are merged into one.
  * Pieces that occur twice in the vocabulary: the later id wins (the trie
  * insert of the reference overwrites). Scores that are JSON null (the
@@ -34,7 +36,8 @@
  * cache has no use for the embedding of nothing).
  *
  * Long texts: the raw text is cut at 1 MiB (on a code point boundary) and
- * the normalised symbols at EMBED_TOK_MAX_SYMBOLS before segmentation. The
+ * the normalised text at EMBED_TOK_MAX_SYMBOLS code units before
+ * segmentation. The
  * encoder reads only the first 128 ids, which a cut that far away leaves
  * unchanged in practice (Viterbi paths re-join within a few pieces); it
  * bounds the work per call.
@@ -68,7 +71,7 @@ struct embed_tok {
     int32_t *u16len; /* per piece: its text's length in UTF-16 code units */
     tok_node *nodes;
     size_t n_nodes, cap_nodes;
-    /* edge hash: key = node << 21 | code point, value = child node */
+    /* edge hash: key = node << 21 | UTF-16 code unit, value = child node */
     uint64_t *ekeys;
     uint32_t *evals;
     size_t emask;
@@ -215,9 +218,17 @@ embed_tok *embed_tok_load(const char *path, int reserved, int *err)
             uint32_t cp = tok_utf8_next(s, sl, &j);
             if (cp > 0x10ffff)
                 goto fail;
-            u16 += cp > 0xffff ? 2 : 1;
-            if (i >= (size_t)reserved && tok_add_child(t, node, cp, &node) != 0)
-                goto fail;
+            uint32_t unit[2] = {cp, 0};
+            int nu = 1;
+            if (cp > 0xffff) { /* the trie is over UTF-16 code units */
+                unit[0] = 0xd800 + ((cp - 0x10000) >> 10);
+                unit[1] = 0xdc00 + ((cp - 0x10000) & 0x3ff);
+                nu = 2;
+            }
+            u16 += nu;
+            for (int q = 0; q < nu; q++)
+                if (i >= (size_t)reserved && tok_add_child(t, node, unit[q], &node) != 0)
+                    goto fail;
         }
         t->u16len[i] = u16;
         if (i >= (size_t)reserved && node != 0) {
@@ -319,18 +330,18 @@ int embed_tok_encode(embed_tok *t, const char *text, size_t len, int32_t *ids, s
             return LLMC_ENOMEM;
         t->cap_sym = c;
     }
-    size_t ns = 0;
     int only_space = 1;
-    t->sym[ns++] = TOK_SEP;
-    for (int32_t i = 0; i < m && ns < EMBED_TOK_MAX_SYMBOLS + 1;) {
+    for (int32_t i = 0; i < m && only_space;) {
         UChar32 cp;
         U16_NEXT(t->u16b, i, m, cp);
-        if (!u_isUWhiteSpace(cp))
-            only_space = 0;
-        t->sym[ns++] = cp == 0x20 ? TOK_SEP : (uint32_t)cp;
+        only_space = u_isUWhiteSpace(cp);
     }
-    if (ns == 1 || only_space)
+    if (m == 0 || only_space)
         return LLMC_EEMPTY;
+    size_t ns = 0;
+    t->sym[ns++] = TOK_SEP;
+    for (int32_t i = 0; i < m && ns < EMBED_TOK_MAX_SYMBOLS + 1; i++)
+        t->sym[ns++] = t->u16b[i] == 0x20 ? TOK_SEP : t->u16b[i];
     double *best = t->best;
     int32_t *word = t->word;
     for (size_t i = 0; i <= ns; i++) {
@@ -363,7 +374,7 @@ int embed_tok_encode(embed_tok *t, const char *text, size_t len, int32_t *ids, s
             }
         }
     }
-    /* backtrack by UTF-16 length of the chosen piece, as the reference does */
+    /* backtrack by the UTF-16 length of the chosen piece, as the reference does */
     size_t nr = 0;
     long it = (long)ns;
     while (it > 0) {

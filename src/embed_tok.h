@@ -15,7 +15,7 @@
 
 typedef struct embed_tok embed_tok;
 
-/* Longest text, in code points after normalisation, that is segmented;
+/* Longest text, in UTF-16 code units after normalisation, that is segmented;
  * the rest is cut off first (see embed_tok.c). */
 #define EMBED_TOK_MAX_SYMBOLS 65536
 

@@ -300,6 +300,86 @@ static void test_corrupt(void)
     rmdir(dir);
 }
 
+/* ---- tokenizer quirks on a synthetic vocabulary (no model needed) --------- */
+
+static embed_tok *tok_from(const char *json)
+{
+    char path[] = "/tmp/llmc-vocab-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    fputs(json, f);
+    fclose(f);
+    int err = 0;
+    embed_tok *t = embed_tok_load(path, 6, &err);
+    unlink(path);
+    return t;
+}
+
+static int tok_is(embed_tok *t, const char *text, const int32_t *want, size_t n)
+{
+    int32_t ids[16];
+    size_t k = 0;
+    if (embed_tok_encode(t, text, strlen(text), ids, 16, &k) != 0 || k != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] != want[i])
+            return 0;
+    return 1;
+}
+
+/* Every expectation below was checked against the reference JavaScript
+ * tokenizer run on the same synthetic vocabularies. */
+static void test_tok_quirks(void)
+{
+    /* ids: 0 unknown, 1-5 reserved, then pieces; "ab" twice (the later wins) */
+    embed_tok *t = tok_from("[[\"\\ufffd\",0],[\"<s>\",0],[\"</s>\",0],[\"r3\",0],[\"r4\",0],"
+                            "[\"r5\",0],[\"\\u2581\",-1.0],[\"a\",-2.0],[\"b\",-2.0],"
+                            "[\"ab\",-2.5],[\"\\u2581a\",-1.5],[\"\\ud83d\\ude00\",-1.0],"
+                            "[\"ab\",-0.5],[\":\",null]]");
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    CHECK_EQ_INT(embed_tok_size(t), 14);
+    CHECK(tok_is(t, "ab", (const int32_t[]){6, 12}, 2)); /* duplicate: id 12 */
+    /* symbols are UTF-16 code units: an astral character is two unknown
+     * surrogates (merged), even though a piece of it exists */
+    CHECK(tok_is(t,
+                 "\xf0\x9f\x98\x80"
+                 "a",
+                 (const int32_t[]){6, 0, 7}, 3));
+    CHECK(tok_is(t, "cc", (const int32_t[]){6, 0}, 2)); /* unknowns merged */
+    CHECK(tok_is(t, ":", (const int32_t[]){6, 13}, 2)); /* null score = 0 */
+    CHECK(tok_is(t, "a b", (const int32_t[]){10, 6, 8}, 3));
+    CHECK(tok_is(t, "a a", (const int32_t[]){10, 10}, 2)); /* ' ' -> '▁' */
+    int32_t ids[4];
+    size_t k = 0;
+    CHECK_EQ_INT(embed_tok_encode(t, "", 0, ids, 4, &k), LLMC_EEMPTY);
+    CHECK_EQ_INT(embed_tok_encode(t, " \t", 2, ids, 4, &k), LLMC_EEMPTY);
+    CHECK_EQ_INT(embed_tok_encode(t, "a a a a a a", 11, ids, 2, &k), 0);
+    CHECK_EQ_INT(k, 6); /* the count is total, only cap ids written */
+    embed_tok_free(t);
+
+    /* best == 0 means "unset" in the reference: a later, worse candidate
+     * replaces an exact-0 path (here ":x", score null, loses to ":" + "x") */
+    t = tok_from("[[\"\\ufffd\",0],[\"<s>\",0],[\"</s>\",0],[\"r3\",0],[\"r4\",0],"
+                 "[\"r5\",0],[\":\",null],[\":x\",null],[\"x\",-2.0]]");
+    CHECK(t != NULL);
+    if (t)
+        CHECK(tok_is(t, ":x", (const int32_t[]){0, 6, 8}, 3));
+    embed_tok_free(t);
+
+    /* malformed vocabularies */
+    CHECK(tok_from("{\"not\": \"an array\"}") == NULL);
+    CHECK(tok_from("[[\"a\",0],[\"b\",0],[\"c\",0],[\"d\",0],[\"e\",0],[\"f\",0],[\"g\",\"x\"]]") ==
+          NULL);
+    CHECK(tok_from("[[\"a\",0]]") == NULL); /* nothing past the reserved ids */
+    int err = 0;
+    CHECK(embed_tok_load("/nonexistent/vocab.json", 6, &err) == NULL);
+    CHECK_EQ_INT(err, LLMC_EIO);
+}
+
 /* ---- the llmcached-embed tool, end to end -------------------------------- */
 
 static void test_tool(void)
@@ -366,6 +446,7 @@ static void test_tool(void)
 
 int main(void)
 {
+    test_tok_quirks();
     char probe[4096];
     snprintf(probe, sizeof probe, "%s/model.json", model_dir());
     if (!file_exists(probe)) {
