@@ -49,9 +49,10 @@ void embed_math_l2_normalize(float *x, size_t n, float min_sq);
  * token rows against megabytes of weights, where a general sgemm spends
  * its time re-packing the weights on every call). embed_math_pack copies
  * W [k x n] once into 16-column strips; embed_math_matmul_packed then runs
- * an AVX2/FMA kernel that streams each strip once per block of rows. On a
- * CPU without AVX2+FMA the packed copy is not made and the product falls
- * back to cblas_sgemm on the original W, which must then stay valid.
+ * an AVX2/FMA kernel that streams each strip once per block of rows, for
+ * up to 64 rows; above that, and on a CPU without AVX2+FMA (where no packed
+ * copy is made), it calls cblas_sgemm on the original W, which must
+ * therefore stay valid as long as the packed copy is used.
  */
 typedef struct {
     float *strips;  /* n_pad/16 strips of k x 16 floats, or NULL (fallback) */

@@ -42,9 +42,9 @@
  * Design: the weights are one allocation; the dense products' weights are
  * also packed once into 16-column strips for embed_math's small-M kernel
  * (a short query is a few rows against 20 MB of weights; OpenBLAS's sgemm
- * re-packs the weights on every call and was 3-4x slower there), with
- * OpenBLAS as the fallback on CPUs without AVX2/FMA; attention's small
- * products use OpenBLAS. Work buffers are sized once for USE_ROWS packed
+ * re-packs the weights on every call and measured 1.5-2x slower at 16
+ * rows); products of more than 64 rows (batches), the attention products,
+ * and every product on CPUs without AVX2/FMA use OpenBLAS. Work buffers are sized once for USE_ROWS packed
  * token rows; a batch whose texts hold more tokens is run in several
  * groups. So no allocation happens per call once the tokenizer's scratch
  * has grown to the longest text seen.
