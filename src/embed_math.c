@@ -135,7 +135,25 @@ void embed_math_set_threads(int n)
 #define MATH_MR 6  /* rows per micro-tile: 12 accumulators */
 #define MATH_MC 96 /* rows per cache block of X */
 
-int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, size_t n)
+#ifdef EMBED_MATH_X86
+static __attribute__((target("avx2,f16c"))) void
+math_pack_half(uint16_t *h, const float *w, size_t ldw, size_t k, size_t n, size_t n_pad)
+{
+    for (size_t j0 = 0; j0 < n_pad; j0 += 16) {
+        uint16_t *dst = h + j0 * k;
+        for (size_t kk = 0; kk < k; kk++) {
+            float t[16];
+            for (size_t c = 0; c < 16; c++)
+                t[c] = j0 + c < n ? w[kk * ldw + j0 + c] : 0.0f;
+            _mm_store_si128((__m128i *)(dst + kk * 16), _mm256_cvtps_ph(_mm256_loadu_ps(t), 0));
+            _mm_store_si128((__m128i *)(dst + kk * 16 + 8),
+                            _mm256_cvtps_ph(_mm256_loadu_ps(t + 8), 0));
+        }
+    }
+}
+#endif
+
+int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, size_t n, int half)
 {
     memset(p, 0, sizeof *p);
     p->w = w;
@@ -143,10 +161,20 @@ int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, 
     p->k = k;
     p->n = n;
     p->n_pad = (n + MATH_NR - 1) / MATH_NR * MATH_NR;
+    (void)half;
 #ifdef EMBED_MATH_X86
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         return 0;
+    if (half && __builtin_cpu_supports("f16c")) {
+        uint16_t *h = aligned_alloc(64, (k * p->n_pad * 2 + 63) / 64 * 64);
+        if (!h)
+            return LLMC_ENOMEM;
+        math_pack_half(h, w, ldw, k, n, p->n_pad);
+        p->half = h;
+        p->strips = (float *)h;
+        return 0;
+    }
     float *s = aligned_alloc(64, (k * p->n_pad * sizeof *s + 63) / 64 * 64);
     if (!s)
         return LLMC_ENOMEM;
@@ -164,24 +192,34 @@ int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, 
 void embed_math_packed_free(embed_math_packed *p)
 {
     if (p) {
-        free(p->strips);
+        if (!p->half)
+            free(p->strips);
+        free(p->half);
         p->strips = NULL;
+        p->half = NULL;
     }
 }
 
 #ifdef EMBED_MATH_X86
 /* One MR x 16 tile: y[r][0..16) (+)= sum_k x[r][k] * strip[k][0..16) + bias. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void
-math_tile(int mr, size_t k, const float *x, size_t ldx, const float *strip, const float *bias,
-          float *y, size_t ldy, size_t cols, int accumulate)
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+math_tile(int half, int mr, size_t k, const float *x, size_t ldx, const float *strip,
+          const float *bias, float *y, size_t ldy, size_t cols, int accumulate)
 {
     __m256 a[MATH_MR][2];
 #pragma GCC unroll 8
     for (int r = 0; r < MATH_MR; r++)
         a[r][0] = a[r][1] = _mm256_setzero_ps();
+    const uint16_t *hs = (const uint16_t *)strip;
     for (size_t kk = 0; kk < k; kk++) {
-        __m256 w0 = _mm256_load_ps(strip + kk * MATH_NR);
-        __m256 w1 = _mm256_load_ps(strip + kk * MATH_NR + 8);
+        __m256 w0, w1;
+        if (half) {
+            w0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(hs + kk * MATH_NR)));
+            w1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(hs + kk * MATH_NR + 8)));
+        } else {
+            w0 = _mm256_load_ps(strip + kk * MATH_NR);
+            w1 = _mm256_load_ps(strip + kk * MATH_NR + 8);
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + kk);
@@ -202,15 +240,15 @@ math_tile(int mr, size_t k, const float *x, size_t ldx, const float *strip, cons
     }
 }
 
-static __attribute__((target("avx2,fma"))) void
-math_packed_avx2(const float *x, size_t ldx, const embed_math_packed *w, const float *bias,
-                 float *y, size_t ldy, size_t m, int accumulate)
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+math_run(int half, const float *x, size_t ldx, const embed_math_packed *w, const float *bias,
+         float *y, size_t ldy, size_t m, int accumulate)
 {
     size_t k = w->k;
     for (size_t i0 = 0; i0 < m; i0 += MATH_MC) {
         size_t mc = m - i0 < MATH_MC ? m - i0 : MATH_MC;
         for (size_t j0 = 0; j0 < w->n_pad; j0 += MATH_NR) {
-            const float *strip = w->strips + j0 * k;
+            const float *strip = w->half ? (const float *)(w->half + j0 * k) : w->strips + j0 * k;
             size_t cols = w->n - j0 < MATH_NR ? w->n - j0 : MATH_NR;
             const float *bj = bias ? bias + j0 : NULL;
             for (size_t i = i0; i < i0 + mc; i += MATH_MR) {
@@ -218,27 +256,36 @@ math_packed_avx2(const float *x, size_t ldx, const embed_math_packed *w, const f
                 float *yi = y + i * ldy + j0;
                 switch (i0 + mc - i < MATH_MR ? (int)(i0 + mc - i) : MATH_MR) {
                 case 6:
-                    math_tile(6, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    math_tile(half, 6, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
                     break;
                 case 5:
-                    math_tile(5, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    math_tile(half, 5, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
                     break;
                 case 4:
-                    math_tile(4, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    math_tile(half, 4, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
                     break;
                 case 3:
-                    math_tile(3, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    math_tile(half, 3, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
                     break;
                 case 2:
-                    math_tile(2, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    math_tile(half, 2, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
                     break;
                 default:
-                    math_tile(1, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
+                    math_tile(half, 1, k, xi, ldx, strip, bj, yi, ldy, cols, accumulate);
                     break;
                 }
             }
         }
     }
+}
+static __attribute__((target("avx2,fma,f16c"))) void
+math_packed_avx2(const float *x, size_t ldx, const embed_math_packed *w, const float *bias,
+                 float *y, size_t ldy, size_t m, int accumulate)
+{
+    if (w->half)
+        math_run(1, x, ldx, w, bias, y, ldy, m, accumulate);
+    else
+        math_run(0, x, ldx, w, bias, y, ldy, m, accumulate);
 }
 #endif
 

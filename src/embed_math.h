@@ -11,6 +11,7 @@
 #define EMBED_MATH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Y[m x n] = X[m x k] * W[k x n] (+ bias[n] on every row when bias != NULL).
  * ldx, ldw, ldy are the row strides of X, W and Y in floats. */
@@ -47,21 +48,26 @@ void embed_math_l2_normalize(float *x, size_t n, float min_sq);
 /*
  * Pre-packed weights for the encoders' hot path (one short query: a few
  * token rows against megabytes of weights, where a general sgemm spends
- * its time re-packing the weights on every call). embed_math_pack copies
- * W [k x n] once into 16-column strips; embed_math_matmul_packed then runs
- * an AVX2/FMA kernel that streams each strip once per block of rows, for
- * up to 64 rows; above that, and on a CPU without AVX2+FMA (where no packed
- * copy is made), it calls cblas_sgemm on the original W, which must
- * therefore stay valid as long as the packed copy is used.
+ * its time re-packing the weights on every call, and where the weights'
+ * bytes, not the FLOPs, set the time once they fall out of cache).
+ * embed_math_pack copies W [k x n] once into 16-column strips, as float32
+ * or, with half != 0, as IEEE binary16 (half the bytes to stream; products
+ * still accumulate in float32); embed_math_matmul_packed then runs an
+ * AVX2/FMA(/F16C) kernel that streams each strip once per block of 6 rows,
+ * for up to 64 rows. Above 64 rows (compute-bound batches), and on a CPU
+ * without AVX2+FMA (where no packed copy is made), it calls cblas_sgemm on
+ * the original float32 W, which must therefore outlive the packed copy.
  */
 typedef struct {
-    float *strips;  /* n_pad/16 strips of k x 16 floats, or NULL (fallback) */
+    float *strips;  /* float32 strips (k x 16 each), or NULL */
+    uint16_t *half; /* binary16 strips, or NULL */
     const float *w; /* the original W, row-major, row stride ldw */
     size_t ldw, k, n, n_pad;
 } embed_math_packed;
 
-/* Pack w. Returns 0 or LLMC_ENOMEM; free with embed_math_packed_free. */
-int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, size_t n);
+/* Pack w (see above). Returns 0 or LLMC_ENOMEM; free with
+ * embed_math_packed_free. */
+int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, size_t n, int half);
 void embed_math_packed_free(embed_math_packed *p);
 
 /* Y[m x n] (+)= X[m x k] * W (+ bias[n] when bias != NULL); accumulate != 0

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "embed_math.h"
 #include "embed_tok.h"
 #include "llmcache.h"
 #include "unit.h"
@@ -300,6 +301,69 @@ static void test_corrupt(void)
     rmdir(dir);
 }
 
+/* ---- the shared kernels (no model needed) --------------------------------- */
+
+static void test_math(void)
+{
+    /* packed products (float32 and binary16 strips, with and without bias,
+     * overwrite and accumulate, row counts around the tile and the 64-row
+     * switch, a width that is not a multiple of 16) against a plain loop */
+    size_t k = 37, n = 45, ldw = 50;
+    float *w = malloc(k * ldw * sizeof *w), *x = malloc(70 * k * sizeof *x);
+    float *y = malloc(70 * n * sizeof *y), *ref = malloc(70 * n * sizeof *ref), bias[45];
+    unsigned seed = 7;
+    for (size_t i = 0; i < k * ldw; i++)
+        w[i] = (float)((seed = seed * 1103515245u + 12345u) >> 8 & 0xffff) / 65536.0f - 0.5f;
+    for (size_t i = 0; i < 70 * k; i++)
+        x[i] = (float)((seed = seed * 1103515245u + 12345u) >> 8 & 0xffff) / 65536.0f - 0.5f;
+    for (size_t j = 0; j < n; j++)
+        bias[j] = (float)j / 10.0f;
+    for (int half = 0; half <= 1; half++) {
+        embed_math_packed p;
+        CHECK_EQ_INT(embed_math_pack(&p, w, ldw, k, n, half), 0);
+        size_t rows[] = {1, 5, 6, 7, 13, 64, 65, 70};
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            size_t m = rows[r];
+            for (int acc = 0; acc <= 1; acc++) {
+                for (size_t i = 0; i < m * n; i++)
+                    y[i] = ref[i] = acc ? 1.0f : -99.0f;
+                embed_math_matmul_packed(x, k, &p, acc ? NULL : bias, y, n, m, acc);
+                double worst = 0;
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < n; j++) {
+                        double v = acc ? 0 : bias[j];
+                        for (size_t q = 0; q < k; q++)
+                            v += (double)x[i * k + q] * w[q * ldw + j];
+                        double want = acc ? 1.0 + v : v;
+                        double d = fabs(want - y[i * n + j]);
+                        worst = d > worst ? d : worst;
+                    }
+                CHECK(worst < (half ? 5e-3 : 1e-4)); /* binary16 weights: ~1e-3 rel */
+            }
+        }
+        embed_math_packed_free(&p);
+    }
+    /* layer norm, softmax, l2 */
+    float r[4] = {1, 2, 3, 4}, g[4] = {1, 1, 1, 1}, b[4] = {0, 0, 0, 0};
+    embed_math_layer_norm(r, r, 4, 1, 4, g, b, 1e-6f);
+    CHECK(fabs(r[0] + 1.3416407) < 1e-4 && fabs(r[3] - 1.3416407) < 1e-4);
+    float sm[3] = {1000, 1000, -1e9f};
+    embed_math_softmax_rows(sm, 3, 1, 3);
+    CHECK(fabs(sm[0] - 0.5) < 1e-6 && sm[2] == 0.0f);
+    float z[3] = {0, 0, 0}, u[2] = {3, 4};
+    embed_math_l2_normalize(z, 3, 1e-12f);
+    CHECK(z[0] == 0.0f && !isnan(z[1]));
+    embed_math_l2_normalize(u, 2, 1e-12f);
+    CHECK(fabs(u[0] - 0.6) < 1e-6 && fabs(u[1] - 0.8) < 1e-6);
+    float gl[2] = {0, 1};
+    embed_math_gelu(gl, 2);
+    CHECK(gl[0] == 0.0f && fabs(gl[1] - 0.8413447) < 1e-5);
+    free(w);
+    free(x);
+    free(y);
+    free(ref);
+}
+
 /* ---- tokenizer quirks on a synthetic vocabulary (no model needed) --------- */
 
 static embed_tok *tok_from(const char *json)
@@ -446,6 +510,7 @@ static void test_tool(void)
 
 int main(void)
 {
+    test_math();
     test_tok_quirks();
     char probe[4096];
     snprintf(probe, sizeof probe, "%s/model.json", model_dir());
