@@ -673,7 +673,56 @@ typedef struct {
 int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
                      const char *cand, size_t clen, double cosine, llmc_guard_result *out);
 
-/* ---- semantic tier (src/semantic.c) --------------------------------- */
+/* ---- semantic tier (src/semantic.c) ---------------------------------
+ *
+ * An answer stored with the vector of its query can serve a later request
+ * whose query is similar enough: same partition (tenant, model, system
+ * prompt, sampling, earlier turns: see canon), cosine at or above the
+ * threshold, and the guard agreeing that the two queries ask the same thing.
+ * The index lives beside the store: entries are added when stored (unless
+ * exact-only) and removed whenever the store drops them (llmc_semantic_remove
+ * from the store's on_remove hook). Vectors of another model are refused.
+ * Thread safety: all functions may be called from any thread.
+ */
+typedef struct llmc_semantic llmc_semantic;
+
+typedef struct {
+    double threshold;        /* minimum cosine to consider a candidate (see
+                                semantic.c for how the default was chosen) */
+    size_t k;                /* candidates examined per lookup (4) */
+    size_t ef;               /* index search breadth (64) */
+    int guard;               /* apply llmc_guard_check to candidates (1) */
+    llmc_guard_params guard_params;
+    llmc_hnsw_params index;  /* dim and model must be the embedder's */
+} llmc_semantic_params;
+
+typedef struct {
+    double similarity;    /* cosine of the candidate served / best examined */
+    int candidates;       /* candidates at or above the threshold */
+    int guard_rejected;   /* of those, how many the guard turned away */
+    const char *reason;   /* static: "hit", "empty", "below-threshold", "guard:..." */
+} llmc_semantic_result;
+
+llmc_semantic_params llmc_semantic_default_params(void);
+llmc_semantic *llmc_semantic_new(const llmc_semantic_params *p, int *err);
+void llmc_semantic_free(llmc_semantic *sem);
+/* Index entry e (its vec, partition, key). Returns 0, LLMC_EINVAL (no
+ * vector, exact-only), LLMC_EMISMATCH (another model or dimension),
+ * LLMC_EEXIST, LLMC_EFULL. */
+int llmc_semantic_add(llmc_semantic *sem, const llmc_entry_info *e);
+/* Forget the entry with this key (no error when absent). */
+void llmc_semantic_remove(llmc_semantic *sem, const uint8_t key[LLMC_KEY_LEN]);
+/*
+ * The best live entry of store s that may answer query (text of qlen bytes,
+ * vector q) in partition, or NULL. threshold < 0 uses the params'. The
+ * returned entry is a new reference (release it); res (may be NULL) says why.
+ */
+const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, uint64_t partition,
+                                            const float *q, const char *query, size_t qlen,
+                                            double threshold, int64_t now,
+                                            llmc_semantic_result *res);
+size_t llmc_semantic_count(llmc_semantic *sem);
+const char *llmc_semantic_model(llmc_semantic *sem);
 
 /* ==== end semantic =================================================== */
 
