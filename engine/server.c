@@ -457,6 +457,7 @@ static void job_run(job *j)
     int cancelled = __atomic_load_n(&j->cancel, __ATOMIC_RELAXED);
     const char *finish = res.finish == RUNNER_STOP_LENGTH ? "length" : "stop";
     pthread_mutex_lock(&s->mmu);
+    s->running--; /* before the client can see the end of its reply */
     if (e) {
         s->errors++;
     } else {
@@ -534,9 +535,6 @@ static void *srv_worker(void *arg)
         s->running++;
         pthread_mutex_unlock(&s->mmu);
         job_run(j); /* j may be freed by the main thread from here on */
-        pthread_mutex_lock(&s->mmu);
-        s->running--;
-        pthread_mutex_unlock(&s->mmu);
     }
 }
 
