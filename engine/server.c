@@ -98,7 +98,8 @@ typedef struct job {
     struct job *next;              /* worker queue */
     struct job *all_prev, *all_next; /* live jobs (main thread) */
     srv *s;
-    struct evhttp_request *req; /* main thread; NULL once the client is gone */
+    struct evhttp_request *req; /* main thread; NULL once answered */
+    int gone;                   /* the client's connection closed */
     struct event *ev;
     int chat, stream, include_usage;
     int32_t *prompt;
@@ -275,11 +276,22 @@ static void job_destroy(job *j)
     free(j);
 }
 
+/* The connection closed before our reply was done. libevent detaches an
+ * unfinished request from its dying connection instead of freeing it: it is
+ * ours to finish, and finishing (evhttp_send_reply / _reply_end) a request
+ * without a connection frees it. */
 static void job_on_close(struct evhttp_connection *c, void *arg)
 {
     job *j = arg;
-    j->req = NULL;
+    j->gone = 1;
     __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+}
+
+static void job_forget_conn(job *j)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(j->req);
+    if (c)
+        evhttp_connection_set_closecb(c, NULL, NULL);
 }
 
 /* main thread: move what the worker produced to the client */
@@ -294,17 +306,16 @@ static void job_notify(evutil_socket_t fd, short what, void *arg)
     int done = j->done, status = j->status;
     pthread_mutex_unlock(&j->mu);
     if (j->req && b) {
-        struct evhttp_connection *c = evhttp_request_get_connection(j->req);
         if (j->stream) {
-            if (evbuffer_get_length(b))
+            if (evbuffer_get_length(b) && !j->gone)
                 evhttp_send_reply_chunk(j->req, b);
             if (done) {
-                evhttp_connection_set_closecb(c, NULL, NULL);
+                job_forget_conn(j);
                 evhttp_send_reply_end(j->req);
                 j->req = NULL;
             }
         } else if (done) {
-            evhttp_connection_set_closecb(c, NULL, NULL);
+            job_forget_conn(j);
             evhttp_add_header(evhttp_request_get_output_headers(j->req), "Content-Type",
                               "application/json");
             evhttp_send_reply(j->req, status, status == 200 ? "OK" : "Internal Server Error", b);
@@ -1178,8 +1189,10 @@ out:
     free(s.threads);
     while (s.all) {
         job *j = s.all;
-        if (j->req)
-            evhttp_connection_set_closecb(evhttp_request_get_connection(j->req), NULL, NULL);
+        if (j->req && j->gone)
+            evhttp_request_free(j->req); /* detached: nobody else frees it */
+        else if (j->req)
+            job_forget_conn(j); /* evhttp_free frees it with its connection */
         job_destroy(j);
     }
     if (sigint)

@@ -15,6 +15,9 @@ ENGINE_TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/
 
 BINS    += $(ENGINE) $(B)/bench/prefill
 BENCHES += bench-prefill
+# The Makefile's `all:` line is read before the fragments, so its $(BINS)
+# is already expanded: name our binaries as prerequisites of all here too.
+all: $(ENGINE) $(B)/bench/prefill
 
 $(ENGINE): $(ENGINE_SRV_OBJ) $(ENGINE_CORE_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(ENGINE_SRV_OBJ) $(ENGINE_CORE_OBJ) $(LIB) $(LDLIBS)

@@ -205,6 +205,8 @@ test('identical tokens with prefix caching on and off', { skip }, async () => {
   } finally {
     await stopEngine(off);
   }
+  assert.doesNotMatch(off.stderr(), /Sanitizer|runtime error/);
+  assert.equal(off.proc.exitCode, 0);
 });
 
 test('bad requests get OpenAI-style errors', { skip }, async () => {
@@ -272,4 +274,13 @@ test('a client that goes away mid-stream cancels its request', { skip }, async (
   const r = await eng.client.completions.create({ model: 'stories260K', prompt: 'Once upon a time',
     max_tokens: 5, temperature: 0 });
   assert.equal(r.usage.completion_tokens, 5);
+});
+
+test('the engine shuts down cleanly on SIGTERM (no sanitizer reports)', { skip }, async () => {
+  const code = new Promise((r) => eng.proc.on('exit', (c, sig) => r([c, sig])));
+  eng.proc.kill('SIGTERM');
+  const [c, sig] = await code;
+  assert.doesNotMatch(eng.stderr(), /Sanitizer|runtime error/);
+  assert.equal(sig, null);
+  assert.equal(c, 0);
 });
