@@ -275,7 +275,107 @@ void llmc_kvpool_get_stats(llmc_kvpool *pool, llmc_kvpool_stats *st);
  * 0 or LLMC_ECORRUPT. For tests and debugging; takes the lock. */
 int llmc_kvpool_check(llmc_kvpool *pool);
 
-/* ---- prefix: the prefix-affinity router (see below) --------------------- */
+/* ---- prefix: the prefix-affinity router --------------------------------
+ *
+ * Chooses which of n backends (engine replicas serving one model) gets a
+ * request, so that requests sharing a prompt prefix land where that prefix's
+ * KV blocks are likely still cached. Policies:
+ *
+ *   LLMC_ROUTE_ROUND_ROBIN  the next healthy backend in turn.
+ *   LLMC_ROUTE_LEAST_LOADED the healthy backend with the fewest requests in
+ *                           flight (ties rotate).
+ *   LLMC_ROUTE_PREFIX       SGLang's cache-aware policy:
+ *     1. If the load is too uneven — max - min > balance_abs_threshold AND
+ *        max > min * balance_rel_threshold, over healthy backends — send to
+ *        the least loaded (a "balance" decision).
+ *     2. Else find, in an approximate radix tree of the prompt keys each
+ *        backend was recently sent, the backend whose recorded keys share
+ *        the longest prefix with this key. If that match is more than
+ *        match_threshold of the key's length, send there (an "affinity"
+ *        decision; among equally long matches, the least loaded).
+ *     3. Else send to the least loaded (a "miss" decision), which spreads new
+ *        prefixes over the backends.
+ *
+ * The key is whatever the caller derives from a request: the canonical
+ * prompt text (system prompt first), or token ids as bytes. Only its first
+ * max_key_bytes bytes are used. After a request is sent — possibly to
+ * another backend than the route's answer, on a retry — the caller records
+ * it with llmc_prefix_record(backend, key), which marks the key's path in
+ * the tree with the backend and the time.
+ *
+ * Bounds: a backend's mark older than max_age_s is ignored when matching
+ * and removed by llmc_prefix_expire (also run from record every
+ * max_age_s / 8); when the tree's bytes exceed max_bytes, record evicts the
+ * least recently used leaves until it is under 7/8 of the bound.
+ *
+ * Thread safety: none; one router belongs to one thread (the daemon's event
+ * loop). Calls are cheap: a route walks one path of the tree, O(key bytes).
+ */
+typedef struct llmc_prefix_router llmc_prefix_router;
+
+enum {
+    LLMC_ROUTE_ROUND_ROBIN = 0,
+    LLMC_ROUTE_LEAST_LOADED = 1,
+    LLMC_ROUTE_PREFIX = 2,
+};
+
+#define LLMC_PREFIX_MAX_BACKENDS 64
+
+typedef struct {
+    int policy;                   /* LLMC_ROUTE_* (default LLMC_ROUTE_PREFIX) */
+    double match_threshold;       /* affinity when match / key length > this (0.5) */
+    int balance_abs_threshold;    /* imbalance: max - min load > this (default 32) */
+    double balance_rel_threshold; /* ... and max > min * this (default 1.0001) */
+    size_t max_bytes;             /* memory bound of the tree (default 64 MiB) */
+    double max_age_s;             /* marks older than this expire (600; 0 = never) */
+    size_t max_key_bytes;         /* bytes of a key considered (default 16384) */
+    /* time source in milliseconds, monotonic; NULL = CLOCK_MONOTONIC */
+    uint64_t (*clock_ms)(void *ud);
+    void *clock_ud;
+} llmc_prefix_params;
+
+typedef struct {
+    uint64_t routed;   /* llmc_prefix_route answers */
+    uint64_t affinity; /* sent to the backend with the longest match */
+    uint64_t balance;  /* load too uneven: sent to the least loaded */
+    uint64_t miss;     /* match too short: sent to the least loaded */
+    uint64_t evicted;  /* tree nodes removed for the memory bound */
+    uint64_t expired;  /* backend marks removed for age */
+    size_t bytes;      /* memory held by the tree */
+    size_t nodes;      /* tree nodes, root included */
+} llmc_prefix_stats;
+
+llmc_prefix_params llmc_prefix_default_params(void);
+
+/* A router for n_backends (1..LLMC_PREFIX_MAX_BACKENDS) backends, numbered
+ * 0..n-1 by the caller. p NULL = defaults. NULL with *err set. */
+llmc_prefix_router *llmc_prefix_router_new(const llmc_prefix_params *p, int n_backends, int *err);
+void llmc_prefix_router_free(llmc_prefix_router *r);
+
+/* Choose a backend for a request whose key is key[0..len). load[i] is the
+ * number of requests in flight at backend i; healthy[i] is non-zero when i
+ * may be used (NULL = all healthy). Returns the index, or LLMC_ENOTFOUND
+ * when no backend is healthy, LLMC_EINVAL on bad arguments. Does not record
+ * the key. */
+int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
+                      const int *healthy);
+
+/* Record that the request with this key was sent to backend. 0, or
+ * LLMC_EINVAL, LLMC_ENOMEM (the tree is left consistent). */
+int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size_t len);
+
+/* Matched prefix length in bytes per backend for key: matched[i] for each
+ * of the n backends (stale marks count as no match). Returns the longest. */
+size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, size_t *matched);
+
+/* Forget everything recorded for backend (e.g. it restarted: its KV cache
+ * is empty). 0 or LLMC_EINVAL. */
+int llmc_prefix_forget_backend(llmc_prefix_router *r, int backend);
+
+/* Remove marks older than max_age_s and the nodes left without any. */
+void llmc_prefix_expire(llmc_prefix_router *r);
+
+void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
 /* ==== end prefix ===================================================== */
 
 
