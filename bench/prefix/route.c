@@ -22,8 +22,8 @@
  *
  * Usage: route ENGINE_BINARY MODELS_DIR [REQUESTS [CLIENTS [NUM_BLOCKS
  *              [TENANT_ZIPF [BALANCE_ABS [BALANCE_REL]]]]]]
- * (defaults 400 8 128 0 4 1.5: with 8 clients the in-flight counts are
- * small, so SGLang's default absolute gap of 32 is scaled down to 4)
+ * (defaults 400 8 128 0 8 1.5: with 8 clients the in-flight counts are
+ * small, so SGLang's default absolute gap of 32 is scaled down to 8)
  */
 #include <curl/curl.h>
 #include <math.h>
@@ -246,7 +246,7 @@ typedef struct {
     int errors;
 } result_t;
 
-static int g_abs = 4;
+static int g_abs = 8;
 static double g_rel = 1.5;
 
 static result_t run_policy(int policy, const char *bin, const char *models, req_t *reqs,
