@@ -284,17 +284,24 @@ int llmc_kvpool_check(llmc_kvpool *pool);
  *   LLMC_ROUTE_ROUND_ROBIN  the next healthy backend in turn.
  *   LLMC_ROUTE_LEAST_LOADED the healthy backend with the fewest requests in
  *                           flight (ties rotate).
- *   LLMC_ROUTE_PREFIX       SGLang's cache-aware policy:
- *     1. If the load is too uneven — max - min > balance_abs_threshold AND
- *        max > min * balance_rel_threshold, over healthy backends — send to
- *        the least loaded (a "balance" decision).
- *     2. Else find, in an approximate radix tree of the prompt keys each
- *        backend was recently sent, the backend whose recorded keys share
- *        the longest prefix with this key. If that match is more than
- *        match_threshold of the key's length, send there (an "affinity"
- *        decision; among equally long matches, the least loaded).
- *     3. Else send to the least loaded (a "miss" decision), which spreads new
- *        prefixes over the backends.
+ *   LLMC_ROUTE_PREFIX       SGLang's cache-aware policy, its balance test
+ *                           applied per backend:
+ *     1. A healthy backend b is overloaded when load[b] - min >
+ *        balance_abs_threshold AND load[b] > min * balance_rel_threshold
+ *        (min = the least load among healthy backends).
+ *     2. Find, in an approximate radix tree of the prompt keys each backend
+ *        was recently sent, how long a prefix of this key each backend's
+ *        recorded keys share. If the longest match among backends that are
+ *        not overloaded is more than match_threshold of the key's length,
+ *        send there (an "affinity" decision; among equally long matches, the
+ *        least loaded).
+ *     3. Else send to the least loaded backend: a "balance" decision when
+ *        the prefix is held only by overloaded backends (so a hot prefix
+ *        spills over to a second backend, which then shares it), a "miss"
+ *        decision when no backend holds enough of it (new prefixes spread).
+ *     SGLang sends every request to the least loaded while any two backends
+ *     are out of balance; testing each request's own backends instead keeps
+ *     the affinity of requests whose backend is not the overloaded one.
  *
  * The key is whatever the caller derives from a request: the canonical
  * prompt text (system prompt first), or token ids as bytes. Only its first
@@ -337,7 +344,7 @@ typedef struct {
 typedef struct {
     uint64_t routed;   /* llmc_prefix_route answers */
     uint64_t affinity; /* sent to the backend with the longest match */
-    uint64_t balance;  /* load too uneven: sent to the least loaded */
+    uint64_t balance;  /* prefix held only by overloaded backends: least loaded */
     uint64_t miss;     /* match too short: sent to the least loaded */
     uint64_t evicted;  /* tree nodes removed for the memory bound */
     uint64_t expired;  /* backend marks removed for age */

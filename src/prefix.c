@@ -412,14 +412,12 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
 {
     if (!r || !load || (!key && len))
         return LLMC_EINVAL;
-    int lo = 0, hi = 0, any = 0;
+    int lo = 0, any = 0;
     for (int b = 0; b < r->n; b++) {
         if (healthy && !healthy[b])
             continue;
         if (!any || load[b] < lo)
             lo = load[b];
-        if (!any || load[b] > hi)
-            hi = load[b];
         any = 1;
     }
     if (!any)
@@ -436,23 +434,38 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
     }
     if (r->p.policy == LLMC_ROUTE_LEAST_LOADED)
         return prefix_least_loaded(r, load, healthy, NULL, 0);
-    if (hi - lo > r->p.balance_abs_threshold && (double)hi > (double)lo * r->p.balance_rel_threshold) {
-        r->st.balance++;
-        return prefix_least_loaded(r, load, healthy, NULL, 0);
-    }
+    /* SGLang's imbalance test, applied per backend: b is overloaded when its
+     * gap to the least loaded exceeds both thresholds */
+    int ok[LLMC_PREFIX_MAX_BACKENDS];
+    for (int b = 0; b < r->n; b++)
+        ok[b] = (!healthy || healthy[b]) &&
+                !(load[b] - lo > r->p.balance_abs_threshold &&
+                  (double)load[b] > (double)lo * r->p.balance_rel_threshold);
     size_t matched[LLMC_PREFIX_MAX_BACKENDS];
     if (len > r->p.max_key_bytes)
         len = r->p.max_key_bytes;
     llmc_prefix_match(r, key, len, matched);
-    size_t best = 0;
-    for (int b = 0; b < r->n; b++)
-        if ((!healthy || healthy[b]) && matched[b] > best)
+    size_t best = 0, best_any = 0;
+    double need = r->p.match_threshold * (double)len;
+    for (int b = 0; b < r->n; b++) {
+        if (healthy && !healthy[b])
+            continue;
+        if (matched[b] > best_any)
+            best_any = matched[b];
+        if (ok[b] && matched[b] > best)
             best = matched[b];
-    if (best > 0 && (double)best > r->p.match_threshold * (double)len) {
+    }
+    if (best > 0 && (double)best > need) {
         r->st.affinity++;
+        for (int b = 0; b < r->n; b++)
+            if (!ok[b])
+                matched[b] = 0; /* only backends that are not overloaded */
         return prefix_least_loaded(r, load, healthy, matched, best);
     }
-    r->st.miss++;
+    if (best_any > 0 && (double)best_any > need)
+        r->st.balance++; /* the backends holding the prefix are overloaded */
+    else
+        r->st.miss++;
     return prefix_least_loaded(r, load, healthy, NULL, 0);
 }
 

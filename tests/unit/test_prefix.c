@@ -100,6 +100,11 @@ static void test_affinity_and_balance(void)
     CHECK_EQ_INT(llmc_prefix_route(r, k2, strlen(k2), l3, NULL), 1);
     llmc_prefix_get_stats(r, &st);
     CHECK_EQ_INT(st.balance, 1);
+    /* an overloaded backend elsewhere does not disturb this key's affinity */
+    int l3b[3] = {40, 0, 1};
+    CHECK_EQ_INT(llmc_prefix_route(r, k2, strlen(k2), l3b, NULL), 2);
+    llmc_prefix_get_stats(r, &st);
+    CHECK_EQ_INT(st.balance, 1);
     /* the matching backend is down: the least loaded healthy one */
     int h[3] = {1, 1, 0};
     int l4[3] = {2, 1, 0};
