@@ -294,7 +294,7 @@ int llmc_kvpool_check(llmc_kvpool *pool);
  *        recorded keys share. If the longest match among backends that are
  *        not overloaded is more than match_threshold of the key's length,
  *        send there (an "affinity" decision; among equally long matches, the
- *        least loaded).
+ *        least loaded, then the one sent this prefix most recently).
  *     3. Else send to the least loaded backend: a "balance" decision when
  *        the prefix is held only by overloaded backends (so a hot prefix
  *        spills over to a second backend, which then shares it), a "miss"

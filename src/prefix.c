@@ -358,14 +358,20 @@ void llmc_prefix_router_free(llmc_prefix_router *r)
     free(r);
 }
 
-size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, size_t *matched)
+/* Per backend: matched length, and the stamp of the deepest node it matched
+ * on (how recently it was sent this prefix; 0 when no match). */
+static size_t prefix_match_ex(llmc_prefix_router *r, const char *key, size_t len, size_t *matched,
+                              uint64_t *stamps)
 {
     uint64_t now = prefix_now(r);
     size_t best = 0;
     if (len > r->p.max_key_bytes)
         len = r->p.max_key_bytes;
-    for (int b = 0; b < r->n; b++)
+    for (int b = 0; b < r->n; b++) {
         matched[b] = 0;
+        if (stamps)
+            stamps[b] = 0;
+    }
     if (!key)
         return 0;
     pnode *x = r->root;
@@ -378,6 +384,8 @@ size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, siz
         for (int b = 0; b < r->n; b++)
             if ((k->mask >> b & 1) && prefix_fresh(r, k, b, now)) {
                 matched[b] = i + c;
+                if (stamps)
+                    stamps[b] = k->stamp[b];
                 if (i + c > best)
                     best = i + c;
             }
@@ -389,16 +397,18 @@ size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, siz
     return best;
 }
 
+size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, size_t *matched)
+{
+    return prefix_match_ex(r, key, len, matched, NULL);
+}
+
 /* Least loaded healthy backend; ties rotate with r->rr. */
-static int prefix_least_loaded(llmc_prefix_router *r, const int *load, const int *healthy,
-                               const size_t *only_len, size_t want)
+static int prefix_least_loaded(llmc_prefix_router *r, const int *load, const int *healthy)
 {
     int best = -1;
     for (int i = 0; i < r->n; i++) {
         int b = (int)((r->rr + (unsigned)i) % (unsigned)r->n);
         if (healthy && !healthy[b])
-            continue;
-        if (only_len && only_len[b] != want)
             continue;
         if (best < 0 || load[b] < load[best])
             best = b;
@@ -433,7 +443,7 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
         }
     }
     if (r->p.policy == LLMC_ROUTE_LEAST_LOADED)
-        return prefix_least_loaded(r, load, healthy, NULL, 0);
+        return prefix_least_loaded(r, load, healthy);
     /* SGLang's imbalance test, applied per backend: b is overloaded when its
      * gap to the least loaded exceeds both thresholds */
     int ok[LLMC_PREFIX_MAX_BACKENDS];
@@ -442,9 +452,10 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
                 !(load[b] - lo > r->p.balance_abs_threshold &&
                   (double)load[b] > (double)lo * r->p.balance_rel_threshold);
     size_t matched[LLMC_PREFIX_MAX_BACKENDS];
+    uint64_t stamps[LLMC_PREFIX_MAX_BACKENDS];
     if (len > r->p.max_key_bytes)
         len = r->p.max_key_bytes;
-    llmc_prefix_match(r, key, len, matched);
+    prefix_match_ex(r, key, len, matched, stamps);
     size_t best = 0, best_any = 0;
     double need = r->p.match_threshold * (double)len;
     for (int b = 0; b < r->n; b++) {
@@ -456,17 +467,26 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
             best = matched[b];
     }
     if (best > 0 && (double)best > need) {
+        /* among the backends with the longest match that are not
+         * overloaded: the least loaded, then the one sent this prefix most
+         * recently (likeliest to still hold it, and it keeps a prefix on one
+         * backend until load spills it over) */
+        int pick = -1;
+        for (int b = 0; b < r->n; b++) {
+            if (!ok[b] || matched[b] != best)
+                continue;
+            if (pick < 0 || load[b] < load[pick] ||
+                (load[b] == load[pick] && stamps[b] > stamps[pick]))
+                pick = b;
+        }
         r->st.affinity++;
-        for (int b = 0; b < r->n; b++)
-            if (!ok[b])
-                matched[b] = 0; /* only backends that are not overloaded */
-        return prefix_least_loaded(r, load, healthy, matched, best);
+        return pick;
     }
     if (best_any > 0 && (double)best_any > need)
         r->st.balance++; /* the backends holding the prefix are overloaded */
     else
         r->st.miss++;
-    return prefix_least_loaded(r, load, healthy, NULL, 0);
+    return prefix_least_loaded(r, load, healthy);
 }
 
 int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size_t len)

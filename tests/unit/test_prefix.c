@@ -140,6 +140,25 @@ static void test_affinity_and_balance(void)
     llmc_prefix_router_free(r);
 }
 
+static void test_tie_breaks(void)
+{
+    llmc_prefix_router *r = mk(LLMC_ROUTE_PREFIX, 3);
+    char k1[512], k2[512];
+    snprintf(k1, sizeof k1, "%sfirst question", SYS_A);
+    snprintf(k2, sizeof k2, "%ssecond question", SYS_A);
+    fake_now = 5000;
+    llmc_prefix_record(r, 0, k1, strlen(k1));
+    fake_now = 6000;
+    llmc_prefix_record(r, 1, k1, strlen(k1));
+    int eq[3] = {1, 1, 0}, less[3] = {0, 1, 0};
+    /* equal loads: the backend sent the prefix most recently, not the idle one */
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(llmc_prefix_route(r, k2, strlen(k2), eq, NULL), 1);
+    /* lower load wins over recency */
+    CHECK_EQ_INT(llmc_prefix_route(r, k2, strlen(k2), less, NULL), 0);
+    llmc_prefix_router_free(r);
+}
+
 static void test_match_lengths(void)
 {
     llmc_prefix_router *r = mk(LLMC_ROUTE_PREFIX, 3);
@@ -284,6 +303,7 @@ int main(void)
     test_defaults_and_args();
     test_round_robin_and_least_loaded();
     test_affinity_and_balance();
+    test_tie_breaks();
     test_match_lengths();
     test_against_brute_force();
     test_aging_and_forget();
