@@ -97,4 +97,9 @@ const char *tok_piece(const tokenizer *t, int32_t prev, int32_t id, char buf[2],
 
 int tok_vocab_size(const tokenizer *t);
 
+/* The most bytes one token can cover: a text longer than n times this has
+ * more than n tokens (used to refuse huge prompts before encoding them, as
+ * encoding costs O(bytes^2) in the worst case). */
+size_t tok_max_piece_len(const tokenizer *t);
+
 #endif

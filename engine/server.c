@@ -633,7 +633,7 @@ static int srv_chat_prompt(json_t *msgs, sbuf *out, char *err, size_t errlen)
 /* Tokenize a completions prompt (string, [string], [ids] or [[ids]]).
  * Returns the count (>= 0) with *ids malloc'ed, or -1 after replying. */
 static long srv_prompt_ids(srv *s, struct evhttp_request *req, json_t *prompt, int add_bos,
-                           int32_t **ids)
+                           const char *param, int32_t **ids)
 {
     size_t max = (size_t)s->cfg->seq_len * 8 + 16;
     *ids = NULL;
@@ -643,6 +643,15 @@ static long srv_prompt_ids(srv *s, struct evhttp_request *req, json_t *prompt, i
     if (json_is_string(prompt)) {
         const char *t = json_string_value(prompt);
         size_t len = json_string_length(prompt);
+        size_t cap = (size_t)s->cfg->seq_len * tok_max_piece_len(s->tok);
+        if (len > cap) {
+            BAD(req, param,
+                "This model's maximum context length is %d tokens. However, your prompt is "
+                "%zu bytes long, which is more than %d tokens. Please reduce the length of the "
+                "prompt.",
+                s->cfg->seq_len, len, s->cfg->seq_len);
+            return -1;
+        }
         *ids = malloc((len + 2) * sizeof **ids);
         if (!*ids) {
             srv_error(req, 500, "server_error", NULL, NULL, "out of memory");
@@ -735,7 +744,7 @@ static void srv_generate(srv *s, struct evhttp_request *req, int chat)
         }
         json_t *ps = json_stringn_nocheck(text.p, text.len);
         free(text.p);
-        n = srv_prompt_ids(s, req, ps, 1, &j->prompt);
+        n = srv_prompt_ids(s, req, ps, 1, "messages", &j->prompt);
         json_decref(ps);
     } else {
         json_t *p = json_object_get(body, "prompt");
@@ -743,7 +752,7 @@ static void srv_generate(srv *s, struct evhttp_request *req, int chat)
             BAD(req, "prompt", "'prompt' is required");
             goto fail;
         }
-        n = srv_prompt_ids(s, req, p, 1, &j->prompt);
+        n = srv_prompt_ids(s, req, p, 1, "prompt", &j->prompt);
     }
     if (n < 0)
         goto fail;
@@ -780,6 +789,17 @@ static void srv_generate(srv *s, struct evhttp_request *req, int chat)
         j->max_new = (int)json_integer_value(v);
     } else {
         j->max_new = chat ? (int)(ctx - n) : (int)(16 < ctx - n ? 16 : ctx - n);
+    }
+    {
+        llmc_kvpool *pool = runner_pool(s->r);
+        long bs = llmc_kvpool_block_size(pool), need = (n + j->max_new + bs - 1) / bs;
+        if (need > llmc_kvpool_num_blocks(pool)) {
+            BAD(req, "max_tokens",
+                "the prompt (%ld tokens) and the completion (%d tokens) need %ld KV blocks of %ld "
+                "tokens; this engine has %d. Please reduce max_tokens or the prompt.",
+                n, j->max_new, need, bs, llmc_kvpool_num_blocks(pool));
+            goto fail;
+        }
     }
     double d;
     if (srv_num(body, "temperature", 0.0, 2.0, 1.0, &d, req))
@@ -915,7 +935,7 @@ static void srv_tokenize(srv *s, struct evhttp_request *req)
         }
         json_t *ps = json_stringn_nocheck(text.p, text.len);
         free(text.p);
-        n = srv_prompt_ids(s, req, ps, bos, &ids);
+        n = srv_prompt_ids(s, req, ps, bos, "messages", &ids);
         json_decref(ps);
     } else {
         json_t *p = json_object_get(body, "prompt");
@@ -924,7 +944,7 @@ static void srv_tokenize(srv *s, struct evhttp_request *req)
             BAD(req, "prompt", "'prompt' (a string) or 'messages' is required");
             return;
         }
-        n = srv_prompt_ids(s, req, p, bos, &ids);
+        n = srv_prompt_ids(s, req, p, bos, "prompt", &ids);
     }
     json_decref(body);
     if (n < 0)

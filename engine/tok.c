@@ -28,6 +28,7 @@ struct tokenizer {
     float *score;
     int32_t *table;
     uint32_t mask;
+    size_t max_piece; /* longest piece in bytes */
     int byte_id[256]; /* id of <0xXX>, or -1 */
 };
 
@@ -103,6 +104,8 @@ tokenizer *tok_load(const char *path, int vocab_size, int *err)
             goto fail;
         t->piece[i][n] = 0;
         t->plen[i] = (uint32_t)n;
+        if ((size_t)n > t->max_piece)
+            t->max_piece = (size_t)n;
         unsigned hx;
         if (n == 6 && sscanf(t->piece[i], "<0x%02X>", &hx) == 1 && hx < 256)
             t->byte_id[hx] = i;
@@ -127,6 +130,11 @@ fail:
 int tok_vocab_size(const tokenizer *t)
 {
     return t->vocab;
+}
+
+size_t tok_max_piece_len(const tokenizer *t)
+{
+    return t->max_piece > 4 ? t->max_piece : 4; /* a character may need 4 byte tokens */
 }
 
 static size_t tok_utf8_len(unsigned char c)

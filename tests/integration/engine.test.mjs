@@ -191,7 +191,7 @@ test('concurrent requests sharing a prefix give the sequential answers', { skip 
 });
 
 test('identical tokens with prefix caching on and off', { skip }, async () => {
-  const off = await startEngine(['--no-prefix-caching']);
+  const off = await startEngine(['--no-prefix-caching', '--num-blocks', '20']);
   try {
     for (const q of ['Tim said', 'The ball was', 'Tim said']) {
       const args = { model: 'stories260K', prompt: SYSTEM + q, max_tokens: 30, temperature: 0 };
@@ -202,6 +202,10 @@ test('identical tokens with prefix caching on and off', { skip }, async () => {
     }
     const m = await metrics(off.base);
     assert.equal(m['vllm:prefix_cache_hits_total' + L], 0);
+    // 20 blocks of 16 = 320 tokens: a request that could outgrow the pool is a 400
+    await assert.rejects(off.client.completions.create({ model: 'stories260K',
+      prompt: SYSTEM + SYSTEM, max_tokens: 200 }),
+    (e) => e.status === 400 && /KV blocks/.test(e.message));
   } finally {
     await stopEngine(off);
   }
@@ -245,6 +249,12 @@ test('a prompt longer than the context gets a clear 400', { skip }, async () => 
   // fits, but not with the completion asked for
   await assert.rejects(eng.client.completions.create({ model: 'stories260K', prompt: 'Once',
     max_tokens: 600 }), (e) => e.status === 400 && /maximum context length/.test(e.message));
+  // a huge prompt is refused before it is tokenized
+  const t0 = performance.now();
+  await assert.rejects(eng.client.completions.create({ model: 'stories260K',
+    prompt: 'abc def '.repeat(40000), max_tokens: 5 }),
+  (e) => e.status === 400 && /maximum context length/.test(e.message));
+  assert.ok(performance.now() - t0 < 5000);
   // the engine is still healthy
   assert.equal((await fetch(eng.base + '/health')).status, 200);
   const models = await eng.client.models.list();
