@@ -354,6 +354,12 @@ typedef struct {
 
 llmc_prefix_params llmc_prefix_default_params(void);
 
+/* Policy names for configuration: "round-robin", "least-loaded",
+ * "prefix-affinity" (or "prefix"). parse returns LLMC_ROUTE_* or
+ * LLMC_EINVAL; name returns a static string, "unknown" when out of range. */
+int llmc_prefix_policy_parse(const char *name);
+const char *llmc_prefix_policy_name(int policy);
+
 /* A router for n_backends (1..LLMC_PREFIX_MAX_BACKENDS) backends, numbered
  * 0..n-1 by the caller. p NULL = defaults. NULL with *err set. */
 llmc_prefix_router *llmc_prefix_router_new(const llmc_prefix_params *p, int n_backends, int *err);

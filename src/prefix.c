@@ -318,6 +318,29 @@ llmc_prefix_params llmc_prefix_default_params(void)
     return p;
 }
 
+int llmc_prefix_policy_parse(const char *name)
+{
+    if (!name)
+        return LLMC_EINVAL;
+    if (!strcmp(name, "round-robin"))
+        return LLMC_ROUTE_ROUND_ROBIN;
+    if (!strcmp(name, "least-loaded"))
+        return LLMC_ROUTE_LEAST_LOADED;
+    if (!strcmp(name, "prefix-affinity") || !strcmp(name, "prefix"))
+        return LLMC_ROUTE_PREFIX;
+    return LLMC_EINVAL;
+}
+
+const char *llmc_prefix_policy_name(int policy)
+{
+    switch (policy) {
+    case LLMC_ROUTE_ROUND_ROBIN: return "round-robin";
+    case LLMC_ROUTE_LEAST_LOADED: return "least-loaded";
+    case LLMC_ROUTE_PREFIX: return "prefix-affinity";
+    }
+    return "unknown";
+}
+
 llmc_prefix_router *llmc_prefix_router_new(const llmc_prefix_params *p, int n_backends, int *err)
 {
     llmc_prefix_params d = llmc_prefix_default_params();

@@ -375,7 +375,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < argc; i++)
         printf(" %s", argv[i]);
     printf("\n\n");
-    const char *names[3] = {"round-robin", "least-loaded", "prefix-affinity"};
+    const char *names[3] = {llmc_prefix_policy_name(0), llmc_prefix_policy_name(1),
+                            llmc_prefix_policy_name(2)};
     result_t res[3];
     for (int p = 0; p < 3; p++) {
         printf("%s\n", names[p]);

@@ -175,6 +175,16 @@ test('a repeated prefix is served from cached blocks and the metrics move', { sk
   assert.equal(m1['vllm:generation_tokens_total' + L] - m0['vllm:generation_tokens_total' + L], 60);
 });
 
+test('cache_salt keeps tenants apart', { skip }, async () => {
+  const args = { model: 'stories260K', prompt: SYSTEM + 'Mom said', max_tokens: 4, temperature: 0 };
+  const a = await eng.client.completions.create({ ...args, cache_salt: 'tenant-a' });
+  const a2 = await eng.client.completions.create({ ...args, cache_salt: 'tenant-a' });
+  const b = await eng.client.completions.create({ ...args, cache_salt: 'tenant-b' });
+  assert.ok(a2.usage.prompt_tokens_details.cached_tokens >= 48);
+  assert.equal(b.usage.prompt_tokens_details.cached_tokens, 0);
+  assert.equal(b.choices[0].text, a.choices[0].text);
+});
+
 test('concurrent requests sharing a prefix give the sequential answers', { skip }, async () => {
   const qs = ['Tim said', 'The ball was', 'Then the sun', 'Max barked and', 'The tree was',
     'Mom called', 'A bird sang', 'The park was'];

@@ -108,6 +108,37 @@ static void test_story(runner *r)
     CHECK(memcmp(c.ids, c2.ids, (size_t)c.n * sizeof *c.ids) == 0);
 }
 
+/* sampling: a seed reproduces its output, another seed gives another one */
+static void test_sampling(runner *r)
+{
+    int32_t p[16];
+    long n = tok_encode(runner_tok(r), "Once upon a time", 16, 1, p, 16);
+    collected a, b, c;
+    runner_result res;
+    runner_gen g = {0};
+    g.temperature = 1.0f;
+    g.top_p = 0.9f;
+    g.max_new_tokens = 40;
+    g.on_token = collect;
+    g.seed = 7;
+    memset(&a, 0, sizeof a);
+    g.ud = &a;
+    CHECK_EQ_INT(runner_generate(r, p, (size_t)n, &g, &res), 0);
+    memset(&b, 0, sizeof b);
+    g.ud = &b;
+    CHECK_EQ_INT(runner_generate(r, p, (size_t)n, &g, &res), 0);
+    CHECK(a.n == b.n && memcmp(a.ids, b.ids, (size_t)a.n * 4) == 0);
+    int differs = 0;
+    for (uint64_t seed = 8; seed < 12; seed++) {
+        memset(&c, 0, sizeof c);
+        g.seed = seed;
+        g.ud = &c;
+        CHECK_EQ_INT(runner_generate(r, p, (size_t)n, &g, &res), 0);
+        differs += c.n != a.n || memcmp(c.ids, a.ids, (size_t)(c.n < a.n ? c.n : a.n) * 4) != 0;
+    }
+    CHECK(differs >= 3);
+}
+
 static const char *PREFIX =
     "Once upon a time, there was a little dog named Max. Max liked to run in the park with "
     "his friend Tim. One day, Max found a big red ball under a tree. He was very happy. ";
@@ -255,6 +286,7 @@ int main(void)
     if (r) {
         test_tokenizer(r);
         test_story(r);
+        test_sampling(r);
         runner_free(r);
     }
     test_caching_identical();

@@ -28,6 +28,11 @@ static void test_defaults_and_args(void)
     CHECK_EQ_INT(p.policy, LLMC_ROUTE_PREFIX);
     CHECK(p.match_threshold == 0.5);
     CHECK_EQ_INT(p.balance_abs_threshold, 32);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(llmc_prefix_policy_parse(llmc_prefix_policy_name(i)), i);
+    CHECK_EQ_INT(llmc_prefix_policy_parse("prefix"), LLMC_ROUTE_PREFIX);
+    CHECK_EQ_INT(llmc_prefix_policy_parse("random"), LLMC_EINVAL);
+    CHECK(strcmp(llmc_prefix_policy_name(9), "unknown") == 0);
     int err = 0;
     CHECK(llmc_prefix_router_new(&p, 0, &err) == NULL);
     CHECK_EQ_INT(err, LLMC_EINVAL);
