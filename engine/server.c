@@ -305,9 +305,9 @@ static void job_notify(evutil_socket_t fd, short what, void *arg)
     j->out.len = 0;
     int done = j->done, status = j->status;
     pthread_mutex_unlock(&j->mu);
-    if (j->req && b) {
+    if (j->req) { /* (b NULL: out of memory; the reply still gets finished) */
         if (j->stream) {
-            if (evbuffer_get_length(b) && !j->gone)
+            if (b && evbuffer_get_length(b) && !j->gone)
                 evhttp_send_reply_chunk(j->req, b);
             if (done) {
                 job_forget_conn(j);
