@@ -15,10 +15,9 @@
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: llmcached-engine --model FILE --tokenizer FILE [--listen HOST:PORT]\n"
-            "         [--served-model-name NAME] [--workers N] [--block-size B]\n"
-            "         [--num-blocks N] [--no-prefix-caching]\n");
+    fprintf(stderr, "usage: llmcached-engine --model FILE --tokenizer FILE [--listen HOST:PORT]\n"
+                    "         [--served-model-name NAME] [--workers N] [--block-size B]\n"
+                    "         [--num-blocks N] [--no-prefix-caching]\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)

@@ -27,8 +27,7 @@
 struct model {
     model_config c;
     float *data;
-    const float *tok_emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final,
-        *wcls;
+    const float *tok_emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final, *wcls;
 };
 
 static int model_read_file(const char *path, unsigned char **buf, size_t *len)
@@ -86,11 +85,10 @@ model *model_load(const char *path, int *err)
     c.shared_classifier = h[5] > 0;
     c.vocab_size = h[5] > 0 ? h[5] : -h[5];
     c.seq_len = h[6];
-    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 ||
-        c.n_kv_heads <= 0 || c.vocab_size <= 0 || c.seq_len <= 0 || c.dim > 65536 ||
-        c.hidden_dim > 262144 || c.n_layers > 1024 || c.vocab_size > 1 << 22 ||
-        c.seq_len > 1 << 20 || c.dim % c.n_heads || c.n_heads % c.n_kv_heads ||
-        (c.dim / c.n_heads) % 2)
+    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
+        c.vocab_size <= 0 || c.seq_len <= 0 || c.dim > 65536 || c.hidden_dim > 262144 ||
+        c.n_layers > 1024 || c.vocab_size > 1 << 22 || c.seq_len > 1 << 20 || c.dim % c.n_heads ||
+        c.n_heads % c.n_kv_heads || (c.dim / c.n_heads) % 2)
         goto fail;
     c.head_size = c.dim / c.n_heads;
     c.kv_dim = c.dim * c.n_kv_heads / c.n_heads;

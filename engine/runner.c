@@ -69,9 +69,8 @@ runner *runner_new(const runner_params *p, int *err)
         goto fail;
     llmc_kvpool_params pp = llmc_kvpool_default_params();
     pp.block_size = p->block_size > 0 ? p->block_size : 16;
-    pp.num_blocks = p->num_blocks > 0
-                        ? p->num_blocks
-                        : 8 * ((c->seq_len + pp.block_size - 1) / pp.block_size);
+    pp.num_blocks =
+        p->num_blocks > 0 ? p->num_blocks : 8 * ((c->seq_len + pp.block_size - 1) / pp.block_size);
     pp.enable_prefix_caching = p->enable_prefix_caching;
     r->pool = llmc_kvpool_new(&pp, &e);
     if (!r->pool)

@@ -78,11 +78,12 @@ static int sbuf_add(sbuf *b, const char *s, size_t n)
 }
 
 /* vLLM's bucket bounds for TTFT and for end-to-end latency */
-static const double ttft_bounds[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                     0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+static const double ttft_bounds[] = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                     0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
                                      20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
-static const double e2e_bounds[] = {0.3,  0.5,  0.8,  1.0,  1.5,  2.0,   2.5,   5.0,   10.0,  15.0, 20.0,
-                                    30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+static const double e2e_bounds[] = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
+                                    5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
+                                    60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 #define N_TTFT (sizeof ttft_bounds / sizeof *ttft_bounds)
 #define N_E2E (sizeof e2e_bounds / sizeof *e2e_bounds)
 
@@ -95,7 +96,7 @@ typedef struct {
 typedef struct srv srv;
 
 typedef struct job {
-    struct job *next;              /* worker queue */
+    struct job *next;                /* worker queue */
     struct job *all_prev, *all_next; /* live jobs (main thread) */
     srv *s;
     struct evhttp_request *req; /* main thread; NULL once answered */
@@ -188,8 +189,7 @@ static json_t *srv_error_json(const char *msg, const char *type, const char *par
 
 /* An OpenAI-style error reply. */
 static void srv_error(struct evhttp_request *req, int status, const char *type, const char *param,
-                      const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+                      const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static void srv_error(struct evhttp_request *req, int status, const char *type, const char *param,
                       const char *code, const char *fmt, ...)
 {
@@ -217,7 +217,11 @@ static char *srv_utf8_clean(const char *s, size_t n, size_t *outlen)
         return NULL;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t l = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t l = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
         int ok = l > 0 && i + l <= n && !(l == 2 && c < 0xc2);
         for (size_t j = 1; ok && j < l; j++)
             ok = ((unsigned char)s[i + j] & 0xc0) == 0x80;
@@ -501,9 +505,9 @@ static void job_run(job *j)
         job_push_json(j, job_chunk(j, "", 0, finish, 0), 1);
         if (j->include_usage) {
             json_t *u = json_pack("{s:s,s:s,s:i,s:s,s:[],s:o}", "id", j->id, "object",
-                                  j->chat ? "chat.completion.chunk" : "text_completion",
-                                  "created", (json_int_t)j->created, "model", s->p->model_name,
-                                  "choices", "usage", job_usage(&res));
+                                  j->chat ? "chat.completion.chunk" : "text_completion", "created",
+                                  (json_int_t)j->created, "model", s->p->model_name, "choices",
+                                  "usage", job_usage(&res));
             job_push_json(j, u, 1);
         }
         job_push(j, "data: [DONE]\n\n", 14, 1, 200);
@@ -511,8 +515,8 @@ static void job_run(job *j)
     }
     json_t *text = srv_jstr(j->text.p ? j->text.p : "", j->text.len);
     json_t *choice =
-        j->chat ? json_pack("{s:i,s:{s:s,s:o},s:n,s:s}", "index", 0, "message", "role",
-                            "assistant", "content", text, "logprobs", "finish_reason", finish)
+        j->chat ? json_pack("{s:i,s:{s:s,s:o},s:n,s:s}", "index", 0, "message", "role", "assistant",
+                            "content", text, "logprobs", "finish_reason", finish)
                 : json_pack("{s:i,s:o,s:n,s:s}", "index", 0, "text", text, "logprobs",
                             "finish_reason", finish);
     json_t *body = json_pack("{s:s,s:s,s:i,s:s,s:[o],s:o}", "id", j->id, "object",
@@ -583,7 +587,8 @@ static int srv_content(json_t *c, sbuf *out)
         return -1;
     size_t i;
     json_t *part;
-    json_array_foreach(c, i, part) {
+    json_array_foreach(c, i, part)
+    {
         json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
         if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0 ||
             !json_is_string(text))
@@ -603,7 +608,8 @@ static int srv_chat_prompt(json_t *msgs, sbuf *out, char *err, size_t errlen)
     }
     size_t i;
     json_t *m;
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         json_t *role = json_object_get(m, "role");
         const char *r = json_is_string(role) ? json_string_value(role) : NULL;
         const char *label = NULL;
@@ -614,14 +620,18 @@ static int srv_chat_prompt(json_t *msgs, sbuf *out, char *err, size_t errlen)
         else if (r && !strcmp(r, "assistant"))
             label = "Assistant: ";
         if (!label) {
-            snprintf(err, errlen, "messages[%zu].role must be one of system, developer, user, "
-                     "assistant, tool", i);
+            snprintf(err, errlen,
+                     "messages[%zu].role must be one of system, developer, user, "
+                     "assistant, tool",
+                     i);
             return -1;
         }
         sbuf_add(out, label, strlen(label));
         if (srv_content(json_object_get(m, "content"), out)) {
-            snprintf(err, errlen, "messages[%zu].content must be a string or an array of text "
-                     "parts", i);
+            snprintf(err, errlen,
+                     "messages[%zu].content must be a string or an array of text "
+                     "parts",
+                     i);
             return -1;
         }
         sbuf_add(out, "\n", 1);
@@ -674,7 +684,8 @@ static long srv_prompt_ids(srv *s, struct evhttp_request *req, json_t *prompt, i
             srv_error(req, 500, "server_error", NULL, NULL, "out of memory");
             return -1;
         }
-        json_array_foreach(prompt, i, v) {
+        json_array_foreach(prompt, i, v)
+        {
             json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
             if (x < 0 || x >= s->cfg->vocab_size) {
                 free(*ids);
@@ -973,7 +984,8 @@ static void srv_detokenize(srv *s, struct evhttp_request *req)
     size_t i;
     json_t *v;
     int32_t prev = -1;
-    json_array_foreach(t, i, v) {
+    json_array_foreach(t, i, v)
+    {
         json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
         if (x < 0 || x >= s->cfg->vocab_size) {
             free(out.p);
@@ -1014,12 +1026,13 @@ static void srv_metric_hist(sbuf *o, const char *name, const char *help, const s
             n = snprintf(line, sizeof line, "%s_bucket{le=\"%g\",model_name=\"%s\"} %llu\n", name,
                          bounds[i], mname, (unsigned long long)cum);
         else
-            n = snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\",model_name=\"%s\"} %llu\n",
-                         name, mname, (unsigned long long)cum);
+            n = snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\",model_name=\"%s\"} %llu\n", name,
+                         mname, (unsigned long long)cum);
         sbuf_add(o, line, (size_t)n);
     }
-    n = snprintf(line, sizeof line, "%s_sum{model_name=\"%s\"} %.9g\n%s_count{model_name=\"%s\"} %llu\n",
-                 name, mname, h->sum, name, mname, (unsigned long long)h->n);
+    n = snprintf(line, sizeof line,
+                 "%s_sum{model_name=\"%s\"} %.9g\n%s_count{model_name=\"%s\"} %llu\n", name, mname,
+                 h->sum, name, mname, (unsigned long long)h->n);
     sbuf_add(o, line, (size_t)n);
 }
 
@@ -1032,8 +1045,9 @@ static void srv_metric(sbuf *o, const char *name, const char *type, const char *
     size_t bl = strlen(base);
     if (!strcmp(type, "counter") && bl > 6 && !strcmp(base + bl - 6, "_total"))
         base[bl - 6] = 0; /* prometheus_client names the family without _total */
-    int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s{%smodel_name=\"%s\"} %.17g\n",
-                     base, help, base, type, name, labels, mname, v);
+    int n =
+        snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s{%smodel_name=\"%s\"} %.17g\n",
+                 base, help, base, type, name, labels, mname, v);
     sbuf_add(o, line, (size_t)n);
 }
 
@@ -1046,8 +1060,8 @@ static void srv_metrics(srv *s, struct evhttp_request *req)
     pthread_mutex_lock(&s->mmu);
     srv_metric(&o, "vllm:num_requests_running", "gauge",
                "Number of requests in model execution batches.", "", m, s->running);
-    srv_metric(&o, "vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
-               "", m, s->waiting);
+    srv_metric(&o, "vllm:num_requests_waiting", "gauge",
+               "Number of requests waiting to be processed.", "", m, s->waiting);
     srv_metric(&o, "vllm:kv_cache_usage_perc", "gauge",
                "KV-cache usage. 1 means 100 percent usage.", "", m,
                ks.blocks_total ? (double)ks.blocks_in_use / ks.blocks_total : 0.0);
@@ -1074,8 +1088,9 @@ static void srv_metrics(srv *s, struct evhttp_request *req)
                      reasons[i], m, (unsigned long long)counts[i]);
         sbuf_add(&o, line, (size_t)n);
     }
-    srv_metric_hist(&o, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-                    &s->ttft, ttft_bounds, N_TTFT, m);
+    srv_metric_hist(&o, "vllm:time_to_first_token_seconds",
+                    "Histogram of time to first token in seconds.", &s->ttft, ttft_bounds, N_TTFT,
+                    m);
     srv_metric_hist(&o, "vllm:e2e_request_latency_seconds",
                     "Histogram of end to end request latency in seconds.", &s->e2e, e2e_bounds,
                     N_E2E, m);
@@ -1119,18 +1134,32 @@ static void srv_handle(struct evhttp_request *req, void *arg)
     }
     int want = routes[r].post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET;
     if (!(cmd & want) && !(cmd == EVHTTP_REQ_HEAD && want == EVHTTP_REQ_GET)) {
-        srv_error(req, 405, "invalid_request_error", NULL, "method_not_allowed",
-                  "%s needs %s", path, routes[r].post ? "POST" : "GET");
+        srv_error(req, 405, "invalid_request_error", NULL, "method_not_allowed", "%s needs %s",
+                  path, routes[r].post ? "POST" : "GET");
         return;
     }
     switch (r) {
-    case 0: srv_generate(s, req, 0); break;
-    case 1: srv_generate(s, req, 1); break;
-    case 2: srv_tokenize(s, req); break;
-    case 3: srv_detokenize(s, req); break;
-    case 4: srv_models(s, req); break;
-    case 5: evhttp_send_reply(req, 200, "OK", NULL); break;
-    default: srv_metrics(s, req); break;
+    case 0:
+        srv_generate(s, req, 0);
+        break;
+    case 1:
+        srv_generate(s, req, 1);
+        break;
+    case 2:
+        srv_tokenize(s, req);
+        break;
+    case 3:
+        srv_detokenize(s, req);
+        break;
+    case 4:
+        srv_models(s, req);
+        break;
+    case 5:
+        evhttp_send_reply(req, 200, "OK", NULL);
+        break;
+    default:
+        srv_metrics(s, req);
+        break;
     }
 }
 
@@ -1161,11 +1190,12 @@ int srv_run(const srv_params *p)
         goto out;
     evhttp_set_max_body_size(s.http, SRV_MAX_BODY);
     evhttp_set_allowed_methods(s.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                           EVHTTP_REQ_PATCH);
     evhttp_set_gencb(s.http, srv_handle, &s);
     const char *host = p->host ? p->host : "127.0.0.1";
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s.http, host, (uint16_t)p->port);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(s.http, host, (uint16_t)p->port);
     if (!bs) {
         fprintf(stderr, "llmcached-engine: cannot listen on %s:%d\n", host, p->port);
         rc = LLMC_EIO;

@@ -161,8 +161,7 @@ static int32_t tok_pair(const tokenizer *t, int32_t a, int32_t b, char *buf, siz
     return tok_lookup(t, buf, la + lb);
 }
 
-long tok_encode(const tokenizer *t, const char *text, size_t len, int bos, int32_t *out,
-                size_t max)
+long tok_encode(const tokenizer *t, const char *text, size_t len, int bos, int32_t *out, size_t max)
 {
     /* worst case: one id per byte, plus the dummy space and BOS */
     int32_t *ids = malloc((len + 2) * sizeof *ids);

@@ -142,8 +142,8 @@ int llmc_kv_block_hash(const uint8_t *parent, const int32_t *tokens, size_t n,
                             extra ? extra->adapter : NULL, out);
 }
 
-long llmc_kv_hash_chain(const int32_t *tokens, size_t n, int block_size,
-                        const llmc_kv_extra *extra, uint8_t *out, size_t max_blocks)
+long llmc_kv_hash_chain(const int32_t *tokens, size_t n, int block_size, const llmc_kv_extra *extra,
+                        uint8_t *out, size_t max_blocks)
 {
     if ((!tokens && n) || block_size <= 0 || (!out && max_blocks))
         return LLMC_EINVAL;

@@ -334,9 +334,12 @@ int llmc_prefix_policy_parse(const char *name)
 const char *llmc_prefix_policy_name(int policy)
 {
     switch (policy) {
-    case LLMC_ROUTE_ROUND_ROBIN: return "round-robin";
-    case LLMC_ROUTE_LEAST_LOADED: return "least-loaded";
-    case LLMC_ROUTE_PREFIX: return "prefix-affinity";
+    case LLMC_ROUTE_ROUND_ROBIN:
+        return "round-robin";
+    case LLMC_ROUTE_LEAST_LOADED:
+        return "least-loaded";
+    case LLMC_ROUTE_PREFIX:
+        return "prefix-affinity";
     }
     return "unknown";
 }

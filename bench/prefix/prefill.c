@@ -105,8 +105,8 @@ int main(int argc, char **argv)
         double saved = cold_full - warm, ratio = saved / cold_p;
         if (ratio < 0.90)
             ok = 0;
-        printf("%8zu %8d %12.3f %12.3f %12.3f %12.3f %8.3f\n", n, cw, cold_full * 1e3,
-               cold_p * 1e3, warm * 1e3, saved * 1e3, ratio);
+        printf("%8zu %8d %12.3f %12.3f %12.3f %12.3f %8.3f\n", n, cw, cold_full * 1e3, cold_p * 1e3,
+               warm * 1e3, saved * 1e3, ratio);
     }
     printf("\nbar: a hit of P tokens removes >= 90%% of their prefill time: %s\n",
            ok ? "met" : "NOT met");

@@ -42,14 +42,14 @@
 #define NT 20
 
 static const char *words[] = {
-    "policy", "refund", "order", "garden", "ticket", "flight", "invoice", "doctor", "school",
-    "library", "account", "package", "kitchen", "planet", "engine", "music", "weather", "river",
-    "castle", "bakery", "rocket", "forest", "market", "museum", "harbor", "cinema", "village",
-    "bridge", "island", "theater", "station", "hotel"};
+    "policy",  "refund",  "order",   "garden",  "ticket",  "flight",  "invoice", "doctor",
+    "school",  "library", "account", "package", "kitchen", "planet",  "engine",  "music",
+    "weather", "river",   "castle",  "bakery",  "rocket",  "forest",  "market",  "museum",
+    "harbor",  "cinema",  "village", "bridge",  "island",  "theater", "station", "hotel"};
 static const char *questions[] = {
-    "How do I start?", "What time is it open?", "Can you help me?", "Where is my order?",
-    "Is it free?", "Who can I call?", "What is the price?", "How long does it take?",
-    "Can I change it?", "Why is it late?", "What should I bring?", "Do you have a map?"};
+    "How do I start?",  "What time is it open?", "Can you help me?",     "Where is my order?",
+    "Is it free?",      "Who can I call?",       "What is the price?",   "How long does it take?",
+    "Can I change it?", "Why is it late?",       "What should I bring?", "Do you have a map?"};
 
 typedef struct {
     char *prompt;
@@ -113,8 +113,8 @@ static engine_t start_engine(const char *bin, const char *models, int nb)
         snprintf(m, sizeof m, "%s/stories260K.bin", models);
         snprintf(t, sizeof t, "%s/tok512.bin", models);
         snprintf(nbs, sizeof nbs, "%d", nb);
-        execl(bin, bin, "--model", m, "--tokenizer", t, "--listen", "127.0.0.1:0", "--workers",
-              "1", "--num-blocks", nbs, (char *)NULL);
+        execl(bin, bin, "--model", m, "--tokenizer", t, "--listen", "127.0.0.1:0", "--workers", "1",
+              "--num-blocks", nbs, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -211,8 +211,8 @@ static void *client(void *arg)
         snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", r->eng[b].port);
         size_t bl = strlen(key) + 256;
         char *body = malloc(bl);
-        snprintf(body, bl,
-                 "{\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0,\"stream\":true}", key);
+        snprintf(body, bl, "{\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0,\"stream\":true}",
+                 key);
         xfer x = {now_s(), 0, NULL, 0};
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -249,8 +249,8 @@ typedef struct {
 static int g_abs = 8;
 static double g_rel = 1.5;
 
-static result_t run_policy(int policy, const char *bin, const char *models, req_t *reqs,
-                           int n_reqs, int clients, int nb)
+static result_t run_policy(int policy, const char *bin, const char *models, req_t *reqs, int n_reqs,
+                           int clients, int nb)
 {
     result_t res = {0};
     run_t r;
@@ -298,9 +298,8 @@ static result_t run_policy(int policy, const char *bin, const char *models, req_
     llmc_prefix_stats ps;
     llmc_prefix_get_stats(r.router, &ps);
     if (policy == LLMC_ROUTE_PREFIX)
-        printf(" (router: %llu affinity, %llu balance, %llu miss)",
-               (unsigned long long)ps.affinity, (unsigned long long)ps.balance,
-               (unsigned long long)ps.miss);
+        printf(" (router: %llu affinity, %llu balance, %llu miss)", (unsigned long long)ps.affinity,
+               (unsigned long long)ps.balance, (unsigned long long)ps.miss);
     printf("\n");
     free(r.ttft);
     llmc_prefix_router_free(r.router);

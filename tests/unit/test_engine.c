@@ -65,8 +65,9 @@ static void test_tokenizer(runner *r)
     CHECK_EQ_INT(n, 5); /* BOS, " Once", " upon", " a", " time" */
     CHECK_EQ_INT(ids[0], TOK_BOS);
     CHECK_EQ_INT(ids[1], 403);
-    const char *texts[] = {"Once upon a time", "h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac!",
-                           "a  b\n\nc\t", "x"};
+    const char *texts[] = {"Once upon a time",
+                           "h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac!", "a  b\n\nc\t",
+                           "x"};
     for (size_t k = 0; k < sizeof texts / sizeof *texts; k++) {
         int32_t buf[128];
         long m = tok_encode(t, texts[k], strlen(texts[k]), 1, buf, 128);

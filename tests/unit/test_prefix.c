@@ -122,8 +122,9 @@ static void test_affinity_and_balance(void)
     char k4[64];
     snprintf(k4, sizeof k4, "You are a helpful assistant for ACME Corp. Answer ");
     char k5[2048];
-    snprintf(k5, sizeof k5, "%s%s", k4, "x x x x x x x x x x x x x x x x x x x x x x x x x x x x x"
-                                        " x x x x x x x x x x x x x x x x x x");
+    snprintf(k5, sizeof k5, "%s%s", k4,
+             "x x x x x x x x x x x x x x x x x x x x x x x x x x x x x"
+             " x x x x x x x x x x x x x x x x x x");
     size_t m[3];
     llmc_prefix_match(r, k5, strlen(k5), m);
     CHECK_EQ_INT(m[2], strlen(k4));
