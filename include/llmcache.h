@@ -295,7 +295,8 @@ int llmc_kvpool_check(llmc_kvpool *pool);
  *        not overloaded is more than match_threshold of the key's length,
  *        send there (an "affinity" decision; among equally long matches, the
  *        least loaded, then the one sent this prefix most recently).
- *     3. Else send to the least loaded backend: a "balance" decision when
+ *     3. Else send to the least loaded backend (among equal loads, the
+ *        one holding the fewest key bytes): a "balance" decision when
  *        the prefix is held only by overloaded backends (so a hot prefix
  *        spills over to a second backend, which then shares it), a "miss"
  *        decision when no backend holds enough of it (new prefixes spread).
@@ -350,6 +351,7 @@ typedef struct {
     uint64_t expired;  /* backend marks removed for age */
     size_t bytes;      /* memory held by the tree */
     size_t nodes;      /* tree nodes, root included */
+    size_t held_bytes[LLMC_PREFIX_MAX_BACKENDS]; /* key bytes marked per backend */
 } llmc_prefix_stats;
 
 llmc_prefix_params llmc_prefix_default_params(void);

@@ -47,7 +47,7 @@ struct llmc_prefix_router {
     pnode *root;
     unsigned rr;
     uint64_t last_expire;
-    llmc_prefix_stats st;
+    llmc_prefix_stats st; /* st.held_bytes[b]: label bytes of nodes b marks */
 };
 
 /* ---- nodes ---------------------------------------------------------------- */
@@ -97,6 +97,9 @@ static void prefix_free_tree(llmc_prefix_router *r, pnode *x)
             }
             stack[n++] = cur->kids[i];
         }
+        for (int b = 0; b < r->n; b++)
+            if (cur->mask >> b & 1)
+                r->st.held_bytes[b] -= cur->label_len;
         r->st.bytes -= prefix_node_bytes(r, cur);
         r->st.nodes--;
         free(cur->kids);
@@ -191,6 +194,7 @@ static void prefix_prune(llmc_prefix_router *r, int forget, uint64_t cutoff)
                     continue;
                 if (b == forget || (cutoff && k->stamp[b] < cutoff)) {
                     k->mask &= ~(1ull << b);
+                    r->st.held_bytes[b] -= k->label_len;
                     k->stamp[b] = 0;
                     if (b != forget)
                         r->st.expired++;
@@ -428,15 +432,19 @@ size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, siz
     return prefix_match_ex(r, key, len, matched, NULL);
 }
 
-/* Least loaded healthy backend; ties rotate with r->rr. */
+/* Least loaded healthy backend; among equal loads the one holding the
+ * fewest prefix bytes (as SGLang sends a new prefix to the smallest tree,
+ * this spreads prefixes evenly when loads are level), then rotating. */
 static int prefix_least_loaded(llmc_prefix_router *r, const int *load, const int *healthy)
 {
     int best = -1;
+    static const size_t level[LLMC_PREFIX_MAX_BACKENDS]; /* plain least-loaded: no tie-break */
+    const size_t *held = r->p.policy == LLMC_ROUTE_PREFIX ? r->st.held_bytes : level;
     for (int i = 0; i < r->n; i++) {
         int b = (int)((r->rr + (unsigned)i) % (unsigned)r->n);
         if (healthy && !healthy[b])
             continue;
-        if (best < 0 || load[b] < load[best])
+        if (best < 0 || load[b] < load[best] || (load[b] == load[best] && held[b] < held[best]))
             best = b;
     }
     r->rr++;
@@ -515,17 +523,25 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
     return prefix_least_loaded(r, load, healthy);
 }
 
+static void prefix_mark(llmc_prefix_router *r, pnode *x, int b, uint64_t now)
+{
+    if (!(x->mask >> b & 1)) {
+        x->mask |= 1ull << b;
+        r->st.held_bytes[b] += x->label_len;
+    }
+    x->stamp[b] = now;
+}
+
 int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size_t len)
 {
     if (!r || backend < 0 || backend >= r->n || (!key && len))
         return LLMC_EINVAL;
     if (len > r->p.max_key_bytes)
         len = r->p.max_key_bytes;
-    uint64_t now = prefix_now(r), bit = 1ull << backend;
+    uint64_t now = prefix_now(r);
     int rc = 0;
     pnode *x = r->root;
-    x->stamp[backend] = now;
-    x->mask |= bit;
+    prefix_mark(r, x, backend, now);
     size_t i = 0;
     while (i < len) {
         pnode *k = prefix_kid(x, (unsigned char)key[i]);
@@ -537,8 +553,7 @@ int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size
                 rc = LLMC_ENOMEM;
                 break;
             }
-            leaf->stamp[backend] = now;
-            leaf->mask = bit;
+            prefix_mark(r, leaf, backend, now);
             break;
         }
         size_t c = prefix_common(k->label, k->label_len, key + i, len - i);
@@ -550,6 +565,8 @@ int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size
                 rc = LLMC_ENOMEM;
                 break;
             }
+            /* mid takes c bytes of k's label under the same marks: the
+             * held bytes of every backend are unchanged */
             memcpy(mid->stamp, k->stamp, (size_t)r->n * sizeof(uint64_t));
             mid->mask = k->mask;
             prefix_unlink(x, k);
@@ -562,8 +579,7 @@ int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size
             r->st.bytes -= c;
             k = mid;
         }
-        k->stamp[backend] = now;
-        k->mask |= bit;
+        prefix_mark(r, k, backend, now);
         x = k;
         i += c;
     }

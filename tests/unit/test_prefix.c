@@ -165,6 +165,24 @@ static void test_tie_breaks(void)
     llmc_prefix_router_free(r);
 }
 
+/* with level loads, new prefixes go to the backend holding the fewest bytes */
+static void test_spread_new_prefixes(void)
+{
+    llmc_prefix_router *r = mk(LLMC_ROUTE_PREFIX, 4);
+    int load[4] = {0, 0, 0, 0}, count[4] = {0, 0, 0, 0};
+    char key[128];
+    for (int t = 0; t < 20; t++) {
+        snprintf(key, sizeof key, "tenant %02d: a system prompt of the same length for all", t);
+        int b = llmc_prefix_route(r, key, strlen(key), load, NULL);
+        CHECK(b >= 0 && b < 4);
+        count[b]++;
+        llmc_prefix_record(r, b, key, strlen(key));
+    }
+    for (int b = 0; b < 4; b++)
+        CHECK_EQ_INT(count[b], 5);
+    llmc_prefix_router_free(r);
+}
+
 static void test_match_lengths(void)
 {
     llmc_prefix_router *r = mk(LLMC_ROUTE_PREFIX, 3);
@@ -226,11 +244,30 @@ static void test_against_brute_force(void)
     llmc_prefix_stats st;
     llmc_prefix_get_stats(r, &st);
     CHECK(st.nodes > 50);
+    /* held bytes = distinct non-empty prefixes of each backend's keys */
+    for (int b = 0; b < NB; b++) {
+        size_t want = 0;
+        for (int k = 0; k < NK; k++) {
+            if (owner[k] != b)
+                continue;
+            size_t kl = lens[k] > 20 ? 20 : lens[k];
+            for (size_t l = 1; l <= kl; l++) {
+                int seen = 0;
+                for (int o = 0; o < k && !seen; o++)
+                    seen = owner[o] == b && (lens[o] > 20 ? 20 : lens[o]) >= l &&
+                           memcmp(keys[o], keys[k], l) == 0;
+                want += !seen;
+            }
+        }
+        CHECK_EQ_INT(st.held_bytes[b], want);
+    }
     for (int b = 0; b < NB; b++)
         llmc_prefix_forget_backend(r, b);
     llmc_prefix_stats st2;
     llmc_prefix_get_stats(r, &st2);
     CHECK_EQ_INT(st2.nodes, 1);
+    for (int b = 0; b < NB; b++)
+        CHECK_EQ_INT(st2.held_bytes[b], 0);
     llmc_prefix_router *fresh = llmc_prefix_router_new(&p, NB, NULL);
     llmc_prefix_stats st3;
     llmc_prefix_get_stats(fresh, &st3);
@@ -266,6 +303,7 @@ static void test_aging_and_forget(void)
     llmc_prefix_expire(r);
     llmc_prefix_get_stats(r, &st);
     CHECK_EQ_INT(st.nodes, 1);
+    CHECK(st.held_bytes[0] == 0 && st.held_bytes[1] == 0);
     /* forget: a backend that restarted loses its marks, others keep theirs */
     llmc_prefix_record(r, 0, "shared key", 10);
     llmc_prefix_record(r, 1, "shared key", 10);
@@ -301,6 +339,13 @@ static void test_memory_bound(void)
     llmc_prefix_stats st;
     llmc_prefix_get_stats(r, &st);
     CHECK(st.evicted > 1000);
+    for (int b = 0; b < 4; b++)
+        CHECK(st.held_bytes[b] > 0 && st.held_bytes[b] < st.bytes);
+    for (int b = 0; b < 4; b++)
+        llmc_prefix_forget_backend(r, b);
+    llmc_prefix_get_stats(r, &st);
+    for (int b = 0; b < 4; b++)
+        CHECK_EQ_INT(st.held_bytes[b], 0);
     llmc_prefix_router_free(r);
 }
 
@@ -310,6 +355,7 @@ int main(void)
     test_round_robin_and_least_loaded();
     test_affinity_and_balance();
     test_tie_breaks();
+    test_spread_new_prefixes();
     test_match_lengths();
     test_against_brute_force();
     test_aging_and_forget();
