@@ -254,7 +254,7 @@ int runner_generate(runner *r, const int32_t *prompt, size_t n, const runner_gen
     int32_t prev = prompt[n - 1];
     res->finish = RUNNER_STOP_LENGTH;
     for (int k = 0; !e && k < g->max_new_tokens; k++) {
-        if (g->cancel && *(const volatile int *)g->cancel) {
+        if (g->cancel && __atomic_load_n(g->cancel, __ATOMIC_RELAXED)) {
             res->finish = RUNNER_STOP_CALLER;
             break;
         }
