@@ -112,6 +112,9 @@ typedef struct {
     char *system;    /* system/developer prompt text (malloc'd) or NULL */
     size_t system_len;
     char *user;      /* "user" field (malloc'd) or NULL */
+    char *prompt;    /* the whole prompt as text, "role: content\n" a message
+                        (malloc'd) or NULL: the prefix router's key */
+    size_t prompt_len;
 } llmc_canon;
 
 /*
