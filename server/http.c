@@ -98,10 +98,11 @@ static void http_entry_cleanup(const void *data, size_t len, void *arg)
     llmc_entry_release(arg);
 }
 
-/* Serve a live entry. Returns 0, or -1 when it cannot be rendered in the
- * mode asked (the caller then goes upstream). */
-static int http_serve_hit(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                          int client_stream, double t0)
+/* Serve a live entry: an exact hit (similarity NAN) or a semantic one.
+ * Returns 0, or -1 when it cannot be rendered in the mode asked (the caller
+ * then goes upstream). */
+int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
+                     int client_stream, double similarity, double t0)
 {
     struct evbuffer *b = evbuffer_new();
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
@@ -123,17 +124,23 @@ static int http_serve_hit(srv *s, struct evhttp_request *req, const llmc_entry_i
         evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
         evhttp_add_header(oh, "Content-Type", "application/json");
     }
+    int semantic = !isnan(similarity);
     char age[32], hex[2 * LLMC_KEY_LEN + 1];
     long long a = (long long)time(NULL) - e->created;
     snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
     llmc_key_hex(e->key, hex);
     http_add_common_headers(s, req);
-    evhttp_add_header(oh, "X-LLM-Cache", "HIT-EXACT");
+    evhttp_add_header(oh, "X-LLM-Cache", semantic ? "HIT-SEMANTIC" : "HIT-EXACT");
+    if (semantic) {
+        char sim[32];
+        snprintf(sim, sizeof sim, "%.4f", similarity);
+        evhttp_add_header(oh, "X-LLM-Cache-Similarity", sim);
+    }
     evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     evhttp_add_header(oh, "Age", age);
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
-    llmc_metrics_count(s->metrics, e->model, LLMC_OUT_HIT_EXACT);
+    llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
     llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
     llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - t0);
     return 0;
@@ -222,7 +229,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
             e = NULL;
         }
         if (e) {
-            int served = http_serve_hit(s, req, e, fr.client_stream, t0) == 0;
+            int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(sem_query);

@@ -102,41 +102,6 @@ static void sem_closed(struct evhttp_connection *c, void *arg)
     j->gone = 1;
 }
 
-static void sem_serve(srv *s, struct evhttp_request *req, sem_job *j)
-{
-    const llmc_entry_info *e = j->hit;
-    struct evbuffer *b = evbuffer_new();
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    int streamed = 0;
-    if (j->fr.client_stream && e->endpoint != LLMC_EP_EMBEDDINGS) {
-        char *sse = NULL;
-        size_t sl = 0;
-        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl) == 0) {
-            evbuffer_add(b, sse, sl);
-            free(sse);
-            streamed = 1;
-        }
-    }
-    if (!streamed)
-        evbuffer_add(b, e->body, e->body_len);
-    evhttp_add_header(oh, "Content-Type", streamed ? "text/event-stream" : "application/json");
-    char age[32], hex[2 * LLMC_KEY_LEN + 1], sim[32];
-    long long a = (long long)time(NULL) - e->created;
-    snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
-    snprintf(sim, sizeof sim, "%.4f", j->res.similarity);
-    llmc_key_hex(e->key, hex);
-    http_add_common_headers(s, req);
-    evhttp_add_header(oh, "X-LLM-Cache", "HIT-SEMANTIC");
-    evhttp_add_header(oh, "X-LLM-Cache-Similarity", sim);
-    evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
-    evhttp_add_header(oh, "Age", age);
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
-    llmc_metrics_count(s->metrics, e->model, LLMC_OUT_HIT_SEMANTIC);
-    llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
-    llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - j->t0);
-}
-
 /* On the request's loop: act on the worker's result. */
 static void sem_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -153,8 +118,8 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
         sem_job_free(j);
         return;
     }
-    if (j->hit) {
-        sem_serve(s, req, j);
+    if (j->hit && http_serve_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity,
+                                   j->t0) == 0) {
         sem_job_free(j);
         return;
     }

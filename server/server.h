@@ -168,6 +168,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
 void http_handle(struct evhttp_request *req, void *arg);
 void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
 void http_add_common_headers(srv *s, struct evhttp_request *req);
+int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
+                     int client_stream, double similarity, double t0);
 double srv_now(void);
 
 /* sem.c — the semantic tier in the daemon: embedding off the loops */

@@ -87,33 +87,38 @@ void llmc_tenant_make(llmc_tenant *t, const char *authorization, const char *ns,
     t->ns_hash = llmc_namespace_hash(ns);
 }
 
+/* An integral real as an integer (new reference), or NULL to keep v. */
+static json_t *canon_number(json_t *v)
+{
+    if (!json_is_real(v))
+        return NULL;
+    double d = json_real_value(v);
+    if (d == floor(d) && fabs(d) < 9007199254740992.0)
+        return json_integer((json_int_t)d);
+    return NULL;
+}
+
 /* Rewrite integral reals as integers, recursively. */
 static void canon_numbers(json_t *v)
 {
     size_t i;
     const char *k;
-    json_t *x;
+    json_t *x, *n;
     if (json_is_object(v)) {
         json_object_foreach(v, k, x)
         {
-            if (json_is_real(x)) {
-                double d = json_real_value(x);
-                if (d == floor(d) && fabs(d) < 9007199254740992.0)
-                    json_object_set_new(v, k, json_integer((json_int_t)d));
-            } else {
+            if ((n = canon_number(x)))
+                json_object_set_new(v, k, n);
+            else
                 canon_numbers(x);
-            }
         }
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, x)
         {
-            if (json_is_real(x)) {
-                double d = json_real_value(x);
-                if (d == floor(d) && fabs(d) < 9007199254740992.0)
-                    json_array_set_new(v, i, json_integer((json_int_t)d));
-            } else {
+            if ((n = canon_number(x)))
+                json_array_set_new(v, i, n);
+            else
                 canon_numbers(x);
-            }
         }
     }
 }

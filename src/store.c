@@ -332,21 +332,26 @@ int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
     return 0;
 }
 
+/* A found entry: dead → removed, NULL; live → most recent, a new reference.
+ * Lock held. */
+static const llmc_entry_info *store_take(llmc_store *s, store_entry *e, int64_t now)
+{
+    if (!e)
+        return NULL;
+    if (e->info.expires <= now) {
+        store_remove(s, e, LLMC_RM_EXPIRE);
+        return NULL;
+    }
+    store_lru_unlink(s, e);
+    store_lru_push(s, e);
+    atomic_fetch_add(&e->refs, 1);
+    return &e->info;
+}
+
 const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_LEN], int64_t now)
 {
-    const llmc_entry_info *r = NULL;
     pthread_mutex_lock(&s->mu);
-    store_entry *e = *store_slot(s, key);
-    if (e) {
-        if (e->info.expires <= now) {
-            store_remove(s, e, LLMC_RM_EXPIRE);
-        } else {
-            store_lru_unlink(s, e);
-            store_lru_push(s, e);
-            atomic_fetch_add(&e->refs, 1);
-            r = &e->info;
-        }
-    }
+    const llmc_entry_info *r = store_take(s, *store_slot(s, key), now);
     pthread_mutex_unlock(&s->mu);
     return r;
 }
@@ -356,17 +361,11 @@ const llmc_entry_info *llmc_store_get_by_label(llmc_store *s, uint64_t label, in
     uint8_t k8[8];
     for (int i = 0; i < 8; i++)
         k8[i] = (uint8_t)(label >> (8 * i));
-    const llmc_entry_info *r = NULL;
     pthread_mutex_lock(&s->mu);
     store_entry *e = s->buckets[store_hash(k8) & (s->nbuckets - 1)];
     while (e && memcmp(e->info.key, k8, 8) != 0)
         e = e->hnext;
-    if (e && e->info.expires > now) {
-        store_lru_unlink(s, e);
-        store_lru_push(s, e);
-        atomic_fetch_add(&e->refs, 1);
-        r = &e->info;
-    }
+    const llmc_entry_info *r = store_take(s, e, now);
     pthread_mutex_unlock(&s->mu);
     return r;
 }
