@@ -84,8 +84,9 @@ const char *llmc_strerror(int err);
  * reused by later inserts.
  *
  * Thread safety: one llmc_hnsw may be used from many threads at once.
- * Searches, count/bytes and save run in parallel with each other; add and
- * remove are exclusive (a writer-preferring rwlock inside the object). The
+ * Searches, count/bytes and save run in parallel with each other and with
+ * the search phase of adds; the linking phase of an add and remove are
+ * exclusive but short (a writer-preferring rwlock inside the object). The
  * object must not be freed while another thread uses it.
  */
 typedef struct llmc_hnsw llmc_hnsw;

@@ -51,10 +51,17 @@
  * until a higher node replaces it).
  *
  * Locking. One writer-preferring pthread rwlock per index. Readers (search,
- * contains, count, bytes, save) hold it shared; add and remove hold it
- * exclusive, so a reader never sees a half-linked node or an array being
- * reallocated. Per-search scratch (visited marks, heaps, query copies) comes
- * from a pool guarded by its own mutex, taken only to pop/push a scratch.
+ * contains, count, bytes, save) hold it shared. An add runs in two phases:
+ * its expensive part, the descent and the ef_construction search of level
+ * 0, under the shared lock (alongside searches and other adds' first
+ * phases); then slot, vector and links under the exclusive lock, where the
+ * phase-1 candidates are re-measured and removed ones dropped (a slot can
+ * have been removed or reused in between). Remove holds the lock
+ * exclusive. So a reader never sees a half-linked node or an array being
+ * reallocated, and searches wait only for the short linking phase.
+ * Per-search scratch (visited marks, heaps, query copies) comes from a pool
+ * guarded by its own mutex, taken only to pop/push a scratch. Lock order:
+ * rwlock, then pool mutex.
  *
  * Byte budget. bytes() counts every allocation the index owns except the
  * scratch pool (bounded by the number of concurrent searches). An add that
@@ -1028,11 +1035,52 @@ static int hnsw_prepare(const llmc_hnsw *h, hnsw_scratch *s, const float *v, hns
     return 0;
 }
 
-static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, const float *vec)
+/*
+ * Phase 1 of an add, under the shared lock (searches go on meanwhile): the
+ * greedy descent and the ef_construction search of level 0 for vec, whose
+ * best-first candidates go to w0 (*nw0 of them; 0 when the index is empty).
+ * Returns 0, LLMC_EINVAL for a bad vector, LLMC_ENOMEM.
+ */
+static int hnsw_add_search(llmc_hnsw *h, const float *vec, size_t efc, hnsw_cand *w0, size_t *nw0)
+{
+    *nw0 = 0;
+    hnsw_scratch *sc = hnsw_scratch_get(h, efc);
+    if (!sc)
+        return LLMC_ENOMEM;
+    hnsw_query q;
+    int e = hnsw_prepare(h, sc, vec, &q);
+    if (!e && h->entry != HNSW_NONE) {
+        if (h->quant == LLMC_HNSW_F32)
+            q.i = NULL;
+        uint32_t cur = h->entry;
+        float curd = hnsw_dist_q(h, &q, cur);
+        for (int l = h->max_level; l > 0; l--)
+            hnsw_greedy(h, &q, &cur, &curd, l, HNSW_NONE);
+        size_t nr;
+        e = hnsw_search_layer(h, sc, &q, cur, curd, 0, efc, LLMC_HNSW_ANY, HNSW_NONE, &nr);
+        if (!e) {
+            *nw0 = hnsw_take_sorted(sc, nr);
+            memcpy(w0, sc->sorted, *nw0 * sizeof *w0);
+        }
+    }
+    hnsw_scratch_put(h, sc);
+    return e;
+}
+
+/*
+ * Phase 2, under the exclusive lock: take a slot, store the vector, link it.
+ * On level 0 the phase-1 candidates w0 are used when there are any: their
+ * distances are recomputed (a slot may have been removed or reused since)
+ * and removed ones dropped; with none left, level 0 is searched here.
+ */
+static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, const float *vec,
+                           hnsw_cand *w0, size_t nw0)
 {
     if (hnsw_lmap_find(h, label) != HNSW_NONE)
         return LLMC_EEXIST;
     size_t efc = h->efc > h->M0 ? h->efc : h->M0;
+    uint32_t s = HNSW_NONE;
+    int level;
     hnsw_scratch *sc = hnsw_scratch_get(h, efc);
     if (!sc)
         return LLMC_ENOMEM;
@@ -1045,8 +1093,6 @@ static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, con
         e = LLMC_ENOMEM;
         goto out;
     }
-    uint32_t s;
-    int level;
     if (h->free_head != HNSW_NONE) {
         s = h->free_head;
         h->free_head = h->pnext[s];
@@ -1057,8 +1103,10 @@ static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, con
         if (sc->vcap < h->cap) { /* the array grew: resize this scratch */
             hnsw_scratch_put(h, sc);
             sc = hnsw_scratch_get(h, efc);
-            if (!sc)
-                return LLMC_ENOMEM;
+            if (!sc) {
+                e = LLMC_ENOMEM;
+                goto out;
+            }
             if ((e = hnsw_prepare(h, sc, vec, &q)))
                 goto out;
         }
@@ -1068,17 +1116,18 @@ static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, con
             e = LLMC_EFULL;
             goto out;
         }
-        s = (uint32_t)h->n_slots;
-        h->upper[s] = NULL;
+        uint32_t ns = (uint32_t)h->n_slots;
+        h->upper[ns] = NULL;
         if (level > 0) {
-            h->upper[s] = calloc(1, ub);
-            if (!h->upper[s]) {
+            h->upper[ns] = calloc(1, ub);
+            if (!h->upper[ns]) {
                 e = LLMC_ENOMEM;
                 goto out;
             }
             h->upper_bytes += ub;
         }
         h->n_slots++;
+        s = ns;
     }
     char *b = hnsw_blk(h, s);
     memset(b, 0, 4);
@@ -1092,17 +1141,37 @@ static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, con
     hnsw_query qs = {NULL, NULL, 0};
     hnsw_query_of(h, s, &qs);
 
+    /* the phase-1 candidates, re-measured: live ones only, never s itself */
+    size_t nw = 0;
+    for (size_t i = 0; i < nw0; i++) {
+        uint32_t id = w0[i].id;
+        if (id == s || id >= h->n_slots || (*hnsw_flags(h, id) & HNSW_F_REMOVED))
+            continue;
+        w0[nw++] = (hnsw_cand){hnsw_dist_q(h, &qs, id), id};
+    }
+    qsort(w0, nw, sizeof *w0, hnsw_cand_cmp);
+
     if (h->entry != HNSW_NONE) {
         uint32_t cur = h->entry;
-        float curd = hnsw_dist_q(h, &qs, cur);
-        for (int l = h->max_level; l > level; l--)
-            hnsw_greedy(h, &qs, &cur, &curd, l, s);
+        float curd = 0;
+        int top = level < h->max_level ? level : h->max_level;
+        if (top > 0 || nw == 0) {
+            curd = hnsw_dist_q(h, &qs, cur);
+            for (int l = h->max_level; l > level; l--)
+                hnsw_greedy(h, &qs, &cur, &curd, l, s);
+        }
         hnsw_cand tmp[h->M0 + 1];
-        for (int l = level < h->max_level ? level : h->max_level; l >= 0; l--) {
-            size_t nr;
-            if ((e = hnsw_search_layer(h, sc, &qs, cur, curd, l, efc, LLMC_HNSW_ANY, s, &nr)))
-                goto out; /* only ENOMEM; the node stays linked as far as it got */
-            size_t n = hnsw_take_sorted(sc, nr);
+        for (int l = top; l >= 0; l--) {
+            size_t n;
+            if (l == 0 && nw > 0) {
+                memcpy(sc->sorted, w0, nw * sizeof *w0);
+                n = nw;
+            } else {
+                size_t nr;
+                if ((e = hnsw_search_layer(h, sc, &qs, cur, curd, l, efc, LLMC_HNSW_ANY, s, &nr)))
+                    goto out;
+                n = hnsw_take_sorted(sc, nr);
+            }
             if (n == 0) {
                 /* nothing live was found (everything near is removed): link
                  * to where the descent stands so the node stays reachable */
@@ -1139,12 +1208,21 @@ static int hnsw_add_locked(llmc_hnsw *h, uint64_t label, uint64_t partition, con
     hnsw_part_link(h, s); /* cannot fail: the entry exists */
     h->n_live++;
 out:
-    if (e) { /* drop a partition entry made for this add and left empty */
+    if (e) {
+        /* drop a partition entry made for this add and left empty */
         hnsw_pent *pe = hnsw_pmap_find(h, partition);
         if (pe && pe->count == 0)
             hnsw_pmap_delete(h, pe);
+        if (s != HNSW_NONE) {
+            /* failed half-way (out of memory while linking): the slot may be
+             * linked already, so it becomes a removed slot, free for reuse */
+            *hnsw_flags(h, s) |= HNSW_F_REMOVED;
+            h->pnext[s] = h->free_head;
+            h->free_head = s;
+        }
     }
-    hnsw_scratch_put(h, sc);
+    if (sc)
+        hnsw_scratch_put(h, sc);
     return e;
 }
 
@@ -1152,9 +1230,21 @@ int llmc_hnsw_add(llmc_hnsw *h, uint64_t label, uint64_t partition, const float 
 {
     if (!h || !vec || partition == LLMC_HNSW_ANY)
         return LLMC_EINVAL;
-    pthread_rwlock_wrlock(&h->lock);
-    int e = hnsw_add_locked(h, label, partition, vec);
+    size_t efc = h->efc > h->M0 ? h->efc : h->M0, nw0 = 0;
+    hnsw_cand *w0 = malloc((efc + 1) * sizeof *w0);
+    if (!w0)
+        return LLMC_ENOMEM;
+    pthread_rwlock_rdlock(&h->lock);
+    int e = hnsw_lmap_find(h, label) != HNSW_NONE ? LLMC_EEXIST : 0;
+    if (!e)
+        e = hnsw_add_search(h, vec, efc, w0, &nw0);
     pthread_rwlock_unlock(&h->lock);
+    if (!e) {
+        pthread_rwlock_wrlock(&h->lock);
+        e = hnsw_add_locked(h, label, partition, vec, w0, nw0);
+        pthread_rwlock_unlock(&h->lock);
+    }
+    free(w0);
     return e;
 }
 
