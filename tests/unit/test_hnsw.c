@@ -267,6 +267,9 @@ static void test_budget_and_errors(const float *x)
     CHECK_EQ_INT(llmc_hnsw_search(h, x, LLMC_HNSW_ANY, 0, 0, lab, NULL, &n), 0);
     CHECK_EQ_INT(n, 0);
     CHECK_EQ_INT(llmc_hnsw_search(h, x, LLMC_HNSW_ANY, K, 0, NULL, NULL, &n), LLMC_EINVAL);
+    /* an absurd ef is bounded by the item count, not allocated */
+    CHECK_EQ_INT(llmc_hnsw_search(h, x, LLMC_HNSW_ANY, K, SIZE_MAX, lab, NULL, &n), 0);
+    CHECK_EQ_INT(n, K);
     CHECK_EQ_INT(llmc_hnsw_dim(h), D);
     CHECK(strcmp(llmc_hnsw_model(h), "test-model") == 0);
     llmc_hnsw_free(h);
