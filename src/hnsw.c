@@ -1803,7 +1803,9 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
                     goto out;
         }
     }
-    if (n_slots && *hnsw_level(h, entry) != max_level)
+    /* the entry point's slot is never on the free list: removed means parked */
+    if (n_slots && (*hnsw_level(h, entry) != max_level ||
+                    (*hnsw_flags(h, entry) & HNSW_F_REMOVED && !(*hnsw_flags(h, entry) & HNSW_F_PARKED))))
         goto out;
     h->entry = entry;
     h->max_level = max_level;
