@@ -417,7 +417,8 @@ static hnsw_scratch *hnsw_scratch_get(llmc_hnsw *h, size_t ef)
         s->vcap = h->cap;
         s->epoch = 0;
     }
-    if (hnsw_grow_arr(&s->res, &s->rcap, ef + 2) || hnsw_grow_arr(&s->cand, &s->ccap, 4 * ef + 64) ||
+    if (hnsw_grow_arr(&s->res, &s->rcap, ef + 2) ||
+        hnsw_grow_arr(&s->cand, &s->ccap, 4 * ef + 64) ||
         hnsw_grow_arr(&s->sorted, &s->scap, ef + h->M0 + 2)) {
         hnsw_scratch_free(s);
         return NULL;
@@ -641,9 +642,8 @@ static size_t hnsw_lmap_cap_for(size_t cap)
 static size_t hnsw_bytes_for(const llmc_hnsw *h, size_t cap)
 {
     return sizeof *h + strlen(h->model) + 1 + hnsw_map_size(cap * h->stride) +
-           cap * (sizeof(uint32_t *) + 8) +
-           hnsw_lmap_cap_for(cap) * sizeof(uint32_t) + h->pmap_cap * sizeof(hnsw_pent) +
-           h->upper_bytes;
+           cap * (sizeof(uint32_t *) + 8) + hnsw_lmap_cap_for(cap) * sizeof(uint32_t) +
+           h->pmap_cap * sizeof(hnsw_pent) + h->upper_bytes;
 }
 
 /* Grow every per-slot array to ncap slots (exclusive lock held). */
@@ -708,8 +708,8 @@ static int hnsw_make_room(llmc_hnsw *h)
 /* ---- search primitives ---------------------------------------------- */
 
 /* Greedy walk on level lev from *cur towards q, never stepping onto skip. */
-static void hnsw_greedy(const llmc_hnsw *h, const hnsw_query *q, uint32_t *cur, float *curd, int lev,
-                        uint32_t skip)
+static void hnsw_greedy(const llmc_hnsw *h, const hnsw_query *q, uint32_t *cur, float *curd,
+                        int lev, uint32_t skip)
 {
     int changed = 1;
     while (changed) {
@@ -750,7 +750,8 @@ static int hnsw_search_layer(const llmc_hnsw *h, hnsw_scratch *s, const hnsw_que
         vis[skip] = ep_;
     vis[ep] = ep_;
     hnsw_heap_push(cand, &nc, (hnsw_cand){epd, ep}, 0);
-    if (!(*hnsw_flags(h, ep) & HNSW_F_REMOVED) && (part == LLMC_HNSW_ANY || hnsw_part(h, ep) == part))
+    if (!(*hnsw_flags(h, ep) & HNSW_F_REMOVED) &&
+        (part == LLMC_HNSW_ANY || hnsw_part(h, ep) == part))
         hnsw_heap_push(res, &nr, (hnsw_cand){epd, ep}, 1);
     uint32_t *batch = s->batch;
     while (nc) {
@@ -1804,8 +1805,9 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
         }
     }
     /* the entry point's slot is never on the free list: removed means parked */
-    if (n_slots && (*hnsw_level(h, entry) != max_level ||
-                    (*hnsw_flags(h, entry) & HNSW_F_REMOVED && !(*hnsw_flags(h, entry) & HNSW_F_PARKED))))
+    if (n_slots &&
+        (*hnsw_level(h, entry) != max_level ||
+         (*hnsw_flags(h, entry) & HNSW_F_REMOVED && !(*hnsw_flags(h, entry) & HNSW_F_PARKED))))
         goto out;
     h->entry = entry;
     h->max_level = max_level;
@@ -1821,7 +1823,8 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
     for (uint32_t i = nfree; i-- > 0;) {
         uint32_t s = hnsw_rd32(fl + 4 * (size_t)i);
         /* each freeable slot once: pprev marks the ones already listed */
-        if (s >= n_slots || (*hnsw_flags(h, s) & (HNSW_F_REMOVED | HNSW_F_PARKED)) != HNSW_F_REMOVED ||
+        if (s >= n_slots ||
+            (*hnsw_flags(h, s) & (HNSW_F_REMOVED | HNSW_F_PARKED)) != HNSW_F_REMOVED ||
             h->pprev[s] != HNSW_NONE)
             goto out;
         h->pprev[s] = 0;

@@ -71,7 +71,7 @@ static int32_t vec_dot_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
 /* ---- AVX2 + FMA ----------------------------------------------------- */
 
 __attribute__((target("avx2,fma"))) static float vec_dot_f32_avx2(const float *a, const float *b,
-                                                                   size_t n)
+                                                                  size_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -94,9 +94,8 @@ __attribute__((target("avx2,fma"))) static float vec_dot_f32_avx2(const float *a
     return r;
 }
 
-__attribute__((target("avx2,fma"))) static void vec_dot4_f32_avx2(const float *q,
-                                                                   const float *const *v, size_t n,
-                                                                   float *out)
+__attribute__((target("avx2,fma"))) static void
+vec_dot4_f32_avx2(const float *q, const float *const *v, size_t n, float *out)
 {
     const float *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -146,8 +145,8 @@ __attribute__((target("avx2"))) static int32_t vec_dot_i8_avx2(const int8_t *a, 
 
 /* ---- AVX-512 F + BW ------------------------------------------------- */
 
-__attribute__((target("avx512f,avx512bw"))) static float vec_dot_f32_avx512(const float *a,
-                                                                            const float *b, size_t n)
+__attribute__((target("avx512f,avx512bw"))) static float
+vec_dot_f32_avx512(const float *a, const float *b, size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -167,9 +166,8 @@ __attribute__((target("avx512f,avx512bw"))) static float vec_dot_f32_avx512(cons
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-__attribute__((target("avx512f,avx512bw"))) static void vec_dot4_f32_avx512(const float *q,
-                                                                            const float *const *v,
-                                                                            size_t n, float *out)
+__attribute__((target("avx512f,avx512bw"))) static void
+vec_dot4_f32_avx512(const float *q, const float *const *v, size_t n, float *out)
 {
     const float *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -196,9 +194,8 @@ __attribute__((target("avx512f,avx512bw"))) static void vec_dot4_f32_avx512(cons
     out[3] = _mm512_reduce_add_ps(s3);
 }
 
-__attribute__((target("avx512f,avx512bw"))) static int32_t vec_dot_i8_avx512(const int8_t *a,
-                                                                             const int8_t *b,
-                                                                             size_t n)
+__attribute__((target("avx512f,avx512bw"))) static int32_t
+vec_dot_i8_avx512(const int8_t *a, const int8_t *b, size_t n)
 {
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     size_t i = 0;

@@ -32,8 +32,8 @@ typedef struct {
     vec_dot_f32_fn dot_f32; /* sum a[i]*b[i] in float */
     vec_dot_i8_fn dot_i8;   /* sum a[i]*b[i] exactly in int32 (n <= 2^16 keeps it exact) */
     vec_dot4_f32_fn dot4_f32;
-    int level;              /* VEC_SIMD_* actually chosen */
-    const char *name;       /* "avx512", "avx2", "scalar"; static */
+    int level;        /* VEC_SIMD_* actually chosen */
+    const char *name; /* "avx512", "avx2", "scalar"; static */
 } vec_kernels;
 
 /* Fill *k with the kernels for `want` (VEC_SIMD_*), lowered to what this CPU

@@ -336,8 +336,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     point po[NEF], ph[NEF];
-    printf("\n%5s | %8s %10s %9s | %8s %10s %9s\n", "ef", "ours R@10", "qps", "ms/query",
-           "hnswlib", "qps", "ms/query");
+    printf("\n%5s | %8s %10s %9s | %8s %10s %9s\n", "ef", "ours R@10", "qps", "ms/query", "hnswlib",
+           "qps", "ms/query");
     for (size_t e = 0; e < NEF; e++) {
         double best_o = 1e30, best_h = 1e30;
         size_t hit_o = 0, hit_h = 0;
@@ -366,8 +366,8 @@ int main(int argc, char **argv)
 
     /* partition-restricted search: exact scan vs filtered graph vs auto */
     printf("\npartition search, ef=64, k=10 (recall against the partition's exact top-10):\n");
-    printf("%8s | %-22s | %-22s | %-22s\n", "size", "exact: R@10  ms/query", "graph: R@10  ms/query",
-           "auto: R@10  ms/query");
+    printf("%8s | %-22s | %-22s | %-22s\n", "size", "exact: R@10  ms/query",
+           "graph: R@10  ms/query", "auto: R@10  ms/query");
     size_t pq = nq < 300 ? nq : 300;
     for (int p = 0; p < NPARTS; p++) {
         size_t sz = 0;

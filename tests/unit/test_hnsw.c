@@ -199,7 +199,10 @@ static void test_partitions(const float *x, const float *q)
         }
         double r = recall(h, x, N, q, NQ, pv, keep, 64);
         printf("hnsw: partition of %zu items (%s): recall@10 %.4f, %zu leaks\n",
-               p < 6 ? sizes[p] : N - 804, pmode == 0 ? "auto" : pmode == 1 ? "exact" : "graph",
+               p < 6 ? sizes[p] : N - 804,
+               pmode == 0   ? "auto"
+               : pmode == 1 ? "exact"
+                            : "graph",
                r, leaks);
         CHECK_EQ_INT(leaks, 0);
         CHECK(r >= 0.95);

@@ -56,8 +56,8 @@ static void *searcher(void *arg)
             uint64_t l = lab[i];
             int bad = 0;
             if (l >= DOOMED) {
-                bad |= l - DOOMED < before;     /* removed before we looked */
-                bad |= l - DOOMED >= ND;        /* never existed */
+                bad |= l - DOOMED < before; /* removed before we looked */
+                bad |= l - DOOMED >= ND;    /* never existed */
                 bad |= part != LLMC_HNSW_ANY && (l - DOOMED) % NPART != part;
             } else {
                 bad |= l >= NA;
