@@ -816,9 +816,12 @@ static int hnsw_search_layer(const llmc_hnsw *h, hnsw_scratch *s, const hnsw_que
 /* Move the result heap into s->sorted, best first. Returns the count. */
 static size_t hnsw_take_sorted(hnsw_scratch *s, size_t nr)
 {
-    memcpy(s->sorted, s->res, nr * sizeof *s->res);
-    qsort(s->sorted, nr, sizeof *s->sorted, hnsw_cand_cmp);
-    return nr;
+    size_t n = nr;
+    while (nr) { /* the worst comes off the max-heap first: fill from the end */
+        hnsw_cand c = hnsw_heap_pop(s->res, &nr, 1);
+        s->sorted[nr] = c;
+    }
+    return n;
 }
 
 /*
