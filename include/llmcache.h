@@ -158,7 +158,8 @@ const char *llmc_hnsw_model(const llmc_hnsw *h);
 const char *llmc_hnsw_kernel(const llmc_hnsw *h);
 
 /* Write the index to path (via path.tmp + rename, so a crash leaves the old
- * file). Format in src/hnsw.c's header comment. Returns 0, LLMC_EIO or
+ * file). Format in src/hnsw.c's header comment. Searches go on meanwhile but
+ * adds and removes wait until it is written. Returns 0, LLMC_EIO or
  * LLMC_ENOMEM. */
 int llmc_hnsw_save(llmc_hnsw *h, const char *path);
 

@@ -69,7 +69,9 @@
  * reallocated, and searches wait only for the short linking phase.
  * Per-search scratch (visited marks, heaps, query copies) comes from a pool
  * guarded by its own mutex, taken only to pop/push a scratch. Lock order:
- * rwlock, then pool mutex.
+ * rwlock, then pool mutex. Save holds the shared lock while it writes the
+ * whole file: adds wait meanwhile, and since the lock prefers writers, new
+ * searches queue behind a waiting add (about 1 s per 100k vectors here).
  *
  * Byte budget. bytes() counts every allocation the index owns except the
  * scratch pool (bounded by the number of concurrent searches). An add that
@@ -101,9 +103,10 @@
  *   then u32 F and F u32 slots: the free list, head first (every removed
  *   slot except a parked entry point, once each);
  *   then u64 XXH3-64 of every byte before it.
- * Load checks the magic (LLMC_EFOREIGN), version (LLMC_EVERSION), checksum
- * and every count, level and link against its bounds (LLMC_ECORRUPT), then
- * the expected model and dimension (LLMC_EMISMATCH).
+ * Load reads the whole file into memory first (peak: file + index), checks
+ * the magic (LLMC_EFOREIGN), version (LLMC_EVERSION), checksum and every
+ * count, level and link against its bounds (LLMC_ECORRUPT), then the
+ * expected model and dimension (LLMC_EMISMATCH).
  */
 #include <errno.h>
 #include <math.h>
