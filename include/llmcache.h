@@ -315,8 +315,9 @@ void llmc_persist_close(llmc_persist *ps);
  * reused by later inserts.
  *
  * Thread safety: one llmc_hnsw may be used from many threads at once.
- * Searches, count/bytes and save run in parallel with each other; add and
- * remove are exclusive (a writer-preferring rwlock inside the object). The
+ * Searches, count/bytes and save run in parallel with each other and with
+ * the search phase of adds; the linking phase of an add and remove are
+ * exclusive but short (a writer-preferring rwlock inside the object). The
  * object must not be freed while another thread uses it.
  */
 typedef struct llmc_hnsw llmc_hnsw;
@@ -388,7 +389,8 @@ const char *llmc_hnsw_model(const llmc_hnsw *h);
 const char *llmc_hnsw_kernel(const llmc_hnsw *h);
 
 /* Write the index to path (via path.tmp + rename, so a crash leaves the old
- * file). Format in src/hnsw.c's header comment. Returns 0, LLMC_EIO or
+ * file). Format in src/hnsw.c's header comment. Searches go on meanwhile but
+ * adds and removes wait until it is written. Returns 0, LLMC_EIO or
  * LLMC_ENOMEM. */
 int llmc_hnsw_save(llmc_hnsw *h, const char *path);
 

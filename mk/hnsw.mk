@@ -41,3 +41,8 @@ $(HNSW_BENCH): $(HNSW_BOBJ)
 
 bench-hnsw: $(HNSW_BENCH)
 	$(HNSW_BENCH) $(or $(N),100000) $(or $(NQ),1000)
+
+# The 1M-vector run (about 2 x 1.7 GB of index plus 1.5 GB of data; long).
+.PHONY: bench-hnsw-1m
+bench-hnsw-1m: $(HNSW_BENCH)
+	$(HNSW_BENCH) 1000000 $(or $(NQ),1000)

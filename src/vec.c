@@ -12,6 +12,9 @@
  *     (hnswlib's kernel uses one accumulator); masked loads for the tail.
  *   - AVX2+FMA: the same with four 8-lane accumulators.
  *   - scalar: plain C with four partial sums.
+ * dot4 computes four products in one pass: each load of the query serves
+ * four stored vectors (the search computes the distances of a node's new
+ * neighbours in groups of four), and the four chains are independent.
  * The int8 kernels widen to int16 and use the pairwise multiply-add
  * (vpmaddwd), which is exact: |q| <= 127, so each pair sum fits in int32
  * and n up to 65536 cannot overflow the int32 total.
@@ -50,6 +53,12 @@ static float vec_dot_f32_scalar(const float *a, const float *b, size_t n)
     return (s0 + s1) + (s2 + s3);
 }
 
+static void vec_dot4_f32_scalar(const float *q, const float *const *v, size_t n, float *out)
+{
+    for (int j = 0; j < 4; j++)
+        out[j] = vec_dot_f32_scalar(q, v[j], n);
+}
+
 static int32_t vec_dot_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
 {
     int32_t s = 0;
@@ -62,7 +71,7 @@ static int32_t vec_dot_i8_scalar(const int8_t *a, const int8_t *b, size_t n)
 /* ---- AVX2 + FMA ----------------------------------------------------- */
 
 __attribute__((target("avx2,fma"))) static float vec_dot_f32_avx2(const float *a, const float *b,
-                                                                   size_t n)
+                                                                  size_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -83,6 +92,32 @@ __attribute__((target("avx2,fma"))) static float vec_dot_f32_avx2(const float *a
     for (; i < n; i++)
         r += a[i] * b[i];
     return r;
+}
+
+__attribute__((target("avx2,fma"))) static void
+vec_dot4_f32_avx2(const float *q, const float *const *v, size_t n, float *out)
+{
+    const float *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(q + i);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v0 + i), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v1 + i), s1);
+        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v2 + i), s2);
+        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(v3 + i), s3);
+    }
+    __m256 acc[4] = {s0, s1, s2, s3};
+    for (int j = 0; j < 4; j++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        float r = _mm_cvtss_f32(h);
+        for (size_t t = i; t < n; t++)
+            r += q[t] * v[j][t];
+        out[j] = r;
+    }
 }
 
 __attribute__((target("avx2"))) static int32_t vec_dot_i8_avx2(const int8_t *a, const int8_t *b,
@@ -110,8 +145,8 @@ __attribute__((target("avx2"))) static int32_t vec_dot_i8_avx2(const int8_t *a, 
 
 /* ---- AVX-512 F + BW ------------------------------------------------- */
 
-__attribute__((target("avx512f,avx512bw"))) static float vec_dot_f32_avx512(const float *a,
-                                                                            const float *b, size_t n)
+__attribute__((target("avx512f,avx512bw"))) static float
+vec_dot_f32_avx512(const float *a, const float *b, size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
@@ -131,9 +166,36 @@ __attribute__((target("avx512f,avx512bw"))) static float vec_dot_f32_avx512(cons
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-__attribute__((target("avx512f,avx512bw"))) static int32_t vec_dot_i8_avx512(const int8_t *a,
-                                                                             const int8_t *b,
-                                                                             size_t n)
+__attribute__((target("avx512f,avx512bw"))) static void
+vec_dot4_f32_avx512(const float *q, const float *const *v, size_t n, float *out)
+{
+    const float *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(q + i);
+        s0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(v0 + i), s0);
+        s1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(v1 + i), s1);
+        s2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(v2 + i), s2);
+        s3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(v3 + i), s3);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, q + i);
+        s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, v0 + i), s0);
+        s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, v1 + i), s1);
+        s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, v2 + i), s2);
+        s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, v3 + i), s3);
+    }
+    out[0] = _mm512_reduce_add_ps(s0);
+    out[1] = _mm512_reduce_add_ps(s1);
+    out[2] = _mm512_reduce_add_ps(s2);
+    out[3] = _mm512_reduce_add_ps(s3);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static int32_t
+vec_dot_i8_avx512(const int8_t *a, const int8_t *b, size_t n)
 {
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     size_t i = 0;
@@ -178,15 +240,18 @@ int vec_kernels_select(vec_kernels *k, int want)
     k->level = lvl;
     k->dot_f32 = vec_dot_f32_scalar;
     k->dot_i8 = vec_dot_i8_scalar;
+    k->dot4_f32 = vec_dot4_f32_scalar;
     k->name = "scalar";
 #ifdef VEC_X86
     if (lvl == VEC_SIMD_AVX2) {
         k->dot_f32 = vec_dot_f32_avx2;
         k->dot_i8 = vec_dot_i8_avx2;
+        k->dot4_f32 = vec_dot4_f32_avx2;
         k->name = "avx2";
     } else if (lvl == VEC_SIMD_AVX512) {
         k->dot_f32 = vec_dot_f32_avx512;
         k->dot_i8 = vec_dot_i8_avx512;
+        k->dot4_f32 = vec_dot4_f32_avx512;
         k->name = "avx512";
     }
 #endif

@@ -25,12 +25,15 @@ enum {
 
 typedef float (*vec_dot_f32_fn)(const float *a, const float *b, size_t n);
 typedef int32_t (*vec_dot_i8_fn)(const int8_t *a, const int8_t *b, size_t n);
+/* out[j] = dot(q, v[j]) for j < 4: one pass over q serves four vectors */
+typedef void (*vec_dot4_f32_fn)(const float *q, const float *const *v, size_t n, float *out);
 
 typedef struct {
     vec_dot_f32_fn dot_f32; /* sum a[i]*b[i] in float */
     vec_dot_i8_fn dot_i8;   /* sum a[i]*b[i] exactly in int32 (n <= 2^16 keeps it exact) */
-    int level;              /* VEC_SIMD_* actually chosen */
-    const char *name;       /* "avx512", "avx2", "scalar"; static */
+    vec_dot4_f32_fn dot4_f32;
+    int level;        /* VEC_SIMD_* actually chosen */
+    const char *name; /* "avx512", "avx2", "scalar"; static */
 } vec_kernels;
 
 /* Fill *k with the kernels for `want` (VEC_SIMD_*), lowered to what this CPU

@@ -199,7 +199,10 @@ static void test_partitions(const float *x, const float *q)
         }
         double r = recall(h, x, N, q, NQ, pv, keep, 64);
         printf("hnsw: partition of %zu items (%s): recall@10 %.4f, %zu leaks\n",
-               p < 6 ? sizes[p] : N - 804, pmode == 0 ? "auto" : pmode == 1 ? "exact" : "graph",
+               p < 6 ? sizes[p] : N - 804,
+               pmode == 0   ? "auto"
+               : pmode == 1 ? "exact"
+                            : "graph",
                r, leaks);
         CHECK_EQ_INT(leaks, 0);
         CHECK(r >= 0.95);
@@ -267,6 +270,9 @@ static void test_budget_and_errors(const float *x)
     CHECK_EQ_INT(llmc_hnsw_search(h, x, LLMC_HNSW_ANY, 0, 0, lab, NULL, &n), 0);
     CHECK_EQ_INT(n, 0);
     CHECK_EQ_INT(llmc_hnsw_search(h, x, LLMC_HNSW_ANY, K, 0, NULL, NULL, &n), LLMC_EINVAL);
+    /* an absurd ef is bounded by the item count, not allocated */
+    CHECK_EQ_INT(llmc_hnsw_search(h, x, LLMC_HNSW_ANY, K, SIZE_MAX, lab, NULL, &n), 0);
+    CHECK_EQ_INT(n, K);
     CHECK_EQ_INT(llmc_hnsw_dim(h), D);
     CHECK(strcmp(llmc_hnsw_model(h), "test-model") == 0);
     llmc_hnsw_free(h);

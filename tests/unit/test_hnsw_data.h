@@ -55,8 +55,8 @@ static inline float td_dot(const float *a, const float *b, size_t d)
 }
 /* Exact top-k labels (= row index) of q among rows with keep[i] != 0 (keep
  * NULL: all). Returns how many were found (<= k). */
-static inline size_t td_brute(const float *x, size_t n, size_t d, const float *q, const unsigned char *keep,
-                       size_t k, uint64_t *out)
+static inline size_t td_brute(const float *x, size_t n, size_t d, const float *q,
+                              const unsigned char *keep, size_t k, uint64_t *out)
 {
     float best[k];
     size_t m = 0;

@@ -233,6 +233,30 @@ static void bad_files(const float *x)
         write_all(path2, b, n);
         CHECK_EQ_INT(load_err(path2, NULL, 0), LLMC_ECORRUPT);
     }
+    /* the free list: a count with no slots behind it */
+    memcpy(b, good, n);
+    b[n - 12] = 1;
+    reseal(b, n);
+    write_all(path2, b, n);
+    CHECK_EQ_INT(load_err(path2, NULL, 0), LLMC_ECORRUPT);
+    /* the free list naming a live slot instead of the removed one */
+    {
+        llmc_hnsw *hr = llmc_hnsw_new(&p, NULL);
+        for (size_t i = 0; i < 50; i++)
+            llmc_hnsw_add(hr, i, 1, x + i * D);
+        llmc_hnsw_remove(hr, 7);
+        CHECK_EQ_INT(llmc_hnsw_save(hr, path2), 0);
+        llmc_hnsw_free(hr);
+        size_t m = 0;
+        unsigned char *c = read_all(path2, &m);
+        CHECK(c && c[m - 16] == 1 && c[m - 12] == 7); /* F = 1, slot 7 */
+        CHECK_EQ_INT(load_err(path2, NULL, 0), 0);
+        c[m - 12] = 8;
+        reseal(c, m);
+        write_all(path2, c, m);
+        CHECK_EQ_INT(load_err(path2, NULL, 0), LLMC_ECORRUPT);
+        free(c);
+    }
     /* a budget too small for the file */
     llmc_hnsw_params lp = llmc_hnsw_default_params();
     lp.max_bytes = 10000;

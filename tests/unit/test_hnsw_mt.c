@@ -1,6 +1,6 @@
 /*
  * test_hnsw_mt.c — concurrent use of one index (run under ASan/UBSan by
- * `make test`): one thread adds, one removes, three search at the same time.
+ * `make test`): two threads add, one removes, three search at the same time.
  * Every search result must be live-or-recently-removed (never removed before
  * the search began), inside the partition asked for, and sorted; at the end
  * the count and the content are exactly what the writers did.
@@ -22,7 +22,7 @@ static atomic_long violations, searches;
 
 static void *adder(void *arg)
 {
-    for (size_t i = 0; i < NA; i++)
+    for (size_t i = (size_t)(uintptr_t)arg; i < NA; i += 2)
         if (llmc_hnsw_add(h, i, i % NPART, xa + i * D) != 0)
             atomic_fetch_add(&violations, 1);
     atomic_fetch_add(&writers_done, 1);
@@ -43,7 +43,7 @@ static void *remover(void *arg)
 static void *searcher(void *arg)
 {
     size_t t = (size_t)(uintptr_t)arg, it = 0;
-    while (atomic_load(&writers_done) < 2 || it < 50) {
+    while (atomic_load(&writers_done) < 3 || it < 50) {
         const float *q = xa + ((it * 7 + t * 13) % NA) * D;
         uint64_t part = (it % 3 == 0) ? LLMC_HNSW_ANY : (it + t) % NPART;
         size_t before = atomic_load(&removed_upto);
@@ -56,8 +56,8 @@ static void *searcher(void *arg)
             uint64_t l = lab[i];
             int bad = 0;
             if (l >= DOOMED) {
-                bad |= l - DOOMED < before;     /* removed before we looked */
-                bad |= l - DOOMED >= ND;        /* never existed */
+                bad |= l - DOOMED < before; /* removed before we looked */
+                bad |= l - DOOMED >= ND;    /* never existed */
                 bad |= part != LLMC_HNSW_ANY && (l - DOOMED) % NPART != part;
             } else {
                 bad |= l >= NA;
@@ -85,16 +85,18 @@ int main(void)
     h = llmc_hnsw_new(&p, NULL);
     for (size_t j = 0; j < ND; j++)
         CHECK_EQ_INT(llmc_hnsw_add(h, DOOMED + j, j % NPART, xd + j * D), 0);
-    pthread_t ta, tr, ts[3];
-    pthread_create(&ta, NULL, adder, NULL);
+    pthread_t ta, ta2, tr, ts[3];
+    pthread_create(&ta, NULL, adder, (void *)(uintptr_t)0);
+    pthread_create(&ta2, NULL, adder, (void *)(uintptr_t)1);
     pthread_create(&tr, NULL, remover, NULL);
     for (size_t i = 0; i < 3; i++)
         pthread_create(&ts[i], NULL, searcher, (void *)(uintptr_t)i);
     pthread_join(ta, NULL);
+    pthread_join(ta2, NULL);
     pthread_join(tr, NULL);
     for (size_t i = 0; i < 3; i++)
         pthread_join(ts[i], NULL);
-    printf("hnsw mt: %ld searches during %d adds and %d removes, %ld violations\n",
+    printf("hnsw mt: %ld searches during %d adds (2 threads) and %d removes, %ld violations\n",
            (long)atomic_load(&searches), NA, ND, (long)atomic_load(&violations));
     CHECK_EQ_INT(atomic_load(&violations), 0);
     CHECK(atomic_load(&searches) >= 150);

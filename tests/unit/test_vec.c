@@ -47,6 +47,12 @@ int main(void)
                     bad_f++;
                 if (ref.dot_i8(qa + off, qb + off, n) != k.dot_i8(qa + off, qb + off, n))
                     bad_i++;
+                const float *vv[4] = {b + off, a, b, a + off};
+                float o4[4];
+                k.dot4_f32(a + off, vv, n, o4);
+                for (int j = 0; j < 4; j++)
+                    if (fabsf(o4[j] - ref.dot_f32(a + off, vv[j], n)) > 1e-4f * (1.0f + (float)n))
+                        bad_f++;
             }
         }
         if (bad_f || bad_i)
