@@ -157,6 +157,8 @@ if [ "$LLMCACHED" != none ]; then
 		if wait_health "http://127.0.0.1:$LLMC_PORT/health" "$LLMC_PID" 20; then
 			HAVE_LLMC=1
 			echo "llmcached: ${LLMC_CMD[*]}"
+			# Its own start line says how many event-loop threads it runs.
+			grep -m1 -i 'listening' "$TMP/llmcached.log" | sed 's/^/  log: /' | cut -c1-200 || true
 		else
 			echo "llmcached did not become healthy (${LLMC_CMD[*]}); its output:"
 			tail -20 "$TMP/llmcached.log"
