@@ -43,11 +43,12 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BINS       := $(DAEMON)
 CHECKS     :=
 
+# Fragments come before `all`, whose prerequisites are expanded when read.
+-include mk/*.mk
+
 .SECONDARY:
 .PHONY: all deps test check unit integration run bench clean format
 all: $(LIB) $(BINS) $(UNIT_BIN)
-
--include mk/*.mk
 
 deps:
 	@scripts/deps.sh build

@@ -346,7 +346,232 @@ int llmc_embed_batch(llmc_embedder *e, const char *const *texts, const size_t *l
 
 
 /* ==== policy / semantic ============================================== */
-/* (section owned by src/policy.c, src/semantic.c) */
+/* (section owned by src/policy.c, src/guard.c, src/semantic.c) */
+
+/* ---- policy: when not to cache (src/policy.c) ------------------------
+ *
+ * Every request gets a decision before any lookup: CACHE (exact and
+ * semantic tiers), EXACT_ONLY (exact tier only: a reworded request must
+ * never reuse this answer) or BYPASS (go upstream, store nothing), plus a
+ * TTL class and a short static reason for the X-LLM-Cache-Reason header.
+ * When the upstream answer is in hand, llmc_policy_check_response() may
+ * still refuse to store it (tool calls, non-2xx, truncated) or downgrade it
+ * to EXACT_ONLY (the answer contains code).
+ *
+ * The detectors are word lists and patterns over the query text (English),
+ * case-insensitive and word-boundary aware, deterministic, linear in the
+ * text length. Nothing here can make a request fail: on any internal
+ * problem the decision is the safe one (BYPASS) with reason "policy-error".
+ *
+ * Thread safety: an llmc_policy is immutable after llmc_policy_new() and
+ * may be shared by any number of threads without locking.
+ */
+typedef struct llmc_policy llmc_policy;
+
+typedef enum {
+    LLMC_POLICY_CACHE = 0,      /* exact + semantic */
+    LLMC_POLICY_EXACT_ONLY = 1, /* exact tier only (lookup and store) */
+    LLMC_POLICY_BYPASS = 2      /* no lookup, nothing stored */
+} llmc_policy_action;
+
+typedef enum {
+    LLMC_POLICY_TTL_DEFAULT = 0, /* the store's configured TTL */
+    LLMC_POLICY_TTL_SHORT = 1,   /* volatile data (ttl_s, e.g. 300 s) */
+    LLMC_POLICY_TTL_REQUEST = 2  /* the request's Cache-Control: max-age */
+} llmc_policy_ttl_class;
+
+/* Per-rule settings for rules that can bypass, downgrade or shorten. */
+typedef enum {
+    LLMC_RULE_OFF = 0,
+    LLMC_RULE_EXACT_ONLY = 1,
+    LLMC_RULE_BYPASS = 2,
+    LLMC_RULE_SHORT_TTL = 3 /* cache, with the rule's TTL */
+} llmc_rule_mode;
+
+/* Bits of llmc_policy_decision.fired: every rule that matched. */
+enum {
+    LLMC_FIRED_NO_STORE = 1u << 0,      /* Cache-Control: no-store */
+    LLMC_FIRED_NO_CACHE = 1u << 1,      /* Cache-Control: no-cache / max-age=0 */
+    LLMC_FIRED_MAX_AGE = 1u << 2,       /* Cache-Control: max-age=N */
+    LLMC_FIRED_N = 1u << 3,             /* n > 1 */
+    LLMC_FIRED_TEMPERATURE = 1u << 4,   /* temperature above the limit */
+    LLMC_FIRED_TIME = 1u << 5,          /* time- or date-relative query */
+    LLMC_FIRED_FINANCIAL = 1u << 6,     /* volatile financial data */
+    LLMC_FIRED_CODE = 1u << 7,          /* code generation asked */
+    LLMC_FIRED_PERSONAL = 1u << 8,      /* user field / personalisation header */
+    LLMC_FIRED_TOOLS = 1u << 9,         /* request declares tools/functions */
+    LLMC_FIRED_NO_QUERY = 1u << 10,     /* no query text to embed */
+    LLMC_FIRED_ENDPOINT = 1u << 11,     /* endpoint not cacheable / not semantic */
+    LLMC_FIRED_RESP_STATUS = 1u << 16,  /* non-2xx response */
+    LLMC_FIRED_RESP_TOOL = 1u << 17,    /* response is a tool / function call */
+    LLMC_FIRED_RESP_TRUNC = 1u << 18,   /* finish_reason "length" (truncated) */
+    LLMC_FIRED_RESP_CODE = 1u << 19,    /* the answer contains a code block */
+    LLMC_FIRED_RESP_INVALID = 1u << 20, /* body unreadable / error object / filtered */
+};
+
+/* Configuration. Obtain with llmc_policy_default_params(); change fields
+ * directly or with llmc_policy_set(). Plain data: copying is fine. */
+typedef struct {
+    int enabled;                  /* 0: every request is CACHE (1) */
+    int cache_control;            /* honour request Cache-Control (1) */
+    double temperature_max;       /* bypass above this; < 0 disables (0.8) */
+    int n_rule;                   /* n > 1 -> bypass (1) */
+    llmc_rule_mode time_relative; /* BYPASS (default) or OFF */
+    llmc_rule_mode financial;     /* SHORT_TTL (default), BYPASS or OFF */
+    long financial_ttl_s;         /* TTL of the SHORT class (300) */
+    llmc_rule_mode code;          /* code asked for: EXACT_ONLY (default), BYPASS, OFF */
+    llmc_rule_mode code_answer;   /* answer has code: EXACT_ONLY (default), BYPASS, OFF */
+    llmc_rule_mode personal;      /* user / header: EXACT_ONLY (default), BYPASS, OFF */
+    char personal_header[64];     /* header name ("X-LLM-Cache-User"); "" = none */
+    llmc_rule_mode tools;         /* request declares tools: EXACT_ONLY (default), OFF */
+    int truncated;                /* refuse finish_reason "length" (1) */
+} llmc_policy_params;
+
+llmc_policy_params llmc_policy_default_params(void);
+
+/* Set one parameter from a configuration line `key value`. Keys may carry
+ * the "policy." prefix or not. Returns 0, LLMC_ENOTFOUND for an unknown key,
+ * LLMC_EINVAL for a value the key does not accept (p unchanged then). Use
+ * llmc_policy_key_help() to tell the user what was expected. Keys:
+ *   enabled on|off              cache-control on|off
+ *   temperature-max <0..2>|off  n on|off
+ *   time-relative bypass|off    financial bypass|ttl:<seconds>|off
+ *   code exact-only|bypass|off  code-answer exact-only|bypass|off
+ *   personal exact-only|bypass|off   personal-header <Header-Name>|none
+ *   tools exact-only|off        truncated on|off
+ * (on|off also accept yes|no, true|false, 1|0; "on" means the default mode.) */
+int llmc_policy_set(llmc_policy_params *p, const char *key, const char *value);
+
+/* A static one-line description of the values key accepts, or NULL when
+ * key is unknown. For error messages in the configuration loader. */
+const char *llmc_policy_key_help(const char *key);
+
+/* Create a policy from params (copied; p may be NULL for the defaults).
+ * NULL on failure with *err set (LLMC_EINVAL for inconsistent params,
+ * LLMC_ENOMEM). Free with llmc_policy_free (NULL is fine). */
+llmc_policy *llmc_policy_new(const llmc_policy_params *p, int *err);
+void llmc_policy_free(llmc_policy *pol);
+
+/* What the gateway extracted from one request. All pointers are borrowed
+ * for the duration of the call only; texts need not be NUL-terminated.
+ * Zero-initialise, then set what the request has. */
+typedef struct {
+    const char *endpoint;      /* path, e.g. "/v1/chat/completions"; NULL = chat */
+    double temperature;        /* NAN (or any NaN) when absent */
+    int n;                     /* choices asked for; 0 when absent */
+    const char *user;          /* the body's "user" field, or NULL */
+    const char *personal;      /* value of the personalisation header, or NULL */
+    int has_tools;             /* tools / functions declared, or tool messages */
+    const char *query_text;    /* the query (last user message), or NULL */
+    size_t query_len;
+    const char *system_text;   /* the system prompt, or NULL (not scanned today) */
+    size_t system_len;
+    const char *cache_control; /* raw Cache-Control request header, or NULL */
+} llmc_policy_request;
+
+/* The decision. reason and the pointer fields are static strings, valid
+ * forever. */
+typedef struct {
+    llmc_policy_action action;
+    int lookup;               /* 1: may be answered from the cache */
+    int store;                /* 1: the upstream answer may be stored */
+    int semantic;             /* 1: semantic tier allowed (lookup and insert) */
+    int scope_user;           /* 1: key and partition must include the user */
+    llmc_policy_ttl_class ttl_class;
+    long ttl_s;               /* TTL to store with; 0 = the store's default */
+    long max_age_s;           /* serve only entries younger than this; -1 = any */
+    const char *reason;       /* "default" or the strongest rule that fired */
+    uint32_t fired;           /* LLMC_FIRED_* bits of every rule that matched */
+} llmc_policy_decision;
+
+/* Decide for a request. Always fills *out with a usable decision, even on
+ * error (then BYPASS, reason "policy-error"). Returns 0, or LLMC_EINVAL
+ * when pol, req or out is NULL. Rules combine by strength: BYPASS over
+ * EXACT_ONLY over CACHE; the shortest TTL wins; reason names the strongest
+ * rule (the first in the order of the LLMC_FIRED_* bits). An absent
+ * temperature does not trigger the temperature rule. */
+int llmc_policy_decide(const llmc_policy *pol, const llmc_policy_request *req,
+                       llmc_policy_decision *out);
+
+/* Check an upstream response before storing it; may only make *inout
+ * stricter (store 0, or CACHE -> EXACT_ONLY), never looser. body is the
+ * JSON response of len bytes, or, when is_stream_assembled is set, either
+ * the assembled JSON or the raw SSE text ("data: {...}" events). Never
+ * stored: non-2xx status, tool/function calls, finish_reason "length" (when
+ * the truncated rule is on), error objects, unreadable bodies. An answer
+ * containing a ``` code block is downgraded per the code-answer rule.
+ * Returns 0, or LLMC_EINVAL for NULL pol/inout (then inout->store = 0 when
+ * inout is not NULL). */
+int llmc_policy_check_response(const llmc_policy *pol, int http_status, const char *body,
+                               size_t len, int is_stream_assembled,
+                               llmc_policy_decision *inout);
+
+/* The configured personalisation header name ("" when none), for the
+ * gateway to read that header into llmc_policy_request.personal. Owned by
+ * pol, valid until llmc_policy_free(). */
+const char *llmc_policy_personal_header(const llmc_policy *pol);
+
+/* Static name of an action: "cache", "exact-only", "bypass". */
+const char *llmc_policy_action_name(llmc_policy_action a);
+
+/* ---- guard: semantic false-hit guard (src/guard.c) -------------------
+ *
+ * Given a new query and a stored candidate question that the vector search
+ * found above the cosine threshold, decides whether the candidate may
+ * answer the query. It compares what embeddings are known to blur: numbers,
+ * negations, named entities (capitalised words, acronyms, mixed-case and
+ * alphanumeric tokens) and the remaining content words after stop-word
+ * removal and light stemming, and rejects "one template, different filler"
+ * pairs ("rehab center in Denali County" / "in Anchorage County"). Pure
+ * function, no heap allocation (about 64 KB of stack), no state: safe from
+ * any thread. Measure it with tools/llmcached-guard-eval.
+ */
+typedef struct {
+    int numbers;            /* numbers (digits and number words) must agree (1) */
+    int negation;           /* presence of negation must agree (1) */
+    int entities;           /* named entities must appear on both sides (1) */
+    int max_entity_missing; /* entities one side may add ("Narendra Modi" vs
+                               "Modi"); a substitution always fails (0) */
+    double min_overlap;     /* minimum Dice overlap of the content words, in [0,1];
+                               0 disables (0.40, chosen on the pairs data: the
+                               highest value keeping >= 90% of GPTCache positives) */
+    double relax_cosine;    /* cosine at or above which min_overlap is not applied;
+                               > 1 disables the relaxation (2.0: to be tuned with
+                               the encoder) */
+    int max_slot_fill;      /* reject one template with different fillers of at
+                               most this many words per side; 0 disables (3) */
+} llmc_guard_params;
+
+llmc_guard_params llmc_guard_default_params(void);
+
+/* Why the guard said no (bits of llmc_guard_result.rejected). */
+enum {
+    LLMC_GUARD_NUMBER = 1u << 0,
+    LLMC_GUARD_NEGATION = 1u << 1,
+    LLMC_GUARD_ENTITY = 1u << 2,
+    LLMC_GUARD_OVERLAP = 1u << 3,
+    LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
+};
+
+typedef struct {
+    int accept;             /* 1: the candidate may answer the query */
+    uint32_t rejected;      /* LLMC_GUARD_* bits of the checks that failed */
+    double overlap;         /* content-token overlap measured, in [0,1] */
+    int entity_missing;     /* entities of either side absent from the other */
+    const char *reason;     /* static: "ok", "number", "negation", "entity",
+                               "substitution", "overlap" */
+} llmc_guard_result;
+
+/* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be
+ * NUL-terminated); texts longer than 4096 bytes are compared on their first
+ * 4096 bytes. cosine is the similarity the search found, or NAN when
+ * unknown. p may be NULL for the defaults. Returns 0 with *out filled, or
+ * LLMC_EINVAL for NULL texts/out. */
+int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
+                     const char *cand, size_t clen, double cosine, llmc_guard_result *out);
+
+/* ---- semantic tier (src/semantic.c) --------------------------------- */
+
 /* ==== end semantic =================================================== */
 
 

@@ -223,8 +223,10 @@ static void sub_wake(evutil_socket_t fd, short what, void *arg)
     struct evhttp_request *req = u->req;
     struct evbuffer *out = evbuffer_new();
     pthread_mutex_lock(&f->mu);
+    /* Pass a stream through as it arrives; but an upstream that broke before
+     * we sent anything gets a clean error reply instead of a cut stream. */
     int passthrough = u->client_stream && f->upstream_stream && f->headers_done &&
-                      f->status == 200;
+                      f->status == 200 && !(f->done && f->failed && !u->started);
     if (passthrough) {
         if (!u->started) {
             sub_headers(u, f->fr.cache_status);

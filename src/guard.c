@@ -1,0 +1,556 @@
+/*
+ * guard.c — the semantic false-hit guard: may a stored question answer a
+ * new one that the vector search found above the cosine threshold?
+ *
+ * Why
+ *   Sentence embeddings blur exactly the details that change an answer:
+ *   "rehab centers in Denali County" and "... in Anchorage County" have a
+ *   cosine of 0.985; "how to lose weight" and "how not to lose weight", or
+ *   "top 5" and "top 10", sit just as close. A cosine threshold cannot tell
+ *   them apart, a look at the words can.
+ *
+ * Design
+ *   Both texts are tokenized (policy.h) and five checks run, each one
+ *   switchable in llmc_guard_params:
+ *     numbers   the sets of numbers must be equal. Digits ("3", "3rd",
+ *               "1,000" -> "1000", "v2.10" -> "2.10") and number words
+ *               ("three", "third", "twenty") map to one canonical spelling;
+ *               ambiguous words ("one", "first", "second", "thousand") may
+ *               match a number but are not required to ("which one").
+ *     negation  either both texts contain a negation (not, no, never, none,
+ *               nothing, without, cannot, non, absence, lack, any *n't ...)
+ *               or neither does; "whether or not", a leading "No," and
+ *               "no." (number) are not negations.
+ *     entities  a named entity of one side must occur, as any word, on the
+ *               other side (case-insensitive, stemmed). An entity is an
+ *               all-capitals word ("NASA"), a mixed-case word ("PyTorch"),
+ *               letters with digits ("GPT4"), or a capitalised word that
+ *               does not start a sentence — unless the text is in Title
+ *               Case, where capitals say nothing. An acronym matches the
+ *               initials of consecutive words on the other side ("HF" ~
+ *               "Hugging Face", "JS" ~ "JavaScript", "U.S." ~ "USA"); a
+ *               compound matches its halves ("Huggingface"); one adjacent
+ *               transposition, insertion or deletion is forgiven ("Qoura").
+ *               A substitution (each side has an entity the other lacks)
+ *               always fails; an added detail on one side ("Narendra
+ *               Modi" / "Modi") fails beyond max_entity_missing.
+ *     slot      one template with different fillers: the common prefix
+ *               and suffix of the two word sequences cover >= 60% of the
+ *               longer text and each side's middle is at most
+ *               max_slot_fill words holding a content word the other side
+ *               lacks ("best milkshakes" / "best curly fries").
+ *     overlap   the content words (stop words removed, light suffix
+ *               stemming) must overlap: Dice = 2|A∩B| / (|A|+|B|) at least
+ *               min_overlap. Skipped when the cosine is at or above
+ *               relax_cosine, where the embedding is trusted for wording.
+ *   The first failing check names the reason; all failing checks are in
+ *   the result's bit set.
+ *
+ * Invariants
+ *   Pure and deterministic: no heap, no globals beyond const tables; the
+ *   first GUARD_TEXT_MAX bytes and GUARD_TOKENS_MAX words of each text are
+ *   compared. Thread-safe.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmcache.h"
+#include "policy.h"
+
+#define GUARD_TEXT_MAX 4096
+#define GUARD_TOKENS_MAX 256
+
+typedef struct {
+    char word[POLICY_TOK_MAX]; /* lowercased */
+    char stem[POLICY_TOK_MAX];
+    char caps[8];             /* capitals of the original spelling ("JavaScript": "js") */
+    char num[POLICY_TOK_MAX]; /* canonical number, "" when not a number */
+    int covered;              /* matched through an acronym of the other side */
+    int weak;                 /* num from an ambiguous word ("one", "first") */
+    unsigned flags;
+    int stop;
+    int entity;
+    int neg;
+} guard_word;
+
+typedef struct {
+    guard_word w[GUARD_TOKENS_MAX];
+    unsigned n;
+    int negated;
+} guard_text;
+
+/* Sorted for bsearch. Function words, question words, auxiliaries, and a
+ * few words that carry no topic in questions ("best", "way", "good"). */
+static const char *const guard_stop[] = {
+    "a",      "about",    "above",     "after",      "again",   "against",  "all",   "also",
+    "am",     "an",       "and",       "any",        "anyone",  "anything", "are",   "as",
+    "at",     "be",       "because",   "been",       "before",  "being",    "below", "best",
+    "better", "between",  "both",      "but",        "by",      "can",      "could", "did",
+    "do",     "does",     "doing",     "down",       "during",  "each",     "else",  "ever",
+    "every",  "few",      "for",       "from",       "further", "get",      "good",  "had",
+    "has",    "have",     "having",    "he",         "her",     "here",     "hers",  "herself",
+    "him",    "himself",  "his",       "how",        "i",       "i'm",      "if",    "in",
+    "into",   "is",       "it",        "it's",       "its",     "itself",   "just",  "me",
+    "might",  "more",     "most",      "must",       "my",      "myself",   "of",    "off",
+    "on",     "once",     "only",      "or",         "other",   "our",      "ours",  "ourselves",
+    "out",    "over",     "own",       "really",     "same",    "shall",    "she",   "should",
+    "so",     "some",     "someone",   "something",  "such",    "than",     "that",  "the",
+    "their",  "theirs",   "them",      "themselves", "then",    "there",    "these", "they",
+    "thing",  "things",   "this",      "those",      "through", "to",       "too",   "under",
+    "until",  "up",       "us",        "very",       "want",    "was",      "way",   "ways",
+    "we",     "were",     "what",      "what's",     "when",    "where",    "which", "while",
+    "who",    "whom",     "why",       "will",       "with",    "would",    "you",   "your",
+    "yours",  "yourself", "yourselves"};
+
+static const char *const guard_negations[] = {
+    "absence", "absent", "cannot", "lack", "lacking", "lacks",   "neither", "never",  "no",
+    "nobody",  "non",    "none",   "nor",  "not",     "nothing", "nowhere", "without"};
+
+/* Number words and their canonical digits. Sorted by word. */
+static const struct {
+    const char *w;
+    const char *d;
+} guard_numwords[] = {
+    {"eight", "8"},     {"eighteen", "18"}, {"eighth", "8"},     {"eighty", "80"},
+    {"eleven", "11"},   {"fifteen", "15"},  {"fifth", "5"},      {"fifty", "50"},
+    {"five", "5"},      {"forty", "40"},    {"four", "4"},       {"fourteen", "14"},
+    {"fourth", "4"},    {"nine", "9"},      {"nineteen", "19"},  {"ninety", "90"},
+    {"ninth", "9"},     {"seven", "7"},     {"seventeen", "17"}, {"seventh", "7"},
+    {"seventy", "70"},  {"six", "6"},       {"sixteen", "16"},   {"sixth", "6"},
+    {"sixty", "60"},    {"ten", "10"},      {"tenth", "10"},     {"third", "3"},
+    {"thirteen", "13"}, {"thirty", "30"},   {"three", "3"},      {"twelve", "12"},
+    {"twenty", "20"},   {"two", "2"},       {"zero", "0"}};
+
+/* Number words that are often something else ("which one", "first of
+ * all", "a second", "thousands of"): they may match a number of the other
+ * side but are not required to. Sorted by word. */
+static const struct {
+    const char *w;
+    const char *d;
+} guard_weaknum[] = {
+    {"billion", "1000000000"}, {"dozen", "12"},        {"first", "1"}, {"half", "0.5"},
+    {"hundred", "100"},        {"million", "1000000"}, {"one", "1"},   {"second", "2"},
+    {"thousand", "1000"}};
+
+static int guard_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int guard_in(const char *w, const char *const *list, size_t n)
+{
+    return bsearch(&w, list, n, sizeof *list, guard_cmp_str) != NULL;
+}
+
+static int guard_numword_cmp(const void *key, const void *ent)
+{
+    return strcmp((const char *)key, *(const char *const *)ent);
+}
+
+/* Light suffix stemming: possessive, plural, -ing, -ed, -ly, final e. */
+static void guard_stem(const char *w, char *out)
+{
+    size_t n = strlen(w);
+    memcpy(out, w, n + 1);
+    if (n > 2 && out[n - 2] == '\'' && out[n - 1] == 's')
+        out[n -= 2] = 0;
+    if (n > 4 && !strcmp(out + n - 3, "ies")) {
+        strcpy(out + n - 3, "y");
+        n -= 2;
+    } else if (n > 4 && !strcmp(out + n - 4, "sses")) {
+        out[n -= 2] = 0;
+    } else if (n > 3 && out[n - 1] == 's' && out[n - 2] != 's' && out[n - 2] != 'u' &&
+               out[n - 2] != 'i') {
+        out[--n] = 0;
+    }
+    if (n > 5 && !strcmp(out + n - 3, "ing"))
+        out[n -= 3] = 0;
+    else if (n > 4 && !strcmp(out + n - 2, "ed"))
+        out[n -= 2] = 0;
+    else if (n > 4 && !strcmp(out + n - 2, "ly"))
+        out[n -= 2] = 0;
+    if (n > 3 && out[n - 1] == 'e')
+        out[--n] = 0;
+    /* Collapse a doubled final consonant left by -ing/-ed ("running"). */
+    if (n > 3 && out[n - 1] == out[n - 2] && !strchr("aeiouls", out[n - 1]))
+        out[--n] = 0;
+}
+
+/* Canonical number for a token, or 0 when it is not one. */
+static int guard_number(const policy_tok *t, char *out)
+{
+    unsigned from = 0;
+    if (t->w[0] == 'v' && isdigit((unsigned char)t->w[1]))
+        from = 1; /* a version: "v2.10.0" is "2.10.0" */
+    if ((t->flags & POLICY_TOK_NUM) || from) {
+        size_t k = 0;
+        for (unsigned i = from; i < t->wl && k + 1 < POLICY_TOK_MAX; i++) {
+            char c = t->w[i];
+            if (isdigit((unsigned char)c) || c == '.')
+                out[k++] = c;
+            else if (c != ',')
+                break;
+        }
+        out[k] = 0;
+        /* "05" == "5"; keep "0" and "0.5". */
+        char *p = out;
+        while (p[0] == '0' && isdigit((unsigned char)p[1]))
+            p++;
+        memmove(out, p, strlen(p) + 1);
+        return k > 0;
+    }
+    const struct {
+        const char *w;
+        const char *d;
+    } *e = bsearch(t->w, guard_numwords, sizeof guard_numwords / sizeof guard_numwords[0],
+                   sizeof guard_numwords[0], guard_numword_cmp);
+    if (e) {
+        strcpy(out, e->d);
+        return 1;
+    }
+    e = bsearch(t->w, guard_weaknum, sizeof guard_weaknum / sizeof guard_weaknum[0],
+                sizeof guard_weaknum[0], guard_numword_cmp);
+    if (!e)
+        return 0;
+    strcpy(out, e->d);
+    return 2;
+}
+
+static int guard_is_negation(const char *w, size_t wl)
+{
+    if (guard_in(w, guard_negations, sizeof guard_negations / sizeof guard_negations[0]))
+        return 1;
+    if (wl > 3 && !strcmp(w + wl - 3, "n't"))
+        return 1;
+    static const char *const bare[] = {"arent",    "cant",  "couldnt", "didnt",  "doesnt",
+                                       "dont",     "hadnt", "hasnt",   "havent", "isnt",
+                                       "shouldnt", "wasnt", "werent",  "wont",   "wouldnt"};
+    return guard_in(w, bare, sizeof bare / sizeof bare[0]);
+}
+
+static void guard_prepare(const char *s, size_t len, guard_text *g)
+{
+    if (len > GUARD_TEXT_MAX)
+        len = GUARD_TEXT_MAX;
+    g->n = 0;
+    g->negated = 0;
+    size_t pos = 0;
+    policy_tok t;
+    unsigned caps = 0, alpha = 0;
+    while (g->n < GUARD_TOKENS_MAX && policy_next_token(s, len, &pos, &t)) {
+        guard_word *w = &g->w[g->n++];
+        w->flags = t.flags;
+        w->covered = 0;
+        memcpy(w->word, t.w, t.wl + 1);
+        size_t nc = 0;
+        for (size_t k = 0; k < t.len && nc + 1 < sizeof w->caps; k++)
+            if (isupper((unsigned char)s[t.off + k]))
+                w->caps[nc++] = (char)tolower((unsigned char)s[t.off + k]);
+        w->caps[nc] = 0;
+        w->num[0] = 0;
+        w->neg = guard_is_negation(t.w, t.wl);
+        w->stop = guard_in(t.w, guard_stop, sizeof guard_stop / sizeof guard_stop[0]);
+        int nk = guard_number(&t, w->num);
+        w->weak = nk == 2;
+        if (nk)
+            w->stop = 1; /* numbers have their own check */
+        /* Not a negation: "whether or not", an opening "No, ...", "no." for number. */
+        if (w->neg && !strcmp(t.w, "not") && g->n >= 2 && !strcmp(g->w[g->n - 2].word, "or"))
+            w->neg = 0;
+        if (w->neg && !strcmp(t.w, "no")) {
+            char next = t.off + t.len < len ? s[t.off + t.len] : '.';
+            if (((t.flags & POLICY_TOK_SENTSTART) && next == ',') || next == '.' || next == '?')
+                w->neg = 0;
+        }
+        g->negated |= w->neg;
+        /* "U.S." -> one acronym "us". */
+        if (g->n >= 2 && t.wl == 1 && isupper((unsigned char)s[t.off]) && t.off >= 2 &&
+            s[t.off - 1] == '.') {
+            guard_word *pw = &g->w[g->n - 2];
+            size_t pl = strlen(pw->word);
+            if (pl < 6 && pw->caps[0] && strlen(pw->caps) == pl && pl + 1 < sizeof pw->caps) {
+                pw->word[pl] = t.w[0];
+                pw->word[pl + 1] = 0;
+                strcpy(pw->caps, pw->word);
+                pw->flags |= POLICY_TOK_ALLCAPS;
+                g->n--;
+                continue;
+            }
+        }
+        guard_stem(t.w, w->stem);
+        if (!(t.flags & POLICY_TOK_NUM) && isalpha((unsigned char)t.w[0])) {
+            alpha++;
+            if ((t.flags & POLICY_TOK_CAP) && !w->stop)
+                caps++;
+        }
+    }
+    /* Title Case (most content words capitalised): capitals carry no signal. */
+    int title = alpha >= 3 && caps * 2 > alpha;
+    for (unsigned i = 0; i < g->n; i++) {
+        guard_word *w = &g->w[i];
+        unsigned f = w->flags;
+        int ent = 0;
+        if (f & (POLICY_TOK_ALLCAPS | POLICY_TOK_MIXED))
+            ent = 1;
+        else if ((f & POLICY_TOK_ALNUM) && !w->num[0])
+            ent = 1;
+        else if ((f & POLICY_TOK_CAP) && !(f & POLICY_TOK_SENTSTART) && !title)
+            ent = 1;
+        if (w->stop || w->neg || (w->num[0] && !(f & POLICY_TOK_ALNUM)))
+            ent = 0;
+        if (!strcmp(w->stem, "i"))
+            ent = 0;
+        w->entity = ent;
+    }
+}
+
+/* One adjacent transposition, insertion or deletion apart ("Qoura" ~
+ * "Quora"); both at least 5 bytes. Substitutions are not forgiven: they
+ * turn names into other names. */
+static int guard_typo(const char *x, const char *y)
+{
+    size_t xl = strlen(x), yl = strlen(y);
+    if (xl < 5 || yl < 5)
+        return 0;
+    if (xl == yl) {
+        size_t i = 0;
+        while (i < xl && x[i] == y[i])
+            i++;
+        return i + 1 < xl && x[i] == y[i + 1] && x[i + 1] == y[i] && !strcmp(x + i + 2, y + i + 2);
+    }
+    if (xl + 1 == yl || yl + 1 == xl) {
+        const char *lo = xl < yl ? x : y, *hi = xl < yl ? y : x;
+        size_t i = 0;
+        while (lo[i] && lo[i] == hi[i])
+            i++;
+        return !strcmp(lo + i, hi + i + 1);
+    }
+    return 0;
+}
+
+/* Does w occur in g: same stem or spelling, one a short extension of the
+ * other ("Python" ~ "Pythonic", "INSTALLATIO" ~ "installation"), or the
+ * concatenation of two or three consecutive words ("HuggingFace")? */
+static int guard_occurs(const guard_text *x, unsigned xi, const guard_text *g)
+{
+    const guard_word *w = &x->w[xi];
+    size_t wl = strlen(w->word);
+    /* w is half of a compound written as one word on the other side
+     * ("Hugging Face" ~ "Huggingface"). */
+    for (int side = 0; side < 2; side++) {
+        if ((side == 0 && xi == 0) || (side == 1 && xi + 1 >= x->n))
+            continue;
+        char cat[2 * POLICY_TOK_MAX];
+        const guard_word *l = side ? w : &x->w[xi - 1], *r = side ? &x->w[xi + 1] : w;
+        snprintf(cat, sizeof cat, "%s%s", l->word, r->word);
+        for (unsigned i = 0; i < g->n; i++)
+            if (!strcmp(g->w[i].word, cat))
+                return 1;
+    }
+    for (unsigned i = 0; i < g->n; i++) {
+        const guard_word *o = &g->w[i];
+        if (!strcmp(o->stem, w->stem) || !strcmp(o->word, w->word) || guard_typo(o->word, w->word))
+            return 1;
+        size_t ol = strlen(o->word);
+        size_t lo = ol < wl ? ol : wl, hi = ol < wl ? wl : ol;
+        if (lo >= 4 && hi - lo <= 3 && !strncmp(o->word, w->word, lo))
+            return 1;
+        if (lo >= 2 && hi - lo == 1 && !strncmp(o->word, w->word, lo) &&
+            (o->flags & POLICY_TOK_ALLCAPS) && (w->flags & POLICY_TOK_ALLCAPS))
+            return 1; /* "US" ~ "USA" */
+        if (ol < wl && !strncmp(o->word, w->word, ol)) {
+            size_t at = ol;
+            for (unsigned k = i + 1; k < g->n && k < i + 3 && at < wl; k++) {
+                size_t kl = strlen(g->w[k].word);
+                if (strncmp(g->w[k].word, w->word + at, kl))
+                    break;
+                at += kl;
+            }
+            if (at == wl)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Mark words of y that spell out an acronym of x ("HF" ~ "Hugging Face",
+ * "JS" ~ "JavaScript"), and the acronym itself. */
+static void guard_cover(guard_text *x, guard_text *y)
+{
+    for (unsigned i = 0; i < x->n; i++) {
+        guard_word *a = &x->w[i];
+        size_t n = strlen(a->word);
+        if (!(a->flags & POLICY_TOK_ALLCAPS) || n < 2 || n > 6)
+            continue;
+        for (unsigned j = 0; j < y->n; j++) {
+            if (strlen(y->w[j].caps) >= 2 && !strcmp(y->w[j].caps, a->word) &&
+                !(y->w[j].flags & POLICY_TOK_ALLCAPS)) {
+                y->w[j].covered = a->covered = 1;
+                continue;
+            }
+            if (j + n > y->n)
+                continue;
+            size_t k = 0;
+            while (k < n && y->w[j + k].word[0] == a->word[k])
+                k++;
+            if (k == n) {
+                for (k = 0; k < n; k++)
+                    y->w[j + k].covered = 1;
+                a->covered = 1;
+            }
+        }
+    }
+}
+
+/* Entities of a missing from b. */
+static int guard_missing(const guard_text *a, const guard_text *b)
+{
+    int missing = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        const guard_word *w = &a->w[i];
+        if (w->entity && !w->covered && !guard_occurs(a, i, b))
+            missing++;
+    }
+    return missing;
+}
+
+/* A slot substitution: the two texts are one template with a different
+ * filler ("rehab center in Denali County" / "in Anchorage County", "best
+ * milkshakes" / "best curly fries"). Align the common prefix and suffix of
+ * the word sequences; if they cover most of both texts and each side's
+ * middle is short and holds a content word, the texts ask about different
+ * things. Paraphrases reorder their words, so they rarely align this way. */
+static int guard_slot(const guard_text *a, const guard_text *b, int max_fill)
+{
+    unsigned na = a->n, nb = b->n, p = 0, q = 0;
+    while (p < na && p < nb && !strcmp(a->w[p].stem, b->w[p].stem))
+        p++;
+    while (q < na - p && q < nb - p && !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
+        q++;
+    unsigned ma = na - p - q, mb = nb - p - q;
+    if (!ma || !mb || ma > (unsigned)max_fill || mb > (unsigned)max_fill)
+        return 0;
+    unsigned longer = na > nb ? na : nb;
+    if ((p + q) * 10 < longer * 6)
+        return 0;
+    /* A filler word counts when it is a content word the other side lacks
+     * (spelling variants and spelled-out acronyms do not count). */
+    int ca = 0, cb = 0;
+    for (unsigned i = p; i < p + ma; i++)
+        ca |= !a->w[i].stop && !a->w[i].neg && !a->w[i].covered && !guard_occurs(a, i, b);
+    for (unsigned i = p; i < p + mb; i++)
+        cb |= !b->w[i].stop && !b->w[i].neg && !b->w[i].covered && !guard_occurs(b, i, a);
+    return ca && cb;
+}
+
+/* 1 when the sets of numbers of a and b are equal. */
+static int guard_numbers_agree(const guard_text *a, const guard_text *b)
+{
+    for (int dir = 0; dir < 2; dir++) {
+        const guard_text *x = dir ? b : a, *y = dir ? a : b;
+        for (unsigned i = 0; i < x->n; i++) {
+            if (!x->w[i].num[0] || x->w[i].weak)
+                continue;
+            int found = 0;
+            for (unsigned j = 0; j < y->n && !found; j++)
+                found = !strcmp(x->w[i].num, y->w[j].num);
+            if (!found)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* Dice coefficient of the distinct content stems. 1 when both are empty. */
+static double guard_overlap(const guard_text *a, const guard_text *b)
+{
+    unsigned na = 0, nb = 0, common = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        const guard_text *x = dir ? b : a, *y = dir ? a : b;
+        for (unsigned i = 0; i < x->n; i++) {
+            const guard_word *w = &x->w[i];
+            if (w->stop || w->neg || !w->stem[0])
+                continue;
+            int dup = 0;
+            for (unsigned k = 0; k < i && !dup; k++)
+                dup = !x->w[k].stop && !strcmp(x->w[k].stem, w->stem);
+            if (dup)
+                continue;
+            if (dir == 0) {
+                na++;
+                for (unsigned j = 0; j < y->n; j++)
+                    if (!y->w[j].stop && !strcmp(y->w[j].stem, w->stem)) {
+                        common++;
+                        break;
+                    }
+            } else {
+                nb++;
+            }
+        }
+    }
+    if (na + nb == 0)
+        return 1.0;
+    return 2.0 * common / (double)(na + nb);
+}
+
+llmc_guard_params llmc_guard_default_params(void)
+{
+    llmc_guard_params p;
+    memset(&p, 0, sizeof p);
+    p.numbers = 1;
+    p.negation = 1;
+    p.entities = 1;
+    p.max_entity_missing = 0;
+    p.max_slot_fill = 2;
+    p.min_overlap = 0.40;
+    p.relax_cosine = 2.0;
+    return p;
+}
+
+int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen, const char *cand,
+                     size_t clen, double cosine, llmc_guard_result *out)
+{
+    if (!out)
+        return LLMC_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->reason = "invalid";
+    if (!query || !cand)
+        return LLMC_EINVAL;
+    llmc_guard_params d = llmc_guard_default_params();
+    if (!p)
+        p = &d;
+    guard_text a, b;
+    guard_prepare(query, qlen, &a);
+    guard_prepare(cand, clen, &b);
+
+    if (p->numbers && !guard_numbers_agree(&a, &b))
+        out->rejected |= LLMC_GUARD_NUMBER;
+    if (p->negation && a.negated != b.negated)
+        out->rejected |= LLMC_GUARD_NEGATION;
+    guard_cover(&a, &b);
+    guard_cover(&b, &a);
+    int ma = guard_missing(&a, &b), mb = guard_missing(&b, &a);
+    out->entity_missing = ma + mb;
+    /* A substitution (each side names something the other does not) is
+     * never tolerated; an added detail on one side up to the limit. */
+    if (p->entities && ((ma && mb) || ma + mb > p->max_entity_missing))
+        out->rejected |= LLMC_GUARD_ENTITY;
+    if (p->max_slot_fill > 0 && guard_slot(&a, &b, p->max_slot_fill))
+        out->rejected |= LLMC_GUARD_SLOT;
+    out->overlap = guard_overlap(&a, &b);
+    int relaxed = !isnan(cosine) && cosine >= p->relax_cosine;
+    if (p->min_overlap > 0 && !relaxed && out->overlap < p->min_overlap)
+        out->rejected |= LLMC_GUARD_OVERLAP;
+
+    out->accept = out->rejected == 0;
+    out->reason = (out->rejected & LLMC_GUARD_NUMBER)     ? "number"
+                  : (out->rejected & LLMC_GUARD_NEGATION) ? "negation"
+                  : (out->rejected & LLMC_GUARD_ENTITY)   ? "entity"
+                  : (out->rejected & LLMC_GUARD_SLOT)     ? "substitution"
+                  : (out->rejected & LLMC_GUARD_OVERLAP)  ? "overlap"
+                                                          : "ok";
+    return 0;
+}

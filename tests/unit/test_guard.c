@@ -1,0 +1,242 @@
+/*
+ * test_guard.c — the semantic false-hit guard: each check with a pair it
+ * must reject and a paraphrase it must accept, the parameters, and (when
+ * the shared data is present) floors on its measured quality over the
+ * QQP and GPTCache pair files.
+ */
+#include <math.h>
+
+#include <jansson.h>
+
+#include "llmcache.h"
+#include "unit.h"
+
+static llmc_guard_result check_p(const llmc_guard_params *p, const char *a, const char *b,
+                                 double cosine)
+{
+    llmc_guard_result r;
+    int rc = llmc_guard_check(p, a, strlen(a), b, strlen(b), cosine, &r);
+    CHECK_EQ_INT(rc, 0);
+    return r;
+}
+
+static int accepts(const char *a, const char *b)
+{
+    llmc_guard_result r = check_p(NULL, a, b, NAN);
+    llmc_guard_result s = check_p(NULL, b, a, NAN);
+    CHECK_EQ_INT(r.accept, s.accept); /* symmetric */
+    if (!r.accept)
+        fprintf(stderr, "  guard rejects (%s): \"%s\" / \"%s\"\n", r.reason, a, b);
+    return r.accept;
+}
+
+static int rejects(const char *a, const char *b, uint32_t why)
+{
+    llmc_guard_result r = check_p(NULL, a, b, NAN);
+    if (r.accept || !(r.rejected & why))
+        fprintf(stderr, "  guard accepts or wrong reason (%s): \"%s\" / \"%s\"\n", r.reason, a, b);
+    return !r.accept && (r.rejected & why);
+}
+
+static void test_identity_and_paraphrase(void)
+{
+    CHECK(accepts("What is the capital of France?", "What is the capital of France?"));
+    CHECK(accepts("what is the capital of france", "What's the capital city of France?"));
+    CHECK(accepts("How do I learn Python quickly?", "What is the fastest way to learn python?"));
+    CHECK(accepts("", ""));
+}
+
+static void test_numbers(void)
+{
+    CHECK(rejects("What are the top 5 movies of all time?",
+                  "What are the top 10 movies of all time?", LLMC_GUARD_NUMBER));
+    CHECK(
+        rejects("How can I lose weight?", "How can I lose 10 kilos of weight?", LLMC_GUARD_NUMBER));
+    CHECK(rejects("Who won the 2016 election?", "Who won the 2020 election?", LLMC_GUARD_NUMBER));
+    CHECK(accepts("How do I lose weight in 1 month?", "How do I lose weight in one month?"));
+    CHECK(accepts("List three uses of copper", "List 3 uses of copper"));
+    CHECK(accepts("What changed in v2.10.0?", "What changed in version 2.10.0?"));
+    CHECK(accepts("Which one is better, tea or coffee?", "Is tea or coffee better?"));
+    CHECK(accepts("Population of 1,000 people", "population of 1000 people"));
+}
+
+static void test_negation(void)
+{
+    CHECK(rejects("How do I lose weight?", "How do I not lose weight?", LLMC_GUARD_NEGATION));
+    CHECK(rejects("Why does my code work?", "Why doesn't my code work?", LLMC_GUARD_NEGATION));
+    CHECK(rejects("Is there life on Mars?", "Is there no life on Mars?", LLMC_GUARD_NEGATION));
+    CHECK(accepts("Why doesn't my code compile?", "Why does my code not compile?"));
+    CHECK(accepts("How do I know whether or not a girl likes me?",
+                  "How do I know if a girl likes me?"));
+    CHECK(
+        accepts("The loader works in non-streaming mode.", "The loader works without streaming."));
+    CHECK(accepts("No, the page is not available.", "The page is not available."));
+}
+
+static void test_entities(void)
+{
+    CHECK(rejects("Is there a rehab center in Denali County AK?",
+                  "Is there a rehab center in Anchorage County AK?", LLMC_GUARD_ENTITY));
+    CHECK(rejects("Why is Zee News a BJP channel?", "Why is Zee News an AAP channel?",
+                  LLMC_GUARD_ENTITY));
+    CHECK(rejects("How do I move to Canada from India?", "How do I move to Australia from India?",
+                  LLMC_GUARD_ENTITY));
+    CHECK(accepts("What does HF stand for in ML?", "What does Hugging Face stand for in ML?"));
+    CHECK(accepts("A library of JS helpers", "A library of JavaScript helpers"));
+    CHECK(accepts("Why did the U.S. attack Iraq?", "Why did the US attack Iraq?"));
+    CHECK(accepts("Why did the US attack Iraq?", "Why did the USA attack Iraq?"));
+    CHECK(accepts("How do I add a photo on Qoura?", "How do I add a photo on Quora?"));
+    CHECK(accepts("Huggingface.js is a set of libraries", "Hugging Face.js is a set of libraries"));
+    CHECK(accepts("Is YouTube free?", "is youtube free"));
+    /* Title Case: capitals carry no signal, so these are not entities. */
+    CHECK(accepts("What Is The Best Way To Learn Guitar?", "what is the best way to learn guitar"));
+    /* An added first name is one missing entity: rejected at 0, accepted at 1. */
+    llmc_guard_params p = llmc_guard_default_params();
+    const char *a = "What are Modi's values?", *b = "What are Narendra Modi's values?";
+    CHECK(!check_p(&p, a, b, NAN).accept);
+    CHECK_EQ_INT(check_p(&p, a, b, NAN).entity_missing, 1);
+    p.max_entity_missing = 1;
+    CHECK(check_p(&p, a, b, NAN).accept);
+    /* ... but a substitution is never tolerated. */
+    p.max_entity_missing = 5;
+    p.max_slot_fill = 0;
+    a = "Is Zee News a BJP channel?";
+    b = "Is Zee News an AAP channel?";
+    CHECK(!check_p(&p, a, b, NAN).accept);
+}
+
+static void test_substitution_and_overlap(void)
+{
+    CHECK(rejects("Which fast food restaurant has the best milkshakes?",
+                  "Which fast food restaurant has the best curly fries?", LLMC_GUARD_SLOT));
+    CHECK(rejects("How does startupnation.com make money?", "How does onmogul.com make money?",
+                  LLMC_GUARD_SLOT));
+    CHECK(rejects("What is the boiling point of water?", "How do I plant tomatoes in spring?",
+                  LLMC_GUARD_OVERLAP));
+    llmc_guard_params p = llmc_guard_default_params();
+    const char *a = "What is the boiling point of water?", *b = "How do I plant tomatoes?";
+    llmc_guard_result r = check_p(&p, a, b, 0.5);
+    CHECK(!r.accept);
+    CHECK(r.overlap < 0.1);
+    p.relax_cosine = 0.95; /* above it, the embedding is trusted for wording */
+    r = check_p(&p, a, b, 0.97);
+    CHECK(r.accept);
+    r = check_p(&p, a, b, 0.90);
+    CHECK(!r.accept);
+    p.min_overlap = 0;
+    CHECK(check_p(&p, a, b, NAN).accept);
+    a = "Which restaurant has the best milkshakes?";
+    b = "Which restaurant has the best fries?";
+    p.max_slot_fill = 0;
+    CHECK(check_p(&p, a, b, NAN).accept);
+}
+
+static void test_switches_and_errors(void)
+{
+    llmc_guard_params p = llmc_guard_default_params();
+    p.numbers = p.negation = p.entities = 0;
+    p.max_slot_fill = 0;
+    p.min_overlap = 0;
+    const char *a = "Do not visit Paris in 2020", *b = "Visit London in 2024";
+    CHECK(check_p(&p, a, b, NAN).accept);
+    CHECK(!check_p(NULL, a, b, NAN).accept);
+    llmc_guard_result r;
+    CHECK_EQ_INT(llmc_guard_check(NULL, NULL, 0, "x", 1, NAN, &r), LLMC_EINVAL);
+    CHECK_EQ_INT(r.accept, 0);
+    CHECK_EQ_INT(llmc_guard_check(NULL, "x", 1, "x", 1, NAN, NULL), LLMC_EINVAL);
+    /* Long and binary inputs: bounded, no crash. */
+    size_t n = 100000;
+    char *big = malloc(n);
+    CHECK(big != NULL);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)(i * 37 + 11);
+    CHECK_EQ_INT(llmc_guard_check(NULL, big, n, big, n, 0.99, &r), 0);
+    CHECK(r.accept);
+    memset(big, 'A', n);
+    CHECK_EQ_INT(llmc_guard_check(NULL, big, n, "A", 1, 0.99, &r), 0);
+    free(big);
+    /* Not NUL-terminated: only len bytes are read. */
+    const char q[] = {'w', 'h', 'y', ' ', '5'};
+    CHECK_EQ_INT(llmc_guard_check(NULL, q, 3, "why", 3, NAN, &r), 0);
+    CHECK(r.accept);
+}
+
+/* Measured quality on the shared pairs: floors a little under the values
+ * llmcached-guard-eval prints, so a regression in a detector fails here. */
+static void test_data(void)
+{
+    const char *d = getenv("LLMC_SHARED_DATA");
+    if (!d || !*d) {
+        printf("skip: LLMC_SHARED_DATA not set, guard quality floors not checked\n");
+        return;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pairs/gptcache_mock_data.json", d);
+    json_error_t e;
+    json_t *arr = json_load_file(path, 0, &e);
+    if (!arr) {
+        printf("skip: %s not readable\n", path);
+        return;
+    }
+    size_t i, n = 0, acc = 0;
+    json_t *o;
+    json_array_foreach(arr, i, o)
+    {
+        const char *a = json_string_value(json_object_get(o, "origin"));
+        const char *b = json_string_value(json_object_get(o, "similar"));
+        if (!a || !b)
+            continue;
+        llmc_guard_result r;
+        llmc_guard_check(NULL, a, strlen(a), b, strlen(b), NAN, &r);
+        n++;
+        acc += r.accept;
+    }
+    json_decref(arr);
+    CHECK(n > 900);
+    printf("guard: gptcache positives accepted %zu/%zu\n", acc, n);
+    CHECK(acc * 100 >= n * 90);
+
+    snprintf(path, sizeof path, "%s/pairs/qqp_dev.jsonl", d);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("skip: %s not readable\n", path);
+        return;
+    }
+    char *line = NULL;
+    size_t cap = 0, cnt[2] = {0, 0}, ok[2] = {0, 0};
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0 && cnt[0] + cnt[1] < 10000) {
+        o = json_loadb(line, (size_t)len, 0, &e);
+        if (!o)
+            continue;
+        const char *a = json_string_value(json_object_get(o, "a"));
+        const char *b = json_string_value(json_object_get(o, "b"));
+        int l = (int)json_integer_value(json_object_get(o, "label")) ? 1 : 0;
+        if (a && b) {
+            llmc_guard_result r;
+            llmc_guard_check(NULL, a, strlen(a), b, strlen(b), NAN, &r);
+            cnt[l]++;
+            ok[l] += l ? r.accept : !r.accept;
+        }
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    printf("guard: qqp first %zu pairs: duplicates accepted %zu/%zu, negatives rejected %zu/%zu\n",
+           cnt[0] + cnt[1], ok[1], cnt[1], ok[0], cnt[0]);
+    CHECK(cnt[0] > 1000 && cnt[1] > 1000);
+    CHECK(ok[1] * 100 >= cnt[1] * 65);
+    CHECK(ok[0] * 100 >= cnt[0] * 62);
+}
+
+int main(void)
+{
+    test_identity_and_paraphrase();
+    test_numbers();
+    test_negation();
+    test_entities();
+    test_substitution_and_overlap();
+    test_switches_and_errors();
+    test_data();
+    return UNIT_DONE();
+}
