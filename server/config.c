@@ -57,8 +57,6 @@ static const opt opts[] = {
      "comma-separated namespaces shared by every API key"},
     {"scope-user", OPT_BOOL, O(scope_user), "yes",
      "requests with a 'user' field are cached in that user's own scope"},
-    {"temperature-max", OPT_DOUBLE, O(temperature_max), "0.8",
-     "requests with a higher temperature bypass the cache"},
     {"demo-delay", OPT_MS, O(demo_delay_ms), "400", "latency of the built-in demo upstream, ms"},
     {"prices", OPT_STR, O(prices), "",
      "model=IN/OUT,... price per million tokens, for cost saved"},
@@ -186,9 +184,33 @@ bad:
     return -1;
 }
 
+/* "policy.KEY": the policy module parses and explains its own keys. */
+static int config_policy(srv_config *c, const char *key, size_t kl, const char *v,
+                         const char *where)
+{
+    char k[128];
+    snprintf(k, sizeof k, "%.*s", (int)kl, key);
+    int rc = llmc_policy_set(&c->policy, k, v);
+    if (rc == 0)
+        return 0;
+    const char *help = llmc_policy_key_help(k);
+    if (rc == LLMC_ENOTFOUND)
+        fprintf(stderr, "llmcached: %s: unknown policy key '%s' (see --help)\n", where, k);
+    else
+        fprintf(stderr, "llmcached: %s: invalid value '%s' for %s (expected %s)\n", where, v, k,
+                help ? help : "see --help");
+    return -1;
+}
+
+static int config_is_policy(const char *k, size_t kl)
+{
+    return kl > 7 && !strncmp(k, "policy.", 7);
+}
+
 void config_defaults(srv_config *c)
 {
     memset(c, 0, sizeof *c);
+    c->policy = llmc_policy_default_params();
     for (size_t i = 0; i < NOPTS; i++)
         if (opts[i].defval)
             config_set(c, &opts[i], opts[i].defval, "default");
@@ -221,6 +243,11 @@ static int config_file(srv_config *c, const char *path)
             s++;
         char where[600];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
+        if (config_is_policy(k, kl)) {
+            if (!*s || config_policy(c, k, kl, s, where))
+                rc = -1;
+            continue;
+        }
         const opt *o = config_find(k, kl);
         if (!o || o->off == O(config_file)) {
             fprintf(stderr, "llmcached: %s: unknown option '%.*s' (see --help)\n", where, (int)kl,
@@ -284,6 +311,16 @@ void config_print_help(FILE *f)
     }
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
             "print the version and exit");
+    static const char *const pk[] = {"enabled", "cache-control", "temperature-max", "n",
+                                      "time-relative", "financial", "code", "code-answer",
+                                      "personal", "personal-header", "tools", "truncated"};
+    fprintf(f, "\nWhen not to cache (file lines 'policy.KEY VALUE' or flags --policy.KEY VALUE):\n");
+    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--policy.%s", pk[i]);
+        const char *h = llmc_policy_key_help(pk[i]);
+        fprintf(f, "  %-28s %s\n", left, h ? h : "");
+    }
 }
 
 int config_load(srv_config *c, int argc, char **argv)
@@ -329,6 +366,12 @@ int config_load(srv_config *c, int argc, char **argv)
         a += 2;
         const char *eq = strchr(a, '=');
         size_t kl = eq ? (size_t)(eq - a) : strlen(a);
+        if (config_is_policy(a, kl)) {
+            const char *pv = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!pv || config_policy(c, a, kl, pv, "command line"))
+                rc = -1;
+            continue;
+        }
         const opt *o = config_find(a, kl);
         if (!o) {
             fprintf(stderr, "llmcached: unknown option '--%.*s' (see --help)\n", (int)kl, a);

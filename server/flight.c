@@ -451,9 +451,13 @@ static void flight_store(flight *f)
         atomic_fetch_add(&s->store_refused, 1);
         return;
     }
-    int store = f->fr.cacheable;
-    if (info.has_tool_calls || info.truncated)
-        store = 0; /* tool calls act on the world; a truncated answer is not the answer */
+    /* The policy's look at the answer: tool calls, truncation, code blocks. */
+    llmc_policy_decision dec = f->fr.dec;
+    llmc_policy_check_response(s->policy, f->status, json, jl, 1, &dec);
+    int store = f->fr.cacheable && dec.store && !info.has_tool_calls && !info.truncated;
+    uint32_t flags = f->fr.entry_flags;
+    if (dec.action == LLMC_POLICY_EXACT_ONLY)
+        flags |= LLMC_ENTRY_EXACT_ONLY;
     if (store) {
         llmc_entry_info e;
         memset(&e, 0, sizeof e);
@@ -465,7 +469,7 @@ static void flight_store(flight *f)
         e.endpoint = (uint32_t)f->fr.ep;
         e.prompt_tokens = info.prompt_tokens;
         e.completion_tokens = info.completion_tokens;
-        e.flags = f->fr.entry_flags;
+        e.flags = flags;
         e.model = f->fr.model;
         e.vec_model = "";
         e.body = json;

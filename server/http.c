@@ -73,42 +73,6 @@ static llmc_endpoint http_endpoint(const char *path)
     return 0;
 }
 
-typedef struct {
-    int no_store, no_cache;
-    long long max_age; /* -1: none */
-} http_cc;
-
-/* Request Cache-Control directives we honour. */
-static void http_cache_control(const char *v, http_cc *cc)
-{
-    cc->no_store = cc->no_cache = 0;
-    cc->max_age = -1;
-    if (!v)
-        return;
-    const char *p = v;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        size_t n = (size_t)(e - p);
-        while (n && p[n - 1] == ' ')
-            n--;
-        if (n == 8 && !strncasecmp(p, "no-store", 8))
-            cc->no_store = 1;
-        else if (n == 8 && !strncasecmp(p, "no-cache", 8))
-            cc->no_cache = 1;
-        else if (n > 8 && !strncasecmp(p, "max-age=", 8)) {
-            char *end;
-            long long a = strtoll(p + 8, &end, 10);
-            if (end != p + 8 && a >= 0)
-                cc->max_age = a;
-        }
-        p = e;
-    }
-}
-
 static int http_ns_shared(srv *s, const char *ns)
 {
     const char *list = s->cfg.shared_namespaces;
@@ -197,9 +161,6 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
                                              : NULL;
     llmc_tenant t;
     llmc_tenant_make(&t, auth, ns, ns && http_ns_shared(s, ns));
-    http_cc cc;
-    http_cache_control(evhttp_find_header(ih, "Cache-Control"), &cc);
-
     llmc_canon c;
     const char *why = NULL;
     int rc = llmc_canon_request(ep, &t, body, len, s->cfg.scope_user, &c, &why);
@@ -209,40 +170,47 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
                         why ? why : "request body could not be read");
         return;
     }
+    /* Policy: may this request be answered from the cache, stored, how long? */
+    llmc_policy_request pr;
+    memset(&pr, 0, sizeof pr);
+    pr.endpoint = ep == LLMC_EP_CHAT          ? "/v1/chat/completions"
+                  : ep == LLMC_EP_COMPLETIONS ? "/v1/completions"
+                                              : "/v1/embeddings";
+    pr.temperature = c.temperature;
+    pr.n = (int)c.n;
+    pr.user = c.user;
+    const char *ph = llmc_policy_personal_header(s->policy);
+    pr.personal = ph ? evhttp_find_header(ih, ph) : NULL;
+    pr.has_tools = c.has_tools;
+    pr.query_text = c.query;
+    pr.query_len = c.query_len;
+    pr.system_text = c.system;
+    pr.system_len = c.system_len;
+    pr.cache_control = evhttp_find_header(ih, "Cache-Control");
     flight_req fr;
     memset(&fr, 0, sizeof fr);
+    llmc_policy_decide(s->policy, &pr, &fr.dec); /* never fails a request: BYPASS at worst */
     fr.ep = ep;
     fr.client_stream = c.stream && ep != LLMC_EP_EMBEDDINGS;
     memcpy(fr.key, c.key, LLMC_KEY_LEN);
     memcpy(&fr.partition, c.partition, sizeof fr.partition);
     fr.ns_hash = t.ns_hash;
     snprintf(fr.model, sizeof fr.model, "%s", c.model);
-    fr.ttl = cc.max_age > 0 ? cc.max_age : s->cfg.ttl;
-
-    /* Policy: what may be stored and served. */
-    const char *bypass = NULL;
-    if (cc.no_store)
-        bypass = "cache-control: no-store";
-    else if (!isnan(c.temperature) && c.temperature > s->cfg.temperature_max)
-        bypass = "temperature above temperature-max";
-    else if (c.n > 1)
-        bypass = "n>1";
-    else if (cc.max_age == 0)
-        bypass = NULL; /* max-age=0: refresh below */
+    fr.ttl = fr.dec.ttl_s > 0 ? fr.dec.ttl_s : s->cfg.ttl;
+    fr.entry_flags = fr.dec.action == LLMC_POLICY_EXACT_ONLY ? LLMC_ENTRY_EXACT_ONLY : 0;
+    fr.reason = strcmp(fr.dec.reason, "default") ? fr.dec.reason : NULL;
     llmc_canon_clear(&c);
 
-    if (bypass) {
-        fr.cacheable = 0;
-        fr.shareable = 0;
+    if (!fr.dec.lookup && !fr.dec.store) {
         fr.cache_status = "BYPASS";
-        fr.reason = bypass;
         llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_BYPASS);
         flight_submit(l, req, &fr, body, len, t0);
         return;
     }
-    if (!cc.no_cache) {
-        const llmc_entry_info *e = llmc_store_get(s->store, fr.key, (int64_t)time(NULL));
-        if (e && cc.max_age >= 0 && (long long)time(NULL) - e->created > cc.max_age) {
+    if (fr.dec.lookup) {
+        int64_t now = (int64_t)time(NULL);
+        const llmc_entry_info *e = llmc_store_get(s->store, fr.key, now);
+        if (e && fr.dec.max_age_s >= 0 && now - e->created > fr.dec.max_age_s) {
             llmc_entry_release(e); /* older than the client accepts: refresh */
             e = NULL;
         }
@@ -253,10 +221,9 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
                 return;
         }
     }
-    fr.cacheable = 1;
+    fr.cacheable = fr.dec.store;
     fr.shareable = 1;
     fr.cache_status = "MISS";
-    fr.reason = cc.no_cache ? "cache-control: no-cache" : NULL;
     llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_MISS);
     flight_submit(l, req, &fr, body, len, t0);
 }

@@ -207,7 +207,8 @@ int main(int argc, char **argv)
     sp.on_remove_arg = s;
     s->store = llmc_store_new(&sp, &err);
     s->metrics = llmc_metrics_new(&err);
-    if (!s->store || !s->metrics || flights_init(s)) {
+    s->policy = llmc_policy_new(&s->cfg.policy, &err);
+    if (!s->store || !s->metrics || !s->policy || flights_init(s)) {
         srv_log(LOG_ERROR, "out of memory at start");
         return 1;
     }
@@ -341,6 +342,7 @@ int main(int argc, char **argv)
     flights_free(s);
     llmc_store_free(s->store);
     llmc_metrics_free(s->metrics);
+    llmc_policy_free(s->policy);
     curl_global_cleanup();
     free(s->loops);
     config_free(&s->cfg);

@@ -58,7 +58,7 @@ typedef struct srv_config {
     char *namespace_header;
     char *shared_namespaces; /* comma-separated */
     int scope_user;
-    double temperature_max;
+    llmc_policy_params policy; /* "policy.KEY value" lines and --policy.KEY flags */
     long long demo_delay_ms;
     char *log_level;
     char *prices; /* "model=in/out,model=in/out" per million tokens */
@@ -104,6 +104,7 @@ struct srv {
     llmc_store *store;
     llmc_persist *persist;
     llmc_metrics *metrics;
+    llmc_policy *policy;
     pthread_mutex_t flights_mu;
     flight **flights; /* open hash table on key */
     size_t nflights_cap, nflights;
@@ -134,6 +135,7 @@ typedef struct {
     char model[128];
     long long ttl;
     uint32_t entry_flags;
+    llmc_policy_decision dec; /* the request's decision; the response check refines it */
     const char *cache_status; /* "MISS" or "BYPASS" (static) */
     const char *reason;       /* static, for X-LLM-Cache-Reason, or NULL */
 } flight_req;

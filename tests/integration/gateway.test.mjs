@@ -163,9 +163,17 @@ describe('streaming', () => {
     for (let i = 0; i < 2; i++) {
       // Each time a MISS whose stream breaks: the client sees the break, and
       // nothing was stored.
-      const { data, response } = await client.chat.completions.create(body).withResponse();
-      assert.equal(response.headers.get('x-llm-cache'), 'MISS');
-      await assert.rejects(async () => { for await (const c of data) void c; });
+      // (Had it broken before the first byte reached us, the client gets a
+      // clean 502 instead; both are right, neither stores anything.)
+      let res;
+      try {
+        res = await client.chat.completions.create(body).withResponse();
+      } catch (e) {
+        assert.equal(e.status, 502, String(e));
+        continue;
+      }
+      assert.equal(res.response.headers.get('x-llm-cache'), 'MISS');
+      await assert.rejects(async () => { for await (const c of res.data) void c; });
     }
   });
 
@@ -247,6 +255,29 @@ describe('Cache-Control and policy', () => {
       assert.equal(b.headers.get('x-llm-cache'), 'BYPASS');
       assert.ok(b.headers.get('x-llm-cache-reason'));
     }
+  });
+
+  test('policy rules, each with a request that triggers it and one that must not', async () => {
+    const status = async (content, extra = {}, headers = {}) => {
+      const r = await request(`${d.url}/chat/completions`, { body: chat(q(content), extra), headers });
+      return [r.headers.get('x-llm-cache'), r.headers.get('x-llm-cache-reason')];
+    };
+    const [t1, why] = await status('What is the weather like today?');
+    assert.equal(t1, 'BYPASS');
+    assert.match(why, /time/);
+    assert.equal((await status('What do you know about snow?'))[0], 'MISS');
+    const code = chat(q('Write a Python function that reverses a string'));
+    const c1 = await request(`${d.url}/chat/completions`, { body: code });
+    assert.equal(c1.headers.get('x-llm-cache'), 'MISS');
+    assert.match(c1.headers.get('x-llm-cache-reason') || '', /code/);
+    const c2 = await request(`${d.url}/chat/completions`, { body: code });
+    assert.equal(c2.headers.get('x-llm-cache'), 'HIT-EXACT'); // exact-only still hits exactly
+    const [p1] = await status('recommend me a book', { user: 'alice' });
+    assert.equal(p1, 'MISS');
+    const pb = chat(q('recommend me a film'), { user: 'alice' });
+    await request(`${d.url}/chat/completions`, { body: pb });
+    const other = await request(`${d.url}/chat/completions`, { body: { ...pb, user: 'bob' } });
+    assert.equal(other.headers.get('x-llm-cache'), 'MISS'); // another user's scope
   });
 
   test('tenants never share entries; a namespace is private unless shared', async () => {
