@@ -7,7 +7,12 @@
 # 200 KB-prompt case, hit latency at moderate load and the miss overhead.
 # Knobs: DURATION, THREADS, CONNS, ROUNDS, MOD_CONNS, MOD_DELAY_MS,
 # MISS_DURATION, ENTRIES, LLMCACHED_ARGS (see the script's header).
+#
+# Fragments are read before `all`, so the first rule here would become make's
+# default goal: keep whatever the default was (empty = the next rule read).
 BENCHES += bench-exact
+BENCH_EXACT_SAVED_GOAL := $(.DEFAULT_GOAL)
 .PHONY: bench-exact
 bench-exact: $(DAEMON)
 	LLMCACHED=$(DAEMON) bench/exact/run.sh
+.DEFAULT_GOAL := $(BENCH_EXACT_SAVED_GOAL)
