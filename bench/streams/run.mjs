@@ -1,0 +1,77 @@
+// bench/streams/run.mjs — can one llmcached hold N concurrent slow streams?
+//
+// Starts the mock upstream in its own process (each stream: CHUNKS events,
+// CHUNK_DELAY ms apart, so every stream stays open for seconds), the daemon
+// (release build), then opens N streaming chat requests at once, all
+// distinct (no coalescing, no cache hits), and counts the ones that end with
+// a complete stream ([DONE]). Prints the daemon's peak RSS and its CPU time,
+// and the same N straight to the mock as the baseline in the same run.
+//
+//   node bench/streams/run.mjs [N=5000]   (make bench-streams N=5000)
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import { spawnMock, startDaemon } from '../../tests/integration/helpers.mjs';
+
+const N = Number(process.argv[2] || process.env.N || 5000);
+const CHUNKS = Number(process.env.CHUNKS || 8);
+const DELAY = Number(process.env.CHUNK_DELAY || 500);
+
+const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+
+function stream(base, i) {
+  return new Promise((resolve) => {
+    const body = JSON.stringify({ model: 'mock-gpt', stream: true,
+      messages: [{ role: 'user', content: `slow stream ${i} [mock:chunks=${CHUNKS}] [mock:chunk_delay=${DELAY}]` }] });
+    const u = new URL(base + '/chat/completions');
+    const t0 = Date.now();
+    let first = 0;
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { if (!first) first = Date.now() - t0; text += d; });
+      res.on('end', () => resolve({ ok: res.statusCode === 200 && text.includes('data: [DONE]'), first, total: Date.now() - t0 }));
+      res.on('error', () => resolve({ ok: false }));
+    });
+    req.on('error', () => resolve({ ok: false }));
+    req.end(body);
+  });
+}
+
+function rssKb(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+)/.exec(s)[1]);
+  } catch { return 0; }
+}
+function cpuSec(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch { return 0; }
+}
+
+async function run(label, base) {
+  const t0 = Date.now();
+  const rs = await Promise.all(Array.from({ length: N }, (_, i) => stream(base, `${label}-${i}`)));
+  const ok = rs.filter((r) => r.ok);
+  const firsts = ok.map((r) => r.first).sort((a, b) => a - b);
+  const p = (q) => firsts[Math.min(firsts.length - 1, Math.floor(q * firsts.length))] ?? NaN;
+  return { label, ok: ok.length, wall: Date.now() - t0, ttfb50: p(0.5), ttfb99: p(0.99) };
+}
+
+const mock = await spawnMock();
+const d = await startDaemon({ upstream: mock.url, args: ['--persist', 'no', '--log-level', 'warn'] });
+console.log(`machine: ${os.cpus().length} cores, ${os.cpus()[0].model}; N=${N} streams of ${CHUNKS} chunks ${DELAY} ms apart`);
+console.log(`command: node bench/streams/run.mjs ${N}`);
+const base = await run('direct', mock.url);
+const cpu0 = cpuSec(d.pid);
+const ours = await run('llmcached', d.url);
+const cpu = cpuSec(d.pid) - cpu0;
+for (const r of [base, ours])
+  console.log(`${r.label.padEnd(10)} complete ${r.ok}/${N}  wall ${r.wall} ms  first byte p50 ${r.ttfb50} ms p99 ${r.ttfb99} ms`);
+console.log(`llmcached peak RSS ${(rssKb(d.pid) / 1024).toFixed(1)} MiB, CPU ${cpu.toFixed(2)} s for ${N} streams`);
+console.log(`llmcached/direct complete streams: ${(ours.ok / Math.max(1, base.ok)).toFixed(3)}`);
+await d.stop();
+await mock.close();
+process.exit(ours.ok === N ? 0 : 1);

@@ -1,0 +1,22 @@
+# mk/bert.mk — the BERT embedder (src/embed_bert.c) and its benchmark.
+#
+# The backend needs ICU's common library for Unicode categories, case
+# mapping and NFD (BERT's tokenizer). tests/unit/test_embed_bert.c builds its
+# PyTorch reference itself (tests/embed_bert/make_ref.py) under $(B)/bert-ref.
+# `make bench-bert` times the backend against PyTorch on a random-weight
+# encoder of all-MiniLM-L6-v2's shape, in the same run, and prints ratios.
+LDLIBS += -licuuc
+
+BENCH_BERT := $(B)/bench_bert
+BINS += $(BENCH_BERT)
+all: $(BENCH_BERT)
+
+$(BENCH_BERT): $(B)/tests/embed_bert/bench_bert.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+.PHONY: bench-bert
+bench-bert: $(BENCH_BERT)
+	@mkdir -p $(B)/bert-bench
+	$(BENCH_BERT) $(B)/bert-bench
+
+BENCHES += bench-bert

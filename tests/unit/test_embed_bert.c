@@ -1,0 +1,649 @@
+/*
+ * test_embed_bert.c — the "bert" embedder against PyTorch.
+ *
+ * tests/embed_bert/make_ref.py builds five small random-weight BERT
+ * sentence encoders in hub layout (F32 + vocab.txt + mean pooling, F16 +
+ * "bert." prefix + tokenizer.json + CLS pooling, BF16 cased, max pooling,
+ * mean-sqrt-len pooling with the model in a 0_BERT/ subfolder) and their
+ * reference token ids and vectors, computed by PyTorch on one padded batch
+ * with an attention mask. The reference directory is
+ * $LLMC_BERT_REF, or $LLMCACHED_BUILD/bert-ref (set by the test runner), or
+ * build/bert-ref; this test runs the script itself when ref.json is missing
+ * or older than the script, and skips (passing, saying so) when Debian's
+ * python3 has no torch.
+ *
+ * Checked: exact token ids for every text (accents, CJK, controls, NUL,
+ * emoji, over-long words, truncation), cosine >= 0.9999 for every vector in
+ * one batch and each text alone, a 1 MB text truncated like the short
+ * reference, empty inputs, and corrupt / truncated / mismatched model files
+ * giving their error codes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "embed_impl.h"
+#include "llmcache.h"
+#include "unit.h"
+
+int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids, size_t cap);
+
+/* Debian's python3, where python3-torch lives (a pyenv/venv python3 on PATH
+ * would not see it); $LLMC_PYTHON overrides. */
+static const char *PY = "/usr/bin/python3";
+
+static double cosine(const float *a, const double *b, size_t n)
+{
+    double d = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += b[i] * b[i];
+    }
+    return d / sqrt(na * nb);
+}
+
+static double cosine_ff(const float *a, const float *b, size_t n)
+{
+    double d = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return d / sqrt(na * nb);
+}
+
+static time_t mtime(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_mtime : 0;
+}
+
+/* Make sure dir/ref.json exists and is newer than the script. 0 ok, 1 skip. */
+static int ensure_reference(const char *dir)
+{
+    char ref[1024], cmd[4096];
+    const char *script = "tests/embed_bert/make_ref.py";
+    snprintf(ref, sizeof ref, "%s/ref.json", dir);
+    if (mtime(ref) && mtime(ref) >= mtime(script))
+        return 0;
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", PY);
+    if (system(cmd) != 0) {
+        printf("skip: %s with torch not found (Debian package python3-torch); "
+               "BERT reference checks not run\n",
+               PY);
+        return 1;
+    }
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && %s %s '%s'", dir, PY, script, dir);
+    fprintf(stderr, "generating the BERT reference: %s\n", cmd);
+    if (system(cmd) != 0 || !mtime(ref)) {
+        fprintf(stderr, "FAIL: reference generation failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+static llmc_embedder *open_bert(const char *dir, const char *name, int max_batch, int *err)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    llmc_embed_params p = llmc_embed_default_params();
+    p.backend = "bert";
+    p.model_path = path;
+    p.max_batch = max_batch;
+    return llmc_embedder_new(&p, err);
+}
+
+static embed_backend *open_backend(const char *path, int *err)
+{
+    llmc_embed_params p = llmc_embed_default_params();
+    p.backend = "bert";
+    p.model_path = path;
+    *err = 0;
+    return embed_bert_new(&p, err);
+}
+
+static void check_model(const char *dir, const char *name, json_t *m, size_t dim)
+{
+    json_t *texts = json_object_get(m, "texts"), *ids = json_object_get(m, "ids"),
+           *vecs = json_object_get(m, "vectors");
+    size_t n = json_array_size(texts);
+    CHECK(n > 0 && json_array_size(ids) == n && json_array_size(vecs) == n);
+    int err = 0;
+    llmc_embedder *e = open_bert(dir, name, 64, &err);
+    CHECK(e != NULL);
+    if (!e) {
+        fprintf(stderr, "open %s: %s\n", name, llmc_strerror(err));
+        return;
+    }
+    CHECK_EQ_INT(llmc_embedder_dim(e), dim);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "bert:%s@", name);
+    CHECK(strncmp(llmc_embedder_model(e), prefix, strlen(prefix)) == 0);
+
+    /* Token ids, exactly. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    embed_backend *b = open_backend(path, &err);
+    CHECK(b != NULL);
+    const char **tx = calloc(n, sizeof *tx);
+    size_t *lens = calloc(n, sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(texts, i);
+        tx[i] = json_string_value(t);
+        lens[i] = json_string_length(t);
+        if (!b)
+            continue;
+        int32_t got[1024];
+        int k = embed_bert_tokenize(b, tx[i], lens[i], got, 1024);
+        json_t *want = json_array_get(ids, i);
+        int same = k == (int)json_array_size(want);
+        for (int j = 0; same && j < k; j++)
+            same = got[j] == json_integer_value(json_array_get(want, (size_t)j));
+        CHECK(same);
+        if (!same) {
+            fprintf(stderr, "  %s text %zu: got %d ids:", name, i, k);
+            for (int j = 0; j < k; j++)
+                fprintf(stderr, " %d", got[j]);
+            fprintf(stderr, "\n  want %zu:", json_array_size(want));
+            for (size_t j = 0; j < json_array_size(want); j++)
+                fprintf(stderr, " %lld", (long long)json_integer_value(json_array_get(want, j)));
+            fprintf(stderr, "\n");
+        }
+    }
+
+    /* Vectors: one batch (packed, different lengths), then each alone. */
+    float *out = calloc(n * dim, sizeof *out), *one = calloc(dim, sizeof *one);
+    double *ref = calloc(dim, sizeof *ref);
+    CHECK_EQ_INT(llmc_embed_batch(e, tx, lens, n, out), 0);
+    double worst = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(vecs, i);
+        CHECK(json_array_size(v) == dim);
+        for (size_t j = 0; j < dim; j++)
+            ref[j] = json_number_value(json_array_get(v, j));
+        double c = cosine(out + i * dim, ref, dim);
+        worst = c < worst ? c : worst;
+        CHECK(c >= 0.9999);
+        if (c < 0.9999)
+            fprintf(stderr, "  %s text %zu: cosine %.6f\n", name, i, c);
+        double nn = 0;
+        for (size_t j = 0; j < dim; j++)
+            nn += (double)out[i * dim + j] * out[i * dim + j];
+        CHECK(fabs(nn - 1.0) < 1e-4);
+        CHECK_EQ_INT(llmc_embed(e, tx[i], lens[i], one), 0);
+        CHECK(cosine_ff(one, out + i * dim, dim) > 0.99999);
+    }
+    printf("bert %s: %zu texts, worst cosine vs PyTorch %.9f (1 - cos = %.1e)\n", name, n, worst,
+           1.0 - worst);
+
+    /* A 1 MB text is truncated to the window: same vector as the reference
+     * text that starts with the same words (itself truncated). */
+    const char *phrase = "the quick brown fox jumps over the lazy dog ";
+    size_t pl = strlen(phrase), big = 1u << 20;
+    char *huge = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        huge[i] = phrase[i % pl];
+    size_t li = n;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] > 200 && strncmp(tx[i], phrase, pl - 1) == 0)
+            li = i;
+    CHECK(li < n);
+    CHECK_EQ_INT(llmc_embed(e, huge, big, one), 0);
+    if (li < n)
+        CHECK(cosine_ff(one, out + li * dim, dim) > 0.99999);
+    free(huge);
+
+    /* Nothing to embed. */
+    CHECK_EQ_INT(llmc_embed(e, "", 0, one), LLMC_EEMPTY);
+    CHECK_EQ_INT(llmc_embed(e, " \t\r\n ", 5, one), LLMC_EEMPTY);
+    CHECK_EQ_INT(llmc_embed(e, "\xe2\x80\x8b\x01", 4, one), LLMC_EEMPTY); /* ZWSP, ^A */
+    CHECK_EQ_INT(llmc_embed(e, "\xc3", 1, one), LLMC_EUTF8);
+    /* An empty text fails the whole batch. */
+    const char *mix[2] = {"hello", ""};
+    size_t mixl[2] = {5, 0};
+    CHECK_EQ_INT(llmc_embed_batch(e, mix, mixl, 2, out), LLMC_EEMPTY);
+
+    free(out);
+    free(one);
+    free(ref);
+    free(tx);
+    free(lens);
+    if (b)
+        b->free(b);
+    llmc_embedder_free(e);
+}
+
+/* Random text (ASCII, Latin, combining marks, CJK, emoji, controls, NUL,
+ * spaces, punctuation): never a crash, always 0 or LLMC_EEMPTY, unit vectors. */
+static void check_random_text(const char *dir)
+{
+    static const uint32_t pool[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',    0,
+                                    '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
+                                    0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900,  0x10ffff,
+                                    0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,    0x3c3};
+    int err = 0;
+    llmc_embedder *e = open_bert(dir, "mean-f32", 8, &err);
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    size_t dim = llmc_embedder_dim(e);
+    float *out = calloc(dim, sizeof *out);
+    uint64_t rng = 88172645463325252ull;
+    int ok = 1;
+    for (int t = 0; t < 300; t++) {
+        char buf[1024];
+        size_t n = 0;
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int len = (int)(rng % 150);
+        for (int i = 0; i < len; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            uint32_t c = pool[rng % (sizeof pool / sizeof pool[0])];
+            if (c < 0x80) {
+                buf[n++] = (char)c;
+            } else if (c < 0x800) {
+                buf[n++] = (char)(0xc0 | (c >> 6));
+                buf[n++] = (char)(0x80 | (c & 0x3f));
+            } else if (c < 0x10000) {
+                buf[n++] = (char)(0xe0 | (c >> 12));
+                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+                buf[n++] = (char)(0x80 | (c & 0x3f));
+            } else {
+                buf[n++] = (char)(0xf0 | (c >> 18));
+                buf[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
+                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+                buf[n++] = (char)(0x80 | (c & 0x3f));
+            }
+        }
+        int rc = llmc_embed(e, buf, n, out);
+        if (rc == 0) {
+            double nn = 0;
+            for (size_t j = 0; j < dim; j++)
+                nn += (double)out[j] * out[j];
+            ok &= fabs(nn - 1.0) < 1e-4;
+        } else {
+            ok &= rc == LLMC_EEMPTY;
+        }
+    }
+    CHECK(ok);
+    free(out);
+    llmc_embedder_free(e);
+}
+
+/* ---- corrupt files ---------------------------------------------------- */
+
+static int read_file(const char *path, unsigned char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *buf = NULL;
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc((size_t)n + 1);
+    *len = fread(*buf, 1, (size_t)n, f);
+    fclose(f);
+    return *len == (size_t)n ? 0 : -1;
+}
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(buf, 1, len, f);
+        fclose(f);
+    }
+}
+
+/* A copy of model dir `src` at `dst` whose model.safetensors is st[0..stlen)
+ * (NULL: none) and whose config.json is cfg (NULL: the original). */
+static void make_variant(const char *src, const char *dst, const void *st, size_t stlen,
+                         const char *cfg)
+{
+    static const char *files[] = {
+        "config.json",    "vocab.txt",    "tokenizer_config.json", "sentence_bert_config.json",
+        "tokenizer.json", "modules.json", "1_Pooling/config.json"};
+    char a[2048], b[2048];
+    mkdir(dst, 0755);
+    snprintf(b, sizeof b, "%s/1_Pooling", dst);
+    mkdir(b, 0755);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        unsigned char *buf = NULL;
+        size_t len;
+        snprintf(a, sizeof a, "%s/%s", src, files[i]);
+        snprintf(b, sizeof b, "%s/%s", dst, files[i]);
+        if (read_file(a, &buf, &len) == 0)
+            write_file(b, buf, len);
+        else
+            unlink(b); /* not in the source model: not in the copy either */
+        free(buf);
+    }
+    if (cfg) {
+        snprintf(b, sizeof b, "%s/config.json", dst);
+        write_file(b, cfg, strlen(cfg));
+    }
+    snprintf(b, sizeof b, "%s/model.safetensors", dst);
+    unlink(b);
+    if (st)
+        write_file(b, st, stlen);
+}
+
+static int open_err(const char *path)
+{
+    int err = 0;
+    embed_backend *b = open_backend(path, &err);
+    if (b) {
+        b->free(b);
+        return 0;
+    }
+    return err;
+}
+
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    write_file(path, text, strlen(text));
+}
+
+/* Files we read but whose options we do not implement: LLMC_ENOTSUP. */
+static void check_unsupported(const char *dir)
+{
+    char src[1024], dst[1024], path[1100];
+    snprintf(src, sizeof src, "%s/cls-f16", dir);
+    snprintf(dst, sizeof dst, "%s/unsupported", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    unsigned char *st;
+    size_t len;
+    CHECK(read_file(path, &st, &len) == 0);
+    make_variant(src, dst, st, len, NULL);
+    CHECK_EQ_INT(open_err(dst), 0);
+
+    /* A Dense module after pooling. */
+    put_file(dst, "modules.json",
+             "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":"
+             "\"sentence_transformers.models.Transformer\"},{\"idx\":1,\"name\":\"1\","
+             "\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
+             "{\"idx\":2,\"name\":\"2\",\"path\":\"2_Dense\",\"type\":"
+             "\"sentence_transformers.models.Dense\"}]");
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    make_variant(src, dst, st, len, NULL);
+    /* Two pooling modes at once (concatenation). */
+    put_file(dst, "1_Pooling/config.json",
+             "{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":true}");
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    make_variant(src, dst, st, len, NULL);
+    /* A Unigram tokenizer, and a normalizer other than BertNormalizer. */
+    snprintf(path, sizeof path, "%s/tokenizer.json", src);
+    json_t *tj = json_load_file(path, 0, NULL);
+    CHECK(tj != NULL);
+    json_object_set_new(json_object_get(tj, "model"), "type", json_string("Unigram"));
+    char *s = json_dumps(tj, 0);
+    put_file(dst, "tokenizer.json", s);
+    free(s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    json_object_set_new(json_object_get(tj, "model"), "type", json_string("WordPiece"));
+    json_object_set_new(json_object_get(tj, "normalizer"), "type", json_string("Sequence"));
+    s = json_dumps(tj, 0);
+    put_file(dst, "tokenizer.json", s);
+    free(s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    /* A vocabulary without [CLS]. */
+    json_object_set_new(json_object_get(tj, "normalizer"), "type", json_string("BertNormalizer"));
+    json_t *vocab = json_object_get(json_object_get(tj, "model"), "vocab");
+    json_t *cls = json_object_get(vocab, "[CLS]");
+    json_object_set(vocab, "[CLZ]", cls);
+    json_object_del(vocab, "[CLS]");
+    s = json_dumps(tj, 0);
+    put_file(dst, "tokenizer.json", s);
+    free(s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    json_decref(tj);
+    free(st);
+}
+
+/* A safetensors file with its header replaced by hdr (data kept). */
+static unsigned char *with_header(const unsigned char *st, size_t len, json_t *hdr, size_t *outlen)
+{
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | st[i];
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    size_t hl = strlen(h), dl = len - 8 - (size_t)n;
+    unsigned char *o = malloc(8 + hl + dl);
+    for (int i = 0; i < 8; i++)
+        o[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(o + 8, h, hl);
+    memcpy(o + 8 + hl, st + 8 + n, dl);
+    free(h);
+    *outlen = 8 + hl + dl;
+    return o;
+}
+
+static json_t *header_of(const unsigned char *st)
+{
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | st[i];
+    return json_loadb((const char *)st + 8, (size_t)n, 0, NULL);
+}
+
+static void check_corrupt(const char *dir)
+{
+    char src[1024], dst[1024], path[1100];
+    snprintf(src, sizeof src, "%s/mean-f32", dir);
+    snprintf(dst, sizeof dst, "%s/corrupt", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    unsigned char *st;
+    size_t len;
+    CHECK(read_file(path, &st, &len) == 0);
+    uint64_t hn = 0;
+    for (int i = 7; i >= 0; i--)
+        hn = (hn << 8) | st[i];
+
+    /* The unmodified copy opens. */
+    make_variant(src, dst, st, len, NULL);
+    CHECK_EQ_INT(open_err(dst), 0);
+
+    /* A header whose length leaves the data unaligned (the F32 tensors
+     * cannot be used in place and are copied): same vectors. */
+    {
+        json_t *h = header_of(st);
+        json_object_set_new(json_object_get(h, "__metadata__"), "pad", json_string(""));
+        size_t nl;
+        unsigned char *v = with_header(st, len, h, &nl);
+        uint64_t vn = 0;
+        for (int i = 7; i >= 0; i--)
+            vn = (vn << 8) | v[i];
+        if ((8 + vn) % 4 == 0) { /* make it odd: one more byte in the pad */
+            json_object_set_new(json_object_get(h, "__metadata__"), "pad", json_string("x"));
+            free(v);
+            v = with_header(st, len, h, &nl);
+        }
+        make_variant(src, dst, v, nl, NULL);
+        int err = 0;
+        llmc_embedder *e1 = open_bert(dir, "mean-f32", 8, &err);
+        llmc_embedder *e2 = open_bert(dir, "corrupt", 8, &err);
+        CHECK(e1 && e2);
+        if (e1 && e2) {
+            float a1[256], a2[256];
+            CHECK(llmc_embedder_dim(e1) <= 256);
+            CHECK_EQ_INT(llmc_embed(e1, "hello world", 11, a1), 0);
+            CHECK_EQ_INT(llmc_embed(e2, "hello world", 11, a2), 0);
+            CHECK(memcmp(a1, a2, llmc_embedder_dim(e1) * sizeof(float)) == 0);
+        }
+        llmc_embedder_free(e1);
+        llmc_embedder_free(e2);
+        free(v);
+        json_decref(h);
+    }
+
+    /* Missing weights file. */
+    make_variant(src, dst, NULL, 0, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_EIO);
+
+    /* Truncated: in the data, in the header, inside the length. */
+    make_variant(src, dst, st, len / 2, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    make_variant(src, dst, st, 8 + (size_t)hn / 2, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    make_variant(src, dst, st, 5, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    make_variant(src, dst, st, len - 1, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+
+    /* A header length past the end of the file, and a huge one. */
+    unsigned char *bad = malloc(len);
+    memcpy(bad, st, len);
+    bad[0] = (unsigned char)(hn + 1), bad[1] = (unsigned char)((hn + 1) >> 8);
+    bad[3] = 0x10;
+    make_variant(src, dst, bad, len, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    memcpy(bad, st, len);
+    memset(bad, 0xff, 8);
+    make_variant(src, dst, bad, len, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+
+    /* Garbage JSON. */
+    memcpy(bad, st, len);
+    bad[8] = 'x';
+    make_variant(src, dst, bad, len, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+
+    /* NaN weights (the first tensor's first float). */
+    memcpy(bad, st, len);
+    memset(bad + 8 + hn, 0xff, 4);
+    make_variant(src, dst, bad, len, NULL);
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    free(bad);
+
+    /* Header edits: shape disagreeing with the byte range, offsets out of
+     * range, an unknown dtype on a used tensor, a missing tensor, and a
+     * well-formed tensor of the wrong shape for config.json. */
+    const char *key = "encoder.layer.1.intermediate.dense.weight";
+    for (int variant = 0; variant < 5; variant++) {
+        json_t *h = header_of(st);
+        json_t *t = json_object_get(h, key);
+        CHECK(t != NULL);
+        if (!t) {
+            json_decref(h);
+            continue;
+        }
+        int want = LLMC_ECORRUPT;
+        if (variant == 0) {
+            json_array_set_new(json_object_get(t, "shape"), 0, json_integer(97));
+        } else if (variant == 1) {
+            json_t *off = json_object_get(t, "data_offsets");
+            json_array_set_new(off, 1, json_integer((json_int_t)len));
+        } else if (variant == 2) {
+            json_object_set_new(t, "dtype", json_string("F64"));
+            want = LLMC_ENOTSUP;
+        } else if (variant == 3) {
+            json_object_set(h, "renamed.weight", t);
+            json_object_del(h, key);
+            want = LLMC_EMISMATCH;
+        } else {
+            json_t *sh = json_object_get(t, "shape");
+            json_int_t a = json_integer_value(json_array_get(sh, 0));
+            json_int_t b = json_integer_value(json_array_get(sh, 1));
+            json_array_set_new(sh, 0, json_integer(b));
+            json_array_set_new(sh, 1, json_integer(a));
+            want = LLMC_EMISMATCH;
+        }
+        size_t nl;
+        unsigned char *v = with_header(st, len, h, &nl);
+        make_variant(src, dst, v, nl, NULL);
+        int got = open_err(dst);
+        CHECK_EQ_INT(got, want);
+        if (got != want)
+            fprintf(stderr, "  header variant %d\n", variant);
+        free(v);
+        json_decref(h);
+    }
+
+    /* config.json: unparsable, another architecture, a size that disagrees
+     * with the weights. */
+    snprintf(path, sizeof path, "%s/config.json", src);
+    unsigned char *cfgb;
+    size_t cfgl;
+    CHECK(read_file(path, &cfgb, &cfgl) == 0);
+    cfgb[cfgl] = 0;
+    make_variant(src, dst, st, len, "{\"hidden_size\": 48,");
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    json_t *cfg = json_loads((const char *)cfgb, 0, NULL);
+    json_object_set_new(cfg, "model_type", json_string("roberta"));
+    char *s = json_dumps(cfg, 0);
+    make_variant(src, dst, st, len, s);
+    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    free(s);
+    json_object_set_new(cfg, "model_type", json_string("bert"));
+    json_object_set_new(cfg, "intermediate_size", json_integer(64));
+    s = json_dumps(cfg, 0);
+    make_variant(src, dst, st, len, s);
+    CHECK_EQ_INT(open_err(dst), LLMC_EMISMATCH);
+    free(s);
+    json_decref(cfg);
+    free(cfgb);
+    free(st);
+
+    /* No such directory; no path. */
+    CHECK_EQ_INT(open_err("/nonexistent/model"), LLMC_EIO);
+    int err = 0;
+    llmc_embed_params p = llmc_embed_default_params();
+    p.backend = "bert";
+    CHECK(llmc_embedder_new(&p, &err) == NULL);
+    CHECK_EQ_INT(err, LLMC_EINVAL);
+}
+
+int main(void)
+{
+    char dir[512];
+    const char *env = getenv("LLMC_BERT_REF");
+    const char *build = getenv("LLMCACHED_BUILD");
+    if (env && env[0])
+        snprintf(dir, sizeof dir, "%s", env);
+    else if (build && build[0])
+        snprintf(dir, sizeof dir, "%s/bert-ref", build);
+    else
+        snprintf(dir, sizeof dir, "build/bert-ref");
+    const char *py = getenv("LLMC_PYTHON");
+    if (py && py[0])
+        PY = py;
+    int r = ensure_reference(dir);
+    if (r > 0)
+        return UNIT_DONE();
+    CHECK(r == 0);
+    if (r < 0)
+        return UNIT_DONE();
+    char ref[1100];
+    snprintf(ref, sizeof ref, "%s/ref.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(ref, JSON_ALLOW_NUL, &je);
+    CHECK(root != NULL);
+    if (!root) {
+        fprintf(stderr, "%s: %s\n", ref, je.text);
+        return UNIT_DONE();
+    }
+    size_t dim = (size_t)json_integer_value(json_object_get(root, "dim"));
+    json_t *models = json_object_get(root, "models");
+    const char *name;
+    json_t *m;
+    int count = 0;
+    json_object_foreach(models, name, m)
+    {
+        check_model(dir, name, m, dim);
+        count++;
+    }
+    CHECK_EQ_INT(count, 5);
+    check_random_text(dir);
+    check_corrupt(dir);
+    check_unsupported(dir);
+    json_decref(root);
+    return UNIT_DONE();
+}
