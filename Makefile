@@ -43,6 +43,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BINS       := $(DAEMON)
 CHECKS     :=
 
+.DEFAULT_GOAL := all
 # Fragments come before `all`, whose prerequisites are expanded when read.
 -include mk/*.mk
 

@@ -192,6 +192,7 @@ typedef struct llmc_entry_info {
     size_t body_len;
     const float *vec;   /* semantic vector or NULL */
     const char *vec_model; /* embedder that made vec, NUL-terminated ("" if none) */
+    const char *query;  /* the query text the semantic tier compares, "" if none */
 } llmc_entry_info;
 
 #define LLMC_ENTRY_EXACT_ONLY 1u /* never served by the semantic tier */
@@ -228,6 +229,11 @@ int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
 /* A new reference to the live entry with this key, or NULL. Marks it
  * recently used; does not extend its TTL. */
 const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_LEN], int64_t now);
+/* A new reference to the live entry whose key starts with these 8 bytes
+ * (little-endian, as the semantic index labels entries), or NULL. */
+const llmc_entry_info *llmc_store_get_by_label(llmc_store *s, uint64_t label, int64_t now);
+/* The label of a key: its first 8 bytes, little-endian. */
+uint64_t llmc_key_label(const uint8_t key[LLMC_KEY_LEN]);
 /* Take one more reference to an entry already held. */
 void llmc_entry_ref(const llmc_entry_info *e);
 /* Drop a reference; the last one frees the entry. */
@@ -290,7 +296,104 @@ void llmc_persist_close(llmc_persist *ps);
 
 
 /* ==== vec / hnsw: vector index ======================================= */
-/* (section owned by src/vec.c, src/hnsw.c) */
+/* (section owned by src/vec.c, src/hnsw.c)
+ *
+ * An approximate nearest-neighbour index (HNSW, Malkov & Yashunin) over
+ * vectors of one dimension made by one model. Items are named by a 64-bit
+ * label chosen by the caller (the semantic tier uses the cache entry id) and
+ * belong to one 64-bit partition given at insert; a search looks either in
+ * one partition or in all (LLMC_HNSW_ANY). Similarity is the inner product;
+ * with LLMC_HNSW_COSINE (default) vectors are normalised on the way in, so
+ * it is the cosine. Removed items are never returned and their slots are
+ * reused by later inserts.
+ *
+ * Thread safety: one llmc_hnsw may be used from many threads at once.
+ * Searches, count/bytes and save run in parallel with each other; add and
+ * remove are exclusive (a writer-preferring rwlock inside the object). The
+ * object must not be freed while another thread uses it.
+ */
+typedef struct llmc_hnsw llmc_hnsw;
+
+#define LLMC_HNSW_ANY UINT64_MAX /* search: every partition; invalid at insert */
+
+enum { LLMC_HNSW_COSINE = 0, LLMC_HNSW_IP = 1 };   /* metric */
+enum { LLMC_HNSW_F32 = 0, LLMC_HNSW_I8 = 1 };      /* stored vector format */
+
+typedef struct {
+    size_t dim;             /* vector dimension (default 384) */
+    size_t M;               /* links per node on upper levels; 2*M on level 0 (default 16) */
+    size_t ef_construction; /* candidate list size while inserting (default 100) */
+    size_t ef_search;       /* default candidate list size of a search (default 64) */
+    int metric;             /* LLMC_HNSW_COSINE (default) or LLMC_HNSW_IP */
+    int quant;              /* LLMC_HNSW_F32 (default) or LLMC_HNSW_I8: 4x less vector
+                               memory, similarities approximate (see bench/hnsw) */
+    size_t max_bytes;       /* byte budget of the index storage; 0 = unlimited */
+    const char *model;      /* embedding model name kept with the index (copied); default "" */
+    uint64_t seed;          /* level generator seed (default 42): same inserts, same graph */
+    size_t initial_capacity;/* slots allocated up front (default 1024) */
+    int simd;               /* kernels: 0 best available (default), 1 scalar, 2 AVX2, 3 AVX-512 */
+    int partition_search;   /* how a partition is searched: 0 auto (default: exact scan when
+                               small, filtered graph search when large), 1 always exact scan,
+                               2 always graph (for measurement; see bench/hnsw) */
+} llmc_hnsw_params;
+
+llmc_hnsw_params llmc_hnsw_default_params(void);
+
+/* Make an empty index. NULL on failure with *err set (LLMC_EINVAL for bad
+ * params, LLMC_ENOMEM, LLMC_EFULL when max_bytes cannot hold the initial
+ * capacity). p is only read; its strings are copied. Free with
+ * llmc_hnsw_free. */
+llmc_hnsw *llmc_hnsw_new(const llmc_hnsw_params *p, int *err);
+void llmc_hnsw_free(llmc_hnsw *h);
+
+/* Insert vec (dim floats, copied) as label in partition. Returns 0,
+ * LLMC_EEXIST if label is present, LLMC_EINVAL (partition == LLMC_HNSW_ANY,
+ * NULL vec, non-finite values or a zero vector under COSINE), LLMC_EFULL
+ * when the byte budget is reached, LLMC_ENOMEM. */
+int llmc_hnsw_add(llmc_hnsw *h, uint64_t label, uint64_t partition, const float *vec);
+
+/* Remove label: it is never returned again and its slot is reused by a
+ * later add. Returns 0 or LLMC_ENOTFOUND. */
+int llmc_hnsw_remove(llmc_hnsw *h, uint64_t label);
+
+/* Change how partitions are searched (params.partition_search: 0 auto,
+ * 1 exact, 2 graph). Returns 0 or LLMC_EINVAL. */
+int llmc_hnsw_set_partition_search(llmc_hnsw *h, int mode);
+
+/* 1 if label is in the index, else 0. */
+int llmc_hnsw_contains(llmc_hnsw *h, uint64_t label);
+
+/* The k most similar live items to q (dim floats) in partition (or in all
+ * with LLMC_HNSW_ANY), best first: labels[i] and sims[i] (sims may be NULL)
+ * for i < *n_out <= k. ef is the candidate list size (0: the params'
+ * ef_search; raised to k when smaller); larger is slower and more exact.
+ * Small partitions are scanned exactly, large ones searched in the graph
+ * with a filter. Returns 0 or LLMC_EINVAL. */
+int llmc_hnsw_search(llmc_hnsw *h, const float *q, uint64_t partition, size_t k, size_t ef,
+                     uint64_t *labels, float *sims, size_t *n_out);
+
+size_t llmc_hnsw_count(llmc_hnsw *h); /* live items */
+size_t llmc_hnsw_bytes(llmc_hnsw *h); /* bytes the index holds (what max_bytes limits) */
+size_t llmc_hnsw_dim(const llmc_hnsw *h);
+/* The model name (owned by h, valid until llmc_hnsw_free). */
+const char *llmc_hnsw_model(const llmc_hnsw *h);
+/* The kernel set in use: "avx512", "avx2" or "scalar" (static string). */
+const char *llmc_hnsw_kernel(const llmc_hnsw *h);
+
+/* Write the index to path (via path.tmp + rename, so a crash leaves the old
+ * file). Format in src/hnsw.c's header comment. Returns 0, LLMC_EIO or
+ * LLMC_ENOMEM. */
+int llmc_hnsw_save(llmc_hnsw *h, const char *path);
+
+/* Read an index written by llmc_hnsw_save. expect_model (NULL: any) and
+ * expect_dim (0: any) must match the file, else LLMC_EMISMATCH. Other
+ * errors: LLMC_EIO (cannot read), LLMC_EFOREIGN (not an index file),
+ * LLMC_EVERSION, LLMC_ECORRUPT (truncated, checksum or structure), and
+ * LLMC_EFULL when the file does not fit max_bytes. params may be NULL; when
+ * given, only its max_bytes, ef_search, simd and partition_search are used (the rest comes from
+ * the file). */
+llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t expect_dim,
+                          const llmc_hnsw_params *params, int *err);
 /* ==== end hnsw ======================================================= */
 
 
@@ -570,13 +673,319 @@ typedef struct {
 int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
                      const char *cand, size_t clen, double cosine, llmc_guard_result *out);
 
-/* ---- semantic tier (src/semantic.c) --------------------------------- */
+/* ---- semantic tier (src/semantic.c) ---------------------------------
+ *
+ * An answer stored with the vector of its query can serve a later request
+ * whose query is similar enough: same partition (tenant, model, system
+ * prompt, sampling, earlier turns: see canon), cosine at or above the
+ * threshold, and the guard agreeing that the two queries ask the same thing.
+ * The index lives beside the store: entries are added when stored (unless
+ * exact-only) and removed whenever the store drops them (llmc_semantic_remove
+ * from the store's on_remove hook). Vectors of another model are refused.
+ * Thread safety: all functions may be called from any thread.
+ */
+typedef struct llmc_semantic llmc_semantic;
+
+typedef struct {
+    double threshold;        /* minimum cosine to consider a candidate (see
+                                semantic.c for how the default was chosen) */
+    size_t k;                /* candidates examined per lookup (4) */
+    size_t ef;               /* index search breadth (64) */
+    int guard;               /* apply llmc_guard_check to candidates (1) */
+    llmc_guard_params guard_params;
+    llmc_hnsw_params index;  /* dim and model must be the embedder's */
+} llmc_semantic_params;
+
+typedef struct {
+    double similarity;    /* cosine of the candidate served / best examined */
+    int candidates;       /* candidates at or above the threshold */
+    int guard_rejected;   /* of those, how many the guard turned away */
+    const char *reason;   /* static: "hit", "empty", "below-threshold", "guard:..." */
+} llmc_semantic_result;
+
+llmc_semantic_params llmc_semantic_default_params(void);
+llmc_semantic *llmc_semantic_new(const llmc_semantic_params *p, int *err);
+void llmc_semantic_free(llmc_semantic *sem);
+/* Index entry e (its vec, partition, key). Returns 0, LLMC_EINVAL (no
+ * vector, exact-only), LLMC_EMISMATCH (another model or dimension),
+ * LLMC_EEXIST, LLMC_EFULL. */
+int llmc_semantic_add(llmc_semantic *sem, const llmc_entry_info *e);
+/* Forget the entry with this key (no error when absent). */
+void llmc_semantic_remove(llmc_semantic *sem, const uint8_t key[LLMC_KEY_LEN]);
+/*
+ * The best live entry of store s that may answer query (text of qlen bytes,
+ * vector q) in partition, or NULL. threshold < 0 uses the params'. The
+ * returned entry is a new reference (release it); res (may be NULL) says why.
+ */
+const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, uint64_t partition,
+                                            const float *q, const char *query, size_t qlen,
+                                            double threshold, int64_t now,
+                                            llmc_semantic_result *res);
+size_t llmc_semantic_count(llmc_semantic *sem);
+const char *llmc_semantic_model(llmc_semantic *sem);
 
 /* ==== end semantic =================================================== */
 
 
 /* ==== kvblock / prefix: KV prefix tier =============================== */
-/* (section owned by src/kvblock.c, src/prefix.c) */
+/* (section owned by src/kvblock.c, src/prefix.c)
+ *
+ * ---- kvblock: the KV block pool and chained block hashes ----------------
+ *
+ * An engine keeps the attention K/V of a sequence in fixed-size blocks of
+ * B tokens (default 16). The pool hands out block ids; the engine owns the
+ * memory behind them (block id i = the i-th slab of its KV store). Only full
+ * blocks are shareable. Semantics follow vLLM's V1 block pool:
+ *
+ *   - Each full block has a hash that chains its parent's hash, its B token
+ *     ids and the request's extra keys, so equal hashes mean equal prefixes
+ *     (up to SHA-256 collisions) under equal extra keys.
+ *   - Blocks carry reference counts. A block with ref count 0 sits in the
+ *     free queue, in LRU order (head = evicted first), and keeps its hash
+ *     (and KV) so that a later request can still hit it.
+ *   - A prefix hit takes a reference on each matched block and removes it
+ *     from the free queue.
+ *   - A finished request drops its references in reverse block order; blocks
+ *     that reach 0 are appended to the tail of the free queue, so its last
+ *     blocks sit nearer the head and are evicted first.
+ *   - Allocation takes the head of the free queue; if that block still has a
+ *     hash it is evicted (the hash is dropped from the lookup table).
+ *   - A hit never covers the whole prompt: at least the last prompt token is
+ *     recomputed (its logits start generation), so the matched blocks are
+ *     the full blocks within the first n_prompt - 1 tokens.
+ *
+ * Block hash (version 1): SHA-256 (OpenSSL libcrypto) over the bytes
+ *
+ *     offset  size  field
+ *     0       8     domain tag "LLMCKV1\0"
+ *     8       32    parent block hash; 32 zero bytes for the first block
+ *     40      4     n = number of token ids, uint32 little-endian
+ *     44      4n    token ids, int32 little-endian
+ *     44+4n   4     s = cache salt length in bytes, uint32 LE (0 if none)
+ *     48+4n   s     cache salt bytes (a per-tenant secret)
+ *     48+4n+s 4     a = adapter name length, uint32 LE (0 if none)
+ *     52+4n+s a     adapter name bytes (e.g. a LoRA name)
+ *
+ * The extra keys enter every block, so two tenants with different salts, or
+ * two adapters, never share a block even for identical tokens.
+ *
+ * Thread safety: an llmc_kvpool is thread-safe (one internal mutex). An
+ * llmc_kvseq belongs to the thread that runs its request: calls on one
+ * sequence must not overlap, calls on different sequences may.
+ */
+#define LLMC_KV_HASH_LEN 32
+
+typedef struct llmc_kvpool llmc_kvpool;
+typedef struct llmc_kvseq llmc_kvseq;
+
+typedef struct {
+    int block_size;            /* tokens per block B (default 16) */
+    int num_blocks;            /* blocks in the pool N (default 1024) */
+    int enable_prefix_caching; /* 1 (default): hash full blocks and reuse them */
+} llmc_kvpool_params;
+
+/* Extra hash keys; a NULL pointer or NULL fields mean "none". */
+typedef struct {
+    const char *cache_salt; /* per-tenant salt, NUL-terminated */
+    const char *adapter;    /* adapter (LoRA) name, NUL-terminated */
+} llmc_kv_extra;
+
+typedef struct {
+    uint64_t queries_tokens; /* prompt tokens looked up (vllm:prefix_cache_queries) */
+    uint64_t hits_tokens;    /* of which found cached (vllm:prefix_cache_hits) */
+    uint64_t requests;       /* sequences begun */
+    uint64_t evictions;      /* cached blocks whose hash was dropped on reuse */
+    int blocks_total;        /* N */
+    int blocks_in_use;       /* ref count > 0 */
+    int blocks_cached;       /* carrying a hash (in use or in the free queue) */
+    int blocks_free;         /* in the free queue (cached or not) */
+    int blocks_reserved;     /* promised to running sequences, not yet taken */
+} llmc_kvpool_stats;
+
+llmc_kvpool_params llmc_kvpool_default_params(void);
+
+/* Hash one block: out = SHA-256 of the layout above. parent is NULL for the
+ * first block, else LLMC_KV_HASH_LEN bytes; extra may be NULL. Returns 0 or
+ * LLMC_EINVAL (n == 0 or NULL tokens/out) or LLMC_ENOMEM. */
+int llmc_kv_block_hash(const uint8_t *parent, const int32_t *tokens, size_t n,
+                       const llmc_kv_extra *extra, uint8_t out[LLMC_KV_HASH_LEN]);
+
+/* Hash the chain of full blocks of tokens[0..n): writes min(n / block_size,
+ * max_blocks) hashes to out (LLMC_KV_HASH_LEN bytes each, consecutive) and
+ * returns how many, or a negative LLMC_E* code. */
+long llmc_kv_hash_chain(const int32_t *tokens, size_t n, int block_size,
+                        const llmc_kv_extra *extra, uint8_t *out, size_t max_blocks);
+
+/* A pool of p->num_blocks blocks (p NULL = defaults). NULL with *err set. */
+llmc_kvpool *llmc_kvpool_new(const llmc_kvpool_params *p, int *err);
+/* Free the pool. Every sequence must have been ended first. */
+void llmc_kvpool_free(llmc_kvpool *pool);
+int llmc_kvpool_block_size(const llmc_kvpool *pool);
+int llmc_kvpool_num_blocks(const llmc_kvpool *pool);
+
+/* Begin a request whose prompt is tokens[0..n_prompt) and which may grow to
+ * max_tokens tokens in all (prompt + generated; max_tokens >= n_prompt).
+ * Attaches the longest cached prefix, allocates blocks for the rest of the
+ * prompt and reserves the blocks that generation may need, so that
+ * llmc_kvseq_append never fails for lack of blocks up to max_tokens.
+ * Counts n_prompt queried tokens and the cached ones as hits.
+ * On success *out is a new sequence owned by the caller until
+ * llmc_kvpool_end. Errors: LLMC_EINVAL, LLMC_EEMPTY (n_prompt 0),
+ * LLMC_ETOOBIG (max_tokens needs more than the whole pool), LLMC_EBUSY (not
+ * enough free blocks now: retry after another sequence ends), LLMC_ENOMEM.
+ * The extra keys are copied. */
+int llmc_kvpool_begin(llmc_kvpool *pool, const int32_t *tokens, size_t n_prompt,
+                      size_t max_tokens, const llmc_kv_extra *extra, llmc_kvseq **out);
+
+/* Tokens at the front of the prompt whose KV is already in the attached
+ * blocks (a multiple of the block size); the engine computes from there. */
+size_t llmc_kvseq_cached_tokens(const llmc_kvseq *s);
+/* Current length in tokens (prompt + appended). */
+size_t llmc_kvseq_len(const llmc_kvseq *s);
+/* The block table: block ids for positions [i*B, (i+1)*B). Owned by s, valid
+ * until the next llmc_kvseq_append or llmc_kvpool_end on s. */
+const int32_t *llmc_kvseq_blocks(const llmc_kvseq *s, size_t *n_blocks);
+/* Append one token (a generated one) to the sequence, taking a new block
+ * when the last one is full. 0, or LLMC_EFULL past max_tokens with no free
+ * block left. */
+int llmc_kvseq_append(llmc_kvseq *s, int32_t token);
+/* Declare that the KV of positions [0, n_computed) is written. Full blocks
+ * among them become visible to other requests (registered under their
+ * hash); a block whose hash another sequence registered first stays
+ * private. Returns 0 or LLMC_EINVAL (n_computed > length). */
+int llmc_kvseq_commit(llmc_kvseq *s, size_t n_computed);
+/* End the sequence: drop its references (last block first), return its
+ * unused reservation, free s. NULL s is a no-op. */
+void llmc_kvpool_end(llmc_kvpool *pool, llmc_kvseq *s);
+
+/* How many leading prompt tokens a begin() would find cached now; takes no
+ * reference and counts nothing. Negative LLMC_E* on bad arguments. */
+long llmc_kvpool_lookup(llmc_kvpool *pool, const int32_t *tokens, size_t n_prompt,
+                        const llmc_kv_extra *extra);
+/* The id of the block cached under hash, or LLMC_ENOTFOUND. */
+int llmc_kvpool_find(llmc_kvpool *pool, const uint8_t hash[LLMC_KV_HASH_LEN]);
+void llmc_kvpool_get_stats(llmc_kvpool *pool, llmc_kvpool_stats *st);
+/* Walk every structure and check the invariants (free queue links and count,
+ * ref counts vs. free queue membership, hash table vs. block hashes).
+ * 0 or LLMC_ECORRUPT. For tests and debugging; takes the lock. */
+int llmc_kvpool_check(llmc_kvpool *pool);
+
+/* ---- prefix: the prefix-affinity router --------------------------------
+ *
+ * Chooses which of n backends (engine replicas serving one model) gets a
+ * request, so that requests sharing a prompt prefix land where that prefix's
+ * KV blocks are likely still cached. Policies:
+ *
+ *   LLMC_ROUTE_ROUND_ROBIN  the next healthy backend in turn.
+ *   LLMC_ROUTE_LEAST_LOADED the healthy backend with the fewest requests in
+ *                           flight (ties rotate).
+ *   LLMC_ROUTE_PREFIX       SGLang's cache-aware policy, its balance test
+ *                           applied per backend:
+ *     1. A healthy backend b is overloaded when load[b] - min >
+ *        balance_abs_threshold AND load[b] > min * balance_rel_threshold
+ *        (min = the least load among healthy backends).
+ *     2. Find, in an approximate radix tree of the prompt keys each backend
+ *        was recently sent, how long a prefix of this key each backend's
+ *        recorded keys share. If the longest match among backends that are
+ *        not overloaded is more than match_threshold of the key's length,
+ *        send there (an "affinity" decision; among equally long matches, the
+ *        least loaded, then the one sent this prefix most recently).
+ *     3. Else send to the least loaded backend (among equal loads, the
+ *        one holding the fewest key bytes): a "balance" decision when
+ *        the prefix is held only by overloaded backends (so a hot prefix
+ *        spills over to a second backend, which then shares it), a "miss"
+ *        decision when no backend holds enough of it (new prefixes spread).
+ *     SGLang sends every request to the least loaded while any two backends
+ *     are out of balance; testing each request's own backends instead keeps
+ *     the affinity of requests whose backend is not the overloaded one.
+ *
+ * The key is whatever the caller derives from a request: the canonical
+ * prompt text (system prompt first), or token ids as bytes. Only its first
+ * max_key_bytes bytes are used. After a request is sent — possibly to
+ * another backend than the route's answer, on a retry — the caller records
+ * it with llmc_prefix_record(backend, key), which marks the key's path in
+ * the tree with the backend and the time.
+ *
+ * Bounds: a backend's mark older than max_age_s is ignored when matching
+ * and removed by llmc_prefix_expire (also run from record every
+ * max_age_s / 8); when the tree's bytes exceed max_bytes, record evicts the
+ * least recently used leaves until it is under 7/8 of the bound.
+ *
+ * Thread safety: none; one router belongs to one thread (the daemon's event
+ * loop). Calls are cheap: a route walks one path of the tree, O(key bytes).
+ */
+typedef struct llmc_prefix_router llmc_prefix_router;
+
+enum {
+    LLMC_ROUTE_ROUND_ROBIN = 0,
+    LLMC_ROUTE_LEAST_LOADED = 1,
+    LLMC_ROUTE_PREFIX = 2,
+};
+
+#define LLMC_PREFIX_MAX_BACKENDS 64
+
+typedef struct {
+    int policy;                   /* LLMC_ROUTE_* (default LLMC_ROUTE_PREFIX) */
+    double match_threshold;       /* affinity when match / key length > this (0.5) */
+    int balance_abs_threshold;    /* imbalance: max - min load > this (default 32) */
+    double balance_rel_threshold; /* ... and max > min * this (default 1.0001) */
+    size_t max_bytes;             /* memory bound of the tree (default 64 MiB) */
+    double max_age_s;             /* marks older than this expire (600; 0 = never) */
+    size_t max_key_bytes;         /* bytes of a key considered (default 16384) */
+    /* time source in milliseconds, monotonic; NULL = CLOCK_MONOTONIC */
+    uint64_t (*clock_ms)(void *ud);
+    void *clock_ud;
+} llmc_prefix_params;
+
+typedef struct {
+    uint64_t routed;   /* llmc_prefix_route answers */
+    uint64_t affinity; /* sent to the backend with the longest match */
+    uint64_t balance;  /* prefix held only by overloaded backends: least loaded */
+    uint64_t miss;     /* match too short: sent to the least loaded */
+    uint64_t evicted;  /* tree nodes removed for the memory bound */
+    uint64_t expired;  /* backend marks removed for age */
+    size_t bytes;      /* memory held by the tree */
+    size_t nodes;      /* tree nodes, root included */
+    size_t held_bytes[LLMC_PREFIX_MAX_BACKENDS]; /* key bytes marked per backend */
+} llmc_prefix_stats;
+
+llmc_prefix_params llmc_prefix_default_params(void);
+
+/* Policy names for configuration: "round-robin", "least-loaded",
+ * "prefix-affinity" (or "prefix"). parse returns LLMC_ROUTE_* or
+ * LLMC_EINVAL; name returns a static string, "unknown" when out of range. */
+int llmc_prefix_policy_parse(const char *name);
+const char *llmc_prefix_policy_name(int policy);
+
+/* A router for n_backends (1..LLMC_PREFIX_MAX_BACKENDS) backends, numbered
+ * 0..n-1 by the caller. p NULL = defaults. NULL with *err set. */
+llmc_prefix_router *llmc_prefix_router_new(const llmc_prefix_params *p, int n_backends, int *err);
+void llmc_prefix_router_free(llmc_prefix_router *r);
+
+/* Choose a backend for a request whose key is key[0..len). load[i] is the
+ * number of requests in flight at backend i; healthy[i] is non-zero when i
+ * may be used (NULL = all healthy). Returns the index, or LLMC_ENOTFOUND
+ * when no backend is healthy, LLMC_EINVAL on bad arguments. Does not record
+ * the key. */
+int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
+                      const int *healthy);
+
+/* Record that the request with this key was sent to backend. 0, or
+ * LLMC_EINVAL, LLMC_ENOMEM (the tree is left consistent). */
+int llmc_prefix_record(llmc_prefix_router *r, int backend, const char *key, size_t len);
+
+/* Matched prefix length in bytes per backend for key: matched[i] for each
+ * of the n backends (stale marks count as no match). Returns the longest. */
+size_t llmc_prefix_match(llmc_prefix_router *r, const char *key, size_t len, size_t *matched);
+
+/* Forget everything recorded for backend (e.g. it restarted: its KV cache
+ * is empty). 0 or LLMC_EINVAL. */
+int llmc_prefix_forget_backend(llmc_prefix_router *r, int backend);
+
+/* Remove marks older than max_age_s and the nodes left without any. */
+void llmc_prefix_expire(llmc_prefix_router *r);
+
+void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
 /* ==== end prefix ===================================================== */
 
 

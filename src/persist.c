@@ -11,7 +11,8 @@
  *     ptok INTEGER, ctok INTEGER, flags INTEGER,
  *     body BLOB,                 -- the stored response
  *     vec BLOB, vmodel TEXT,     -- float32 little-endian vector and its model
- *     sum INTEGER) WITHOUT ROWID -- XXH3-64 of key|body|vec|expires, as int64
+ *     sum INTEGER,               -- XXH3-64 of key|body|vec|expires|query, as int64
+ *     query TEXT) WITHOUT ROWID  -- the query the semantic tier compares
  * A row whose sum does not match is skipped at load (counted, logged by the
  * caller), so a torn or tampered row never becomes a wrong answer.
  *
@@ -111,6 +112,8 @@ static int64_t persist_sum(const llmc_entry_info *e)
     if (e->dim)
         XXH3_64bits_update(h, e->vec, (size_t)e->dim * sizeof(float));
     XXH3_64bits_update(h, &e->expires, sizeof e->expires);
+    if (e->query)
+        XXH3_64bits_update(h, e->query, strlen(e->query));
     uint64_t v = XXH3_64bits_digest(h);
     XXH3_freeState(h);
     return (int64_t)v;
@@ -168,7 +171,7 @@ static int persist_check_and_init(llmc_persist *ps, char *errbuf, size_t errlen)
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
              "CREATE TABLE IF NOT EXISTS entries(key BLOB PRIMARY KEY, ns INTEGER, part INTEGER,"
              " endpoint INTEGER, model TEXT, created INTEGER, expires INTEGER, ptok INTEGER,"
-             " ctok INTEGER, flags INTEGER, body BLOB, vec BLOB, vmodel TEXT, sum INTEGER)"
+             " ctok INTEGER, flags INTEGER, body BLOB, vec BLOB, vmodel TEXT, sum INTEGER, query TEXT)"
              " WITHOUT ROWID;"
              "PRAGMA application_id=%d; PRAGMA user_version=%d;",
              ps->p.sync ? "FULL" : "NORMAL", PERSIST_APP_ID, PERSIST_SCHEMA);
@@ -180,7 +183,7 @@ static int persist_check_and_init(llmc_persist *ps, char *errbuf, size_t errlen)
         return code;
     }
     rc = sqlite3_prepare_v2(db,
-                            "INSERT OR REPLACE INTO entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            "INSERT OR REPLACE INTO entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             -1, &ps->ins, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db, "DELETE FROM entries WHERE key=?", -1, &ps->del, NULL);
@@ -240,7 +243,7 @@ int llmc_persist_load(llmc_persist *ps, llmc_store *s, int64_t now)
     pthread_mutex_lock(&ps->dbmu);
     int rc = sqlite3_prepare_v2(ps->db,
                                 "SELECT key,ns,part,endpoint,model,created,expires,ptok,ctok,"
-                                "flags,body,vec,vmodel,sum FROM entries ORDER BY created",
+                                "flags,body,vec,vmodel,sum,query FROM entries ORDER BY created",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK) {
         pthread_mutex_unlock(&ps->dbmu);
@@ -272,6 +275,9 @@ int llmc_persist_load(llmc_persist *ps, llmc_store *s, int64_t now)
         e.vec = sqlite3_column_blob(st, 11);
         e.dim = (uint32_t)((size_t)vbytes / sizeof(float));
         e.vec_model = (const char *)sqlite3_column_text(st, 12);
+        e.query = (const char *)sqlite3_column_text(st, 14);
+        if (!e.query)
+            e.query = "";
         if (!e.model)
             e.model = "";
         if (!e.vec_model)
@@ -331,6 +337,7 @@ static int persist_write(llmc_persist *ps, persist_op *ops)
                 sqlite3_bind_null(st, 12);
             sqlite3_bind_text(st, 13, e->vec_model, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 14, persist_sum(e));
+            sqlite3_bind_text(st, 15, e->query ? e->query : "", -1, SQLITE_STATIC);
             ps->st.puts++;
         } else {
             st = ps->del;

@@ -88,8 +88,17 @@ static uint64_t store_hash(const uint8_t *key)
 
 size_t llmc_entry_charge(const llmc_entry_info *e)
 {
-    return sizeof(store_entry) + strlen(e->model) + 1 + strlen(e->vec_model ? e->vec_model : "") +
-           1 + e->body_len + 1 + (size_t)e->dim * sizeof(float);
+    return sizeof(store_entry) + strlen(e->model ? e->model : "") + 1 +
+           strlen(e->vec_model ? e->vec_model : "") + 1 + strlen(e->query ? e->query : "") + 1 +
+           e->body_len + 1 + (size_t)e->dim * sizeof(float);
+}
+
+uint64_t llmc_key_label(const uint8_t key[LLMC_KEY_LEN])
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | key[i];
+    return v;
 }
 
 void llmc_entry_ref(const llmc_entry_info *e)
@@ -233,9 +242,10 @@ static store_entry *store_entry_new(const llmc_entry_info *in)
 {
     const char *vm = in->vec_model ? in->vec_model : "";
     const char *model = in->model ? in->model : "";
-    size_t ml = strlen(model), vml = strlen(vm);
+    const char *qt = in->query ? in->query : "";
+    size_t ml = strlen(model), vml = strlen(vm), ql = strlen(qt);
     size_t vbytes = (size_t)in->dim * sizeof(float);
-    size_t need = sizeof(store_entry) + ml + 1 + vml + 1 + in->body_len + 1 + vbytes;
+    size_t need = sizeof(store_entry) + ml + 1 + vml + 1 + ql + 1 + in->body_len + 1 + vbytes;
     store_entry *e = malloc(need + (vbytes ? sizeof(float) : 0));
     if (!e)
         return NULL;
@@ -248,6 +258,9 @@ static store_entry *store_entry_new(const llmc_entry_info *in)
     memcpy(p, vm, vml + 1);
     e->info.vec_model = p;
     p += vml + 1;
+    memcpy(p, qt, ql + 1);
+    e->info.query = p;
+    p += ql + 1;
     if (in->body_len)
         memcpy(p, in->body, in->body_len);
     p[in->body_len] = 0;
@@ -273,10 +286,7 @@ int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
         return LLMC_EINVAL;
     if (in->expires <= now)
         return LLMC_EINVAL;
-    if (llmc_entry_charge(&(llmc_entry_info){.model = in->model ? in->model : "",
-                                             .vec_model = in->vec_model,
-                                             .body_len = in->body_len,
-                                             .dim = in->dim}) > s->p.max_bytes)
+    if (llmc_entry_charge(in) > s->p.max_bytes)
         return LLMC_ETOOBIG;
     store_entry *e = store_entry_new(in); /* copy outside the lock */
     if (!e)
@@ -336,6 +346,26 @@ const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_
             atomic_fetch_add(&e->refs, 1);
             r = &e->info;
         }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+const llmc_entry_info *llmc_store_get_by_label(llmc_store *s, uint64_t label, int64_t now)
+{
+    uint8_t k8[8];
+    for (int i = 0; i < 8; i++)
+        k8[i] = (uint8_t)(label >> (8 * i));
+    const llmc_entry_info *r = NULL;
+    pthread_mutex_lock(&s->mu);
+    store_entry *e = s->buckets[store_hash(k8) & (s->nbuckets - 1)];
+    while (e && memcmp(e->info.key, k8, 8) != 0)
+        e = e->hnext;
+    if (e && e->info.expires > now) {
+        store_lru_unlink(s, e);
+        store_lru_push(s, e);
+        atomic_fetch_add(&e->refs, 1);
+        r = &e->info;
     }
     pthread_mutex_unlock(&s->mu);
     return r;

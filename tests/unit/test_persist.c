@@ -114,6 +114,7 @@ int main(void)
             e.vec = v;
             e.dim = 3;
             e.vec_model = "use-lite";
+            e.query = "what is a cache?";
         }
         if (i == 4)
             e.expires = 150; /* dead by load time (now = 200) */
@@ -137,6 +138,7 @@ int main(void)
     llmc_entry_info q = mk(3, "");
     const llmc_entry_info *g = llmc_store_get(s, q.key, 200);
     CHECK(g && g->dim == 3 && g->vec[2] == -1.0f && strcmp(g->vec_model, "use-lite") == 0);
+    CHECK(g && strcmp(g->query, "what is a cache?") == 0);
     CHECK(g && g->body_len == 3 && memcmp(g->body, "odd", 3) == 0 && g->ns_hash == 7);
     CHECK(g && strcmp(g->model, "gpt") == 0 && g->created == 103);
     llmc_entry_release(g);

@@ -166,6 +166,13 @@ int main(void)
         llmc_entry_release(r);
     }
     CHECK(ok);
+    /* By label (first 8 bytes of the key, little-endian), as the index finds it. */
+    llmc_entry_info l7 = mk(7, "", 1000, 0);
+    const llmc_entry_info *bl = llmc_store_get_by_label(s, llmc_key_label(l7.key), 2);
+    CHECK(bl && memcmp(bl->key, l7.key, 32) == 0);
+    llmc_entry_release(bl);
+    CHECK(llmc_store_get_by_label(s, llmc_key_label(l7.key) ^ (1ull << 40), 2) == NULL);
+    CHECK(llmc_store_get_by_label(s, llmc_key_label(l7.key), 5000) == NULL); /* expired */
     llmc_store_free(s);
 
     /* Threads: budget holds, nothing crashes (ASan checks the rest). */

@@ -1,0 +1,396 @@
+/*
+ * llmcached-semantic-eval — how good are the semantic tier's hits?
+ *
+ *   llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]
+ *                           [--thresholds 0.7,0.75,...] [--k K]
+ *
+ * The protocol (issue 5): insert every first question (`a` / `origin`) with
+ * an answer of its own, all in one partition; then ask every second question
+ * (`b` / `similar`) and count correct hits, wrong hits and misses. A hit is
+ * correct when the question whose answer was served is the query's own `a`
+ * in a pair labelled duplicate, the same question after case and whitespace
+ * folding, or linked to the query through duplicate labels anywhere in the
+ * file (Quora's duplicates form clusters: union-find over every label-1
+ * pair of the whole file, even when --limit samples the first N pairs).
+ * Every other hit is wrong. For each threshold it prints, side by side,
+ * plain cosine (the nearest neighbour at or above the threshold is served)
+ * and llmcached's full decision (cosine, then the guard), and the latency
+ * of one semantic lookup (embed + search + decision).
+ *
+ * Files: gptcache_mock_data.json (JSON array of {origin, similar}: every pair
+ * a paraphrase) or qqp_dev.jsonl ({a, b, label} a line).
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <xxhash.h>
+
+#include "llmcache.h"
+
+typedef struct {
+    int a, b, label; /* question ids */
+} pair;
+
+typedef struct {
+    char **text;   /* folded text per id */
+    char **orig;   /* original text per id */
+    int n, cap;
+    int *parent;   /* union-find */
+    uint64_t *hkeys; /* open addressing: hash → id+1 */
+    int *hvals;
+    size_t hcap;
+} qtab;
+
+static char *fold(const char *s)
+{
+    size_t n = strlen(s);
+    char *o = malloc(n + 1);
+    size_t j = 0;
+    int sp = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isspace(c)) {
+            if (!sp)
+                o[j++] = ' ';
+            sp = 1;
+        } else {
+            o[j++] = (char)tolower(c);
+            sp = 0;
+        }
+    }
+    while (j && o[j - 1] == ' ')
+        j--;
+    o[j] = 0;
+    return o;
+}
+
+static int qid(qtab *t, const char *s)
+{
+    char *f = fold(s);
+    uint64_t h = XXH3_64bits(f, strlen(f));
+    if ((size_t)t->n * 2 >= t->hcap) {
+        size_t nc = t->hcap ? t->hcap * 2 : 1 << 16;
+        uint64_t *nk = calloc(nc, sizeof *nk);
+        int *nv = calloc(nc, sizeof *nv);
+        for (size_t i = 0; i < t->hcap; i++) {
+            if (!t->hvals[i])
+                continue;
+            size_t j = t->hkeys[i] & (nc - 1);
+            while (nv[j])
+                j = (j + 1) & (nc - 1);
+            nk[j] = t->hkeys[i];
+            nv[j] = t->hvals[i];
+        }
+        free(t->hkeys);
+        free(t->hvals);
+        t->hkeys = nk;
+        t->hvals = nv;
+        t->hcap = nc;
+    }
+    size_t j = h & (t->hcap - 1);
+    while (t->hvals[j]) {
+        if (t->hkeys[j] == h && !strcmp(t->text[t->hvals[j] - 1], f)) {
+            free(f);
+            return t->hvals[j] - 1;
+        }
+        j = (j + 1) & (t->hcap - 1);
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4096;
+        t->text = realloc(t->text, (size_t)t->cap * sizeof *t->text);
+        t->orig = realloc(t->orig, (size_t)t->cap * sizeof *t->orig);
+        t->parent = realloc(t->parent, (size_t)t->cap * sizeof *t->parent);
+    }
+    t->text[t->n] = f;
+    t->orig[t->n] = strdup(s);
+    t->parent[t->n] = t->n;
+    t->hkeys[j] = h;
+    t->hvals[j] = t->n + 1;
+    return t->n++;
+}
+
+static int find(qtab *t, int x)
+{
+    while (t->parent[x] != x) {
+        t->parent[x] = t->parent[t->parent[x]];
+        x = t->parent[x];
+    }
+    return x;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]\n"
+               "                              [--thresholds T1,T2,...] [--k K]\n"
+               "Replays a pairs file through the semantic tier (USE-lite + index + guard)\n"
+               "and prints hit rate, wrong-hit share and duplicates served per threshold,\n"
+               "for plain cosine and for the full decision.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = NULL, *model_path = "data/models/use-lite", *ths = NULL;
+    long limit = 0;
+    int k = 4, examples = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--file") && i + 1 < argc)
+            file = argv[++i];
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+            limit = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--model-path") && i + 1 < argc)
+            model_path = argv[++i];
+        else if (!strcmp(argv[i], "--thresholds") && i + 1 < argc)
+            ths = argv[++i];
+        else if (!strcmp(argv[i], "--examples") && i + 1 < argc)
+            examples = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--k") && i + 1 < argc)
+            k = atoi(argv[++i]);
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    char defpath[1024];
+    if (!file) {
+        const char *sd = getenv("LLMC_SHARED_DATA");
+        snprintf(defpath, sizeof defpath, "%s/pairs/gptcache_mock_data.json",
+                 sd ? sd : "../shared/data");
+        file = defpath;
+    }
+    double thresholds[32];
+    int nth = 0;
+    if (ths) {
+        char *d = strdup(ths), *save = NULL;
+        for (char *t = strtok_r(d, ",", &save); t && nth < 32; t = strtok_r(NULL, ",", &save))
+            thresholds[nth++] = atof(t);
+        free(d);
+    } else {
+        for (double t = 0.70; t < 0.9801; t += 0.02)
+            thresholds[nth++] = t;
+    }
+
+    /* Read pairs. */
+    qtab qt;
+    memset(&qt, 0, sizeof qt);
+    pair *pairs = NULL;
+    long np = 0, capp = 0, used = 0;
+    int gpt = strstr(file, ".jsonl") == NULL;
+    json_error_t je;
+    if (gpt) {
+        json_t *arr = json_load_file(file, 0, &je);
+        if (!json_is_array(arr)) {
+            fprintf(stderr, "%s: not a JSON array of {origin, similar}: %s\n", file, je.text);
+            return 1;
+        }
+        size_t i;
+        json_t *o;
+        json_array_foreach(arr, i, o)
+        {
+            json_t *a = json_object_get(o, "origin"), *b = json_object_get(o, "similar");
+            if (!json_is_string(a) || !json_is_string(b))
+                continue;
+            if (np == capp)
+                pairs = realloc(pairs, (size_t)(capp = capp ? capp * 2 : 1024) * sizeof *pairs);
+            pairs[np].a = qid(&qt, json_string_value(a));
+            pairs[np].b = qid(&qt, json_string_value(b));
+            pairs[np++].label = 1;
+        }
+        json_decref(arr);
+    } else {
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            perror(file);
+            return 1;
+        }
+        char *line = NULL;
+        size_t lcap = 0;
+        while (getline(&line, &lcap, f) > 0) {
+            json_t *o = json_loads(line, 0, &je);
+            json_t *a = json_object_get(o, "a"), *b = json_object_get(o, "b");
+            json_t *l = json_object_get(o, "label");
+            if (json_is_string(a) && json_is_string(b)) {
+                if (np == capp)
+                    pairs = realloc(pairs, (size_t)(capp = capp ? capp * 2 : 4096) * sizeof *pairs);
+                pairs[np].a = qid(&qt, json_string_value(a));
+                pairs[np].b = qid(&qt, json_string_value(b));
+                pairs[np++].label = (int)json_integer_value(l);
+            }
+            json_decref(o);
+        }
+        free(line);
+        fclose(f);
+    }
+    for (long i = 0; i < np; i++)
+        if (pairs[i].label == 1) {
+            int ra = find(&qt, pairs[i].a), rb = find(&qt, pairs[i].b);
+            if (ra != rb)
+                qt.parent[ra] = rb;
+        }
+    used = limit > 0 && limit < np ? limit : np;
+
+    /* The encoder, a store, and two indexes: plain cosine and the full decision. */
+    llmc_embed_params ep = llmc_embed_default_params();
+    ep.model_path = model_path;
+    int err = 0;
+    llmc_embedder *em = llmc_embedder_new(&ep, &err);
+    if (!em) {
+        fprintf(stderr, "encoder (%s): %s; fetch it with scripts/fetch-use-model.sh\n", model_path,
+                llmc_strerror(err));
+        return 1;
+    }
+    size_t dim = llmc_embedder_dim(em);
+    llmc_semantic_params sp = llmc_semantic_default_params();
+    double default_threshold = sp.threshold;
+    sp.index.dim = dim;
+    sp.index.model = llmc_embedder_model(em);
+    sp.k = (size_t)k;
+    llmc_semantic *full = llmc_semantic_new(&sp, &err);
+    sp.guard = 0;
+    sp.k = 1;
+    llmc_semantic *plain = llmc_semantic_new(&sp, &err);
+    llmc_store_params stp = llmc_store_default_params();
+    stp.max_bytes = (size_t)4 << 30;
+    llmc_store *st = llmc_store_new(&stp, &err);
+    if (!full || !plain || !st) {
+        fprintf(stderr, "setup: %s\n", llmc_strerror(err));
+        return 1;
+    }
+    char *inserted = calloc((size_t)qt.n, 1);
+    float *vec = malloc(dim * sizeof(float));
+    double t0 = now_s();
+    long ninserted = 0;
+    for (long i = 0; i < used; i++) {
+        int id = pairs[i].a;
+        if (inserted[id])
+            continue;
+        inserted[id] = 1;
+        const char *text = qt.orig[id];
+        if (llmc_embed(em, text, strlen(text), vec))
+            continue;
+        llmc_entry_info e;
+        memset(&e, 0, sizeof e);
+        uint64_t h = XXH3_64bits(&id, sizeof id);
+        memcpy(e.key, &h, 8);
+        memcpy(e.key + 8, &id, sizeof id);
+        char body[32];
+        snprintf(body, sizeof body, "%d", id);
+        e.body = body;
+        e.body_len = strlen(body);
+        e.expires = 1LL << 40;
+        e.partition = 1;
+        e.model = "eval";
+        e.vec = vec;
+        e.dim = (uint32_t)dim;
+        e.vec_model = llmc_embedder_model(em);
+        e.query = text;
+        const llmc_entry_info *ref;
+        if (llmc_store_put(st, &e, 1, &ref) == 0) {
+            llmc_semantic_add(full, ref);
+            llmc_semantic_add(plain, ref);
+            llmc_entry_release(ref);
+            ninserted++;
+        }
+    }
+    double t_insert = now_s() - t0;
+
+    /* Queries. */
+    long dup_queries = 0;
+    for (long i = 0; i < used; i++)
+        dup_queries += pairs[i].label == 1;
+    long (*cnt)[2][3] = calloc((size_t)nth, sizeof *cnt); /* [th][plain/full][correct,wrong,dupserved] */
+    double *lat = malloc((size_t)used * sizeof *lat);
+    long nlat = 0;
+    for (long i = 0; i < used; i++) {
+        int qb = pairs[i].b;
+        const char *text = qt.orig[qb];
+        double s0 = now_s();
+        if (llmc_embed(em, text, strlen(text), vec))
+            continue;
+        const llmc_entry_info *e0 =
+            llmc_semantic_lookup(full, st, 1, vec, text, strlen(text), default_threshold, 1, NULL);
+        lat[nlat++] = now_s() - s0;
+        if (e0 && examples > 0) {
+            int served = atoi(e0->body);
+            if (served != qb && find(&qt, served) != find(&qt, qb)) {
+                printf("WRONG  query: %s\n       served: %s\n", text, qt.orig[served]);
+                examples--;
+            }
+        }
+        llmc_entry_release(e0);
+        for (int t = 0; t < nth; t++) {
+            for (int m = 0; m < 2; m++) {
+                const llmc_entry_info *e = llmc_semantic_lookup(
+                    m ? full : plain, st, 1, vec, text, strlen(text), thresholds[t], 1, NULL);
+                if (!e)
+                    continue;
+                int served = atoi(e->body);
+                llmc_entry_release(e);
+                int ok = served == qb || find(&qt, served) == find(&qt, qb);
+                cnt[t][m][ok ? 0 : 1]++;
+                if (ok && pairs[i].label == 1)
+                    cnt[t][m][2]++;
+            }
+        }
+    }
+    qsort(lat, (size_t)nlat, sizeof *lat, cmpd);
+    printf("file %s: %ld pairs used (%ld labelled duplicate), %ld questions inserted in %.1f s\n",
+           file, used, dup_queries, ninserted, t_insert);
+    printf("encoder %s (%zu-d); candidates k=%d; guard on in 'full'\n", llmc_embedder_model(em),
+           dim, k);
+    printf("\n%9s | %-32s | %-32s\n", "", "plain cosine", "llmcached (cosine + guard)");
+    printf("%9s | %9s %10s %10s | %9s %10s %10s\n", "threshold", "hit rate", "wrong/hits",
+           "dups srvd", "hit rate", "wrong/hits", "dups srvd");
+    for (int t = 0; t < nth; t++) {
+        double hp = (double)(cnt[t][0][0] + cnt[t][0][1]), hf = (double)(cnt[t][1][0] + cnt[t][1][1]);
+        printf("%9.2f | %8.1f%% %9.1f%% %9.1f%% | %8.1f%% %9.1f%% %9.1f%%%s\n", thresholds[t],
+               100.0 * hp / (double)used, hp ? 100.0 * (double)cnt[t][0][1] / hp : 0.0,
+               dup_queries ? 100.0 * (double)cnt[t][0][2] / (double)dup_queries : 0.0,
+               100.0 * hf / (double)used, hf ? 100.0 * (double)cnt[t][1][1] / hf : 0.0,
+               dup_queries ? 100.0 * (double)cnt[t][1][2] / (double)dup_queries : 0.0,
+               fabs(thresholds[t] - default_threshold) < 1e-9 ? "  <- default" : "");
+    }
+    if (nlat)
+        printf("\nsemantic lookup (embed + search + decision), one thread: p50 %.3f ms, p99 %.3f ms "
+               "over %ld queries\n",
+               lat[nlat / 2] * 1e3, lat[(size_t)((double)nlat * 0.99)] * 1e3, nlat);
+    llmc_semantic_free(full);
+    llmc_semantic_free(plain);
+    llmc_store_free(st);
+    llmc_embedder_free(em);
+    for (int i = 0; i < qt.n; i++) {
+        free(qt.text[i]);
+        free(qt.orig[i]);
+    }
+    free(qt.text);
+    free(qt.orig);
+    free(qt.parent);
+    free(qt.hkeys);
+    free(qt.hvals);
+    free(pairs);
+    free(inserted);
+    free(vec);
+    free(cnt);
+    free(lat);
+    return 0;
+}
