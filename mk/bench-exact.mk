@@ -7,14 +7,6 @@
 # 200 KB-prompt case, hit latency at moderate load and the miss overhead.
 # Knobs: DURATION, THREADS, CONNS, ROUNDS, MOD_CONNS, MOD_DELAY_MS,
 # MISS_DURATION, ENTRIES, LLMCACHED_ARGS (see the script's header).
-#
-# Fragments are read before `all`, so the first rule read in any of them
-# became make's default goal (plain `make` ran a benchmark). Until the
-# Makefile says `.DEFAULT_GOAL := all` before its include, this fragment
-# (read early: mk/*.mk sorts it first) pins the documented default.
-ifeq ($(.DEFAULT_GOAL),)
-.DEFAULT_GOAL := all
-endif
 BENCHES += bench-exact
 .PHONY: bench-exact
 bench-exact: $(DAEMON)
