@@ -112,6 +112,9 @@ typedef struct {
     char *system;    /* system/developer prompt text (malloc'd) or NULL */
     size_t system_len;
     char *user;      /* "user" field (malloc'd) or NULL */
+    char *prompt;    /* the whole prompt as text, "role: content\n" a message
+                        (malloc'd) or NULL: the prefix router's key */
+    size_t prompt_len;
 } llmc_canon;
 
 /*
@@ -234,6 +237,10 @@ const llmc_entry_info *llmc_store_get(llmc_store *s, const uint8_t key[LLMC_KEY_
 const llmc_entry_info *llmc_store_get_by_label(llmc_store *s, uint64_t label, int64_t now);
 /* The label of a key: its first 8 bytes, little-endian. */
 uint64_t llmc_key_label(const uint8_t key[LLMC_KEY_LEN]);
+/* Call fn for every live entry, with the store's lock held (fn must not
+ * call back into the store). Returns how many entries were visited. */
+size_t llmc_store_foreach(llmc_store *s, void (*fn)(const llmc_entry_info *e, void *arg),
+                          void *arg);
 /* Take one more reference to an entry already held. */
 void llmc_entry_ref(const llmc_entry_info *e);
 /* Drop a reference; the last one frees the entry. */

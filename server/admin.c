@@ -66,6 +66,9 @@ static void admin_stats(srv *s, struct evhttp_request *req)
             (unsigned long long)atomic_load(&s->coalesced),
             (unsigned long long)atomic_load(&s->stores),
             (unsigned long long)atomic_load(&s->store_refused));
+    if (s->sem)
+        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", llmc_semantic_model(s->sem),
+                llmc_semantic_count(s->sem));
     if (s->persist) {
         llmc_persist_stats ps;
         llmc_persist_get_stats(s->persist, &ps);

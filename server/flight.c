@@ -120,6 +120,8 @@ static void flight_release(flight *f)
     free(f->req_body);
     free(f->body);
     free(f->final_json);
+    free(f->fr.vec);
+    free(f->fr.query);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -472,12 +474,20 @@ static void flight_store(flight *f)
         e.flags = flags;
         e.model = f->fr.model;
         e.vec_model = "";
+        if (f->fr.vec && s->sem) {
+            e.vec = f->fr.vec;
+            e.dim = f->fr.dim;
+            e.vec_model = llmc_semantic_model(s->sem);
+        }
+        e.query = f->fr.query;
         e.body = json;
         e.body_len = jl;
         const llmc_entry_info *ref = NULL;
         rc = llmc_store_put(s->store, &e, e.created, &ref);
         if (rc == 0) {
             atomic_fetch_add(&s->stores, 1);
+            if (s->sem && e.dim && !(flags & LLMC_ENTRY_EXACT_ONLY))
+                llmc_semantic_add(s->sem, ref);
             if (s->persist)
                 llmc_persist_put(s->persist, ref);
             llmc_entry_release(ref);
@@ -714,6 +724,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         if (f) {
             pthread_mutex_unlock(&s->flights_mu);
             atomic_fetch_add(&s->coalesced, 1);
+            free(fr->vec); /* the leader's answer is stored with the leader's */
+            free(fr->query);
             return;
         }
     }
@@ -735,7 +747,11 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         pthread_mutex_unlock(&s->flights_mu);
     if (!f || !u) {
         if (f)
-            flight_release(f);
+            flight_release(f); /* frees the vector and query it took */
+        else {
+            free(fr->vec);
+            free(fr->query);
+        }
         http_send_error(req, 500, "server_error", "out of memory");
         return;
     }

@@ -199,9 +199,13 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     fr.ttl = fr.dec.ttl_s > 0 ? fr.dec.ttl_s : s->cfg.ttl;
     fr.entry_flags = fr.dec.action == LLMC_POLICY_EXACT_ONLY ? LLMC_ENTRY_EXACT_ONLY : 0;
     fr.reason = strcmp(fr.dec.reason, "default") ? fr.dec.reason : NULL;
+    char *sem_query = c.query; /* kept for the semantic tier */
+    size_t sem_qlen = c.query_len;
+    c.query = NULL;
     llmc_canon_clear(&c);
 
     if (!fr.dec.lookup && !fr.dec.store) {
+        free(sem_query);
         fr.cache_status = "BYPASS";
         llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_BYPASS);
         flight_submit(l, req, &fr, body, len, t0);
@@ -217,13 +221,24 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         if (e) {
             int served = http_serve_hit(s, req, e, fr.client_stream, t0) == 0;
             llmc_entry_release(e);
-            if (served)
+            if (served) {
+                free(sem_query);
                 return;
+            }
         }
     }
     fr.cacheable = fr.dec.store;
     fr.shareable = 1;
     fr.cache_status = "MISS";
+    /* The semantic tier: embed and search off the loop, then hit or go on. */
+    if (s->sem && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
+        (fr.dec.lookup || fr.dec.store)) {
+        double th = sem_threshold_for(s, fr.model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
+        sem_submit(l, req, &fr, sem_query, sem_qlen, th, body, len, t0);
+        free(sem_query);
+        return;
+    }
+    free(sem_query);
     llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_MISS);
     flight_submit(l, req, &fr, body, len, t0);
 }

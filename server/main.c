@@ -144,6 +144,8 @@ static void main_on_remove(const llmc_entry_info *e, int reason, void *arg)
     srv *s = arg;
     if (reason != LLMC_RM_REPLACE && s->persist)
         llmc_persist_delete(s->persist, e->key);
+    if (s->sem && e->dim)
+        llmc_semantic_remove(s->sem, e->key);
 }
 
 static int main_prices(srv *s)
@@ -246,6 +248,9 @@ int main(int argc, char **argv)
         llmc_persist_start(s->persist);
     }
 
+    if (sem_start(s))
+        return 1;
+
     if (evthread_use_pthreads() || curl_global_init(CURL_GLOBAL_ALL)) {
         srv_log(LOG_ERROR, "cannot initialise libevent threads or libcurl");
         return 1;
@@ -329,6 +334,7 @@ int main(int argc, char **argv)
         event_active(s->loops[i].stop_ev, EV_READ, 0);
     for (int i = 0; i < s->nloops; i++)
         pthread_join(s->loops[i].th, NULL);
+    sem_stop(s); /* workers first: their results would wake stopped loops */
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];
         evhttp_free(l->http);
@@ -343,6 +349,7 @@ int main(int argc, char **argv)
     llmc_store_free(s->store);
     llmc_metrics_free(s->metrics);
     llmc_policy_free(s->policy);
+    llmc_semantic_free(s->sem);
     curl_global_cleanup();
     free(s->loops);
     config_free(&s->cfg);

@@ -62,6 +62,11 @@ typedef struct srv_config {
     long long demo_delay_ms;
     char *log_level;
     char *prices; /* "model=in/out,model=in/out" per million tokens */
+    int semantic;
+    double semantic_threshold; /* < 0: the library's measured default */
+    char *semantic_thresholds; /* "model=0.9,..." */
+    char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
+    long long embed_threads;
 } srv_config;
 
 /* config.c */
@@ -105,6 +110,8 @@ struct srv {
     llmc_persist *persist;
     llmc_metrics *metrics;
     llmc_policy *policy;
+    llmc_semantic *sem; /* NULL: semantic tier off */
+    struct sem_pool *semq;
     pthread_mutex_t flights_mu;
     flight **flights; /* open hash table on key */
     size_t nflights_cap, nflights;
@@ -138,10 +145,14 @@ typedef struct {
     llmc_policy_decision dec; /* the request's decision; the response check refines it */
     const char *cache_status; /* "MISS" or "BYPASS" (static) */
     const char *reason;       /* static, for X-LLM-Cache-Reason, or NULL */
+    float *vec;               /* query vector to store with the answer (owned) */
+    uint32_t dim;
+    char *query;              /* query text to store with the answer (owned) */
 } flight_req;
 
 /* Start or join the upstream call for req on loop l. Takes over the reply
- * of req. Body is the raw client body (copied). */
+ * of req, and ownership of fr->vec and fr->query. Body is the raw client
+ * body (copied). */
 void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                    const char *body, size_t len, double t0);
 
@@ -150,6 +161,16 @@ void http_handle(struct evhttp_request *req, void *arg);
 void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
 void http_add_common_headers(srv *s, struct evhttp_request *req);
 double srv_now(void);
+
+/* sem.c — the semantic tier in the daemon: embedding off the loops */
+int sem_start(srv *s);
+void sem_stop(srv *s);
+/* Embed and look up fr's query on a worker thread; then, on loop l, either
+ * serve a semantic hit or flight_submit(). Takes ownership as
+ * flight_submit does. */
+void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
+                size_t qlen, double threshold, const char *body, size_t len, double t0);
+double sem_threshold_for(srv *s, const char *model, const char *header);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);

@@ -253,6 +253,38 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
             if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
                 sys_total++;
         }
+        /* The prompt as text, in order: what an engine's prefix cache sees. */
+        {
+            size_t pcap = 0, po = 0;
+            json_array_foreach(msgs, i, m)
+            {
+                const char *role = json_string_value(json_object_get(m, "role"));
+                size_t l = 0;
+                char *mt = canon_content_text(json_object_get(m, "content"), &l);
+                size_t rl = strlen(role);
+                if (po + rl + l + 4 > pcap) {
+                    pcap = (po + rl + l + 4) * 2;
+                    char *np = realloc(c->prompt, pcap);
+                    if (!np) {
+                        free(mt);
+                        rc = LLMC_ENOMEM;
+                        goto out;
+                    }
+                    c->prompt = np;
+                }
+                memcpy(c->prompt + po, role, rl);
+                po += rl;
+                c->prompt[po++] = ':';
+                c->prompt[po++] = ' ';
+                if (mt)
+                    memcpy(c->prompt + po, mt, l);
+                po += mt ? l : 0;
+                c->prompt[po++] = '\n';
+                c->prompt[po] = 0;
+                free(mt);
+            }
+            c->prompt_len = po;
+        }
         if (last_user >= 0)
             c->query = canon_content_text(
                 json_object_get(json_array_get(msgs, (size_t)last_user), "content"),
@@ -291,8 +323,11 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
             *why = "'prompt' is required";
             goto out;
         }
-        if (json_is_string(p))
+        if (json_is_string(p)) {
             c->query = canon_dup(json_string_value(p), json_string_length(p));
+            c->prompt = canon_dup(json_string_value(p), json_string_length(p));
+            c->prompt_len = c->prompt ? json_string_length(p) : 0;
+        }
         if (c->query)
             c->query_len = strlen(c->query);
     } else if (ep == LLMC_EP_EMBEDDINGS) {
@@ -347,8 +382,9 @@ void llmc_canon_clear(llmc_canon *c)
     free(c->query);
     free(c->system);
     free(c->user);
-    c->query = c->system = c->user = NULL;
-    c->query_len = c->system_len = 0;
+    free(c->prompt);
+    c->query = c->system = c->user = c->prompt = NULL;
+    c->query_len = c->system_len = c->prompt_len = 0;
 }
 
 void llmc_key_hex(const uint8_t key[LLMC_KEY_LEN], char *out)

@@ -413,6 +413,17 @@ size_t llmc_store_expire(llmc_store *s, int64_t now, size_t max)
     return n;
 }
 
+size_t llmc_store_foreach(llmc_store *s, void (*fn)(const llmc_entry_info *e, void *arg),
+                          void *arg)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (store_entry *e = s->lru_tail; e; e = e->lprev, n++)
+        fn(&e->info, arg);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 void llmc_store_get_stats(llmc_store *s, llmc_store_stats *st)
 {
     pthread_mutex_lock(&s->mu);

@@ -121,6 +121,8 @@ int main(void)
     CHECK(c.query && strcmp(c.query, "a\nb") == 0 && c.query_len == 3);
     CHECK(c.system && strcmp(c.system, "sys") == 0);
     CHECK(c.user && strcmp(c.user, "u") == 0);
+    CHECK(c.prompt && strcmp(c.prompt, "system: sys\nuser: a\nb\n") == 0);
+    CHECK(c.prompt_len == strlen("system: sys\nuser: a\nb\n"));
     llmc_canon_clear(&c);
     const char *img = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
                       "\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}";

@@ -39,6 +39,11 @@ static int has(llmc_store *s, int id, int64_t now)
     return g != NULL;
 }
 
+static void count_cb(const llmc_entry_info *e, void *arg)
+{
+    (*(size_t *)arg) += e->dim == 4;
+}
+
 static void *hammer(void *arg)
 {
     llmc_store *s = arg;
@@ -166,6 +171,9 @@ int main(void)
         llmc_entry_release(r);
     }
     CHECK(ok);
+    size_t seen = 0;
+    CHECK_EQ_INT(llmc_store_foreach(s, count_cb, &seen), 3000);
+    CHECK_EQ_INT(seen, 3000);
     /* By label (first 8 bytes of the key, little-endian), as the index finds it. */
     llmc_entry_info l7 = mk(7, "", 1000, 0);
     const llmc_entry_info *bl = llmc_store_get_by_label(s, llmc_key_label(l7.key), 2);

@@ -1,0 +1,342 @@
+/*
+ * sem.c — the semantic tier inside the daemon.
+ *
+ * Embedding takes milliseconds of CPU, so it never runs on an event loop:
+ * a request that missed the exact tier and may be answered semantically is
+ * handed to a small pool of worker threads (embed-threads, each with its own
+ * embedder, since an embedder is single-threaded). A worker embeds the
+ * query, searches the request's partition, runs the decision, and wakes the
+ * request's loop (event_active) with the result: the loop then serves the
+ * entry found (HIT-SEMANTIC) or passes the request, with its vector, to a
+ * flight so the answer is stored with the vector. Exact hits never wait for
+ * any of this.
+ *
+ * A client that leaves while its job is queued or running is noticed by
+ * the connection's close callback (job->gone); the worker's result is then
+ * dropped on the loop. Ownership: the job owns its copies (body, query,
+ * vector) until it hands them to a flight.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "server.h"
+
+typedef struct sem_job sem_job;
+struct sem_job {
+    sem_job *next;
+    srv_loop *l;
+    struct evhttp_request *req;
+    struct event *done;
+    flight_req fr;
+    char *body;
+    size_t len;
+    char *query;
+    size_t qlen;
+    double threshold, t0, t_lookup;
+    int gone;
+    /* results (worker → loop) */
+    const llmc_entry_info *hit;
+    llmc_semantic_result res;
+    float *vec;
+};
+
+struct sem_pool {
+    srv *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sem_job *head, *tail;
+    int stop, n;
+    pthread_t th[16];
+    llmc_embedder *em[16];
+};
+
+double sem_threshold_for(srv *s, const char *model, const char *header)
+{
+    if (header) {
+        char *end;
+        double t = strtod(header, &end);
+        if (end != header && !*end && t >= 0 && t <= 1)
+            return t;
+    }
+    const char *list = s->cfg.semantic_thresholds;
+    size_t ml = strlen(model);
+    while (list && *list) {
+        const char *e = strchr(list, ',');
+        size_t n = e ? (size_t)(e - list) : strlen(list);
+        const char *eq = memchr(list, '=', n);
+        if (eq && (size_t)(eq - list) == ml && !strncmp(list, model, ml))
+            return atof(eq + 1);
+        list = e ? e + 1 : NULL;
+    }
+    return s->cfg.semantic_threshold; /* < 0: the library default */
+}
+
+static void sem_job_free(sem_job *j)
+{
+    struct evhttp_connection *c = j->req ? evhttp_request_get_connection(j->req) : NULL;
+    if (c)
+        evhttp_connection_set_closecb(c, NULL, NULL);
+    if (j->done)
+        event_free(j->done);
+    llmc_entry_release(j->hit);
+    free(j->vec);
+    free(j->fr.vec);
+    free(j->fr.query);
+    free(j->body);
+    free(j->query);
+    free(j);
+}
+
+static void sem_closed(struct evhttp_connection *c, void *arg)
+{
+    sem_job *j = arg;
+    if (j->req && !evhttp_request_get_connection(j->req))
+        evhttp_request_free(j->req);
+    j->req = NULL;
+    j->gone = 1;
+}
+
+static void sem_serve(srv *s, struct evhttp_request *req, sem_job *j)
+{
+    const llmc_entry_info *e = j->hit;
+    struct evbuffer *b = evbuffer_new();
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    int streamed = 0;
+    if (j->fr.client_stream && e->endpoint != LLMC_EP_EMBEDDINGS) {
+        char *sse = NULL;
+        size_t sl = 0;
+        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl) == 0) {
+            evbuffer_add(b, sse, sl);
+            free(sse);
+            streamed = 1;
+        }
+    }
+    if (!streamed)
+        evbuffer_add(b, e->body, e->body_len);
+    evhttp_add_header(oh, "Content-Type", streamed ? "text/event-stream" : "application/json");
+    char age[32], hex[2 * LLMC_KEY_LEN + 1], sim[32];
+    long long a = (long long)time(NULL) - e->created;
+    snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
+    snprintf(sim, sizeof sim, "%.4f", j->res.similarity);
+    llmc_key_hex(e->key, hex);
+    http_add_common_headers(s, req);
+    evhttp_add_header(oh, "X-LLM-Cache", "HIT-SEMANTIC");
+    evhttp_add_header(oh, "X-LLM-Cache-Similarity", sim);
+    evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
+    evhttp_add_header(oh, "Age", age);
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+    llmc_metrics_count(s->metrics, e->model, LLMC_OUT_HIT_SEMANTIC);
+    llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
+    llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - j->t0);
+}
+
+/* On the request's loop: act on the worker's result. */
+static void sem_done(evutil_socket_t fd, short what, void *arg)
+{
+    sem_job *j = arg;
+    srv *s = j->l->s;
+    struct evhttp_request *req = j->req;
+    if (req) {
+        struct evhttp_connection *c = evhttp_request_get_connection(req);
+        if (c)
+            evhttp_connection_set_closecb(c, NULL, NULL);
+    }
+    llmc_metrics_observe(s->metrics, LLMC_HIST_SEMANTIC_LOOKUP, j->t_lookup);
+    if (j->gone || !req) {
+        sem_job_free(j);
+        return;
+    }
+    if (j->hit) {
+        sem_serve(s, req, j);
+        sem_job_free(j);
+        return;
+    }
+    /* A miss: the answer will be stored with this query's vector. */
+    if (j->vec && j->fr.cacheable) {
+        j->fr.vec = j->vec;
+        j->fr.dim = (uint32_t)llmc_embedder_dim(s->semq->em[0]);
+        j->vec = NULL;
+        j->fr.query = j->query;
+        j->query = NULL;
+    }
+    if (j->fr.reason == NULL && j->res.guard_rejected)
+        j->fr.reason = "semantic: guard refused a similar entry";
+    llmc_metrics_count(s->metrics, j->fr.model, LLMC_OUT_MISS);
+    flight_req fr = j->fr;
+    memset(&j->fr, 0, sizeof j->fr); /* ownership of vec/query moves on */
+    flight_submit(j->l, req, &fr, j->body, j->len, j->t0);
+    sem_job_free(j);
+}
+
+static void *sem_worker(void *arg)
+{
+    struct sem_pool *p = ((void **)arg)[0];
+    llmc_embedder *em = ((void **)arg)[1];
+    free(arg);
+    srv *s = p->s;
+    size_t dim = llmc_embedder_dim(em);
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (!p->head) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        sem_job *j = p->head;
+        p->head = j->next;
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+
+        double t = srv_now();
+        if (!j->gone) {
+            j->vec = malloc(dim * sizeof(float));
+            if (j->vec && llmc_embed(em, j->query, j->qlen, j->vec) != 0) {
+                free(j->vec);
+                j->vec = NULL;
+            }
+            if (j->vec && j->fr.dec.lookup)
+                j->hit = llmc_semantic_lookup(s->sem, s->store, j->fr.partition, j->vec, j->query,
+                                              j->qlen, j->threshold, (int64_t)time(NULL), &j->res);
+        }
+        j->t_lookup = srv_now() - t;
+        event_active(j->done, EV_READ, 0);
+    }
+}
+
+void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
+                size_t qlen, double threshold, const char *body, size_t len, double t0)
+{
+    srv *s = l->s;
+    struct sem_pool *p = s->semq;
+    sem_job *j = calloc(1, sizeof *j);
+    if (j) {
+        j->body = malloc(len + 1);
+        j->query = malloc(qlen + 1);
+        j->done = event_new(l->base, -1, 0, sem_done, j);
+    }
+    if (!j || !j->body || !j->query || !j->done) {
+        if (j)
+            sem_job_free(j);
+        llmc_metrics_count(s->metrics, fr->model, LLMC_OUT_MISS);
+        flight_submit(l, req, fr, body, len, t0);
+        return;
+    }
+    memcpy(j->body, body, len);
+    j->len = len;
+    memcpy(j->query, query, qlen);
+    j->query[qlen] = 0;
+    j->qlen = qlen;
+    j->fr = *fr;
+    j->l = l;
+    j->req = req;
+    j->threshold = threshold;
+    j->t0 = t0;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), sem_closed, j);
+    pthread_mutex_lock(&p->mu);
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void sem_index_entry(const llmc_entry_info *e, void *arg)
+{
+    if (e->dim)
+        llmc_semantic_add(arg, e);
+}
+
+int sem_start(srv *s)
+{
+    if (!s->cfg.semantic)
+        return 0;
+    llmc_embed_params ep = llmc_embed_default_params();
+    ep.backend = s->cfg.embed_backend;
+    ep.model_path = s->cfg.embed_model_path;
+    ep.url = s->cfg.embed_url;
+    ep.model = s->cfg.embed_model;
+    ep.api_key = s->cfg.embed_key;
+    int n = (int)(s->cfg.embed_threads > 0 ? s->cfg.embed_threads : 1);
+    if (n > 16)
+        n = 16;
+    struct sem_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->s = s;
+    int err = 0;
+    for (int i = 0; i < n; i++) {
+        p->em[i] = llmc_embedder_new(&ep, &err);
+        if (!p->em[i]) {
+            srv_log(LOG_WARN, "semantic tier off: embedder '%s' (%s): %s", ep.backend,
+                    ep.model_path ? ep.model_path : "", llmc_strerror(err));
+            for (int k = 0; k < i; k++)
+                llmc_embedder_free(p->em[k]);
+            free(p);
+            return 0;
+        }
+    }
+    llmc_semantic_params sp = llmc_semantic_default_params();
+    sp.index.dim = llmc_embedder_dim(p->em[0]);
+    sp.index.model = llmc_embedder_model(p->em[0]);
+    if (s->cfg.semantic_threshold >= 0)
+        sp.threshold = s->cfg.semantic_threshold;
+    s->sem = llmc_semantic_new(&sp, &err);
+    if (!s->sem) {
+        srv_log(LOG_ERROR, "semantic index: %s", llmc_strerror(err));
+        for (int k = 0; k < n; k++)
+            llmc_embedder_free(p->em[k]);
+        free(p);
+        return -1;
+    }
+    size_t indexed = llmc_store_foreach(s->store, sem_index_entry, s->sem);
+    (void)indexed;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->n = n;
+    s->semq = p;
+    for (int i = 0; i < n; i++) {
+        void **arg = malloc(2 * sizeof *arg);
+        arg[0] = p;
+        arg[1] = p->em[i];
+        pthread_create(&p->th[i], NULL, sem_worker, arg);
+    }
+    srv_log(LOG_INFO, "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, %zu "
+                      "entries indexed",
+            llmc_semantic_model(s->sem), sp.index.dim, n, sp.threshold,
+            llmc_semantic_count(s->sem));
+    return 0;
+}
+
+void sem_stop(srv *s)
+{
+    struct sem_pool *p = s->semq;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++) {
+        pthread_join(p->th[i], NULL);
+        llmc_embedder_free(p->em[i]);
+    }
+    while (p->head) { /* jobs never run: their loops are stopped too */
+        sem_job *j = p->head;
+        p->head = j->next;
+        sem_job_free(j);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    s->semq = NULL;
+}

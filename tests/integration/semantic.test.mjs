@@ -1,0 +1,128 @@
+// semantic.test.mjs — the semantic tier end to end (built-in USE-lite
+// encoder, real daemon, openai client, mock upstream).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startMock, startDaemon, request, makeClient, mockSerial, tempDir, repoRoot, sleep } from './helpers.mjs';
+
+const modelDir = path.join(repoRoot, 'data/models/use-lite');
+const haveModel = fs.existsSync(path.join(modelDir, 'model.json'));
+const skip = haveModel ? false : 'USE-lite weights absent (scripts/fetch-use-model.sh fetches them)';
+
+let mock, d, dir;
+let n = 0;
+const tag = () => `${process.pid}x${++n}`;
+const ask = (base, content, { model = 'mock-gpt', history = [], headers = {}, extra = {} } = {}) =>
+  request(`${base}/chat/completions`, {
+    headers: { authorization: 'Bearer sk-sem', ...headers },
+    body: { model, messages: [...history, { role: 'user', content }], ...extra },
+  });
+const status = (r) => r.headers.get('x-llm-cache');
+
+before(async () => {
+  if (skip) return;
+  mock = await startMock();
+  dir = tempDir();
+  d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50'] });
+});
+after(async () => {
+  if (skip) return;
+  const r = await d.stop();
+  await mock.close();
+  assert.equal(r.code, 0, r.output.slice(-2000));
+});
+
+test('a paraphrase hits; an unrelated question misses', { skip }, async () => {
+  const t = tag();
+  const a = await ask(d.url, `How do I reset my router password? ${t}`);
+  assert.equal(status(a), 'MISS');
+  const b = await ask(d.url, `How can I reset the password of my router? ${t}`);
+  assert.equal(status(b), 'HIT-SEMANTIC');
+  assert.ok(Number(b.headers.get('x-llm-cache-similarity')) >= 0.8);
+  assert.equal(b.headers.get('x-llm-cache-key'), a.headers.get('x-llm-cache-key'));
+  assert.equal(mockSerial(b.json), mockSerial(a.json));
+  const c = await ask(d.url, `What is the best way to cook rice? ${t}`);
+  assert.equal(status(c), 'MISS');
+});
+
+test('a streamed request is answered from a semantic hit as a valid stream', { skip }, async () => {
+  const t = tag();
+  await ask(d.url, `What is the tallest mountain in the world? ${t}`);
+  const client = makeClient(d.url, { apiKey: 'sk-sem' });
+  const { data, response } = await client.chat.completions.create({
+    model: 'mock-gpt', stream: true, messages: [{ role: 'user', content: `Which mountain is the tallest in the world? ${t}` }],
+  }).withResponse();
+  assert.equal(response.headers.get('x-llm-cache'), 'HIT-SEMANTIC');
+  let text = '';
+  for await (const c of data) text += c.choices[0]?.delta?.content || '';
+  assert.match(text, /mock/);
+});
+
+test('the same question after another conversation, tenant or model misses', { skip }, async () => {
+  const t = tag();
+  const h1 = [{ role: 'user', content: 'I live in Paris.' }, { role: 'assistant', content: 'Nice!' }];
+  const h2 = [{ role: 'user', content: 'I live in Tokyo.' }, { role: 'assistant', content: 'Nice!' }];
+  await ask(d.url, `Which museums should I visit here? ${t}`, { history: h1 });
+  const same = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h1 });
+  assert.equal(status(same), 'HIT-SEMANTIC');
+  const other = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h2 });
+  assert.equal(status(other), 'MISS');
+  const tenant = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h1, headers: { authorization: 'Bearer sk-other' } });
+  assert.equal(status(tenant), 'MISS');
+  const model = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h1, model: 'mock-gpt-mini' });
+  assert.equal(status(model), 'MISS');
+});
+
+test('the guard refuses a near question that asks something else', { skip }, async () => {
+  const t = tag();
+  await ask(d.url, `How many calories are in 2 eggs? ${t}`);
+  const r = await ask(d.url, `How many calories are in 3 eggs? ${t}`);
+  assert.equal(status(r), 'MISS');
+  const neg = await ask(d.url, `Why is the sky blue? ${t}`);
+  assert.equal(status(neg), 'MISS');
+  const neg2 = await ask(d.url, `Why is the sky not blue? ${t}`);
+  assert.equal(status(neg2), 'MISS');
+});
+
+test('per-request threshold and exact-only policy', { skip }, async () => {
+  const t = tag();
+  await ask(d.url, `How do I make a good cup of coffee? ${t}`);
+  const strict = await ask(d.url, `How can I make a good cup of coffee? ${t}`, { headers: { 'x-llm-cache-threshold': '0.999' } });
+  assert.equal(status(strict), 'MISS');
+  // Code generation is exact-only: a reworded request never reuses the code.
+  await ask(d.url, `Write a Python function that sorts a list of numbers ${t}`);
+  const code = await ask(d.url, `Write a Python function which sorts a list of numbers ${t}`);
+  assert.equal(status(code), 'MISS');
+});
+
+test('deleted entries take their vectors with them; restart keeps semantic hits', { skip }, async () => {
+  const t = tag();
+  const a = await ask(d.url, `What is the boiling point of water at sea level? ${t}`);
+  const key = a.headers.get('x-llm-cache-key');
+  await ask(d.url, `Who wrote the novel Pride and Prejudice? ${t}`);
+  const del = await request(`${d.origin}/admin/keys/${key}`, { method: 'DELETE', headers: { authorization: `Bearer ${d.adminToken}` } });
+  assert.equal(del.status, 200);
+  const after = await ask(d.url, `At sea level, what is the boiling point of water? ${t}`);
+  assert.equal(status(after), 'MISS');
+  await sleep(200); // one flush interval
+  await d.stop();
+  d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50'] });
+  const r = await ask(d.url, `Who is the author of the novel Pride and Prejudice? ${t}`);
+  assert.equal(status(r), 'HIT-SEMANTIC');
+});
+
+test('expiry and eviction remove vectors too', { skip }, async () => {
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '1', '--persist', 'no'] });
+  try {
+    const t = tag();
+    await ask(d2.url, `What is the speed of light in a vacuum? ${t}`);
+    assert.equal(status(await ask(d2.url, `How fast does light travel in a vacuum? ${t}`)), 'HIT-SEMANTIC');
+    await sleep(1600);
+    assert.equal(status(await ask(d2.url, `How fast does light travel in a vacuum? ${t}`)), 'MISS');
+    const s = await request(`${d2.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d2.adminToken}` } });
+    assert.ok(s.json.semantic && s.json.semantic.indexed <= 1, JSON.stringify(s.json.semantic));
+  } finally {
+    await d2.stop();
+  }
+});
