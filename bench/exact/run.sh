@@ -22,7 +22,9 @@
 # MOD_DELAY_MS (4), MISS_DURATION (5 s per latency run), LAT_ROUNDS (2:
 # parts 3 and 4 alternate the servers and report the best round, since one
 # scheduling hiccup on a shared 2-core box decides a p99), ENTRIES (50000; 0 skips part 5), LLMCACHED (build/rel/llmcached, or
-# "none" for the nginx baseline alone), LLMCACHED_ARGS (extra daemon flags).
+# "none" for the nginx baseline alone), SEMANTIC (off: --semantic no, the
+# exact tier alone; on: the daemon's default, which embeds every miss when its
+# model is installed), LLMCACHED_ARGS (extra daemon flags).
 # Needs: nginx, wrk, node, curl (scripts/deps.d/bench.list and test.list).
 # When run as root, nginx and llmcached run as nobody (setpriv), nginx with
 # its own prefix, config and cache in a temp dir; nothing is left behind.
@@ -41,6 +43,7 @@ LAT_ROUNDS=${LAT_ROUNDS:-2}
 ENTRIES=${ENTRIES:-50000}
 LLMCACHED=${LLMCACHED:-build/rel/llmcached}
 LLMCACHED_ARGS=${LLMCACHED_ARGS:-}
+SEMANTIC=${SEMANTIC:-off}
 WORKERS=$(nproc)
 
 for tool in nginx wrk node curl; do
@@ -113,7 +116,7 @@ us() { awk -v u="$1" 'BEGIN { if (u >= 1000 || u <= -1000) printf "%.2fms", u / 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo "== bench/exact: llmcached exact tier vs nginx proxy_cache (POST) =="
-echo "command: $0 (DURATION=$DURATION THREADS=$THREADS CONNS=$CONNS ROUNDS=$ROUNDS MOD_CONNS=$MOD_CONNS MOD_DELAY_MS=$MOD_DELAY_MS MISS_DURATION=$MISS_DURATION LAT_ROUNDS=$LAT_ROUNDS ENTRIES=$ENTRIES LLMCACHED=$LLMCACHED)"
+echo "command: $0 (DURATION=$DURATION THREADS=$THREADS CONNS=$CONNS ROUNDS=$ROUNDS MOD_CONNS=$MOD_CONNS MOD_DELAY_MS=$MOD_DELAY_MS MISS_DURATION=$MISS_DURATION LAT_ROUNDS=$LAT_ROUNDS ENTRIES=$ENTRIES SEMANTIC=$SEMANTIC LLMCACHED=$LLMCACHED)"
 echo "machine: nproc=$(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "tools:   $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $(node --version)"
 [ ${#RUNAS[@]} -gt 0 ] && echo "servers run as nobody (${RUNAS[*]})"
@@ -152,7 +155,10 @@ if [ "$LLMCACHED" != none ]; then
 	mkdir -p "$TMP/data"
 	[ ${#RUNAS[@]} -gt 0 ] && chown nobody:nogroup "$TMP/data"
 	# shellcheck disable=SC2086
-	LLMC_CMD=("$LLMCACHED" --listen "127.0.0.1:$LLMC_PORT" --upstream "$MOCK_ORIGIN/v1" --data-dir "$TMP/data" --admin-token bench $LLMCACHED_ARGS)
+	LLMC_CMD=("$LLMCACHED" --listen "127.0.0.1:$LLMC_PORT" --upstream "$MOCK_ORIGIN/v1" --data-dir "$TMP/data" --admin-token bench)
+	# The exact tier alone by default: a semantic tier would embed every miss.
+	[ "$SEMANTIC" = on ] || LLMC_CMD+=(--semantic no)
+	LLMC_CMD+=($LLMCACHED_ARGS)
 	if [ -x "$LLMCACHED" ]; then
 		"${RUNAS[@]}" "${LLMC_CMD[@]}" >"$TMP/llmcached.log" 2>&1 &
 		PIDS+=($!)
@@ -162,6 +168,8 @@ if [ "$LLMCACHED" != none ]; then
 			echo "llmcached: ${LLMC_CMD[*]}"
 			# Its own start line says how many event-loop threads it runs.
 			grep -m1 -i 'listening' "$TMP/llmcached.log" | sed 's/^/  log: /' | cut -c1-200 || true
+			grep -m1 -i 'semantic tier' "$TMP/llmcached.log" | sed 's/^/  log: /' | cut -c1-200 ||
+				echo "  semantic tier: off (SEMANTIC=$SEMANTIC)"
 		else
 			echo "llmcached did not become healthy (${LLMC_CMD[*]}); its output:"
 			tail -20 "$TMP/llmcached.log"
