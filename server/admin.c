@@ -66,6 +66,10 @@ static void admin_stats(srv *s, struct evhttp_request *req)
             (unsigned long long)atomic_load(&s->coalesced),
             (unsigned long long)atomic_load(&s->stores),
             (unsigned long long)atomic_load(&s->store_refused));
+    if (pool_count(s->upstreams)) {
+        fputc(',', f);
+        pool_write_json(s->upstreams, f);
+    }
     if (s->sem)
         fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", llmc_semantic_model(s->sem),
                 llmc_semantic_count(s->sem));
@@ -109,6 +113,7 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
             st.entries, st.bytes, st.max_bytes, (unsigned long long)st.evictions,
             (unsigned long long)st.expirations, (unsigned long long)atomic_load(&s->upstream_calls),
             (unsigned long long)atomic_load(&s->coalesced));
+    pool_write_prometheus(s->upstreams, f);
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);

@@ -74,6 +74,14 @@ static const opt opts[] = {
     {"embed-key", OPT_STR, O(embed_key), NULL, "remote embedder API key"},
     {"embed-threads", OPT_INT, O(embed_threads), "1",
      "embedding worker threads (off the event loops)"},
+    {"route-policy", OPT_STR, O(route_policy), "prefix-affinity",
+     "several upstreams: prefix-affinity, least-loaded or round-robin"},
+    {"route-balance-abs", OPT_INT, O(route_balance_abs), "0",
+     "prefix-affinity yields when a backend has this many more requests in flight (0: 32)"},
+    {"route-balance-rel", OPT_DOUBLE, O(route_balance_rel), "0",
+     "...and this times the least loaded's (0: the router's default)"},
+    {"health-interval", OPT_MS, O(health_interval_ms), "2000",
+     "health check and metrics scrape period of several upstreams, ms"},
     {"log-level", OPT_STR, O(log_level), "info", "debug, info, warn or error"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -62,11 +62,13 @@ struct flight {
     CURL *easy;
     struct curl_slist *hdrs;
     char *url;
+    char *uri; /* the client's request URI, for a retry elsewhere */
     char *req_body;
     size_t req_len;
     int upstream_stream;
     double t_start;
     struct event *abort_ev;
+    int backend, retried;
     /* guarded by mu */
     int status, headers_done;
     flight_hdr *rh;
@@ -117,11 +119,13 @@ static void flight_release(flight *f)
     }
     free(f->rh);
     free(f->url);
+    free(f->uri);
     free(f->req_body);
     free(f->body);
     free(f->final_json);
     free(f->fr.vec);
     free(f->fr.query);
+    free(f->fr.route_key);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -525,6 +529,36 @@ void flight_transfer_done(flight *f, CURLcode rc)
     srv *s = f->s;
     long code = 0;
     curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &code);
+    int refused = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                  ((rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) &&
+                   code == 0);
+    pool_end(s->upstreams, f->backend, refused);
+    /* One dead backend loses no request: nothing has reached a client yet
+     * (no status, no byte), so try once more elsewhere. */
+    if (refused && !f->retried && pool_count(s->upstreams) > 1) {
+        pthread_mutex_lock(&f->mu);
+        int untouched = !f->headers_done && f->len == 0;
+        pthread_mutex_unlock(&f->mu);
+        char *url = NULL;
+        if (untouched) {
+            int nb = pool_pick(s->upstreams, NULL, 0, f->backend);
+            url = nb != f->backend ? pool_url(s->upstreams, nb, f->uri) : NULL;
+            if (url) {
+                srv_log(LOG_INFO, "upstream %s refused; retrying on %s", f->url, url);
+                f->backend = nb;
+            }
+        }
+        if (url) {
+            free(f->url);
+            f->url = url;
+            f->retried = 1;
+            curl_easy_setopt(f->easy, CURLOPT_URL, f->url);
+            pool_begin(s->upstreams, f->backend);
+            if (curl_multi_add_handle(f->owner->multi, f->easy) == CURLM_OK)
+                return;
+            pool_end(s->upstreams, f->backend, 0);
+        }
+    }
     llmc_metrics_observe(s->metrics, LLMC_HIST_UPSTREAM, srv_now() - f->t_start);
     pthread_mutex_lock(&f->mu);
     if (!f->headers_done && code >= 200) {
@@ -582,19 +616,6 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
 }
 
-/* Build the upstream URL for a client path (with query). */
-static char *flight_url(srv *s, const char *uri)
-{
-    const char *p = uri;
-    if (s->upstream_has_v1 && !strncmp(p, "/v1/", 4))
-        p += 3;
-    size_t n = strlen(s->upstream_base) + strlen(p) + 1;
-    char *u = malloc(n);
-    if (u)
-        snprintf(u, n, "%s%s", s->upstream_base, p);
-    return u;
-}
-
 static int flight_forward_header(srv *s, const char *name)
 {
     static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
@@ -626,11 +647,13 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->owner = l;
     f->fr = *fr;
     f->t_start = srv_now();
-    f->url = flight_url(s, evhttp_request_get_uri(req));
+    f->backend = pool_pick(s->upstreams, fr->route_key, fr->route_len, -1);
+    f->url = pool_url(s->upstreams, f->backend, evhttp_request_get_uri(req));
     f->req_body = malloc(len + 1);
     f->easy = curl_easy_init();
     f->abort_ev = event_new(l->base, -1, 0, flight_abort_cb, f);
-    if (!f->url || !f->req_body || !f->easy || !f->abort_ev) {
+    f->uri = strdup(evhttp_request_get_uri(req));
+    if (!f->url || !f->uri || !f->req_body || !f->easy || !f->abort_ev) {
         flight_release(f);
         return NULL;
     }
@@ -726,6 +749,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             atomic_fetch_add(&s->coalesced, 1);
             free(fr->vec); /* the leader's answer is stored with the leader's */
             free(fr->query);
+            free(fr->route_key);
             return;
         }
     }
@@ -751,11 +775,13 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         else {
             free(fr->vec);
             free(fr->query);
+            free(fr->route_key);
         }
         http_send_error(req, 500, "server_error", "out of memory");
         return;
     }
     atomic_fetch_add(&s->upstream_calls, 1);
+    pool_begin(s->upstreams, f->backend);
     if (curl_multi_add_handle(l->multi, f->easy) != CURLM_OK)
         flight_transfer_done(f, CURLE_FAILED_INIT);
 }

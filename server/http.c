@@ -202,6 +202,9 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     char *sem_query = c.query; /* kept for the semantic tier */
     size_t sem_qlen = c.query_len;
     c.query = NULL;
+    fr.route_key = c.prompt; /* the prefix router's key, owned by the flight */
+    fr.route_len = c.prompt_len;
+    c.prompt = NULL;
     llmc_canon_clear(&c);
 
     if (!fr.dec.lookup && !fr.dec.store) {
@@ -223,6 +226,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
             llmc_entry_release(e);
             if (served) {
                 free(sem_query);
+                free(fr.route_key);
                 return;
             }
         }

@@ -302,11 +302,12 @@ int main(int argc, char **argv)
                 s->upstream_base);
     } else {
         snprintf(s->upstream_base, sizeof s->upstream_base, "%s", s->cfg.upstream[0]);
-        if (s->cfg.n_upstream > 1)
-            srv_log(LOG_WARN, "%d upstreams configured; this build sends everything to the "
-                              "first (%s)",
-                    s->cfg.n_upstream, s->upstream_base);
     }
+    s->upstreams = pool_new(s, &err);
+    if (!s->upstreams || pool_start(s->upstreams))
+        return 2;
+    if (s->cfg.n_upstream > 1)
+        srv_log(LOG_INFO, "%d upstreams, route-policy %s", s->cfg.n_upstream, s->cfg.route_policy);
     size_t bl = strlen(s->upstream_base);
     while (bl && s->upstream_base[bl - 1] == '/')
         s->upstream_base[--bl] = 0;
@@ -344,6 +345,7 @@ int main(int argc, char **argv)
         event_free(l->stop_ev);
         event_base_free(l->base);
     }
+    pool_free(s->upstreams);
     llmc_persist_close(s->persist); /* flushes the queue */
     flights_free(s);
     llmc_store_free(s->store);

@@ -87,6 +87,7 @@ static void sem_job_free(sem_job *j)
     free(j->vec);
     free(j->fr.vec);
     free(j->fr.query);
+    free(j->fr.route_key);
     free(j->body);
     free(j->query);
     free(j);

@@ -67,6 +67,10 @@ typedef struct srv_config {
     char *semantic_thresholds; /* "model=0.9,..." */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     long long embed_threads;
+    char *route_policy;
+    long long route_balance_abs;
+    double route_balance_rel;
+    long long health_interval_ms;
 } srv_config;
 
 /* config.c */
@@ -87,6 +91,7 @@ typedef struct srv srv;
 typedef struct srv_loop srv_loop;
 typedef struct flight flight;
 typedef struct sub sub;
+typedef struct pool pool;
 
 struct srv_loop {
     srv *s;
@@ -112,6 +117,7 @@ struct srv {
     llmc_policy *policy;
     llmc_semantic *sem; /* NULL: semantic tier off */
     struct sem_pool *semq;
+    pool *upstreams;
     pthread_mutex_t flights_mu;
     flight **flights; /* open hash table on key */
     size_t nflights_cap, nflights;
@@ -148,10 +154,12 @@ typedef struct {
     float *vec;               /* query vector to store with the answer (owned) */
     uint32_t dim;
     char *query;              /* query text to store with the answer (owned) */
+    char *route_key;          /* prompt text for the prefix router (owned), or NULL */
+    size_t route_len;
 } flight_req;
 
 /* Start or join the upstream call for req on loop l. Takes over the reply
- * of req, and ownership of fr->vec and fr->query. Body is the raw client
+ * of req, and ownership of fr->vec, fr->query and fr->route_key. Body is the raw client
  * body (copied). */
 void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                    const char *body, size_t len, double t0);
@@ -171,6 +179,20 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
+
+/* pool.c — upstream backends, routing, health, scraped engine metrics */
+pool *pool_new(srv *s, int *err);
+int pool_start(pool *p);
+void pool_free(pool *p);
+int pool_count(pool *p);
+/* Backend for a request (key: its prompt text, may be NULL), never `avoid`
+ * when another is usable; records the choice for prefix affinity. */
+int pool_pick(pool *p, const char *key, size_t len, int avoid);
+char *pool_url(pool *p, int backend, const char *uri);
+void pool_begin(pool *p, int backend);
+void pool_end(pool *p, int backend, int refused);
+void pool_write_json(pool *p, FILE *f);
+void pool_write_prometheus(pool *p, FILE *f);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);
