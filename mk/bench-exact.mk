@@ -6,7 +6,7 @@
 # both in the same run and prints requests/s, p50/p99 and the ratios, the
 # 200 KB-prompt case, hit latency at moderate load and the miss overhead.
 # Knobs: DURATION, THREADS, CONNS, ROUNDS, MOD_CONNS, MOD_DELAY_MS,
-# MISS_DURATION, ENTRIES, LLMCACHED_ARGS (see the script's header).
+# MISS_DURATION, LAT_ROUNDS, ENTRIES, SEMANTIC, LLMCACHED_ARGS (see the script's header).
 BENCHES += bench-exact
 .PHONY: bench-exact
 bench-exact: $(DAEMON)
