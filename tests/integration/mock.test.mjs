@@ -325,7 +325,7 @@ test('HTTP stats and reset endpoints', async () => {
 });
 
 test('concurrent calls: peak in-flight is recorded', async () => {
-  await Promise.all([1, 2, 3, 4].map((i) => client.chat.completions.create(chat(`par ${i} [mock:delay=60]`))));
+  await Promise.all([1, 2, 3, 4].map((i) => client.chat.completions.create(chat(`par ${i} [mock:delay=600]`))));
   assert.equal(mock.stats.maxInflight, 4);
   assert.equal(mock.stats.inflight, 0);
 });
