@@ -648,7 +648,9 @@ typedef struct {
     /* Appended fields. */
     double max_unmatched;   /* maximum share of the two texts' content, weighted
                                by word rarity, that the other side lacks, in
-                               [0,1]; >= 1 disables (0.40: see semantic.c) */
+                               [0,1]; >= 1 disables (1: off in the guard's
+                               defaults; llmc_semantic_default_params sets
+                               0.40 with the model's vocabulary) */
     const llmc_guard_vocab *vocab; /* word rarities (llmc_guard_vocab_load),
                                borrowed; NULL: every content word weighs 1 */
 } llmc_guard_params;

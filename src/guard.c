@@ -688,7 +688,7 @@ llmc_guard_params llmc_guard_default_params(void)
     p.max_slot_fill = 2;
     p.min_overlap = 0.40;
     p.relax_cosine = 2.0;
-    p.max_unmatched = 0.40;
+    p.max_unmatched = 1.0; /* off here; the semantic tier turns it on (0.40) */
     p.vocab = NULL;
     return p;
 }

@@ -118,6 +118,7 @@ llmc_semantic_params llmc_semantic_default_params(void)
     p.ef = 64;
     p.guard = 1;
     p.guard_params = llmc_guard_default_params();
+    p.guard_params.max_unmatched = 0.40;
     p.index = llmc_hnsw_default_params();
     p.index.dim = 512;
     p.margin = 0.02;

@@ -58,6 +58,7 @@ int main(void)
     sp.index.dim = DIM;
     sp.index.model = "test-model";
     sp.threshold = 0.9;
+    sp.short_boost = 0; /* the mechanics first; the short-text rule below */
     llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
     g_sem = sem;
     llmc_store_params stp = llmc_store_default_params();
