@@ -662,8 +662,8 @@ llmc_guard_params llmc_guard_default_params(void);
  * [piece, logp] pairs; pieces without a negative logp are skipped). A word's rarity is -log p of its best segmentation
  * into pieces ("▁county" 10.5, "▁the" 3.6, an unknown name ~20 and more).
  * Immutable once loaded: share it between threads. */
-/* Load path. NULL on failure with *err set: LLMC_EIO (cannot read),
- * LLMC_EINVAL (not such an array), LLMC_ENOMEM. */
+/* Load path. NULL on failure with *err set: LLMC_EIO (cannot open),
+ * LLMC_EINVAL (not JSON, or not such an array), LLMC_ENOMEM. */
 llmc_guard_vocab *llmc_guard_vocab_load(const char *path, int *err);
 void llmc_guard_vocab_free(llmc_guard_vocab *v);
 /* -log p of word (len bytes, as written; looked up lowercased and

@@ -75,6 +75,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -556,7 +557,7 @@ llmc_guard_vocab *llmc_guard_vocab_load(const char *path, int *err)
     json_error_t je;
     json_t *root = path ? json_load_file(path, 0, &je) : NULL;
     if (!root) {
-        e = LLMC_EIO;
+        e = path && access(path, R_OK) == 0 ? LLMC_EINVAL : LLMC_EIO; /* bad JSON / unreadable */
         goto fail;
     }
     if (!json_is_array(root) || json_array_size(root) == 0 || json_array_size(root) > (1u << 24))
