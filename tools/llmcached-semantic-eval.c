@@ -2,7 +2,10 @@
  * llmcached-semantic-eval — how good are the semantic tier's hits?
  *
  *   llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]
- *                           [--thresholds 0.7,0.75,...] [--k K]
+ *                           [--thresholds 0.7,0.75,...] [--k K] [--examples N]
+ *                           [--margin M] [--short-boost B] [--short-words N]
+ *                           [--long-words N] [--max-unmatched U] [--min-overlap O]
+ *                           [--vec-cache PATH] [--dump PATH]
  *
  * The protocol (issue 5): insert every first question (`a` / `origin`) with
  * an answer of its own, all in one partition; then ask every second question
@@ -14,8 +17,17 @@
  * pair of the whole file, even when --limit samples the first N pairs).
  * Every other hit is wrong. For each threshold it prints, side by side,
  * plain cosine (the nearest neighbour at or above the threshold is served)
- * and llmcached's full decision (cosine, then the guard), and the latency
+ * and llmcached's full decision (llmc_semantic_default_params: cosine with
+ * the short-text boost, the guard with the model's vocab.json, the
+ * ambiguity margin; each can be overridden to measure it), and the latency
  * of one semantic lookup (embed + search + decision).
+ *
+ * Study aids: --examples N prints wrong hits of the default threshold;
+ * --vec-cache PATH keeps every question's vector in a file so that reruns
+ * skip the encoder (the latency then covers search + decision only);
+ * --dump PATH (with --vec-cache) writes each query's 8 nearest inserted
+ * questions by brute force, with correctness and the guard's verdict, as
+ * TSV.
  *
  * Files: gptcache_mock_data.json (JSON array of {origin, similar}: every pair
  * a paraphrase) or qqp_dev.jsonl ({a, b, label} a line).
