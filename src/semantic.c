@@ -34,9 +34,15 @@
  * easily. One set of defaults was chosen to keep wrong hits within both
  * bars (<= 2% on GPTCache, <= 10% on QQP with >= 20% of duplicates served),
  * at the price of GPTCache's hit rate: threshold 0.84, short_boost 0.10
- * over 12..20 words, margin 0.02, guard max_unmatched 0.40. A cosine
- * threshold alone cannot make a cache safe; the guard and these rules carry
- * the precision, the threshold the recall.
+ * over 12..20 words, margin 0.02, guard max_unmatched 0.40. Measured:
+ * GPTCache 60.4% served, 1.6% of hits wrong (plain cosine at the same
+ * share: ~4%); QQP first 2,000 pairs 24.1% of duplicates, 9.3% wrong
+ * (plain: ~25%). On the first 6,000 QQP pairs (a fuller index, more near
+ * neighbours) the same defaults give 24.3% and 15.8% wrong (plain: ~28%):
+ * much of what remains is QQP label noise or a one-word detail no lexical
+ * rule here separates from a paraphrase. A cosine threshold alone cannot
+ * make a cache safe; the guard and these rules carry the precision, the
+ * threshold the recall.
  *
  * Cost: the guard tokenizes both texts (a few microseconds) and looks each
  * content word up in the vocabulary (a Viterbi over its pieces, about a
