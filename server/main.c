@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -100,6 +101,8 @@ static int main_listen_socket(const char *hostport, int *port_out)
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        /* accepted sockets inherit it: small replies are not held by Nagle */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
         srv_log(LOG_ERROR, "listen %s: %s", hostport, strerror(errno));
