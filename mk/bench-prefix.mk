@@ -5,7 +5,7 @@
 # seeded multi-tenant workload through the daemon and prints the engines'
 # prefix hit rate, TTFT p50/p99, throughput, the load split and the ratios
 # of the issue's bar. Extra arguments: ARGS="REQUESTS CLIENTS NUM_BLOCKS
-# BALANCE_ABS BALANCE_REL" (defaults 400 8 128 4 1.5).
+# BALANCE_ABS BALANCE_REL" (defaults 400 8 128 5 1.5).
 BINS    += $(B)/bench/prefix-gateway
 BENCHES += bench-prefix
 all: $(B)/bench/prefix-gateway
