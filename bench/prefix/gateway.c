@@ -32,7 +32,8 @@
  *              byte of the streamed body, as the client sees it;
  *   req/s      requests over the wall time of the replay;
  *   max/fair   the largest per-backend request count (the daemon's /stats
- *              "backends"[].requests) over requests / 4.
+ *              "backends"[].requests, checked against each engine's
+ *              vllm:request_success_total) over requests / 4.
  * Then the ratios the issue's bar is about: affinity hit rate over
  * round-robin's, round-robin's TTFT p50 over affinity's, affinity max/fair.
  *
@@ -384,10 +385,11 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
     for (int i = 0; i < su->clients; i++)
         pthread_join(th[i], NULL);
     double wall = now_s() - t0;
-    double q = 0, h = 0;
+    double q = 0, h = 0, served[NE];
     for (int i = 0; i < NE; i++) {
         double qi = scrape(eng[i].port, "vllm:prefix_cache_queries_total");
         double hi = scrape(eng[i].port, "vllm:prefix_cache_hits_total");
+        served[i] = scrape(eng[i].port, "vllm:request_success_total");
         if (isnan(qi) || isnan(hi))
             res->anomalies++;
         else
@@ -395,6 +397,12 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
     }
     if (read_gateway_stats(gw.port, res))
         res->anomalies++;
+    for (int i = 0; i < NE; i++) /* the engines' own counts must agree */
+        if (isnan(served[i]) || (long long)served[i] != res->count[i]) {
+            fprintf(stderr, "backend %d: gateway sent %lld, engine served %.0f\n", i,
+                    res->count[i], served[i]);
+            res->anomalies++;
+        }
     stop_child(&gw);
     for (int i = 0; i < NE; i++)
         stop_child(&eng[i]);
