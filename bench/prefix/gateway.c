@@ -344,8 +344,8 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
     snprintf(errlog, sizeof errlog, "%s/%s.log", su->tmpdir, policies[policy]);
     int ok = 1;
     for (int i = 0; i < NE; i++) {
-        char *av[] = {(char *)su->engine, "--model", m, "--tokenizer", t, "--listen",
-                      "127.0.0.1:0", "--workers", "1", "--num-blocks", nbs, NULL};
+        char *av[] = {(char *)su->engine, "--model",   m,   "--tokenizer",  t,   "--listen",
+                      "127.0.0.1:0",      "--workers", "1", "--num-blocks", nbs, NULL};
         eng[i] = start_child(av, "127.0.0.1:", errlog);
         ok &= eng[i].port > 0;
     }
@@ -355,12 +355,34 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
     snprintf(abs_s, sizeof abs_s, "%d", su->bal_abs);
     snprintf(rel_s, sizeof rel_s, "%g", su->bal_rel);
     if (ok) {
-        char *av[] = {(char *)su->daemon, "--listen", "127.0.0.1:0", "--upstream", ups[0],
-                      "--upstream", ups[1], "--upstream", ups[2], "--upstream", ups[3],
-                      "--route-policy", (char *)policies[policy], "--route-balance-abs", abs_s,
-                      "--route-balance-rel", rel_s, "--semantic", "no", "--persist", "no",
-                      "--data-dir", (char *)su->tmpdir, "--admin-token", TOKEN, "--log-level",
-                      "warn", NULL};
+        char *av[] = {(char *)su->daemon,
+                      "--listen",
+                      "127.0.0.1:0",
+                      "--upstream",
+                      ups[0],
+                      "--upstream",
+                      ups[1],
+                      "--upstream",
+                      ups[2],
+                      "--upstream",
+                      ups[3],
+                      "--route-policy",
+                      (char *)policies[policy],
+                      "--route-balance-abs",
+                      abs_s,
+                      "--route-balance-rel",
+                      rel_s,
+                      "--semantic",
+                      "no",
+                      "--persist",
+                      "no",
+                      "--data-dir",
+                      (char *)su->tmpdir,
+                      "--admin-token",
+                      TOKEN,
+                      "--log-level",
+                      "warn",
+                      NULL};
         gw = start_child(av, "ready port=", errlog);
         ok &= gw.port > 0;
     }
@@ -399,8 +421,8 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
         res->anomalies++;
     for (int i = 0; i < NE; i++) /* the engines' own counts must agree */
         if (isnan(served[i]) || (long long)served[i] != res->count[i]) {
-            fprintf(stderr, "backend %d: gateway sent %lld, engine served %.0f\n", i,
-                    res->count[i], served[i]);
+            fprintf(stderr, "backend %d: gateway sent %lld, engine served %.0f\n", i, res->count[i],
+                    served[i]);
             res->anomalies++;
         }
     stop_child(&gw);
@@ -426,8 +448,8 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
         fprintf(stderr, "%d responses were not X-LLM-Cache: BYPASS\n", r.not_bypass);
         res->anomalies++;
     }
-    printf("  load split (gateway's per-backend requests): %lld %lld %lld %lld",
-           res->count[0], res->count[1], res->count[2], res->count[3]);
+    printf("  load split (gateway's per-backend requests): %lld %lld %lld %lld", res->count[0],
+           res->count[1], res->count[2], res->count[3]);
     if (policy == 2)
         printf("  router: %lld affinity, %lld balance, %lld miss", res->affinity, res->balance,
                res->miss);
@@ -550,8 +572,8 @@ int main(int argc, char **argv)
                "TTFT p99", "req/s", "max/fair", "errors", "anomalies");
         for (int p = 0; p < 3; p++)
             printf("%-16s %8.1f%% %8.1fms %8.1fms %8.1f %9.2f %7d %9d\n", policies[p],
-                   res[p].hit * 100, res[p].p50 * 1e3, res[p].p99 * 1e3, res[p].tput,
-                   res[p].split, res[p].errors, res[p].anomalies);
+                   res[p].hit * 100, res[p].p50 * 1e3, res[p].p99 * 1e3, res[p].tput, res[p].split,
+                   res[p].errors, res[p].anomalies);
         double hr = res[0].hit > 0 ? res[2].hit / res[0].hit : 0;
         double tr = res[2].p50 > 0 ? res[0].p50 / res[2].p50 : 0;
         int met = res[2].hit >= 0.6 && hr >= 2.5 && res[2].split <= 1.25 && tr >= 2.0;
