@@ -69,6 +69,7 @@ struct flight {
     double t_start;
     struct event *abort_ev;
     int backend, retried;
+    int pool_held; /* counted in flight on backend (pool_pick), not yet ended */
     /* guarded by mu */
     int status, headers_done;
     flight_hdr *rh;
@@ -108,6 +109,8 @@ static void flight_release(flight *f)
 {
     if (atomic_fetch_sub(&f->refs, 1) != 1)
         return;
+    if (f->pool_held) /* never started: uncount it */
+        pool_end(f->s->upstreams, f->backend, 0);
     if (f->easy)
         curl_easy_cleanup(f->easy);
     curl_slist_free_all(f->hdrs);
@@ -533,6 +536,7 @@ void flight_transfer_done(flight *f, CURLcode rc)
                   ((rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) &&
                    code == 0);
     pool_end(s->upstreams, f->backend, refused);
+    f->pool_held = 0;
     /* One dead backend loses no request: nothing has reached a client yet
      * (no status, no byte), so try once more elsewhere. */
     if (refused && !f->retried && pool_count(s->upstreams) > 1) {
@@ -541,11 +545,15 @@ void flight_transfer_done(flight *f, CURLcode rc)
         pthread_mutex_unlock(&f->mu);
         char *url = NULL;
         if (untouched) {
-            int nb = pool_pick(s->upstreams, NULL, 0, f->backend);
+            /* the key too, so the backend that serves it is remembered */
+            int nb = pool_pick(s->upstreams, f->fr.route_key, f->fr.route_len, f->backend);
             url = nb != f->backend ? pool_url(s->upstreams, nb, f->uri) : NULL;
             if (url) {
                 srv_log(LOG_INFO, "upstream %s refused; retrying on %s", f->url, url);
                 f->backend = nb;
+                f->pool_held = 1;
+            } else {
+                pool_end(s->upstreams, nb, 0); /* picked but not used */
             }
         }
         if (url) {
@@ -557,6 +565,7 @@ void flight_transfer_done(flight *f, CURLcode rc)
             if (curl_multi_add_handle(f->owner->multi, f->easy) == CURLM_OK)
                 return;
             pool_end(s->upstreams, f->backend, 0);
+            f->pool_held = 0;
         }
     }
     llmc_metrics_observe(s->metrics, LLMC_HIST_UPSTREAM, srv_now() - f->t_start);
@@ -648,6 +657,7 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->fr = *fr;
     f->t_start = srv_now();
     f->backend = pool_pick(s->upstreams, fr->route_key, fr->route_len, -1);
+    f->pool_held = 1;
     f->url = pool_url(s->upstreams, f->backend, evhttp_request_get_uri(req));
     f->req_body = malloc(len + 1);
     f->easy = curl_easy_init();

@@ -264,11 +264,14 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
         r = avoid >= 0 ? (avoid + 1) % p->n : 0;
     if (key && len)
         llmc_prefix_record(p->router, r, key, len);
+    /* counted here, under the lock, so two loops routing at once see it */
+    atomic_fetch_add(&p->b[r].inflight, 1);
     pthread_mutex_unlock(&p->mu);
     return r;
 }
 
-/* The upstream URL for a client URI on backend i (malloc'd). */
+/* The upstream URL for a client URI on backend i (malloc'd). pool_pick
+ * counted the request in flight on i; pool_end uncounts it. */
 char *pool_url(pool *p, int i, const char *uri)
 {
     const char *base = p->n ? p->b[i].base : p->s->upstream_base;
@@ -285,10 +288,8 @@ char *pool_url(pool *p, int i, const char *uri)
 
 void pool_begin(pool *p, int i)
 {
-    if (i < p->n) {
-        atomic_fetch_add(&p->b[i].inflight, 1);
+    if (i < p->n)
         atomic_fetch_add(&p->b[i].requests, 1);
-    }
 }
 
 void pool_end(pool *p, int i, int refused)
