@@ -369,7 +369,7 @@ test('close() ends hanging connections', async () => {
   await sleep(30);
   const t = performance.now();
   await m2.close();
-  assert.ok(performance.now() - t < 1000);
+  assert.ok(performance.now() - t < 5000, 'close() does not wait for the hanging call');
   await assert.rejects(p, (e) => e instanceof OpenAI.APIConnectionError);
 });
 
