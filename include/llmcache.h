@@ -638,6 +638,8 @@ const char *llmc_policy_action_name(llmc_policy_action a);
  * function, no heap allocation (about 64 KB of stack), no state: safe from
  * any thread. Measure it with tools/llmcached-guard-eval.
  */
+typedef struct llmc_guard_vocab llmc_guard_vocab; /* word rarities, below */
+
 typedef struct {
     int numbers;            /* numbers (digits and number words) must agree (1) */
     int negation;           /* presence of negation must agree (1) */
@@ -651,10 +653,31 @@ typedef struct {
                                > 1 disables the relaxation (2.0: to be tuned with
                                the encoder) */
     int max_slot_fill;      /* reject one template with different fillers of at
-                               most this many words per side; 0 disables (3) */
+                               most this many words per side; 0 disables (2) */
+    /* Appended fields. */
+    double max_unmatched;   /* maximum share of the two texts' content, weighted
+                               by word rarity, that the other side lacks, in
+                               [0,1]; >= 1 disables (1: off in the guard's
+                               defaults; llmc_semantic_default_params sets
+                               0.40 with the model's vocabulary) */
+    const llmc_guard_vocab *vocab; /* word rarities (llmc_guard_vocab_load),
+                               borrowed; NULL: every content word weighs 1 */
 } llmc_guard_params;
 
 llmc_guard_params llmc_guard_default_params(void);
+
+/* Word rarities for the guard: the log-probabilities of a SentencePiece
+ * unigram vocabulary (vocab.json of the USE-lite model: a JSON array of
+ * [piece, logp] pairs; pieces without a negative logp are skipped). A word's rarity is -log p of its best segmentation
+ * into pieces ("▁county" 10.5, "▁the" 3.6, an unknown name ~20 and more).
+ * Immutable once loaded: share it between threads. */
+/* Load path. NULL on failure with *err set: LLMC_EIO (cannot open),
+ * LLMC_EINVAL (not JSON, or not such an array), LLMC_ENOMEM. */
+llmc_guard_vocab *llmc_guard_vocab_load(const char *path, int *err);
+void llmc_guard_vocab_free(llmc_guard_vocab *v);
+/* -log p of word (len bytes, as written; looked up lowercased and
+ * capitalised), >= 0. */
+double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size_t len);
 
 /* Why the guard said no (bits of llmc_guard_result.rejected). */
 enum {
@@ -663,6 +686,7 @@ enum {
     LLMC_GUARD_ENTITY = 1u << 2,
     LLMC_GUARD_OVERLAP = 1u << 3,
     LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
+    LLMC_GUARD_UNMATCHED = 1u << 5, /* too much (rare) content on one side only */
 };
 
 typedef struct {
@@ -671,7 +695,8 @@ typedef struct {
     double overlap;         /* content-token overlap measured, in [0,1] */
     int entity_missing;     /* entities of either side absent from the other */
     const char *reason;     /* static: "ok", "number", "negation", "entity",
-                               "substitution", "overlap" */
+                               "substitution", "overlap", "unmatched" */
+    double unmatched;       /* rarity-weighted share of content one side lacks */
 } llmc_guard_result;
 
 /* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be
@@ -703,13 +728,29 @@ typedef struct {
     int guard;               /* apply llmc_guard_check to candidates (1) */
     llmc_guard_params guard_params;
     llmc_hnsw_params index;  /* dim and model must be the embedder's */
+    /* Appended fields (semantic.c says how each default was measured). */
+    double margin;           /* ambiguity: when two different questions pass and
+                                the second's cosine is within margin of the
+                                best's, serve neither (0.02; 0 disables) */
+    double short_boost;      /* added to the threshold when the shorter of the
+                                two texts has at most short_words words,
+                                sliding to 0 at long_words (0.10; 0 disables) */
+    unsigned short_words;    /* (12) */
+    unsigned long_words;     /* (20) */
+    const char *vocab_path;  /* vocab.json giving the guard its word rarities,
+                                loaded by llmc_semantic_new when the file
+                                exists (the default model's:
+                                "data/models/use-lite/vocab.json"); NULL or a
+                                missing file: unweighted. Ignored when
+                                guard_params.vocab is set. */
 } llmc_semantic_params;
 
 typedef struct {
     double similarity;    /* cosine of the candidate served / best examined */
     int candidates;       /* candidates at or above the threshold */
     int guard_rejected;   /* of those, how many the guard turned away */
-    const char *reason;   /* static: "hit", "empty", "below-threshold", "guard:..." */
+    const char *reason;   /* static: "hit", "empty", "below-threshold", "guard",
+                             "ambiguous" */
 } llmc_semantic_result;
 
 llmc_semantic_params llmc_semantic_default_params(void);

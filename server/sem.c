@@ -256,6 +256,15 @@ int sem_start(srv *s)
     sp.index.model = llmc_embedder_model(p->em[0]);
     if (s->cfg.semantic_threshold >= 0)
         sp.threshold = s->cfg.semantic_threshold;
+    /* The guard weighs unmatched words by their rarity in the built-in
+     * encoder's vocabulary; other backends get unweighted counts. */
+    char vocab[4096];
+    if (!strcmp(ep.backend, "use") && ep.model_path) {
+        snprintf(vocab, sizeof vocab, "%s/vocab.json", ep.model_path);
+        sp.vocab_path = vocab;
+    } else {
+        sp.vocab_path = NULL;
+    }
     s->sem = llmc_semantic_new(&sp, &err);
     if (!s->sem) {
         srv_log(LOG_ERROR, "semantic index: %s", llmc_strerror(err));

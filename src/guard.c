@@ -43,11 +43,30 @@
  *               stemming) must overlap: Dice = 2|A∩B| / (|A|+|B|) at least
  *               min_overlap. Skipped when the cosine is at or above
  *               relax_cosine, where the embedding is trusted for wording.
+ *     unmatched the content words one side has and the other lacks (by the
+ *               same matching as entities: stem, spelling variant,
+ *               compound, acronym), weighted by rarity, as a share of all
+ *               content of both sides, at most max_unmatched. A rarity is
+ *               -log p of the word's pieces in the encoder's SentencePiece
+ *               vocabulary (llmc_guard_vocab): "the", "make" weigh little,
+ *               "chamomile", "Anchorage" a lot, so a reworded paraphrase
+ *               passes and an added or swapped detail ("... at night",
+ *               "Dynamics CRM Services") does not. Without a vocabulary
+ *               every content word weighs 1.
  *   The first failing check names the reason; all failing checks are in
  *   the result's bit set.
  *
+ * Vocabulary
+ *   llmc_guard_vocab_load reads vocab.json ([[piece, logp], ...]) into one
+ *   open-addressing table of pieces (FNV-1a, power-of-two size, at most
+ *   half full) over one string arena. A word's rarity is the Viterbi
+ *   minimum of -sum(logp) over its segmentations into pieces of
+ *   "\u2581word" (the first piece may also match capitalised); a byte no
+ *   piece covers costs GUARD_UNK_COST.
+ *
  * Invariants
- *   Pure and deterministic: no heap, no globals beyond const tables; the
+ *   Pure and deterministic: no heap, no globals beyond const tables (the
+ *   vocabulary, when given, is immutable and only read); the
  *   first GUARD_TEXT_MAX bytes and GUARD_TOKENS_MAX words of each text are
  *   compared. Thread-safe.
  */
@@ -56,12 +75,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "llmcache.h"
 #include "policy.h"
 
 #define GUARD_TEXT_MAX 4096
 #define GUARD_TOKENS_MAX 256
+#define GUARD_UNK_COST 20.0 /* -log p of a byte no piece covers */
+#define GUARD_PIECE_MAX 48  /* longest piece looked up, in bytes */
+
+struct llmc_guard_vocab {
+    char *arena;      /* NUL-terminated pieces, back to back */
+    uint32_t *slots;  /* offset into arena + 1, 0 = empty */
+    float *cost;      /* -logp per slot */
+    size_t mask;      /* slots - 1 */
+};
 
 typedef struct {
     char word[POLICY_TOK_MAX]; /* lowercased */
@@ -496,6 +527,157 @@ static double guard_overlap(const guard_text *a, const guard_text *b)
     return 2.0 * common / (double)(na + nb);
 }
 
+/* ---- vocabulary ------------------------------------------------------ */
+
+static uint64_t guard_fnv(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* -logp of piece s[0..n), or a negative value when it is not a piece. */
+static double guard_piece(const llmc_guard_vocab *v, const char *s, size_t n)
+{
+    size_t j = guard_fnv(s, n) & v->mask;
+    while (v->slots[j]) {
+        const char *p = v->arena + v->slots[j] - 1;
+        if (!strncmp(p, s, n) && p[n] == 0)
+            return v->cost[j];
+        j = (j + 1) & v->mask;
+    }
+    return -1.0;
+}
+
+llmc_guard_vocab *llmc_guard_vocab_load(const char *path, int *err)
+{
+    int e = LLMC_EINVAL;
+    llmc_guard_vocab *v = NULL;
+    json_error_t je;
+    json_t *root = path ? json_load_file(path, 0, &je) : NULL;
+    if (!root) {
+        e = path && access(path, R_OK) == 0 ? LLMC_EINVAL : LLMC_EIO; /* bad JSON / unreadable */
+        goto fail;
+    }
+    if (!json_is_array(root) || json_array_size(root) == 0 || json_array_size(root) > (1u << 24))
+        goto fail;
+    size_t n = json_array_size(root), bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *pair = json_array_get(root, i);
+        if (!json_is_array(pair) || !json_is_string(json_array_get(pair, 0)))
+            goto fail;
+        bytes += strlen(json_string_value(json_array_get(pair, 0))) + 1;
+    }
+    if (bytes >= UINT32_MAX)
+        goto fail;
+    e = LLMC_ENOMEM;
+    v = calloc(1, sizeof *v);
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    if (!v || !(v->arena = malloc(bytes)) || !(v->slots = calloc(cap, sizeof *v->slots)) ||
+        !(v->cost = calloc(cap, sizeof *v->cost)))
+        goto fail;
+    v->mask = cap - 1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *pair = json_array_get(root, i);
+        const char *piece = json_string_value(json_array_get(pair, 0));
+        json_t *jl = json_array_get(pair, 1);
+        double lp = json_is_number(jl) ? json_number_value(jl) : 0.0;
+        size_t pl = strlen(piece);
+        if (pl == 0 || pl > GUARD_PIECE_MAX || lp >= 0)
+            continue; /* control and user symbols (logp 0 or null) never segment a word */
+        if (guard_piece(v, piece, pl) >= 0)
+            continue; /* first spelling wins */
+        memcpy(v->arena + at, piece, pl + 1);
+        size_t j = guard_fnv(piece, pl) & v->mask;
+        while (v->slots[j])
+            j = (j + 1) & v->mask;
+        v->slots[j] = (uint32_t)at + 1;
+        v->cost[j] = (float)-lp;
+        at += pl + 1;
+    }
+    json_decref(root);
+    return v;
+fail:
+    json_decref(root);
+    llmc_guard_vocab_free(v);
+    if (err)
+        *err = e;
+    return NULL;
+}
+
+void llmc_guard_vocab_free(llmc_guard_vocab *v)
+{
+    if (!v)
+        return;
+    free(v->arena);
+    free(v->slots);
+    free(v->cost);
+    free(v);
+}
+
+double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size_t len)
+{
+    if (!v || !word || !len)
+        return 0.0;
+    char s[3 + 64];
+    if (len > 64)
+        len = 64;
+    memcpy(s, "\xe2\x96\x81", 3); /* U+2581, SentencePiece's word start */
+    for (size_t i = 0; i < len; i++)
+        s[3 + i] = (char)tolower((unsigned char)word[i]);
+    size_t n = 3 + len;
+    double best[3 + 64 + 1];
+    best[0] = 0;
+    for (size_t i = 1; i <= n; i++) {
+        best[i] = best[i - 1] + GUARD_UNK_COST;
+        for (size_t j = i > GUARD_PIECE_MAX ? i - GUARD_PIECE_MAX : 0; j < i; j++) {
+            double c = guard_piece(v, s + j, i - j);
+            if (j == 0 && i > 3) {
+                /* The first piece may be known only capitalised ("▁YouTube"). */
+                s[3] = (char)toupper((unsigned char)s[3]);
+                double c2 = guard_piece(v, s, i);
+                s[3] = (char)tolower((unsigned char)s[3]);
+                if (c2 >= 0 && (c < 0 || c2 < c))
+                    c = c2;
+            }
+            if (c >= 0 && best[j] + c < best[i])
+                best[i] = best[j] + c;
+        }
+    }
+    return best[n];
+}
+
+/* Rarity-weighted share of the content words of a and b (distinct stems,
+ * no stop words, numbers or negations) that the other side lacks; 0 when
+ * neither has content. */
+static double guard_unmatched(const guard_text *a, const guard_text *b,
+                              const llmc_guard_vocab *v)
+{
+    double total = 0, missing = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        const guard_text *x = dir ? b : a, *y = dir ? a : b;
+        for (unsigned i = 0; i < x->n; i++) {
+            const guard_word *w = &x->w[i];
+            if (w->stop || w->neg || !w->stem[0])
+                continue;
+            int dup = 0;
+            for (unsigned k = 0; k < i && !dup; k++)
+                dup = !x->w[k].stop && !strcmp(x->w[k].stem, w->stem);
+            if (dup)
+                continue;
+            double wt = v ? llmc_guard_vocab_rarity(v, w->word, strlen(w->word)) : 1.0;
+            total += wt;
+            if (!w->covered && !guard_occurs(x, i, y))
+                missing += wt;
+        }
+    }
+    return total > 0 ? missing / total : 0.0;
+}
+
 llmc_guard_params llmc_guard_default_params(void)
 {
     llmc_guard_params p;
@@ -507,6 +689,8 @@ llmc_guard_params llmc_guard_default_params(void)
     p.max_slot_fill = 2;
     p.min_overlap = 0.40;
     p.relax_cosine = 2.0;
+    p.max_unmatched = 1.0; /* off here; the semantic tier turns it on (0.40) */
+    p.vocab = NULL;
     return p;
 }
 
@@ -545,12 +729,17 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
     if (p->min_overlap > 0 && !relaxed && out->overlap < p->min_overlap)
         out->rejected |= LLMC_GUARD_OVERLAP;
 
+    out->unmatched = guard_unmatched(&a, &b, p->vocab);
+    if (p->max_unmatched < 1.0 && out->unmatched > p->max_unmatched)
+        out->rejected |= LLMC_GUARD_UNMATCHED;
+
     out->accept = out->rejected == 0;
     out->reason = (out->rejected & LLMC_GUARD_NUMBER)     ? "number"
                   : (out->rejected & LLMC_GUARD_NEGATION) ? "negation"
                   : (out->rejected & LLMC_GUARD_ENTITY)   ? "entity"
                   : (out->rejected & LLMC_GUARD_SLOT)     ? "substitution"
                   : (out->rejected & LLMC_GUARD_OVERLAP)  ? "overlap"
-                                                          : "ok";
+                  : (out->rejected & LLMC_GUARD_UNMATCHED) ? "unmatched"
+                                                           : "ok";
     return 0;
 }

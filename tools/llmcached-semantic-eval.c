@@ -2,7 +2,10 @@
  * llmcached-semantic-eval — how good are the semantic tier's hits?
  *
  *   llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]
- *                           [--thresholds 0.7,0.75,...] [--k K]
+ *                           [--thresholds 0.7,0.75,...] [--k K] [--examples N]
+ *                           [--margin M] [--short-boost B] [--short-words N]
+ *                           [--long-words N] [--max-unmatched U] [--min-overlap O]
+ *                           [--vec-cache PATH] [--dump PATH]
  *
  * The protocol (issue 5): insert every first question (`a` / `origin`) with
  * an answer of its own, all in one partition; then ask every second question
@@ -14,8 +17,17 @@
  * pair of the whole file, even when --limit samples the first N pairs).
  * Every other hit is wrong. For each threshold it prints, side by side,
  * plain cosine (the nearest neighbour at or above the threshold is served)
- * and llmcached's full decision (cosine, then the guard), and the latency
+ * and llmcached's full decision (llmc_semantic_default_params: cosine with
+ * the short-text boost, the guard with the model's vocab.json, the
+ * ambiguity margin; each can be overridden to measure it), and the latency
  * of one semantic lookup (embed + search + decision).
+ *
+ * Study aids: --examples N prints wrong hits of the default threshold;
+ * --vec-cache PATH keeps every question's vector in a file so that reruns
+ * skip the encoder (the latency then covers search + decision only);
+ * --dump PATH (with --vec-cache) writes each query's 8 nearest inserted
+ * questions by brute force, with correctness and the guard's verdict, as
+ * TSV.
  *
  * Files: gptcache_mock_data.json (JSON array of {origin, similar}: every pair
  * a paraphrase) or qqp_dev.jsonl ({a, b, label} a line).
@@ -26,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <xxhash.h>
@@ -123,6 +136,13 @@ static int find(qtab *t, int x)
     return x;
 }
 
+/* Print s with tabs and line breaks as spaces (one TSV field). */
+static void put_field(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -139,7 +159,10 @@ static int cmpd(const void *a, const void *b)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]\n"
-               "                              [--thresholds T1,T2,...] [--k K]\n"
+               "                              [--thresholds T1,T2,...] [--k K] [--examples N]\n"
+               "                              [--margin M] [--short-boost B] [--short-words N]\n"
+               "                              [--long-words N] [--max-unmatched U]\n"
+               "                              [--min-overlap O] [--vec-cache PATH] [--dump PATH]\n"
                "Replays a pairs file through the semantic tier (USE-lite + index + guard)\n"
                "and prints hit rate, wrong-hit share and duplicates served per threshold,\n"
                "for plain cosine and for the full decision.\n");
@@ -149,6 +172,10 @@ int main(int argc, char **argv)
 {
     const char *file = NULL, *model_path = "data/models/use-lite", *ths = NULL;
     long limit = 0;
+    const char *vec_cache = NULL, *dump = NULL;
+    /* Overrides of the decision's defaults (negative: keep the default). */
+    double o_margin = -1, o_boost = -1, o_unmatched = -1, o_overlap = -1;
+    long o_short = -1, o_long = -1;
     int k = 4, examples = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
@@ -164,6 +191,22 @@ int main(int argc, char **argv)
             ths = argv[++i];
         else if (!strcmp(argv[i], "--examples") && i + 1 < argc)
             examples = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--margin") && i + 1 < argc)
+            o_margin = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--short-boost") && i + 1 < argc)
+            o_boost = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--short-words") && i + 1 < argc)
+            o_short = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--long-words") && i + 1 < argc)
+            o_long = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--max-unmatched") && i + 1 < argc)
+            o_unmatched = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--min-overlap") && i + 1 < argc)
+            o_overlap = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--vec-cache") && i + 1 < argc)
+            vec_cache = argv[++i];
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
+            dump = argv[++i];
         else if (!strcmp(argv[i], "--k") && i + 1 < argc)
             k = atoi(argv[++i]);
         else {
@@ -265,9 +308,29 @@ int main(int argc, char **argv)
     sp.index.dim = dim;
     sp.index.model = llmc_embedder_model(em);
     sp.k = (size_t)k;
+    char vocab[1100];
+    snprintf(vocab, sizeof vocab, "%s/vocab.json", model_path);
+    sp.vocab_path = vocab;
+    if (o_margin >= 0)
+        sp.margin = o_margin;
+    if (o_boost >= 0)
+        sp.short_boost = o_boost;
+    if (o_short >= 0)
+        sp.short_words = (unsigned)o_short;
+    if (o_long >= 0)
+        sp.long_words = (unsigned)o_long;
+    if (o_unmatched >= 0)
+        sp.guard_params.max_unmatched = o_unmatched;
+    if (o_overlap >= 0)
+        sp.guard_params.min_overlap = o_overlap;
     llmc_semantic *full = llmc_semantic_new(&sp, &err);
+    llmc_semantic_params fullp = sp;
+    /* Plain cosine: the nearest neighbour at or above the threshold. */
     sp.guard = 0;
     sp.k = 1;
+    sp.margin = 0;
+    sp.short_boost = 0;
+    sp.vocab_path = NULL;
     llmc_semantic *plain = llmc_semantic_new(&sp, &err);
     llmc_store_params stp = llmc_store_default_params();
     stp.max_bytes = (size_t)4 << 30;
@@ -278,6 +341,39 @@ int main(int argc, char **argv)
     }
     char *inserted = calloc((size_t)qt.n, 1);
     float *vec = malloc(dim * sizeof(float));
+    /* Every question's vector, embedded once (or read back from --vec-cache,
+     * a plain dump keyed by the file, the limit and the question count). */
+    float *vecs = NULL;
+    char *vok = NULL;
+    if (vec_cache) {
+        vecs = malloc((size_t)qt.n * dim * sizeof(float));
+        vok = calloc((size_t)qt.n, 1);
+        FILE *vf = fopen(vec_cache, "rb");
+        long hdr[3] = {0, 0, 0};
+        if (vf && fread(hdr, sizeof hdr, 1, vf) == 1 && hdr[0] == qt.n && hdr[1] == used &&
+            hdr[2] == (long)dim && fread(vok, 1, (size_t)qt.n, vf) == (size_t)qt.n &&
+            fread(vecs, sizeof(float) * dim, (size_t)qt.n, vf) == (size_t)qt.n) {
+            fclose(vf);
+        } else {
+            if (vf)
+                fclose(vf);
+            for (long i = 0; i < used; i++)
+                for (int side = 0; side < 2; side++) {
+                    int id = side ? pairs[i].b : pairs[i].a;
+                    if (!vok[id])
+                        vok[id] = llmc_embed(em, qt.orig[id], strlen(qt.orig[id]),
+                                             vecs + (size_t)id * dim) == 0;
+                }
+            vf = fopen(vec_cache, "wb");
+            long h2[3] = {qt.n, used, (long)dim};
+            if (vf) {
+                fwrite(h2, sizeof h2, 1, vf);
+                fwrite(vok, 1, (size_t)qt.n, vf);
+                fwrite(vecs, sizeof(float) * dim, (size_t)qt.n, vf);
+                fclose(vf);
+            }
+        }
+    }
     double t0 = now_s();
     long ninserted = 0;
     for (long i = 0; i < used; i++) {
@@ -286,7 +382,11 @@ int main(int argc, char **argv)
             continue;
         inserted[id] = 1;
         const char *text = qt.orig[id];
-        if (llmc_embed(em, text, strlen(text), vec))
+        if (vecs) {
+            if (!vok[id])
+                continue;
+            memcpy(vec, vecs + (size_t)id * dim, dim * sizeof(float));
+        } else if (llmc_embed(em, text, strlen(text), vec))
             continue;
         llmc_entry_info e;
         memset(&e, 0, sizeof e);
@@ -314,6 +414,75 @@ int main(int argc, char **argv)
     }
     double t_insert = now_s() - t0;
 
+    /* --dump: per query, the 8 nearest inserted questions by brute force,
+     * with the label-derived correctness and the guard's verdict, one TSV
+     * line each (qi, rank, cosine, correct, guard accept, reason, overlap,
+     * query, candidate), to study decision rules offline. */
+    if (dump && vecs) {
+        FILE *df = fopen(dump, "w");
+        llmc_guard_params gp = fullp.guard_params;
+        llmc_guard_vocab *gv = llmc_guard_vocab_load(vocab, NULL);
+        gp.vocab = gv;
+        /* Each inserted question's nearest other inserted question. */
+        float *nn = malloc((size_t)qt.n * sizeof *nn);
+        for (int x = 0; x < qt.n; x++) {
+            nn[x] = -1;
+            if (!inserted[x] || !vok[x])
+                continue;
+            for (int y = 0; y < qt.n; y++) {
+                if (y == x || !inserted[y] || !vok[y])
+                    continue;
+                float c = 0;
+                for (size_t d = 0; d < dim; d++)
+                    c += vecs[(size_t)x * dim + d] * vecs[(size_t)y * dim + d];
+                if (c > nn[x])
+                    nn[x] = c;
+            }
+        }
+        for (long i = 0; df && i < used; i++) {
+            int qb = pairs[i].b;
+            if (!vok[qb])
+                continue;
+            int best[8];
+            double bs[8];
+            int nb = 0;
+            for (int id = 0; id < qt.n; id++) {
+                if (!inserted[id] || !vok[id])
+                    continue;
+                double c = 0;
+                for (size_t d = 0; d < dim; d++)
+                    c += (double)vecs[(size_t)qb * dim + d] * vecs[(size_t)id * dim + d];
+                if (nb < 8 || c > bs[nb - 1]) {
+                    int at = nb < 8 ? nb++ : 7;
+                    while (at > 0 && bs[at - 1] < c) {
+                        bs[at] = bs[at - 1];
+                        best[at] = best[at - 1];
+                        at--;
+                    }
+                    bs[at] = c;
+                    best[at] = id;
+                }
+            }
+            for (int r = 0; r < nb; r++) {
+                int id = best[r];
+                int ok = id == qb || find(&qt, id) == find(&qt, qb);
+                llmc_guard_result g;
+                llmc_guard_check(&gp, qt.orig[qb], strlen(qt.orig[qb]), qt.orig[id],
+                                 strlen(qt.orig[id]), bs[r], &g);
+                fprintf(df, "%ld\t%d\t%.4f\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%.4f\t", i, r, bs[r],
+                        ok, g.accept, g.reason, g.overlap, g.unmatched, pairs[i].label, nn[id]);
+                put_field(df, qt.orig[qb]);
+                fputc('\t', df);
+                put_field(df, qt.orig[id]);
+                fputc('\n', df);
+            }
+        }
+        if (df)
+            fclose(df);
+        free(nn);
+        llmc_guard_vocab_free(gv);
+    }
+
     /* Queries. */
     long dup_queries = 0;
     for (long i = 0; i < used; i++)
@@ -325,7 +494,11 @@ int main(int argc, char **argv)
         int qb = pairs[i].b;
         const char *text = qt.orig[qb];
         double s0 = now_s();
-        if (llmc_embed(em, text, strlen(text), vec))
+        if (vecs) {
+            if (!vok[qb])
+                continue;
+            memcpy(vec, vecs + (size_t)qb * dim, dim * sizeof(float));
+        } else if (llmc_embed(em, text, strlen(text), vec))
             continue;
         const llmc_entry_info *e0 =
             llmc_semantic_lookup(full, st, 1, vec, text, strlen(text), default_threshold, 1, NULL);
@@ -358,6 +531,11 @@ int main(int argc, char **argv)
            file, used, dup_queries, ninserted, t_insert);
     printf("encoder %s (%zu-d); candidates k=%d; guard on in 'full'\n", llmc_embedder_model(em),
            dim, k);
+    printf("full decision: threshold + %.2f for texts of <= %u words (sliding to 0 at %u), "
+           "margin %.3f, guard min_overlap %.2f max_unmatched %.2f (%s)\n",
+           fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin,
+           fullp.guard_params.min_overlap, fullp.guard_params.max_unmatched,
+           access(vocab, R_OK) == 0 ? "rarity-weighted" : "unweighted: no vocab.json");
     printf("\n%9s | %-32s | %-32s\n", "", "plain cosine", "llmcached (cosine + guard)");
     printf("%9s | %9s %10s %10s | %9s %10s %10s\n", "threshold", "hit rate", "wrong/hits",
            "dups srvd", "hit rate", "wrong/hits", "dups srvd");
@@ -390,6 +568,8 @@ int main(int argc, char **argv)
     free(pairs);
     free(inserted);
     free(vec);
+    free(vecs);
+    free(vok);
     free(cnt);
     free(lat);
     return 0;

@@ -100,7 +100,7 @@ test('deleted entries take their vectors with them; restart keeps semantic hits'
   const t = tag();
   const a = await ask(d.url, `What is the boiling point of water at sea level? ${t}`);
   const key = a.headers.get('x-llm-cache-key');
-  await ask(d.url, `Who wrote the novel Pride and Prejudice? ${t}`);
+  await ask(d.url, `Could you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published? ${t}`);
   const del = await request(`${d.origin}/admin/keys/${key}`, { method: 'DELETE', headers: { authorization: `Bearer ${d.adminToken}` } });
   assert.equal(del.status, 200);
   const after = await ask(d.url, `At sea level, what is the boiling point of water? ${t}`);
@@ -108,7 +108,7 @@ test('deleted entries take their vectors with them; restart keeps semantic hits'
   await sleep(200); // one flush interval
   await d.stop();
   d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50'] });
-  const r = await ask(d.url, `Who is the author of the novel Pride and Prejudice? ${t}`);
+  const r = await ask(d.url, `Can you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published? ${t}`);
   assert.equal(status(r), 'HIT-SEMANTIC');
 });
 
@@ -116,10 +116,10 @@ test('expiry and eviction remove vectors too', { skip }, async () => {
   const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '1', '--persist', 'no'] });
   try {
     const t = tag();
-    await ask(d2.url, `What is the speed of light in a vacuum? ${t}`);
-    assert.equal(status(await ask(d2.url, `How fast does light travel in a vacuum? ${t}`)), 'HIT-SEMANTIC');
+    await ask(d2.url, `Could you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`);
+    assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`)), 'HIT-SEMANTIC');
     await sleep(1600);
-    assert.equal(status(await ask(d2.url, `How fast does light travel in a vacuum? ${t}`)), 'MISS');
+    assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`)), 'MISS');
     const s = await request(`${d2.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d2.adminToken}` } });
     assert.ok(s.json.semantic && s.json.semantic.indexed <= 1, JSON.stringify(s.json.semantic));
   } finally {

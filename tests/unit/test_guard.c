@@ -7,6 +7,8 @@
 #include <math.h>
 
 #include <jansson.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "llmcache.h"
 #include "unit.h"
@@ -161,6 +163,76 @@ static void test_switches_and_errors(void)
     CHECK(r.accept);
 }
 
+/* The vocabulary: a hand-made one pins the segmentation arithmetic; the
+ * model's (when fetched) orders real words by rarity. */
+static void test_vocab(void)
+{
+    char path[] = "/tmp/llmc-test-vocab-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("[[\"<s>\",0],[\":\",null],[\"\u2581the\",-3],[\"\u2581cat\",-8],[\"s\",-2],"
+          "[\"\u2581ca\",-6],[\"t\",-5],[\"\u2581Paris\",-9],[\"\u2581\",-4],[\"x\",-7]]",
+          f);
+    fclose(f);
+    int err = 0;
+    llmc_guard_vocab *v = llmc_guard_vocab_load(path, &err);
+    CHECK(v != NULL);
+    CHECK(fabs(llmc_guard_vocab_rarity(v, "the", 3) - 3) < 1e-6);
+    CHECK(fabs(llmc_guard_vocab_rarity(v, "cats", 4) - 10) < 1e-6); /* ▁cat + s, not ▁ca+t+s */
+    CHECK(fabs(llmc_guard_vocab_rarity(v, "CAT", 3) - 8) < 1e-6);   /* looked up lowercased */
+    CHECK(fabs(llmc_guard_vocab_rarity(v, "paris", 5) - 9) < 1e-6); /* or capitalised */
+    CHECK(fabs(llmc_guard_vocab_rarity(v, "xx", 2) - 18) < 1e-6);   /* ▁ + x + x */
+    CHECK(llmc_guard_vocab_rarity(v, "zz", 2) >= 40);               /* unknown bytes */
+    CHECK(llmc_guard_vocab_rarity(v, "", 0) == 0);
+    CHECK(llmc_guard_vocab_rarity(NULL, "the", 3) == 0);
+    llmc_guard_vocab_free(v);
+    f = fopen(path, "w");
+    fputs("{\"the\": -3}", f);
+    fclose(f);
+    CHECK(llmc_guard_vocab_load(path, &err) == NULL);
+    CHECK_EQ_INT(err, LLMC_EINVAL);
+    f = fopen(path, "w");
+    fputs("[[\"the\"", f); /* truncated */
+    fclose(f);
+    CHECK(llmc_guard_vocab_load(path, &err) == NULL);
+    CHECK_EQ_INT(err, LLMC_EINVAL);
+    unlink(path);
+    CHECK(llmc_guard_vocab_load("/nonexistent/vocab.json", &err) == NULL);
+    CHECK_EQ_INT(err, LLMC_EIO);
+    llmc_guard_vocab_free(NULL);
+
+    v = llmc_guard_vocab_load("data/models/use-lite/vocab.json", &err);
+    if (!v) {
+        printf("skip: data/models/use-lite/vocab.json absent, rarity ordering not checked\n");
+        return;
+    }
+    double the = llmc_guard_vocab_rarity(v, "the", 3), county = llmc_guard_vocab_rarity(v, "county", 6);
+    double chamomile = llmc_guard_vocab_rarity(v, "chamomile", 9);
+    CHECK(the > 0 && the < county && county < chamomile);
+    CHECK(llmc_guard_vocab_rarity(v, "YouTube", 7) < llmc_guard_vocab_rarity(v, "Anchorage", 9));
+
+    /* The unmatched check: an added common word passes, an added rare one
+     * does not; unweighted, the two look alike. Off in the guard's defaults. */
+    llmc_guard_params p = llmc_guard_default_params();
+    CHECK(p.max_unmatched >= 1.0);
+    const char *q = "How do I cook rice?", *common = "How do I cook rice tonight?";
+    const char *rare = "How do I cook rice with chamomile?";
+    CHECK(check_p(&p, q, rare, NAN).accept);
+    p.max_unmatched = 0.40;
+    llmc_guard_result r0 = check_p(&p, q, rare, NAN);
+    CHECK(r0.accept && fabs(r0.unmatched - 0.2) < 1e-9); /* no vocab: 1 word of 5 */
+    p.vocab = v;
+    llmc_guard_result r1 = check_p(&p, q, common, NAN), r2 = check_p(&p, q, rare, NAN);
+    CHECK(r1.accept);
+    CHECK(!r2.accept && (r2.rejected & LLMC_GUARD_UNMATCHED) && !strcmp(r2.reason, "unmatched"));
+    CHECK(r2.unmatched > r1.unmatched && r2.unmatched <= 1.0);
+    llmc_guard_result r3 = check_p(&p, rare, q, NAN); /* symmetric */
+    CHECK(fabs(r3.unmatched - r2.unmatched) < 1e-9 && !r3.accept);
+    CHECK(check_p(&p, q, q, NAN).unmatched == 0);
+    llmc_guard_vocab_free(v);
+}
+
 /* Measured quality on the shared pairs: floors a little under the values
  * llmcached-guard-eval prints, so a regression in a detector fails here. */
 static void test_data(void)
@@ -237,6 +309,7 @@ int main(void)
     test_entities();
     test_substitution_and_overlap();
     test_switches_and_errors();
+    test_vocab();
     test_data();
     return UNIT_DONE();
 }

@@ -45,6 +45,169 @@ static const llmc_entry_info *put(llmc_store *st, llmc_semantic *sem, int id, ui
     return ref;
 }
 
+/* Vector with cosine c to axis a, the rest on axis b. */
+static void mix_vec(float *v, int a, int b, double c)
+{
+    for (int i = 0; i < DIM; i++)
+        v[i] = 0.0f;
+    v[a] = (float)c;
+    v[b] = (float)sqrt(1.0 - c * c);
+}
+
+static llmc_semantic_params test_params(void)
+{
+    llmc_semantic_params sp = llmc_semantic_default_params();
+    sp.index.dim = DIM;
+    sp.index.model = "test-model";
+    return sp;
+}
+
+/* The defaults the daemon gets: the decision measured in semantic.c. */
+static void test_defaults(void)
+{
+    llmc_semantic_params sp = llmc_semantic_default_params();
+    CHECK(sp.threshold > 0.5 && sp.threshold < 1.0);
+    CHECK(sp.margin > 0 && sp.short_boost > 0 && sp.short_words < sp.long_words);
+    CHECK(sp.guard && sp.guard_params.max_unmatched < 1.0);
+    CHECK(sp.vocab_path && strstr(sp.vocab_path, "vocab.json"));
+    /* A vocabulary path that is there but not a vocabulary fails loudly. */
+    sp = test_params();
+    sp.vocab_path = "tests/unit/test_semantic.c";
+    int err = 0;
+    CHECK(llmc_semantic_new(&sp, &err) == NULL);
+    CHECK_EQ_INT(err, LLMC_EINVAL);
+    /* A missing one leaves the guard unweighted. */
+    sp.vocab_path = "/nonexistent/vocab.json";
+    llmc_semantic *sem = llmc_semantic_new(&sp, &err);
+    CHECK(sem != NULL);
+    llmc_semantic_free(sem);
+}
+
+/* Short texts need a higher cosine than long ones. */
+static void test_short_boost(void)
+{
+    llmc_semantic_params sp = test_params();
+    sp.threshold = 0.80;
+    sp.short_boost = 0.10;
+    sp.short_words = 6;
+    sp.long_words = 16;
+    sp.margin = 0;
+    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
+    llmc_store *st = llmc_store_new(NULL, NULL);
+    CHECK(sem && st);
+    float v[DIM], q[DIM];
+    const char *s_short = "How do I reset my password?"; /* 6 words */
+    const char *s_long = "How do I reset the password of my account when I no longer have access "
+                         "to the email address it was registered with?"; /* 24 words */
+    const char *s_mid = "How do I reset the password of my account on this laptop?"; /* 12 */
+    mix_vec(v, 0, 1, 1.0);
+    const llmc_entry_info *a = put(st, sem, 1, 7, v, s_short, 0, "test-model");
+    mix_vec(v, 2, 3, 1.0);
+    const llmc_entry_info *b = put(st, sem, 2, 7, v, s_long, 0, "test-model");
+    mix_vec(v, 4, 5, 1.0);
+    const llmc_entry_info *c = put(st, sem, 3, 7, v, s_mid, 0, "test-model");
+    CHECK(a && b && c);
+    llmc_semantic_result r;
+    /* Cosine 0.85: enough for the long text (0.80), not the short (0.90). */
+    mix_vec(q, 0, 1, 0.85);
+    CHECK(llmc_semantic_lookup(sem, st, 7, q, s_short, strlen(s_short), -1, 2, &r) == NULL);
+    CHECK(strcmp(r.reason, "below-threshold") == 0);
+    mix_vec(q, 2, 3, 0.85);
+    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 7, q, s_long, strlen(s_long), -1, 2, &r);
+    CHECK(hit == b);
+    llmc_entry_release(hit);
+    /* The shorter text decides: a long query against a short entry. */
+    mix_vec(q, 0, 1, 0.85);
+    CHECK(llmc_semantic_lookup(sem, st, 7, q, s_long, strlen(s_long), -1, 2, &r) == NULL);
+    CHECK(strcmp(r.reason, "below-threshold") == 0);
+    /* 12 words: halfway, threshold 0.84. */
+    mix_vec(q, 4, 5, 0.845);
+    hit = llmc_semantic_lookup(sem, st, 7, q, s_mid, strlen(s_mid), -1, 2, &r);
+    CHECK(hit == c);
+    llmc_entry_release(hit);
+    mix_vec(q, 4, 5, 0.835);
+    CHECK(llmc_semantic_lookup(sem, st, 7, q, s_mid, strlen(s_mid), -1, 2, &r) == NULL);
+    /* Above the raised threshold the short one is served; a per-request
+     * threshold moves both. */
+    mix_vec(q, 0, 1, 0.95);
+    hit = llmc_semantic_lookup(sem, st, 7, q, s_short, strlen(s_short), -1, 2, &r);
+    CHECK(hit == a);
+    llmc_entry_release(hit);
+    mix_vec(q, 0, 1, 0.85);
+    hit = llmc_semantic_lookup(sem, st, 7, q, s_short, strlen(s_short), 0.70, 2, &r);
+    CHECK(hit == a);
+    llmc_entry_release(hit);
+    llmc_entry_release(a);
+    llmc_entry_release(b);
+    llmc_entry_release(c);
+    llmc_store_free(st);
+    llmc_semantic_free(sem);
+}
+
+/* Two different questions nearly as close: neither is served. */
+static void test_margin(void)
+{
+    llmc_semantic_params sp = test_params();
+    sp.threshold = 0.5;
+    sp.short_boost = 0;
+    sp.margin = 0.02;
+    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
+    llmc_store *st = llmc_store_new(NULL, NULL);
+    CHECK(sem && st);
+    float v[DIM], q[DIM];
+    unit_vec(v, 0, 0.0f);
+    const llmc_entry_info *a = put(st, sem, 1, 9, v, "How do I reset my password?", 0, "test-model");
+    unit_vec(v, 1, 0.0f);
+    const llmc_entry_info *b = put(st, sem, 2, 9, v, "How can I reset my password?", 0, "test-model");
+    CHECK(a && b);
+    const char *qt = "How would I reset my password?";
+    llmc_semantic_result r;
+    /* Equally close to both. */
+    for (int i = 0; i < DIM; i++)
+        q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
+    CHECK(llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(strcmp(r.reason, "ambiguous") == 0);
+    CHECK_EQ_INT(r.candidates, 2);
+    /* Clearly closer to a: a. */
+    q[0] = 0.8f;
+    q[1] = 0.6f;
+    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    CHECK(strcmp(r.reason, "hit") == 0);
+    llmc_entry_release(hit);
+    /* A close rival the guard refuses does not make it ambiguous. */
+    unit_vec(v, 2, 0.0f);
+    const llmc_entry_info *c = put(st, sem, 3, 9, v, "How do I reset my password 3 times?", 0,
+                                   "test-model");
+    for (int i = 0; i < DIM; i++)
+        q[i] = 0.0f;
+    q[0] = 0.69f;
+    q[2] = 0.72f; /* c is the nearest, a second */
+    hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    CHECK_EQ_INT(r.guard_rejected, 1);
+    llmc_entry_release(hit);
+    /* Margin 0: the best is served as before. */
+    llmc_semantic_free(sem);
+    sp.margin = 0;
+    sem = llmc_semantic_new(&sp, NULL);
+    unit_vec(v, 0, 0.0f);
+    CHECK_EQ_INT(llmc_semantic_add(sem, a), 0);
+    unit_vec(v, 1, 0.0f);
+    CHECK_EQ_INT(llmc_semantic_add(sem, b), 0);
+    for (int i = 0; i < DIM; i++)
+        q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
+    q[0] += 0.001f;
+    hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    llmc_entry_release(hit);
+    llmc_entry_release(a);
+    llmc_entry_release(b);
+    llmc_entry_release(c);
+    llmc_store_free(st);
+    llmc_semantic_free(sem);
+}
+
 static llmc_semantic *g_sem;
 
 static void on_rm(const llmc_entry_info *e, int reason, void *arg)
@@ -58,6 +221,7 @@ int main(void)
     sp.index.dim = DIM;
     sp.index.model = "test-model";
     sp.threshold = 0.9;
+    sp.short_boost = 0; /* the mechanics first; the short-text rule below */
     llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
     g_sem = sem;
     llmc_store_params stp = llmc_store_default_params();
@@ -128,5 +292,8 @@ int main(void)
     CHECK_EQ_INT(llmc_semantic_add(sem, &bad), LLMC_EINVAL);
     llmc_store_free(st);
     llmc_semantic_free(sem);
+    test_defaults();
+    test_short_boost();
+    test_margin();
     return UNIT_DONE();
 }
