@@ -82,6 +82,8 @@ static const opt opts[] = {
      "...and this times the least loaded's (0: the router's default)"},
     {"health-interval", OPT_MS, O(health_interval_ms), "2000",
      "health check and metrics scrape period of several upstreams, ms"},
+    {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",
+     "per loop: raw requests remembered for the exact-hit fast path (0: off)"},
     {"log-level", OPT_STR, O(log_level), "info", "debug, info, warn or error"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -269,6 +269,7 @@ int main(int argc, char **argv)
         l->idx = i;
         l->base = event_base_new();
         l->http = l->base ? evhttp_new(l->base) : NULL;
+        l->memo = memo_new((size_t)s->cfg.memo_memory);
         if (!l->http || upstream_loop_init(l))
             return 1;
         char lbuf[300];
@@ -342,6 +343,8 @@ int main(int argc, char **argv)
         if (l->demo_http)
             evhttp_free(l->demo_http);
         upstream_loop_free(l);
+        memo_free(l->memo);
+        free(l->raw);
         event_free(l->stop_ev);
         event_base_free(l->base);
     }

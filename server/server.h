@@ -71,6 +71,7 @@ typedef struct srv_config {
     long long route_balance_abs;
     double route_balance_rel;
     long long health_interval_ms;
+    long long memo_memory;
 } srv_config;
 
 /* config.c */
@@ -92,6 +93,14 @@ typedef struct srv_loop srv_loop;
 typedef struct flight flight;
 typedef struct sub sub;
 typedef struct pool pool;
+typedef struct memo memo;
+
+/* What a remembered request needs to be served from the store. */
+typedef struct {
+    uint8_t key[LLMC_KEY_LEN];
+    int client_stream;
+    long max_age_s; /* -1: any age */
+} memo_val;
 
 struct srv_loop {
     srv *s;
@@ -103,6 +112,9 @@ struct srv_loop {
     CURLM *multi;
     struct event *curl_timer;
     struct event *stop_ev;
+    memo *memo;       /* raw request → exact key (memo.c) */
+    char *raw;        /* scratch for a request's raw inputs */
+    size_t rawcap;
     /* demo upstream (loop 0 only) */
     struct evhttp *demo_http;
 };
@@ -181,6 +193,12 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
+
+/* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
+memo *memo_new(size_t max_bytes);
+void memo_free(memo *m);
+const memo_val *memo_get(memo *m, const char *raw, size_t len);
+void memo_put(memo *m, const char *raw, size_t len, const memo_val *v);
 
 /* pool.c — upstream backends, routing, health, scraped engine metrics */
 pool *pool_new(srv *s, int *err);

@@ -16,7 +16,7 @@ const chat = (content, extra = {}) => ({ model: 'mock-gpt', messages: [{ role: '
 
 before(async () => {
   mock = await startMock();
-  d = await startDaemon({ upstream: mock.url, args: ['--max-body', '300kb', '--upstream-timeout', '1500'] });
+  d = await startDaemon({ upstream: mock.url, args: ['--max-body', '300kb', '--upstream-timeout', '4000'] });
   client = makeClient(d.url);
 });
 after(async () => {
