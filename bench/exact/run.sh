@@ -18,7 +18,7 @@
 #     llmcached's RSS per entry, and that minus the response bytes.
 #
 # Knobs (environment): DURATION (s per hit run, 10), THREADS (2), CONNS (64),
-# ROUNDS (1; >1 alternates nginx/llmcached runs), MOD_CONNS (8),
+# ROUNDS (2: alternate nginx/llmcached runs, report the mean), MOD_CONNS (8),
 # MOD_DELAY_MS (4), MISS_DURATION (5 s per latency run), LAT_ROUNDS (2:
 # parts 3 and 4 alternate the servers and report the best round, since one
 # scheduling hiccup on a shared 2-core box decides a p99), ENTRIES (50000; 0 skips part 5), LLMCACHED (build/rel/llmcached, or
@@ -35,7 +35,7 @@ HERE=bench/exact
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-2}
 MOD_CONNS=${MOD_CONNS:-8}
 MOD_DELAY_MS=${MOD_DELAY_MS:-4}
 MISS_DURATION=${MISS_DURATION:-5}
