@@ -5,7 +5,9 @@
 #  1. Hit throughput and latency: wrk sends the same chat request over and
 #     over to llmcached (answer X-LLM-Cache: HIT-EXACT) and to nginx
 #     configured as an exact-match POST cache (X-Cache-Status: HIT). Prints
-#     requests/s, p50, p99 of both and the llmcached/nginx ratios. The mock's
+#     requests/s, p50, p99 of both, the server CPU time per request (wrk
+#     shares the 2 cores, so throughput can be client-bound) and the
+#     llmcached/nginx ratios. The mock's
 #     call counter must not move during a run: every answer was a hit.
 #  2. A 200 KB prompt, sent twice to each: llmcached hits it, nginx does not.
 #  3. Hit latency at moderate load: wrk with few connections, each pausing
@@ -206,12 +208,25 @@ check_warm nginx "$NGX" X-Cache-Status HIT
 
 echo
 echo "-- 1. hit throughput: wrk -t$THREADS -c$CONNS -d${DURATION}s, same request, each server in turn --"
-declare -A SUM_RPS=() SUM_P50=() SUM_P99=()
+# With the client on the same 2 cores, both servers may be held back by wrk
+# itself; the CPU each server used per request (utime+stime of its processes
+# over the run) compares their cost independently of that.
+# cpu_ticks PID...: summed utime+stime, in clock ticks, of those processes (all threads).
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+server_pids() { if [ "$1" = nginx ]; then pgrep -P "$NGX_PID" | tr '\n' ' '; echo "$NGX_PID"; else echo "$LLMC_PID"; fi; }
+TCK=$(getconf CLK_TCK)
+declare -A SUM_RPS=() SUM_P50=() SUM_P99=() SUM_CPU=() SUM_REQ=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	for who in nginx llmcached; do
 		if [ $who = nginx ]; then url=$NGX; else [ $HAVE_LLMC = 1 ] || continue; url=$LLMC; fi
 		before=$(mock_total)
+		# shellcheck disable=SC2046
+		c0=$(cpu_ticks $(server_pids $who))
 		run_wrk "$who (round $r)" "$url" BODY_FILE="$BODY" -- -t"$THREADS" -c"$CONNS" -d"${DURATION}s"
+		# shellcheck disable=SC2046
+		c1=$(cpu_ticks $(server_pids $who))
+		SUM_CPU[$who]=$(( ${SUM_CPU[$who]:-0} + c1 - c0 ))
+		SUM_REQ[$who]=$(( ${SUM_REQ[$who]:-0} + R_requests ))
 		after=$(mock_total)
 		[ "$after" = "$before" ] || { echo "  !! $who made $((after - before)) upstream calls: not all hits"; fail=1; }
 		[ "$R_errors" = 0 ] && [ "$R_non2xx" = 0 ] || { echo "  !! $who had errors"; fail=1; }
@@ -220,14 +235,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		SUM_P99[$who]=$(( ${SUM_P99[$who]:-0} + R_p99_us ))
 	done
 done
-printf '  %-10s %12s %10s %10s\n' "" "req/s" "p50" "p99"
+# cpu_per_req WHO: server CPU microseconds per request over all rounds.
+cpu_per_req() { awk -v t="${SUM_CPU[$1]}" -v n="${SUM_REQ[$1]}" -v hz="$TCK" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print 0 }'; }
+printf '  %-10s %12s %10s %10s %16s\n' "" "req/s" "p50" "p99" "server CPU/req"
 for who in nginx llmcached; do
 	[ -n "${SUM_RPS[$who]:-}" ] || continue
-	printf '  %-10s %12d %10s %10s\n' "$who" $((SUM_RPS[$who] / ROUNDS)) "$(us $((SUM_P50[$who] / ROUNDS)))" "$(us $((SUM_P99[$who] / ROUNDS)))"
+	printf '  %-10s %12d %10s %10s %14sus\n' "$who" $((SUM_RPS[$who] / ROUNDS)) "$(us $((SUM_P50[$who] / ROUNDS)))" \
+		"$(us $((SUM_P99[$who] / ROUNDS)))" "$(cpu_per_req $who)"
 done
 if [ $HAVE_LLMC = 1 ]; then
 	echo "  ratio llmcached/nginx: throughput $(ratio "${SUM_RPS[llmcached]}" "${SUM_RPS[nginx]}")x (bar >= 1.0, goal 1.5)," \
-		"p99 $(ratio "${SUM_P99[llmcached]}" "${SUM_P99[nginx]}")x (bar <= 1.0), p50 $(ratio "${SUM_P50[llmcached]}" "${SUM_P50[nginx]}")x"
+		"p99 $(ratio "${SUM_P99[llmcached]}" "${SUM_P99[nginx]}")x (bar <= 1.0), p50 $(ratio "${SUM_P50[llmcached]}" "${SUM_P50[nginx]}")x," \
+		"server CPU per request $(ratio "$(cpu_per_req llmcached)" "$(cpu_per_req nginx)")x (lower is cheaper)"
 fi
 
 echo
