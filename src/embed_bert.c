@@ -70,9 +70,9 @@
  * HF's masked computation on a padded batch. Buffers grow to the largest
  * batch seen and are reused (no allocation per call in steady state).
  *
- * The dense kernels below (bert_linear, bert_layer_norm, bert_activate,
- * bert_softmax_rows) are private for now; they are meant to move to the
- * shared embed_math.c once that lands.
+ * Layer norm, GELU (erf form), ReLU and softmax are embed_math.c's, shared
+ * with the USE encoder; only the tanh GELU variant and the bias-first linear
+ * layer are local.
  *
  * Thread safety: one thread at a time per backend (buffers are reused).
  * Weights are immutable after load. OpenBLAS keeps its own, process-wide
@@ -98,6 +98,7 @@
 #include <xxhash.h>
 
 #include "embed_impl.h"
+#include "embed_math.h"
 
 #define BERT_MAX_WORD_CHARS 100
 #define BERT_MAX_HEADER (100u << 20) /* safetensors JSON header limit */
@@ -899,7 +900,7 @@ int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t
     return (int)(ts.n + 2);
 }
 
-/* ---- dense kernels (private; to move to embed_math.c) --------------------- */
+/* ---- dense kernels (the shared ones are in embed_math.c) ------------------- */
 
 /* y[m x out] = x[m x in] * W^T + bias, W stored [out x in]. */
 static void bert_linear(const float *x, size_t m, size_t in, const bert_lin *l, size_t out,
@@ -915,56 +916,23 @@ static void bert_linear(const float *x, size_t m, size_t in, const bert_lin *l, 
 static void bert_layer_norm(float *x, const float *r, size_t m, size_t n, const bert_ln *ln,
                             float eps)
 {
-    for (size_t i = 0; i < m; i++) {
-        float *row = x + i * n;
-        if (r)
-            for (size_t j = 0; j < n; j++)
-                row[j] += r[i * n + j];
-        double mean = 0, var = 0;
-        for (size_t j = 0; j < n; j++)
-            mean += row[j];
-        mean /= (double)n;
-        for (size_t j = 0; j < n; j++) {
-            double d = row[j] - mean;
-            var += d * d;
-        }
-        var /= (double)n;
-        float inv = (float)(1.0 / sqrt(var + eps)), mf = (float)mean;
-        for (size_t j = 0; j < n; j++)
-            row[j] = (row[j] - mf) * inv * ln->g[j] + ln->b[j];
-    }
+    if (r)
+        for (size_t i = 0; i < m * n; i++)
+            x[i] += r[i];
+    embed_math_layer_norm(x, x, n, m, n, ln->g, ln->b, eps);
 }
 
 static void bert_activate(float *x, size_t n, int act)
 {
     if (act == BERT_ACT_GELU) {
-        for (size_t i = 0; i < n; i++)
-            x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        embed_math_gelu(x, n);
     } else if (act == BERT_ACT_GELU_TANH) {
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
             x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
         }
     } else {
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0 ? x[i] : 0;
-    }
-}
-
-static void bert_softmax_rows(float *x, size_t m, size_t n)
-{
-    for (size_t i = 0; i < m; i++) {
-        float *row = x + i * n, mx = row[0];
-        for (size_t j = 1; j < n; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        float sum = 0;
-        for (size_t j = 0; j < n; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (size_t j = 0; j < n; j++)
-            row[j] *= inv;
+        embed_math_relu(x, n);
     }
 }
 
@@ -1031,7 +999,7 @@ static void bert_attention(bert_backend *b, size_t off, size_t L)
         const float *vh = b->v + off * H + h * dh;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L, (int)L, (int)dh, scale, qh,
                     (int)H, kh, (int)H, 0.0f, b->scores, (int)L);
-        bert_softmax_rows(b->scores, L, L);
+        embed_math_softmax_rows(b->scores, L, L, L);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L, (int)dh, (int)L, 1.0f,
                     b->scores, (int)L, vh, (int)H, 0.0f, b->ctx + off * H + h * dh, (int)H);
     }
