@@ -36,6 +36,7 @@ struct store_entry {
     store_entry *hnext;              /* hash chain */
     store_entry *lprev, *lnext;      /* LRU list */
     size_t heap_idx;                 /* position in the expiry heap */
+    int64_t bumped;                  /* when it last moved to the LRU head */
 };
 
 struct llmc_store {
@@ -319,6 +320,7 @@ int llmc_store_put(llmc_store *s, const llmc_entry_info *in, int64_t now,
     e->hnext = NULL;
     *pp = e;
     store_lru_push(s, e);
+    e->bumped = now;
     e->heap_idx = s->st.entries;
     s->heap[s->st.entries++] = e;
     store_heap_up(s, e->heap_idx);
@@ -342,8 +344,13 @@ static const llmc_entry_info *store_take(llmc_store *s, store_entry *e, int64_t 
         store_remove(s, e, LLMC_RM_EXPIRE);
         return NULL;
     }
-    store_lru_unlink(s, e);
-    store_lru_push(s, e);
+    /* Move to the head at most once a second (memcached's rule): a hot entry
+     * is not relinked on every hit, and second-grained LRU order is plenty. */
+    if (e->bumped != now) {
+        store_lru_unlink(s, e);
+        store_lru_push(s, e);
+        e->bumped = now;
+    }
     atomic_fetch_add(&e->refs, 1);
     return &e->info;
 }
