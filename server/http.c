@@ -104,24 +104,25 @@ static void http_entry_cleanup(const void *data, size_t len, void *arg)
 int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
                      int client_stream, double similarity, double t0)
 {
-    struct evbuffer *b = evbuffer_new();
+    /* The reply goes straight into the request's own output buffer. */
+    struct evbuffer *b = evhttp_request_get_output_buffer(req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    if (!b)
-        return -1;
     if (client_stream && e->endpoint != LLMC_EP_EMBEDDINGS) {
         char *sse = NULL;
         size_t sl = 0;
-        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl)) {
-            evbuffer_free(b);
+        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl))
             return -1;
-        }
         evbuffer_add(b, sse, sl);
         free(sse);
         evhttp_add_header(oh, "Content-Type", "text/event-stream");
         evhttp_add_header(oh, "Cache-Control", "no-cache");
     } else {
-        llmc_entry_ref(e);
-        evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
+        if (e->body_len <= 16384) {
+            evbuffer_add(b, e->body, e->body_len); /* a copy is cheaper than a reference */
+        } else {
+            llmc_entry_ref(e); /* large: sent from the entry itself, held until sent */
+            evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
+        }
         evhttp_add_header(oh, "Content-Type", "application/json");
     }
     int semantic = !isnan(similarity);
@@ -138,8 +139,7 @@ int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *
     }
     evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     evhttp_add_header(oh, "Age", age);
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
+    evhttp_send_reply(req, 200, "OK", NULL);
     llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
     llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
     llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - t0);
