@@ -60,20 +60,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 #define NE 4
 #define NT 20
-#define NQ 12
 #define TOKEN "bench-prefix-token"
 
-static const char *words[] = {
-    "policy",  "refund",  "order",   "garden",  "ticket",  "flight",  "invoice", "doctor",
-    "school",  "library", "account", "package", "kitchen", "planet",  "engine",  "music",
-    "weather", "river",   "castle",  "bakery",  "rocket",  "forest",  "market",  "museum",
-    "harbor",  "cinema",  "village", "bridge",  "island",  "theater", "station", "hotel"};
-static const char *questions[NQ] = {
-    "How do I start?",  "What time is it open?", "Can you help me?",     "Where is my order?",
-    "Is it free?",      "Who can I call?",       "What is the price?",   "How long does it take?",
-    "Can I change it?", "Why is it late?",       "What should I bring?", "Do you have a map?"};
 static const char *policies[3] = {"round-robin", "least-loaded", "prefix-affinity"};
 
 typedef struct {
@@ -98,39 +90,6 @@ typedef struct {
     int errors, anomalies;
 } result_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-/* Tenant t's system prompt, ~300 tokens (same text as route.c's). malloc'd. */
-static char *tenant_system(int t)
-{
-    uint64_t s = 0x1234567ull + (uint64_t)t * 7919u;
-    char *buf = malloc(4096);
-    if (!buf)
-        return NULL;
-    int n = snprintf(buf, 4096, "System: You are the assistant of tenant %d. ", t);
-    for (int i = 0; i < 18; i++) {
-        const char *a = words[rng_next(&s) % 32], *b = words[rng_next(&s) % 32];
-        n += snprintf(buf + n, 4096 - (size_t)n, "The %s has a %s. ", a, b);
-    }
-    return buf;
-}
-
-/* fork/exec argv with stdout to a pipe (stderr to errpath, or inherited);
- * reads lines until one contains marker, then the port number after it.
- * Returns the child with port 0 when the line never came. */
 static child_t start_child(char *const argv[], const char *marker, const char *errpath)
 {
     child_t c = {-1, 0, NULL};
@@ -289,12 +248,6 @@ static void *client(void *arg)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return NULL;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static long long jint(json_t *o, const char *k)

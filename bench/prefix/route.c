@@ -38,18 +38,10 @@
 
 #include "llmcache.h"
 
+#include "workload.h"
+
 #define NE 4
 #define NT 20
-
-static const char *words[] = {
-    "policy",  "refund",  "order",   "garden",  "ticket",  "flight",  "invoice", "doctor",
-    "school",  "library", "account", "package", "kitchen", "planet",  "engine",  "music",
-    "weather", "river",   "castle",  "bakery",  "rocket",  "forest",  "market",  "museum",
-    "harbor",  "cinema",  "village", "bridge",  "island",  "theater", "station", "hotel"};
-static const char *questions[] = {
-    "How do I start?",  "What time is it open?", "Can you help me?",     "Where is my order?",
-    "Is it free?",      "Who can I call?",       "What is the price?",   "How long does it take?",
-    "Can I change it?", "Why is it late?",       "What should I bring?", "Do you have a map?"};
 
 typedef struct {
     char *prompt;
@@ -71,33 +63,6 @@ typedef struct {
     double *ttft;
     int errors;
 } run_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static char *tenant_system(int t)
-{
-    uint64_t s = 0x1234567ull + (uint64_t)t * 7919u;
-    char *buf = malloc(4096);
-    int n = snprintf(buf, 4096, "System: You are the assistant of tenant %d. ", t);
-    for (int i = 0; i < 18; i++) { /* ~16 tokens each: ~300 tokens */
-        const char *a = words[rng_next(&s) % 32], *b = words[rng_next(&s) % 32];
-        n += snprintf(buf + n, 4096 - (size_t)n, "The %s has a %s. ", a, b);
-    }
-    return buf;
-}
 
 static engine_t start_engine(const char *bin, const char *models, int nb)
 {
@@ -233,12 +198,6 @@ static void *client(void *arg)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return NULL;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 typedef struct {
