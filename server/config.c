@@ -84,6 +84,8 @@ static const opt opts[] = {
      "health check and metrics scrape period of several upstreams, ms"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",
      "per loop: raw requests remembered for the exact-hit fast path (0: off)"},
+    {"shutdown-timeout", OPT_MS, O(shutdown_timeout_ms), "10000",
+     "on SIGTERM/SIGINT, how long requests in flight may finish, ms"},
     {"log-level", OPT_STR, O(log_level), "info", "debug, info, warn or error"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

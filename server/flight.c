@@ -158,6 +158,7 @@ static void sub_detach(sub *u)
     if (abort_now)
         event_active(f->abort_ev, EV_READ, 0);
     event_free(u->wake);
+    atomic_fetch_sub(&u->loop->s->active, 1);
     if (u->req) {
         struct evhttp_connection *c = evhttp_request_get_connection(u->req);
         if (c)
@@ -333,6 +334,7 @@ static sub *sub_new(srv_loop *l, struct evhttp_request *req, flight *f, int clie
     struct evhttp_connection *c = evhttp_request_get_connection(req);
     if (c)
         evhttp_connection_set_closecb(c, sub_closed, u);
+    atomic_fetch_add(&l->s->active, 1);
     return u;
 }
 

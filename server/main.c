@@ -122,10 +122,29 @@ static int main_listen_socket(const char *hostport, int *port_out)
     return fd;
 }
 
+/* Shutdown, on each loop: accept nothing new, let what is in flight finish
+ * (every loop waits for all: a flight on one may serve a waiter on
+ * another), then stop — or at the deadline, whatever is left. */
+static void main_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    srv_loop *l = arg;
+    if (atomic_load(&l->s->active) <= 0 || srv_now() >= l->drain_deadline) {
+        event_base_loopbreak(l->base);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(l->drain_ev, &tv);
+}
+
 static void main_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     srv_loop *l = arg;
-    event_base_loopbreak(l->base);
+    if (l->listener) {
+        evhttp_del_accept_socket(l->http, l->listener);
+        l->listener = NULL;
+    }
+    l->drain_deadline = srv_now() + (double)l->s->cfg.shutdown_timeout_ms / 1000.0;
+    main_drain_cb(-1, 0, l);
 }
 
 static void *main_loop_thread(void *arg)
@@ -284,7 +303,8 @@ int main(int argc, char **argv)
         l->listen_fd = main_listen_socket(addr, i == 0 ? &port : NULL);
         if (l->listen_fd < 0)
             return 1;
-        if (!evhttp_accept_socket_with_handle(l->http, l->listen_fd))
+        l->listener = evhttp_accept_socket_with_handle(l->http, l->listen_fd);
+        if (!l->listener)
             return 1;
         evhttp_set_max_body_size(l->http, (ev_ssize_t)s->cfg.max_body);
         evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -293,6 +313,7 @@ int main(int argc, char **argv)
         evhttp_set_timeout(l->http, 3600);
         evhttp_set_gencb(l->http, http_handle, l);
         l->stop_ev = event_new(l->base, -1, 0, main_stop_cb, l);
+        l->drain_ev = evtimer_new(l->base, main_drain_cb, l);
     }
 
     if (s->cfg.n_upstream == 0) {
@@ -334,7 +355,8 @@ int main(int argc, char **argv)
         usleep(200 * 1000);
         llmc_store_expire(s->store, (int64_t)time(NULL), 10000);
     }
-    srv_log(LOG_INFO, "shutting down");
+    srv_log(LOG_INFO, "shutting down: %d request(s) in flight, up to %lld ms to finish",
+            atomic_load(&s->active), s->cfg.shutdown_timeout_ms);
     for (int i = 0; i < s->nloops; i++)
         event_active(s->loops[i].stop_ev, EV_READ, 0);
     for (int i = 0; i < s->nloops; i++)
@@ -349,6 +371,7 @@ int main(int argc, char **argv)
         memo_free(l->memo);
         free(l->raw);
         event_free(l->stop_ev);
+        event_free(l->drain_ev);
         event_base_free(l->base);
     }
     pool_free(s->upstreams);

@@ -78,6 +78,8 @@ double sem_threshold_for(srv *s, const char *model, const char *header)
 
 static void sem_job_free(sem_job *j)
 {
+    if (j->l)
+        atomic_fetch_sub(&j->l->s->active, 1);
     struct evhttp_connection *c = j->req ? evhttp_request_get_connection(j->req) : NULL;
     if (c)
         evhttp_connection_set_closecb(c, NULL, NULL);
@@ -202,6 +204,7 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
     j->qlen = qlen;
     j->fr = *fr;
     j->l = l;
+    atomic_fetch_add(&s->active, 1);
     j->req = req;
     j->threshold = threshold;
     j->t0 = t0;

@@ -72,6 +72,7 @@ typedef struct srv_config {
     double route_balance_rel;
     long long health_interval_ms;
     long long memo_memory;
+    long long shutdown_timeout_ms;
 } srv_config;
 
 /* config.c */
@@ -109,6 +110,9 @@ struct srv_loop {
     struct event_base *base;
     struct evhttp *http;
     int listen_fd;
+    struct evhttp_bound_socket *listener;
+    struct event *drain_ev; /* shutdown: wait for requests in flight */
+    double drain_deadline;
     CURLM *multi;
     struct event *curl_timer;
     struct event *stop_ev;
@@ -139,6 +143,7 @@ struct srv {
     int demo_port;
     time_t started;
     atomic_uint_fast64_t requests, coalesced, upstream_calls, stores, store_refused;
+    atomic_int active; /* client requests being answered (subs, semantic jobs) */
 };
 
 /* upstream.c — curl multi on a loop */

@@ -424,9 +424,11 @@ describe('TTL, budget, persistence', () => {
     try {
       const body = chat(q('short-lived'));
       await request(`${d2.url}/chat/completions`, { body });
-      await sleep(1000);
+      // TTLs count whole seconds from the second the entry was stored: alive
+      // 0.5 s later whatever the fraction, surely dead 2.5 s later.
+      await sleep(500);
       assert.equal((await request(`${d2.url}/chat/completions`, { body })).headers.get('x-llm-cache'), 'HIT-EXACT');
-      await sleep(1300);
+      await sleep(2000);
       assert.equal((await request(`${d2.url}/chat/completions`, { body })).headers.get('x-llm-cache'), 'MISS');
     } finally {
       await d2.stop();
@@ -508,6 +510,19 @@ describe('command line and demo', () => {
     } finally {
       await d2.stop();
     }
+  });
+
+  test('SIGTERM lets requests in flight finish, then exits 0', async () => {
+    const d2 = await startDaemon({ upstream: mock.url, args: ['--persist', 'no'] });
+    const pending = request(`${d2.url}/chat/completions`, { body: chat(q('finish me [mock:delay=700]')) });
+    await sleep(200);
+    const stopped = d2.stop();
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-llm-cache'), 'MISS');
+    const res = await stopped;
+    assert.equal(res.code, 0, res.output.slice(-2000));
+    assert.match(res.output, /1 request\(s\) in flight/);
   });
 
   test('with no upstream, the built-in demo upstream answers, labelled as such', async () => {

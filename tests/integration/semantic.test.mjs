@@ -113,12 +113,12 @@ test('deleted entries take their vectors with them; restart keeps semantic hits'
 });
 
 test('expiry and eviction remove vectors too', { skip }, async () => {
-  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '1', '--persist', 'no'] });
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '2', '--persist', 'no'] });
   try {
     const t = tag();
     await ask(d2.url, `Could you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`);
     assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`)), 'HIT-SEMANTIC');
-    await sleep(1600);
+    await sleep(2600); // TTLs count whole seconds: a 2 s entry is surely dead by now
     assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`)), 'MISS');
     const s = await request(`${d2.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d2.adminToken}` } });
     assert.ok(s.json.semantic && s.json.semantic.indexed <= 1, JSON.stringify(s.json.semantic));
