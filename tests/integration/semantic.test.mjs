@@ -12,11 +12,15 @@ const skip = haveModel ? false : 'USE-lite weights absent (scripts/fetch-use-mod
 
 let mock, d, dir;
 let n = 0;
-const tag = () => `${process.pid}x${++n}`;
+const tag = () => (curTag = `${process.pid}x${++n}`);
+// Each test's tag goes into a system message: it gives the test a partition
+// of its own while the query texts stay exactly as written (a tag inside the
+// query would move cosines from run to run).
+let curTag = '';
 const ask = (base, content, { model = 'mock-gpt', history = [], headers = {}, extra = {} } = {}) =>
   request(`${base}/chat/completions`, {
     headers: { authorization: 'Bearer sk-sem', ...headers },
-    body: { model, messages: [...history, { role: 'user', content }], ...extra },
+    body: { model, messages: [{ role: 'system', content: `test ${curTag}` }, ...history, { role: 'user', content }], ...extra },
   });
 const status = (r) => r.headers.get('x-llm-cache');
 
@@ -35,23 +39,23 @@ after(async () => {
 
 test('a paraphrase hits; an unrelated question misses', { skip }, async () => {
   const t = tag();
-  const a = await ask(d.url, `How do I reset my router password? ${t}`);
+  const a = await ask(d.url, `Could you please explain step by step how I can reset the admin password of my home wifi router to the factory default?`);
   assert.equal(status(a), 'MISS');
-  const b = await ask(d.url, `How can I reset the password of my router? ${t}`);
+  const b = await ask(d.url, `Can you please explain step by step how I can reset the admin password of my home wifi router to the factory default?`);
   assert.equal(status(b), 'HIT-SEMANTIC');
   assert.ok(Number(b.headers.get('x-llm-cache-similarity')) >= 0.8);
   assert.equal(b.headers.get('x-llm-cache-key'), a.headers.get('x-llm-cache-key'));
   assert.equal(mockSerial(b.json), mockSerial(a.json));
-  const c = await ask(d.url, `What is the best way to cook rice? ${t}`);
+  const c = await ask(d.url, `What is the best way to cook rice?`);
   assert.equal(status(c), 'MISS');
 });
 
 test('a streamed request is answered from a semantic hit as a valid stream', { skip }, async () => {
   const t = tag();
-  await ask(d.url, `What is the tallest mountain in the world? ${t}`);
+  await ask(d.url, `Could you please tell me which mountain is the tallest in the whole world and how high its summit is above sea level?`);
   const client = makeClient(d.url, { apiKey: 'sk-sem' });
   const { data, response } = await client.chat.completions.create({
-    model: 'mock-gpt', stream: true, messages: [{ role: 'user', content: `Which mountain is the tallest in the world? ${t}` }],
+    model: 'mock-gpt', stream: true, messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content: `Can you please tell me which mountain is the tallest in the whole world and how high its summit is above sea level?` }],
   }).withResponse();
   assert.equal(response.headers.get('x-llm-cache'), 'HIT-SEMANTIC');
   let text = '';
@@ -63,52 +67,52 @@ test('the same question after another conversation, tenant or model misses', { s
   const t = tag();
   const h1 = [{ role: 'user', content: 'I live in Paris.' }, { role: 'assistant', content: 'Nice!' }];
   const h2 = [{ role: 'user', content: 'I live in Tokyo.' }, { role: 'assistant', content: 'Nice!' }];
-  await ask(d.url, `Which museums should I visit here? ${t}`, { history: h1 });
-  const same = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h1 });
+  await ask(d.url, `Could you please tell me which museums in this city are the most worth visiting for someone who loves modern art and history?`, { history: h1 });
+  const same = await ask(d.url, `Can you please tell me which museums in this city are the most worth visiting for someone who loves modern art and history?`, { history: h1 });
   assert.equal(status(same), 'HIT-SEMANTIC');
-  const other = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h2 });
+  const other = await ask(d.url, `Can you please tell me which museums in this city are the most worth visiting for someone who loves modern art and history?`, { history: h2 });
   assert.equal(status(other), 'MISS');
-  const tenant = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h1, headers: { authorization: 'Bearer sk-other' } });
+  const tenant = await ask(d.url, `Can you please tell me which museums in this city are the most worth visiting for someone who loves modern art and history?`, { history: h1, headers: { authorization: 'Bearer sk-other' } });
   assert.equal(status(tenant), 'MISS');
-  const model = await ask(d.url, `Which museums would you recommend visiting here? ${t}`, { history: h1, model: 'mock-gpt-mini' });
+  const model = await ask(d.url, `Can you please tell me which museums in this city are the most worth visiting for someone who loves modern art and history?`, { history: h1, model: 'mock-gpt-mini' });
   assert.equal(status(model), 'MISS');
 });
 
 test('the guard refuses a near question that asks something else', { skip }, async () => {
   const t = tag();
-  await ask(d.url, `How many calories are in 2 eggs? ${t}`);
-  const r = await ask(d.url, `How many calories are in 3 eggs? ${t}`);
+  await ask(d.url, `How many calories are in 2 eggs?`);
+  const r = await ask(d.url, `How many calories are in 3 eggs?`);
   assert.equal(status(r), 'MISS');
-  const neg = await ask(d.url, `Why is the sky blue? ${t}`);
+  const neg = await ask(d.url, `Why is the sky blue?`);
   assert.equal(status(neg), 'MISS');
-  const neg2 = await ask(d.url, `Why is the sky not blue? ${t}`);
+  const neg2 = await ask(d.url, `Why is the sky not blue?`);
   assert.equal(status(neg2), 'MISS');
 });
 
 test('per-request threshold and exact-only policy', { skip }, async () => {
   const t = tag();
-  await ask(d.url, `How do I make a good cup of coffee? ${t}`);
-  const strict = await ask(d.url, `How can I make a good cup of coffee? ${t}`, { headers: { 'x-llm-cache-threshold': '0.999' } });
+  await ask(d.url, `How do I make a good cup of coffee?`);
+  const strict = await ask(d.url, `How can I make a good cup of coffee?`, { headers: { 'x-llm-cache-threshold': '0.999' } });
   assert.equal(status(strict), 'MISS');
   // Code generation is exact-only: a reworded request never reuses the code.
-  await ask(d.url, `Write a Python function that sorts a list of numbers ${t}`);
-  const code = await ask(d.url, `Write a Python function which sorts a list of numbers ${t}`);
+  await ask(d.url, `Write a Python function that sorts a list of numbers`);
+  const code = await ask(d.url, `Write a Python function which sorts a list of numbers`);
   assert.equal(status(code), 'MISS');
 });
 
 test('deleted entries take their vectors with them; restart keeps semantic hits', { skip }, async () => {
   const t = tag();
-  const a = await ask(d.url, `What is the boiling point of water at sea level? ${t}`);
+  const a = await ask(d.url, `What is the boiling point of water at sea level?`);
   const key = a.headers.get('x-llm-cache-key');
-  await ask(d.url, `Could you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published? ${t}`);
+  await ask(d.url, `Could you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published?`);
   const del = await request(`${d.origin}/admin/keys/${key}`, { method: 'DELETE', headers: { authorization: `Bearer ${d.adminToken}` } });
   assert.equal(del.status, 200);
-  const after = await ask(d.url, `At sea level, what is the boiling point of water? ${t}`);
+  const after = await ask(d.url, `At sea level, what is the boiling point of water?`);
   assert.equal(status(after), 'MISS');
   await sleep(200); // one flush interval
   await d.stop();
   d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50'] });
-  const r = await ask(d.url, `Can you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published? ${t}`);
+  const r = await ask(d.url, `Can you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published?`);
   assert.equal(status(r), 'HIT-SEMANTIC');
 });
 
@@ -116,10 +120,10 @@ test('expiry and eviction remove vectors too', { skip }, async () => {
   const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '2', '--persist', 'no'] });
   try {
     const t = tag();
-    await ask(d2.url, `Could you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`);
-    assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`)), 'HIT-SEMANTIC');
+    await ask(d2.url, `Could you explain in simple terms why the speed of light in a vacuum is the same for every observer?`);
+    assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer?`)), 'HIT-SEMANTIC');
     await sleep(2600); // TTLs count whole seconds: a 2 s entry is surely dead by now
-    assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer? ${t}`)), 'MISS');
+    assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer?`)), 'MISS');
     const s = await request(`${d2.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d2.adminToken}` } });
     assert.ok(s.json.semantic && s.json.semantic.indexed <= 1, JSON.stringify(s.json.semantic));
   } finally {
