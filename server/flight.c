@@ -23,6 +23,7 @@
  * Locks: srv.flights_mu (table) is taken before a flight's mu, never after.
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -730,6 +731,14 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     return f;
 }
 
+/* A request that goes upstream (or joins a call that does) is a miss; the
+ * count is taken here, once the last look in the store has failed. */
+static void flight_count_miss(srv *s, const flight_req *fr)
+{
+    if (fr->ep && !strcmp(fr->cache_status, "MISS"))
+        llmc_metrics_count(s->metrics, fr->model, LLMC_OUT_MISS);
+}
+
 void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                    const char *body, size_t len, double t0)
 {
@@ -758,11 +767,30 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         }
         if (f) {
             pthread_mutex_unlock(&s->flights_mu);
+            flight_count_miss(s, fr);
             atomic_fetch_add(&s->coalesced, 1);
             free(fr->vec); /* the leader's answer is stored with the leader's */
             free(fr->query);
             free(fr->route_key);
             return;
+        }
+        /* No flight: but one may have finished since the caller looked in the
+         * store (a semantic lookup takes milliseconds). A flight stores its
+         * answer before it leaves the table, so under this lock the answer is
+         * either in flight or stored: look once more. */
+        const llmc_entry_info *e =
+            fr->dec.lookup ? llmc_store_get(s->store, fr->key, (int64_t)time(NULL)) : NULL;
+        if (e) {
+            pthread_mutex_unlock(&s->flights_mu);
+            int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0) == 0;
+            llmc_entry_release(e);
+            if (served) {
+                free(fr->vec);
+                free(fr->query);
+                free(fr->route_key);
+                return;
+            }
+            pthread_mutex_lock(&s->flights_mu);
         }
     }
     f = flight_new(l, req, fr, body, len);
@@ -792,6 +820,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         http_send_error(req, 500, "server_error", "out of memory");
         return;
     }
+    flight_count_miss(s, fr);
     atomic_fetch_add(&s->upstream_calls, 1);
     pool_begin(s->upstreams, f->backend);
     if (curl_multi_add_handle(l->multi, f->easy) != CURLM_OK)

@@ -308,7 +308,6 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         return;
     }
     free(sem_query);
-    llmc_metrics_count(s->metrics, fr.model, LLMC_OUT_MISS);
     flight_submit(l, req, &fr, body, len, t0);
 }
 

@@ -135,7 +135,6 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
     }
     if (j->fr.reason == NULL && j->res.guard_rejected)
         j->fr.reason = "semantic: guard refused a similar entry";
-    llmc_metrics_count(s->metrics, j->fr.model, LLMC_OUT_MISS);
     flight_req fr = j->fr;
     memset(&j->fr, 0, sizeof j->fr); /* ownership of vec/query moves on */
     flight_submit(j->l, req, &fr, j->body, j->len, j->t0);
@@ -193,7 +192,6 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
     if (!j || !j->body || !j->query || !j->done) {
         if (j)
             sem_job_free(j);
-        llmc_metrics_count(s->metrics, fr->model, LLMC_OUT_MISS);
         flight_submit(l, req, fr, body, len, t0);
         return;
     }
