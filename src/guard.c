@@ -495,6 +495,19 @@ static int guard_numbers_agree(const guard_text *a, const guard_text *b)
     return 1;
 }
 
+/* Word i of x is a content word (not a stop word, not a negation, with a
+ * stem) whose stem did not already occur earlier in x. */
+static int guard_distinct_content(const guard_text *x, unsigned i)
+{
+    const guard_word *w = &x->w[i];
+    if (w->stop || w->neg || !w->stem[0])
+        return 0;
+    for (unsigned k = 0; k < i; k++)
+        if (!x->w[k].stop && !strcmp(x->w[k].stem, w->stem))
+            return 0;
+    return 1;
+}
+
 /* Dice coefficient of the distinct content stems. 1 when both are empty. */
 static double guard_overlap(const guard_text *a, const guard_text *b)
 {
@@ -503,12 +516,7 @@ static double guard_overlap(const guard_text *a, const guard_text *b)
         const guard_text *x = dir ? b : a, *y = dir ? a : b;
         for (unsigned i = 0; i < x->n; i++) {
             const guard_word *w = &x->w[i];
-            if (w->stop || w->neg || !w->stem[0])
-                continue;
-            int dup = 0;
-            for (unsigned k = 0; k < i && !dup; k++)
-                dup = !x->w[k].stop && !strcmp(x->w[k].stem, w->stem);
-            if (dup)
+            if (!guard_distinct_content(x, i))
                 continue;
             if (dir == 0) {
                 na++;
@@ -662,12 +670,7 @@ static double guard_unmatched(const guard_text *a, const guard_text *b,
         const guard_text *x = dir ? b : a, *y = dir ? a : b;
         for (unsigned i = 0; i < x->n; i++) {
             const guard_word *w = &x->w[i];
-            if (w->stop || w->neg || !w->stem[0])
-                continue;
-            int dup = 0;
-            for (unsigned k = 0; k < i && !dup; k++)
-                dup = !x->w[k].stop && !strcmp(x->w[k].stem, w->stem);
-            if (dup)
+            if (!guard_distinct_content(x, i))
                 continue;
             double wt = v ? llmc_guard_vocab_rarity(v, w->word, strlen(w->word)) : 1.0;
             total += wt;
