@@ -135,30 +135,6 @@ static void stop_child(child_t *c)
     c->out = NULL;
 }
 
-typedef struct {
-    double t0, first;
-    char *buf; /* NULL: body not kept */
-    size_t len;
-    int bypass;
-} xfer;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    xfer *x = ud;
-    if (!x->first)
-        x->first = now_s();
-    if (x->buf) {
-        char *nb = realloc(x->buf, x->len + sz * n + 1);
-        if (!nb)
-            return 0;
-        x->buf = nb;
-        memcpy(x->buf + x->len, p, sz * n);
-        x->len += sz * n;
-        x->buf[x->len] = 0;
-    }
-    return sz * n;
-}
-
 static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
     xfer *x = ud;

@@ -104,35 +104,12 @@ static void stop_engine(engine_t *e)
     }
 }
 
-typedef struct {
-    double t0, first;
-    char *buf;
-    size_t len;
-} xfer;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    xfer *x = ud;
-    if (!x->first)
-        x->first = now_s();
-    if (x->buf) {
-        char *nb = realloc(x->buf, x->len + sz * n + 1);
-        if (!nb)
-            return 0;
-        x->buf = nb;
-        memcpy(x->buf + x->len, p, sz * n);
-        x->len += sz * n;
-        x->buf[x->len] = 0;
-    }
-    return sz * n;
-}
-
 static double scrape(int port, const char *name)
 {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
     CURL *c = curl_easy_init();
-    xfer x = {0, 0, calloc(1, 1), 0};
+    xfer x = {0, 0, calloc(1, 1), 0, 0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
@@ -178,7 +155,7 @@ static void *client(void *arg)
         char *body = malloc(bl);
         snprintf(body, bl, "{\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0,\"stream\":true}",
                  key);
-        xfer x = {now_s(), 0, NULL, 0};
+        xfer x = {now_s(), 0, NULL, 0, 0};
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);

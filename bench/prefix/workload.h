@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define NQ 12
@@ -59,6 +60,32 @@ static inline int cmpd(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* A transfer's first-byte time and, when buf is set, its body (grown with
+ * realloc, NUL-terminated): the libcurl write callback of both benchmarks. */
+typedef struct {
+    double t0, first;
+    char *buf; /* NULL: body not kept */
+    size_t len;
+    int bypass; /* gateway.c: the response said X-LLM-Cache: BYPASS */
+} xfer;
+
+static inline size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    xfer *x = ud;
+    if (!x->first)
+        x->first = now_s();
+    if (x->buf) {
+        char *nb = realloc(x->buf, x->len + sz * n + 1);
+        if (!nb)
+            return 0;
+        x->buf = nb;
+        memcpy(x->buf + x->len, p, sz * n);
+        x->len += sz * n;
+        x->buf[x->len] = 0;
+    }
+    return sz * n;
 }
 
 #endif
