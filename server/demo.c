@@ -71,9 +71,7 @@ static void demo_chunk(demo_call *d, const char *piece, const char *finish)
 static void demo_closed(struct evhttp_connection *c, void *arg)
 {
     demo_call *d = arg;
-    if (d->req && !evhttp_request_get_connection(d->req))
-        evhttp_request_free(d->req); /* detached by the close: ours to free */
-    d->req = NULL;
+    http_request_lost(&d->req);
     demo_free(d);
 }
 

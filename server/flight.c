@@ -172,12 +172,7 @@ static void sub_detach(sub *u)
 static void sub_closed(struct evhttp_connection *c, void *arg)
 {
     sub *u = arg;
-    /* A client that went away before our reply was done leaves its request
-     * detached from the connection (libevent 2.1: evcon == NULL); then it is
-     * ours to free. Otherwise the connection frees it after this callback. */
-    if (u->req && !evhttp_request_get_connection(u->req))
-        evhttp_request_free(u->req);
-    u->req = NULL;
+    http_request_lost(&u->req);
     sub_detach(u);
 }
 

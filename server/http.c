@@ -35,6 +35,17 @@ void http_add_common_headers(srv *s, struct evhttp_request *req)
                           "demo (built-in demo upstream, not a language model)");
 }
 
+void http_request_lost(struct evhttp_request **reqp)
+{
+    /* A client that went away before our reply was done leaves its request
+     * detached from the connection (libevent 2.1: evcon == NULL); then it is
+     * ours to free. Otherwise the connection frees it after its close
+     * callback returns. */
+    if (*reqp && !evhttp_request_get_connection(*reqp))
+        evhttp_request_free(*reqp);
+    *reqp = NULL;
+}
+
 void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg)
 {
     json_t *o = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",

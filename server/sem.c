@@ -98,9 +98,7 @@ static void sem_job_free(sem_job *j)
 static void sem_closed(struct evhttp_connection *c, void *arg)
 {
     sem_job *j = arg;
-    if (j->req && !evhttp_request_get_connection(j->req))
-        evhttp_request_free(j->req);
-    j->req = NULL;
+    http_request_lost(&j->req);
     j->gone = 1;
 }
 

@@ -183,6 +183,9 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
 
 /* http.c */
 void http_handle(struct evhttp_request *req, void *arg);
+/* A connection closed while *reqp was still being answered: forget the
+ * request (sets *reqp to NULL), freeing it when libevent left it to us. */
+void http_request_lost(struct evhttp_request **reqp);
 void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
 void http_add_common_headers(srv *s, struct evhttp_request *req);
 int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
