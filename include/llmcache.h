@@ -635,10 +635,11 @@ const char *llmc_policy_action_name(llmc_policy_action a);
  * alphanumeric tokens) and the remaining content words after stop-word
  * removal and light stemming, and rejects "one template, different filler"
  * pairs ("rehab center in Denali County" / "in Anchorage County"). Pure
- * function, no heap allocation (about 64 KB of stack), no state: safe from
+ * function, no heap allocation (about 100 KB of stack), no state: safe from
  * any thread. Measure it with tools/llmcached-guard-eval.
  */
 typedef struct llmc_guard_vocab llmc_guard_vocab; /* word rarities, below */
+typedef struct llmc_lexicon llmc_lexicon;         /* synonyms, below */
 
 typedef struct {
     int numbers;            /* numbers (digits and number words) must agree (1) */
@@ -662,6 +663,16 @@ typedef struct {
                                0.40 with the model's vocabulary) */
     const llmc_guard_vocab *vocab; /* word rarities (llmc_guard_vocab_load),
                                borrowed; NULL: every content word weighs 1 */
+    const llmc_lexicon *lexicon; /* synonyms and base forms
+                               (llmc_lexicon_load), borrowed: a content word
+                               whose synonym the other side has is matched
+                               (not entities, numbers); NULL: off */
+    int lexicon_senses;     /* senses of a word considered, most frequent
+                               first (see llmc_lexicon_senses) */
+    unsigned long_words;    /* when both texts have at least this many words,
+                               a negation or numbers on one side only do not
+                               reject (a number substitution still does);
+                               0 disables */
 } llmc_guard_params;
 
 llmc_guard_params llmc_guard_default_params(void);
@@ -678,6 +689,29 @@ void llmc_guard_vocab_free(llmc_guard_vocab *v);
 /* -log p of word (len bytes, as written; looked up lowercased and
  * capitalised), >= 0. */
 double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size_t len);
+
+/* Synonyms for the guard: WordNet's index and exception files (Debian's
+ * wordnet-base puts them in /usr/share/wordnet), read into memory (~4 MB).
+ * Immutable once loaded: share it between threads (src/lexicon.c). */
+#define LLMC_LEXICON_DIR "/usr/share/wordnet"
+#define LLMC_LEXICON_IDS_MAX 64
+#define LLMC_LEXICON_BASE 0x80000000u /* id bit: a base form, not a synset */
+/* Load dir/index.{noun,verb,adj,adv} and dir/{noun,...}.exc. NULL on
+ * failure with *err set: LLMC_EIO (cannot open an index file), LLMC_EINVAL
+ * (not WordNet's format), LLMC_ENOMEM. */
+llmc_lexicon *llmc_lexicon_load(const char *dir, int *err);
+void llmc_lexicon_free(llmc_lexicon *lx);
+size_t llmc_lexicon_count(const llmc_lexicon *lx); /* lemmas loaded */
+/* The sense ids of a lowercase word, sorted: per part of speech, for each
+ * base form (itself, exception lists, WordNet's suffix rules) the index
+ * knows, one id for the base form and its first max_senses synsets. At
+ * most cap ids; 0 for a word WordNet does not know. */
+size_t llmc_lexicon_senses(const llmc_lexicon *lx, const char *word, int max_senses,
+                           uint32_t *ids, size_t cap);
+/* 1 when two sorted id lists share an id. */
+int llmc_lexicon_share(const uint32_t *a, size_t na, const uint32_t *b, size_t nb);
+/* 1 when words a and b share a base form or one of their senses. */
+int llmc_lexicon_related(const llmc_lexicon *lx, const char *a, const char *b, int max_senses);
 
 /* Why the guard said no (bits of llmc_guard_result.rejected). */
 enum {
@@ -697,6 +731,9 @@ typedef struct {
     const char *reason;     /* static: "ok", "number", "negation", "entity",
                                "substitution", "overlap", "unmatched" */
     double unmatched;       /* rarity-weighted share of content one side lacks */
+    double lacked[2];       /* of that, the weight of the query's [0] and the
+                               candidate's [1] content the other side lacks */
+    double content[2];      /* the weight of all of each side's content */
 } llmc_guard_result;
 
 /* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be
@@ -743,6 +780,11 @@ typedef struct {
                                 "data/models/use-lite/vocab.json"); NULL or a
                                 missing file: unweighted. Ignored when
                                 guard_params.vocab is set. */
+    const char *lexicon_dir; /* WordNet files giving the guard its synonyms
+                                (LLMC_LEXICON_DIR), loaded by llmc_semantic_new
+                                when dir/index.noun exists; NULL or missing:
+                                no synonyms. Ignored when guard_params.lexicon
+                                is set. */
 } llmc_semantic_params;
 
 typedef struct {

@@ -53,6 +53,16 @@
  *               passes and an added or swapped detail ("... at night",
  *               "Dynamics CRM Services") does not. Without a vocabulary
  *               every content word weighs 1.
+ *   With a lexicon (llmc_lexicon, WordNet), a content word also matches a
+ *   word of the other side that shares a base form or one of its first
+ *   lexicon_senses senses ("utilize" / "use", "quantity" / "amount"), in
+ *   the slot, overlap and unmatched checks; a name only matches another
+ *   form of itself ("GEESE" / "GOOSE"), never a synonym. The sense ids of
+ *   each text's words are looked up once per check (guard_senses).
+ *   Between two long texts (both >= long_words words) a negation or
+ *   numbers on one side only do not reject: long statements reword "no
+ *   code needed" as "without writing any code"; a number substitution
+ *   still rejects.
  *   The first failing check names the reason; all failing checks are in
  *   the result's bit set.
  *
@@ -66,7 +76,8 @@
  *
  * Invariants
  *   Pure and deterministic: no heap, no globals beyond const tables (the
- *   vocabulary, when given, is immutable and only read); the
+ *   vocabulary and the lexicon, when given, are immutable and only read);
+ *   about 100 KB of stack; the
  *   first GUARD_TEXT_MAX bytes and GUARD_TOKENS_MAX words of each text are
  *   compared. Thread-safe.
  */
@@ -86,6 +97,7 @@
 #define GUARD_TOKENS_MAX 256
 #define GUARD_UNK_COST 20.0 /* -log p of a byte no piece covers */
 #define GUARD_PIECE_MAX 48  /* longest piece looked up, in bytes */
+#define GUARD_SENSE_POOL 4096 /* sense ids kept per text; later words get none */
 
 struct llmc_guard_vocab {
     char *arena;      /* NUL-terminated pieces, back to back */
@@ -105,12 +117,15 @@ typedef struct {
     int stop;
     int entity;
     int neg;
+    uint16_t syn, nsyn; /* sense ids: guard_text.pool[syn .. syn + nsyn) */
 } guard_word;
 
 typedef struct {
     guard_word w[GUARD_TOKENS_MAX];
     unsigned n;
     int negated;
+    unsigned npool;
+    uint32_t pool[GUARD_SENSE_POOL]; /* sense ids of the words, sorted per word */
 } guard_text;
 
 /* Sorted for bsearch. Function words, question words, auxiliaries, and a
@@ -436,13 +451,80 @@ static void guard_cover(guard_text *x, guard_text *y)
     }
 }
 
+/* ---- lexicon: base forms and synonyms -------------------------------- */
+
+/* Look up the sense ids of every word of g that is not a stop word, a
+ * negation or a number, once, into g's pool (llmc_lexicon_senses). */
+static void guard_senses(const llmc_guard_params *p, guard_text *g)
+{
+    g->npool = 0;
+    for (unsigned i = 0; i < g->n; i++) {
+        guard_word *w = &g->w[i];
+        w->syn = (uint16_t)g->npool;
+        w->nsyn = 0;
+        if (!p->lexicon || w->stop || w->neg || w->num[0])
+            continue;
+        size_t room = GUARD_SENSE_POOL - g->npool;
+        if (room > LLMC_LEXICON_IDS_MAX)
+            room = LLMC_LEXICON_IDS_MAX;
+        w->nsyn = (uint16_t)llmc_lexicon_senses(p->lexicon, w->word, p->lexicon_senses,
+                                                g->pool + g->npool, room);
+        g->npool += w->nsyn;
+    }
+}
+
+/* Do words x and y share an id; with bases_only, a base form ("training"
+ * / "train", "TESTING" / "test")? Both id lists are sorted. */
+static int guard_share(const guard_text *gx, const guard_word *x, const guard_text *gy,
+                       const guard_word *y, int bases_only)
+{
+    const uint32_t *a = gx->pool + x->syn, *b = gy->pool + y->syn;
+    size_t na = x->nsyn, nb = y->nsyn;
+    if (!bases_only)
+        return llmc_lexicon_share(a, na, b, nb);
+    /* Base ids have the top bit set, so they sort last: share from there. */
+    while (na && !(a[0] & LLMC_LEXICON_BASE))
+        a++, na--;
+    while (nb && !(b[0] & LLMC_LEXICON_BASE))
+        b++, nb--;
+    return llmc_lexicon_share(a, na, b, nb);
+}
+
+/* Does word i of x occur in y as another form of the same lemma? */
+static int guard_same_lemma(const guard_text *x, unsigned i, const guard_text *y)
+{
+    for (unsigned j = 0; x->w[i].nsyn && j < y->n; j++)
+        if (guard_share(x, &x->w[i], y, &y->w[j], 1))
+            return 1;
+    return 0;
+}
+
+/* Does a synonym of content word i of x (by the lexicon) occur among y's
+ * content words? Names and numbers have no synonyms: "Denali" is not
+ * "Anchorage" however close WordNet files them; a name only matches
+ * another form of itself ("GEESE" / "GOOSE"). */
+static int guard_synonym(const guard_text *x, unsigned i, const guard_text *y)
+{
+    const guard_word *w = &x->w[i];
+    if (!w->nsyn)
+        return 0;
+    if (w->entity)
+        return guard_same_lemma(x, i, y);
+    for (unsigned j = 0; j < y->n; j++) {
+        const guard_word *o = &y->w[j];
+        if (!o->entity && guard_share(x, w, y, o, 0))
+            return 1;
+    }
+    return 0;
+}
+
 /* Entities of a missing from b. */
 static int guard_missing(const guard_text *a, const guard_text *b)
 {
     int missing = 0;
     for (unsigned i = 0; i < a->n; i++) {
         const guard_word *w = &a->w[i];
-        if (w->entity && !w->covered && !guard_occurs(a, i, b))
+        if (w->entity && !w->covered && !guard_occurs(a, i, b) && !guard_same_lemma(a, i, b))
             missing++;
     }
     return missing;
@@ -454,32 +536,46 @@ static int guard_missing(const guard_text *a, const guard_text *b)
  * the word sequences; if they cover most of both texts and each side's
  * middle is short and holds a content word, the texts ask about different
  * things. Paraphrases reorder their words, so they rarely align this way. */
-static int guard_slot(const guard_text *a, const guard_text *b, int max_fill)
+static int guard_slot(const llmc_guard_params *p, const guard_text *a, const guard_text *b)
 {
-    unsigned na = a->n, nb = b->n, p = 0, q = 0;
-    while (p < na && p < nb && !strcmp(a->w[p].stem, b->w[p].stem))
-        p++;
-    while (q < na - p && q < nb - p && !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
+    int max_fill = p->max_slot_fill;
+    unsigned na = a->n, nb = b->n, pre = 0, q = 0;
+    while (pre < na && pre < nb && !strcmp(a->w[pre].stem, b->w[pre].stem))
+        pre++;
+    while (q < na - pre && q < nb - pre &&
+           !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
         q++;
-    unsigned ma = na - p - q, mb = nb - p - q;
+    unsigned ma = na - pre - q, mb = nb - pre - q;
     if (!ma || !mb || ma > (unsigned)max_fill || mb > (unsigned)max_fill)
         return 0;
     unsigned longer = na > nb ? na : nb;
-    if ((p + q) * 10 < longer * 6)
+    if ((pre + q) * 10 < longer * 6)
         return 0;
     /* A filler word counts when it is a content word the other side lacks
      * (spelling variants and spelled-out acronyms do not count). */
     int ca = 0, cb = 0;
-    for (unsigned i = p; i < p + ma; i++)
-        ca |= !a->w[i].stop && !a->w[i].neg && !a->w[i].covered && !guard_occurs(a, i, b);
-    for (unsigned i = p; i < p + mb; i++)
-        cb |= !b->w[i].stop && !b->w[i].neg && !b->w[i].covered && !guard_occurs(b, i, a);
+    for (unsigned i = pre; i < pre + ma; i++)
+        ca |= !a->w[i].stop && !a->w[i].neg && !a->w[i].covered && !guard_occurs(a, i, b) &&
+              !guard_synonym(a, i, b);
+    for (unsigned i = pre; i < pre + mb; i++)
+        cb |= !b->w[i].stop && !b->w[i].neg && !b->w[i].covered && !guard_occurs(b, i, a) &&
+              !guard_synonym(b, i, a);
     return ca && cb;
 }
 
-/* 1 when the sets of numbers of a and b are equal. */
-static int guard_numbers_agree(const guard_text *a, const guard_text *b)
+/* 1 when the sets of numbers of a and b are equal; with one_sided, also
+ * when only one side has numbers (an added detail, not another value). */
+static int guard_numbers_agree(const guard_text *a, const guard_text *b, int one_sided)
 {
+    if (one_sided) {
+        int ha = 0, hb = 0;
+        for (unsigned i = 0; i < a->n; i++)
+            ha |= a->w[i].num[0] && !a->w[i].weak;
+        for (unsigned i = 0; i < b->n; i++)
+            hb |= b->w[i].num[0] && !b->w[i].weak;
+        if (!ha || !hb)
+            return 1;
+    }
     for (int dir = 0; dir < 2; dir++) {
         const guard_text *x = dir ? b : a, *y = dir ? a : b;
         for (unsigned i = 0; i < x->n; i++) {
@@ -508,8 +604,11 @@ static int guard_distinct_content(const guard_text *x, unsigned i)
     return 1;
 }
 
+/* Does a synonym of content word i of x (by the lexicon) occur among y's
+ * content words? Names and numbers have no synonyms: "Denali" is not
+ * "Anchorage" however close WordNet files them. */
 /* Dice coefficient of the distinct content stems. 1 when both are empty. */
-static double guard_overlap(const guard_text *a, const guard_text *b)
+static double guard_overlap(const llmc_guard_params *p, const guard_text *a, const guard_text *b)
 {
     unsigned na = 0, nb = 0, common = 0;
     for (int dir = 0; dir < 2; dir++) {
@@ -520,11 +619,10 @@ static double guard_overlap(const guard_text *a, const guard_text *b)
                 continue;
             if (dir == 0) {
                 na++;
-                for (unsigned j = 0; j < y->n; j++)
-                    if (!y->w[j].stop && !strcmp(y->w[j].stem, w->stem)) {
-                        common++;
-                        break;
-                    }
+                int found = 0;
+                for (unsigned j = 0; j < y->n && !found; j++)
+                    found = !y->w[j].stop && !strcmp(y->w[j].stem, w->stem);
+                common += found || guard_synonym(x, i, y);
             } else {
                 nb++;
             }
@@ -662,11 +760,13 @@ double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size
 /* Rarity-weighted share of the content words of a and b (distinct stems,
  * no stop words, numbers or negations) that the other side lacks; 0 when
  * neither has content. */
-static double guard_unmatched(const guard_text *a, const guard_text *b,
-                              const llmc_guard_vocab *v)
+static double guard_unmatched(const llmc_guard_params *p, const guard_text *a,
+                              const guard_text *b, llmc_guard_result *out)
 {
+    const llmc_guard_vocab *v = p->vocab;
     double total = 0, missing = 0;
     for (int dir = 0; dir < 2; dir++) {
+        double side_total = total, side_missing = missing;
         const guard_text *x = dir ? b : a, *y = dir ? a : b;
         for (unsigned i = 0; i < x->n; i++) {
             const guard_word *w = &x->w[i];
@@ -674,9 +774,11 @@ static double guard_unmatched(const guard_text *a, const guard_text *b,
                 continue;
             double wt = v ? llmc_guard_vocab_rarity(v, w->word, strlen(w->word)) : 1.0;
             total += wt;
-            if (!w->covered && !guard_occurs(x, i, y))
+            if (!w->covered && !guard_occurs(x, i, y) && !guard_synonym(x, i, y))
                 missing += wt;
         }
+        out->content[dir] = total - side_total;
+        out->lacked[dir] = missing - side_missing;
     }
     return total > 0 ? missing / total : 0.0;
 }
@@ -694,6 +796,9 @@ llmc_guard_params llmc_guard_default_params(void)
     p.relax_cosine = 2.0;
     p.max_unmatched = 1.0; /* off here; the semantic tier turns it on (0.40) */
     p.vocab = NULL;
+    p.lexicon = NULL;
+    p.lexicon_senses = 3;
+    p.long_words = 0;
     return p;
 }
 
@@ -712,10 +817,16 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
     guard_text a, b;
     guard_prepare(query, qlen, &a);
     guard_prepare(cand, clen, &b);
+    guard_senses(p, &a);
+    guard_senses(p, &b);
 
-    if (p->numbers && !guard_numbers_agree(&a, &b))
+    /* Long statements reword freely: "eliminates the need for coding" is
+     * "without writing any code". There a lone negation or a number on one
+     * side only does not decide; content words do. */
+    int lng = p->long_words > 0 && a.n >= p->long_words && b.n >= p->long_words;
+    if (p->numbers && !guard_numbers_agree(&a, &b, lng))
         out->rejected |= LLMC_GUARD_NUMBER;
-    if (p->negation && a.negated != b.negated)
+    if (p->negation && a.negated != b.negated && !lng)
         out->rejected |= LLMC_GUARD_NEGATION;
     guard_cover(&a, &b);
     guard_cover(&b, &a);
@@ -725,14 +836,14 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
      * never tolerated; an added detail on one side up to the limit. */
     if (p->entities && ((ma && mb) || ma + mb > p->max_entity_missing))
         out->rejected |= LLMC_GUARD_ENTITY;
-    if (p->max_slot_fill > 0 && guard_slot(&a, &b, p->max_slot_fill))
+    if (p->max_slot_fill > 0 && guard_slot(p, &a, &b))
         out->rejected |= LLMC_GUARD_SLOT;
-    out->overlap = guard_overlap(&a, &b);
+    out->overlap = guard_overlap(p, &a, &b);
     int relaxed = !isnan(cosine) && cosine >= p->relax_cosine;
     if (p->min_overlap > 0 && !relaxed && out->overlap < p->min_overlap)
         out->rejected |= LLMC_GUARD_OVERLAP;
 
-    out->unmatched = guard_unmatched(&a, &b, p->vocab);
+    out->unmatched = guard_unmatched(p, &a, &b, out);
     if (p->max_unmatched < 1.0 && out->unmatched > p->max_unmatched)
         out->rejected |= LLMC_GUARD_UNMATCHED;
 

@@ -54,6 +54,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct llmc_semantic {
     llmc_hnsw *index;
     char *model;
     llmc_guard_vocab *vocab; /* owned; p.guard_params.vocab points to it */
+    llmc_lexicon *lexicon;   /* owned; p.guard_params.lexicon points to it */
 };
 
 /* Words in s[0..len) (policy tokenizer), counted up to 255. */
@@ -125,6 +127,7 @@ llmc_semantic_params llmc_semantic_default_params(void)
     p.guard = 1;
     p.guard_params = llmc_guard_default_params();
     p.guard_params.max_unmatched = 0.40;
+    p.guard_params.long_words = 20;
     p.index = llmc_hnsw_default_params();
     p.index.dim = 512;
     p.margin = 0.02;
@@ -132,6 +135,7 @@ llmc_semantic_params llmc_semantic_default_params(void)
     p.short_words = 12;
     p.long_words = 20;
     p.vocab_path = SEMANTIC_VOCAB;
+    p.lexicon_dir = LLMC_LEXICON_DIR;
     return p;
 }
 
@@ -157,10 +161,22 @@ llmc_semantic *llmc_semantic_new(const llmc_semantic_params *p, int *err)
             goto fail; /* there but unreadable: say so rather than run unweighted */
         sem->p.guard_params.vocab = sem->vocab;
     }
+    sem->p.lexicon_dir = NULL;
+    if (!sem->p.guard_params.lexicon && p && p->lexicon_dir) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/index.noun", p->lexicon_dir);
+        if (access(probe, R_OK) == 0) {
+            sem->lexicon = llmc_lexicon_load(p->lexicon_dir, &e);
+            if (!sem->lexicon)
+                goto fail;
+            sem->p.guard_params.lexicon = sem->lexicon;
+        }
+    }
     return sem;
 fail:
     if (sem) {
         llmc_hnsw_free(sem->index);
+        llmc_guard_vocab_free(sem->vocab);
         free(sem->model);
     }
     free(sem);
@@ -175,6 +191,7 @@ void llmc_semantic_free(llmc_semantic *sem)
         return;
     llmc_hnsw_free(sem->index);
     llmc_guard_vocab_free(sem->vocab);
+    llmc_lexicon_free(sem->lexicon);
     free(sem->model);
     free(sem);
 }

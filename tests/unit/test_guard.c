@@ -163,6 +163,82 @@ static void test_switches_and_errors(void)
     CHECK(r.accept);
 }
 
+/* Synonyms and base forms from WordNet (when installed): a rewording
+ * passes where the words alone would refuse it, and only then. Then the
+ * long-text rule: a one-sided negation or number does not decide between
+ * two long statements, a number substitution still does. */
+static void test_lexicon(void)
+{
+    int err = 0;
+    llmc_lexicon *lx = llmc_lexicon_load(LLMC_LEXICON_DIR, &err);
+    if (!lx) {
+        printf("skip: no WordNet in %s; synonym checks not run\n", LLMC_LEXICON_DIR);
+    } else {
+        llmc_guard_params off = llmc_guard_default_params(), on;
+        off.max_unmatched = 0.30;
+        on = off;
+        on.lexicon = lx;
+        /* utilize ~ use, quantity ~ amount; "acquire" / "get" stays
+         * unmatched ("get" is a stop word): 1 word of 13 instead of 5. */
+        const char *q = "How can I utilize the load_dataset function to acquire the quantity of rows?";
+        const char *c = "How can I use the load_dataset function to get the amount of rows?";
+        llmc_guard_result r0 = check_p(&off, q, c, NAN), r1 = check_p(&on, q, c, NAN);
+        CHECK(!r0.accept && (r0.rejected & LLMC_GUARD_UNMATCHED));
+        CHECK(r1.accept);
+        CHECK(r1.unmatched < r0.unmatched);
+        CHECK(r1.overlap > r0.overlap);
+        CHECK(check_p(&on, c, q, NAN).accept); /* symmetric */
+        /* lacked/content: per side, and they add up to the share. */
+        CHECK(fabs((r1.lacked[0] + r1.lacked[1]) / (r1.content[0] + r1.content[1]) - r1.unmatched) <
+              1e-9);
+        CHECK(r1.lacked[0] > 0 && r1.lacked[1] == 0); /* "acquire" is the query's */
+        /* One template with synonymous fillers is no substitution... */
+        const char *s1 = "The filter method selects records from a table.";
+        const char *s2 = "The filter method chooses records from a table.";
+        CHECK(check_p(&off, s1, s2, NAN).rejected & LLMC_GUARD_SLOT);
+        CHECK(check_p(&on, s1, s2, NAN).accept);
+        /* ...but other fillers still are, and so are opposites. */
+        CHECK(check_p(&on, s1, "The filter method deletes records from a table.", NAN).rejected &
+              LLMC_GUARD_SLOT);
+        CHECK(!check_p(&on, "How do I buy shares of the company?",
+                       "How do I sell shares of the company?", NAN)
+                   .accept);
+        /* Names have no synonyms: a swapped place is still a swap. */
+        CHECK(check_p(&on, "Where are rehab centers in Denali County?",
+                      "Where are rehab centers in Anchorage County?", NAN)
+                  .rejected &
+              LLMC_GUARD_ENTITY);
+        /* An entity matches another form of its lemma ("GEESE" / "GOOSE"). */
+        const char *e1 = "How big is the GEESE dataset?", *e2 = "How big is the GOOSE dataset?";
+        CHECK(check_p(&off, e1, e2, NAN).rejected & LLMC_GUARD_ENTITY);
+        CHECK(check_p(&on, e1, e2, NAN).accept);
+        llmc_lexicon_free(lx);
+    }
+
+    llmc_guard_params p = llmc_guard_default_params();
+    const char *l1 = "AudioFolder is a dataset builder that eliminates the need for writing code to "
+                     "quickly load a dataset with thousands of audio files and their metadata.";
+    const char *l2 = "AudioFolder is a dataset builder that quickly loads a dataset with thousands of "
+                     "audio files and their metadata without requiring you to write any code.";
+    CHECK(check_p(&p, l1, l2, NAN).rejected & LLMC_GUARD_NEGATION);
+    p.long_words = 20;
+    CHECK(check_p(&p, l1, l2, NAN).accept);
+    /* Short texts keep the rule whatever long_words says. */
+    CHECK(check_p(&p, "How to lose weight", "How not to lose weight", NAN).rejected &
+          LLMC_GUARD_NEGATION);
+    /* Numbers on one side only pass between long texts; another value never. */
+    const char *n1 = "The DatasetInfo class of an audio loading script should include two things: "
+                     "the Audio feature and the sampling rate of the dataset.";
+    const char *n2 = "The DatasetInfo class of an audio loading script should include the Audio "
+                     "feature and the sampling rate of the dataset, among other things.";
+    const char *n3 = "The DatasetInfo class of an audio loading script should include three things: "
+                     "the Audio feature and the sampling rate of the dataset.";
+    CHECK(check_p(&p, n1, n2, NAN).accept);
+    CHECK(check_p(&p, n1, n3, NAN).rejected & LLMC_GUARD_NUMBER);
+    p.long_words = 0;
+    CHECK(check_p(&p, n1, n2, NAN).rejected & LLMC_GUARD_NUMBER);
+}
+
 /* The vocabulary: a hand-made one pins the segmentation arithmetic; the
  * model's (when fetched) orders real words by rarity. */
 static void test_vocab(void)
@@ -310,6 +386,7 @@ int main(void)
     test_substitution_and_overlap();
     test_switches_and_errors();
     test_vocab();
+    test_lexicon();
     test_data();
     return UNIT_DONE();
 }
