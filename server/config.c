@@ -66,6 +66,8 @@ static const opt opts[] = {
      "minimum cosine for a semantic hit (-1: the measured default)"},
     {"semantic-thresholds", OPT_STR, O(semantic_thresholds), "",
      "per-model thresholds: model=0.9,model2=0.95"},
+    {"semantic-lexicon", OPT_STR, O(semantic_lexicon), "/usr/share/wordnet",
+     "WordNet directory giving the guard synonyms (\"\": none)"},
     {"embed-backend", OPT_STR, O(embed_backend), "use", "embedder: use (built in), bert or remote"},
     {"embed-model-path", OPT_STR, O(embed_model_path), "data/models/use-lite",
      "directory of the use/bert model files"},

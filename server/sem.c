@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -264,9 +265,21 @@ int sem_start(srv *s)
     } else {
         sp.vocab_path = NULL;
     }
+    /* Synonyms for the guard: an absent directory means none (logged), a
+     * present but unreadable one refuses to start. */
+    const char *lex = s->cfg.semantic_lexicon;
+    sp.lexicon_dir = lex && *lex ? lex : NULL;
+    if (sp.lexicon_dir) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/index.noun", lex);
+        if (access(probe, R_OK) != 0)
+            srv_log(LOG_WARN, "semantic guard without synonyms: no WordNet in %s "
+                              "(Debian package wordnet-base)", lex);
+    }
     s->sem = llmc_semantic_new(&sp, &err);
     if (!s->sem) {
-        srv_log(LOG_ERROR, "semantic index: %s", llmc_strerror(err));
+        srv_log(LOG_ERROR, "semantic index (lexicon %s): %s", lex && *lex ? lex : "none",
+                llmc_strerror(err));
         for (int k = 0; k < n; k++)
             llmc_embedder_free(p->em[k]);
         free(p);

@@ -65,6 +65,7 @@ typedef struct srv_config {
     int semantic;
     double semantic_threshold; /* < 0: the library's measured default */
     char *semantic_thresholds; /* "model=0.9,..." */
+    char *semantic_lexicon;    /* WordNet directory; "" none */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     long long embed_threads;
     char *route_policy;

@@ -162,7 +162,9 @@ static void usage(FILE *f)
                "                              [--thresholds T1,T2,...] [--k K] [--examples N]\n"
                "                              [--margin M] [--short-boost B] [--short-words N]\n"
                "                              [--long-words N] [--max-unmatched U]\n"
-               "                              [--min-overlap O] [--vec-cache PATH] [--dump PATH]\n"
+               "                              [--min-overlap O] [--lexicon DIR|none] [--senses N]\n"
+               "                              [--guard-long-words N]\n"
+               "                              [--vec-cache PATH] [--dump PATH]\n"
                "Replays a pairs file through the semantic tier (USE-lite + index + guard)\n"
                "and prints hit rate, wrong-hit share and duplicates served per threshold,\n"
                "for plain cosine and for the full decision.\n");
@@ -175,7 +177,8 @@ int main(int argc, char **argv)
     const char *vec_cache = NULL, *dump = NULL;
     /* Overrides of the decision's defaults (negative: keep the default). */
     double o_margin = -1, o_boost = -1, o_unmatched = -1, o_overlap = -1;
-    long o_short = -1, o_long = -1;
+    long o_short = -1, o_long = -1, o_senses = -1, o_glong = -1;
+    const char *o_lexicon = NULL;
     int k = 4, examples = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
@@ -203,6 +206,12 @@ int main(int argc, char **argv)
             o_unmatched = atof(argv[++i]);
         else if (!strcmp(argv[i], "--min-overlap") && i + 1 < argc)
             o_overlap = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--lexicon") && i + 1 < argc)
+            o_lexicon = argv[++i];
+        else if (!strcmp(argv[i], "--guard-long-words") && i + 1 < argc)
+            o_glong = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--senses") && i + 1 < argc)
+            o_senses = atol(argv[++i]);
         else if (!strcmp(argv[i], "--vec-cache") && i + 1 < argc)
             vec_cache = argv[++i];
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
@@ -323,6 +332,12 @@ int main(int argc, char **argv)
         sp.guard_params.max_unmatched = o_unmatched;
     if (o_overlap >= 0)
         sp.guard_params.min_overlap = o_overlap;
+    if (o_lexicon)
+        sp.lexicon_dir = strcmp(o_lexicon, "none") ? o_lexicon : NULL;
+    if (o_senses >= 0)
+        sp.guard_params.lexicon_senses = (int)o_senses;
+    if (o_glong >= 0)
+        sp.guard_params.long_words = (unsigned)o_glong;
     llmc_semantic *full = llmc_semantic_new(&sp, &err);
     llmc_semantic_params fullp = sp;
     /* Plain cosine: the nearest neighbour at or above the threshold. */
@@ -331,6 +346,7 @@ int main(int argc, char **argv)
     sp.margin = 0;
     sp.short_boost = 0;
     sp.vocab_path = NULL;
+    sp.lexicon_dir = NULL;
     llmc_semantic *plain = llmc_semantic_new(&sp, &err);
     llmc_store_params stp = llmc_store_default_params();
     stp.max_bytes = (size_t)4 << 30;
@@ -417,12 +433,17 @@ int main(int argc, char **argv)
     /* --dump: per query, the 8 nearest inserted questions by brute force,
      * with the label-derived correctness and the guard's verdict, one TSV
      * line each (qi, rank, cosine, correct, guard accept, reason, overlap,
-     * query, candidate), to study decision rules offline. */
+     * unmatched, label, candidate's nearest other cosine, rejected bits,
+     * query's and candidate's lacked weight, their content weight, the
+     * query's and the candidate's row in --vec-cache, query, candidate), to
+     * study decision rules offline. */
     if (dump && vecs) {
         FILE *df = fopen(dump, "w");
         llmc_guard_params gp = fullp.guard_params;
         llmc_guard_vocab *gv = llmc_guard_vocab_load(vocab, NULL);
         gp.vocab = gv;
+        llmc_lexicon *glx = fullp.lexicon_dir ? llmc_lexicon_load(fullp.lexicon_dir, NULL) : NULL;
+        gp.lexicon = glx;
         /* Each inserted question's nearest other inserted question. */
         float *nn = malloc((size_t)qt.n * sizeof *nn);
         for (int x = 0; x < qt.n; x++) {
@@ -469,8 +490,10 @@ int main(int argc, char **argv)
                 llmc_guard_result g;
                 llmc_guard_check(&gp, qt.orig[qb], strlen(qt.orig[qb]), qt.orig[id],
                                  strlen(qt.orig[id]), bs[r], &g);
-                fprintf(df, "%ld\t%d\t%.4f\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%.4f\t", i, r, bs[r],
-                        ok, g.accept, g.reason, g.overlap, g.unmatched, pairs[i].label, nn[id]);
+                fprintf(df, "%ld\t%d\t%.4f\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%.4f\t%u\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t",
+                        i, r, bs[r], ok, g.accept, g.reason, g.overlap, g.unmatched,
+                        pairs[i].label, nn[id], (unsigned)g.rejected, g.lacked[0], g.lacked[1],
+                        g.content[0], g.content[1], qb, id);
                 put_field(df, qt.orig[qb]);
                 fputc('\t', df);
                 put_field(df, qt.orig[id]);
@@ -481,6 +504,7 @@ int main(int argc, char **argv)
             fclose(df);
         free(nn);
         llmc_guard_vocab_free(gv);
+        llmc_lexicon_free(glx);
     }
 
     /* Queries. */

@@ -130,3 +130,21 @@ test('expiry and eviction remove vectors too', { skip }, async () => {
     await d2.stop();
   }
 });
+
+test('a reworded paraphrase hits through WordNet synonyms; without them the guard refuses it', { skip: skip || (!fs.existsSync('/usr/share/wordnet/index.noun') && 'WordNet absent (scripts/deps.sh installs wordnet-base)') }, async () => {
+  const q1 = `Which method of the table class can be employed to acquire the entire quantity of rows that are stored in the table object?`;
+  const q2 = `Which method of the table class can be used to get the total amount of rows that are kept in the table object?`;
+  const t = tag();
+  assert.equal(status(await ask(d.url, q1)), 'MISS');
+  const hit = await ask(d.url, q2);
+  assert.equal(status(hit), 'HIT-SEMANTIC');
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--persist', 'no', '--semantic-lexicon', ''] });
+  try {
+    assert.equal(status(await ask(d2.url, q1)), 'MISS');
+    const miss = await ask(d2.url, q2);
+    assert.equal(status(miss), 'MISS');
+    assert.match(miss.headers.get('x-llm-cache-reason') || '', /guard/);
+  } finally {
+    await d2.stop();
+  }
+});
