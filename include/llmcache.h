@@ -115,17 +115,36 @@ typedef struct {
     char *prompt;    /* the whole prompt as text, "role: content\n" a message
                         (malloc'd) or NULL: the prefix router's key */
     size_t prompt_len;
+    char *semantic_query; /* what the semantic tier embeds when the flags ask
+                        for more than the last user message (malloc'd), or
+                        NULL: query */
+    size_t semantic_query_len;
 } llmc_canon;
 
+/* llmc_canon_request flags. */
+#define LLMC_CANON_SCOPE_USER 1u /* the "user" field is part of the key */
+/* What the semantic tier compares (at most one; default: the last user
+ * message, with every earlier turn in the partition, so that the same
+ * question after another conversation never matches): */
+#define LLMC_CANON_QUERY_USER_TURNS 2u /* every user message, joined by "\n";
+                                          the partition keeps only system and
+                                          developer messages */
+#define LLMC_CANON_QUERY_CONVERSATION 4u /* every non-system message as
+                                            "role: text" lines; partition as
+                                            above */
+
 /*
- * Parse body (len bytes of JSON) for endpoint ep and fill c. The user field
- * is part of the key when scope_user is set (personalised answers stay in
- * the user's own scope). Returns 0, or LLMC_EINVAL with a static message in
- * *why (may be NULL) for a body that is not a JSON object or lacks a
- * required field. On success the caller frees c with llmc_canon_clear().
+ * Parse body (len bytes of JSON) for endpoint ep and fill c. flags are
+ * LLMC_CANON_* bits: with LLMC_CANON_SCOPE_USER the user field is part of
+ * the key (personalised answers stay in the user's own scope); the QUERY
+ * bits choose the semantic text and partition of chat requests (the exact
+ * key never depends on them). Returns 0, or LLMC_EINVAL with a static
+ * message in *why (may be NULL) for a body that is not a JSON object or
+ * lacks a required field. On success the caller frees c with
+ * llmc_canon_clear().
  */
 int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body, size_t len,
-                       int scope_user, llmc_canon *c, const char **why);
+                       unsigned flags, llmc_canon *c, const char **why);
 void llmc_canon_clear(llmc_canon *c);
 
 /* Lower-case hex of a key into out (2*LLMC_KEY_LEN+1 bytes); parse it back

@@ -66,6 +66,9 @@ static const opt opts[] = {
      "minimum cosine for a semantic hit (-1: the measured default)"},
     {"semantic-thresholds", OPT_STR, O(semantic_thresholds), "",
      "per-model thresholds: model=0.9,model2=0.95"},
+    {"semantic-query", OPT_STR, O(semantic_query), "last-user",
+     "what a chat request's semantic text is: last-user (earlier turns must be equal), "
+     "user-turns or conversation (all turns are compared)"},
     {"semantic-lexicon", OPT_STR, O(semantic_lexicon), "/usr/share/wordnet",
      "WordNet directory giving the guard synonyms (\"\": none)"},
     {"embed-backend", OPT_STR, O(embed_backend), "use", "embedder: use (built in), bert or remote"},
@@ -351,6 +354,27 @@ void config_print_help(FILE *f)
     }
 }
 
+/* Values with a closed set of spellings, checked once all sources are read. */
+static int config_check(srv_config *c)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } modes[] = {{"last-user", 0},
+                 {"user-turns", LLMC_CANON_QUERY_USER_TURNS},
+                 {"conversation", LLMC_CANON_QUERY_CONVERSATION}};
+    const char *q = c->semantic_query ? c->semantic_query : "last-user";
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (!strcmp(q, modes[i].name)) {
+            c->semantic_query_flag = modes[i].flag;
+            return 0;
+        }
+    fprintf(stderr, "llmcached: invalid value '%s' for semantic-query (expected last-user, "
+                    "user-turns or conversation)\n",
+            q);
+    return -1;
+}
+
 int config_load(srv_config *c, int argc, char **argv)
 {
     /* Pass 1: --help, --version and --config only. */
@@ -421,6 +445,8 @@ int config_load(srv_config *c, int argc, char **argv)
         if (config_set(c, o, v, "command line"))
             rc = -1;
     }
+    if (!rc && config_check(c))
+        rc = -1;
     return rc;
 }
 

@@ -233,7 +233,8 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     llmc_tenant_make(&t, auth, ns, ns && http_ns_shared(s, ns));
     llmc_canon c;
     const char *why = NULL;
-    int rc = llmc_canon_request(ep, &t, body, len, s->cfg.scope_user, &c, &why);
+    unsigned cflags = (s->cfg.scope_user ? LLMC_CANON_SCOPE_USER : 0) | s->cfg.semantic_query_flag;
+    int rc = llmc_canon_request(ep, &t, body, len, cflags, &c, &why);
     if (rc) {
         http_add_common_headers(s, req);
         http_send_error(req, 400, "invalid_request_error",
@@ -268,9 +269,14 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     fr.ttl = fr.dec.ttl_s > 0 ? fr.dec.ttl_s : s->cfg.ttl;
     fr.entry_flags = fr.dec.action == LLMC_POLICY_EXACT_ONLY ? LLMC_ENTRY_EXACT_ONLY : 0;
     fr.reason = strcmp(fr.dec.reason, "default") ? fr.dec.reason : NULL;
-    char *sem_query = c.query; /* kept for the semantic tier */
-    size_t sem_qlen = c.query_len;
-    c.query = NULL;
+    /* Kept for the semantic tier: the last user message, or the turns
+     * --semantic-query asks for. */
+    char *sem_query = c.semantic_query ? c.semantic_query : c.query;
+    size_t sem_qlen = c.semantic_query ? c.semantic_query_len : c.query_len;
+    if (c.semantic_query)
+        c.semantic_query = NULL;
+    else
+        c.query = NULL;
     fr.route_key = c.prompt; /* the prefix router's key, owned by the flight */
     fr.route_len = c.prompt_len;
     c.prompt = NULL;

@@ -66,6 +66,8 @@ typedef struct srv_config {
     double semantic_threshold; /* < 0: the library's measured default */
     char *semantic_thresholds; /* "model=0.9,..." */
     char *semantic_lexicon;    /* WordNet directory; "" none */
+    char *semantic_query;      /* last-user, user-turns or conversation */
+    unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     long long embed_threads;
     char *route_policy;

@@ -15,7 +15,11 @@
  * — or the "prompt" removed for completions — so that two requests share a
  * partition only when tenant, model, system prompt, sampling parameters,
  * tools and the whole earlier conversation are equal. Only the query text
- * is left for the semantic tier to compare.
+ * is left for the semantic tier to compare. With LLMC_CANON_QUERY_USER_TURNS
+ * or _CONVERSATION the query text is the whole conversation (user turns, or
+ * every turn with its role) and the partition keeps only the system and
+ * developer messages: conversations that went alike may then share answers,
+ * as GPTCache's "all content" mode does, with the guard comparing them all.
  *
  * The raw body is what goes upstream; canonicalisation never changes what
  * the model receives.
@@ -181,8 +185,51 @@ static double canon_num(json_t *o, const char *k)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
+/* The semantic text of a whole conversation: every user message's text
+ * (with_roles 0), or every non-system message as "role: text" (with_roles
+ * 1), one a line. */
+static int canon_turns(json_t *msgs, int with_roles, llmc_canon *c)
+{
+    size_t i, cap = 0, at = 0;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!strcmp(role, "system") || !strcmp(role, "developer"))
+            continue;
+        if (!with_roles && strcmp(role, "user"))
+            continue;
+        size_t l = 0;
+        char *mt = canon_content_text(json_object_get(m, "content"), &l);
+        size_t rl = with_roles ? strlen(role) + 2 : 0;
+        if (at + rl + l + 2 > cap) {
+            cap = (at + rl + l + 2) * 2;
+            char *np = realloc(c->semantic_query, cap);
+            if (!np) {
+                free(mt);
+                return LLMC_ENOMEM;
+            }
+            c->semantic_query = np;
+        }
+        if (at)
+            c->semantic_query[at++] = '\n';
+        if (with_roles) {
+            memcpy(c->semantic_query + at, role, rl - 2);
+            memcpy(c->semantic_query + at + rl - 2, ": ", 2);
+            at += rl;
+        }
+        if (mt)
+            memcpy(c->semantic_query + at, mt, l);
+        at += mt ? l : 0;
+        c->semantic_query[at] = 0;
+        free(mt);
+    }
+    c->semantic_query_len = at;
+    return 0;
+}
+
 int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body, size_t len,
-                       int scope_user, llmc_canon *c, const char **why)
+                       unsigned flags, llmc_canon *c, const char **why)
 {
     const char *dummy;
     if (!why)
@@ -294,6 +341,12 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
             c->query = canon_content_text(
                 json_object_get(json_array_get(msgs, (size_t)last_user), "content"),
                 &c->query_len);
+        if (last_user >= 0 && (flags & (LLMC_CANON_QUERY_USER_TURNS | LLMC_CANON_QUERY_CONVERSATION))) {
+            rc = canon_turns(msgs, !(flags & LLMC_CANON_QUERY_USER_TURNS), c);
+            if (rc)
+                goto out;
+            rc = LLMC_EINVAL;
+        }
         if (sys_total) {
             /* System prompts joined by "\n": policy and partition inputs. */
             size_t cap = 0;
@@ -347,7 +400,7 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
 
     for (int i = 0; canon_drop[i]; i++)
         json_object_del(o, canon_drop[i]);
-    if (!scope_user)
+    if (!(flags & LLMC_CANON_SCOPE_USER))
         json_object_del(o, "user");
     canon_numbers(o);
 
@@ -360,8 +413,15 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
     free(dump);
     dump = NULL;
 
-    /* Partition: the same object without the query. */
-    if (ep == LLMC_EP_CHAT && last_user >= 0) {
+    /* Partition: the same object without the query (with the QUERY flags,
+     * without every turn the query text now carries). */
+    if (ep == LLMC_EP_CHAT && last_user >= 0 && c->semantic_query) {
+        for (size_t i = json_array_size(msgs); i-- > 0;) {
+            const char *role = json_string_value(json_object_get(json_array_get(msgs, i), "role"));
+            if (strcmp(role, "system") && strcmp(role, "developer"))
+                json_array_remove(msgs, i);
+        }
+    } else if (ep == LLMC_EP_CHAT && last_user >= 0) {
         while ((long)json_array_size(msgs) > last_user)
             json_array_remove(msgs, json_array_size(msgs) - 1);
     } else if (ep == LLMC_EP_COMPLETIONS) {
@@ -388,8 +448,9 @@ void llmc_canon_clear(llmc_canon *c)
     free(c->system);
     free(c->user);
     free(c->prompt);
-    c->query = c->system = c->user = c->prompt = NULL;
-    c->query_len = c->system_len = c->prompt_len = 0;
+    free(c->semantic_query);
+    c->query = c->system = c->user = c->prompt = c->semantic_query = NULL;
+    c->query_len = c->system_len = c->prompt_len = c->semantic_query_len = 0;
 }
 
 void llmc_key_hex(const uint8_t key[LLMC_KEY_LEN], char *out)

@@ -560,6 +560,18 @@ int main(int argc, char **argv)
            fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin,
            fullp.guard_params.min_overlap, fullp.guard_params.max_unmatched,
            access(vocab, R_OK) == 0 ? "rarity-weighted" : "unweighted: no vocab.json");
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/index.noun", fullp.lexicon_dir ? fullp.lexicon_dir : "");
+    if (fullp.lexicon_dir && access(probe, R_OK) == 0)
+        printf("guard synonyms: WordNet in %s, %d senses a word; one-sided negations and "
+               "numbers allowed between texts of >= %u words\n",
+               fullp.lexicon_dir, fullp.guard_params.lexicon_senses,
+               fullp.guard_params.long_words);
+    else
+        printf("guard synonyms: none%s; one-sided negations and numbers allowed between texts "
+               "of >= %u words\n",
+               fullp.lexicon_dir ? " (no WordNet: install wordnet-base)" : "",
+               fullp.guard_params.long_words);
     printf("\n%9s | %-32s | %-32s\n", "", "plain cosine", "llmcached (cosine + guard)");
     printf("%9s | %9s %10s %10s | %9s %10s %10s\n", "threshold", "hit rate", "wrong/hits",
            "dups srvd", "hit rate", "wrong/hits", "dups srvd");

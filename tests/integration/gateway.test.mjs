@@ -495,6 +495,9 @@ describe('command line and demo', () => {
     assert.match(bad.stderr.toString(), /invalid value 'lots' for memory/);
     const unk = spawnSync(d.proc.spawnfile, ['--frobnicate', '1']);
     assert.equal(unk.status, 2);
+    const mode = spawnSync(d.proc.spawnfile, ['--semantic-query', 'everything']);
+    assert.equal(mode.status, 2);
+    assert.match(mode.stderr.toString(), /invalid value 'everything' for semantic-query \(expected last-user, user-turns or conversation\)/);
   });
 
   test('config file, environment and flags, in that order of precedence', async () => {

@@ -148,3 +148,29 @@ test('a reworded paraphrase hits through WordNet synonyms; without them the guar
     await d2.stop();
   }
 });
+
+test('--semantic-query user-turns compares whole conversations instead of keying on them', { skip }, async () => {
+  const q = (v) => `${v} you please tell me which museums in this city are the most worth visiting for someone who loves modern art and history?`;
+  const h1 = [{ role: 'user', content: 'I am spending a week in Paris this spring.' }, { role: 'assistant', content: 'Lovely!' }];
+  const h2 = [{ role: 'user', content: 'I am spending a week in Paris this spring.' }, { role: 'assistant', content: 'How nice, enjoy it.' }];
+  const h3 = [{ role: 'user', content: 'I am spending a week in Tokyo this spring.' }, { role: 'assistant', content: 'Lovely!' }];
+  const t = tag();
+  // Default: the earlier turns are part of the partition, so another
+  // assistant reply is another conversation.
+  await ask(d.url, q('Could'), { history: h1 });
+  assert.equal(status(await ask(d.url, q('Can'), { history: h2 })), 'MISS');
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--persist', 'no', '--semantic-query', 'user-turns'] });
+  try {
+    const first = await ask(d2.url, q('Could'), { history: h1 });
+    assert.equal(status(first), 'MISS');
+    const hit = await ask(d2.url, q('Can'), { history: h2 });
+    assert.equal(status(hit), 'HIT-SEMANTIC');
+    assert.equal(hit.headers.get('x-llm-cache-key'), first.headers.get('x-llm-cache-key'));
+    // The user turns are compared, so another city is not served...
+    assert.equal(status(await ask(d2.url, q('Can'), { history: h3 })), 'MISS');
+    // ...and the exact tier still keys on everything.
+    assert.equal(status(await ask(d2.url, q('Could'), { history: h1 })), 'HIT-EXACT');
+  } finally {
+    await d2.stop();
+  }
+});

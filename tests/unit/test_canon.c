@@ -131,6 +131,57 @@ int main(void)
     CHECK(isnan(c.temperature));
     llmc_canon_clear(&c);
 
+    /* --semantic-query: the whole conversation is the semantic text, the
+     * partition keeps the system prompt only; the key never changes. */
+    {
+        const char *h1 = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+                         "{\"role\":\"user\",\"content\":\"I live in Paris.\"},"
+                         "{\"role\":\"assistant\",\"content\":\"Nice!\"},"
+                         "{\"role\":\"user\",\"content\":\"Which museums?\"}]}";
+        const char *h2 = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+                         "{\"role\":\"user\",\"content\":\"I live in Paris.\"},"
+                         "{\"role\":\"assistant\",\"content\":\"Great!\"},"
+                         "{\"role\":\"user\",\"content\":\"Which museums?\"}]}";
+        const char *h3 = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"t\"},"
+                         "{\"role\":\"user\",\"content\":\"Which museums?\"}]}";
+        llmc_canon a, b, d;
+        CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h1, strlen(h1), 1, &a, NULL) == 0);
+        CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h2, strlen(h2), 1, &b, NULL) == 0);
+        CHECK(a.semantic_query == NULL && memcmp(a.partition, b.partition, LLMC_KEY_LEN) != 0);
+        uint8_t key_a[LLMC_KEY_LEN];
+        memcpy(key_a, a.key, LLMC_KEY_LEN);
+        llmc_canon_clear(&a);
+        llmc_canon_clear(&b);
+        unsigned f = LLMC_CANON_SCOPE_USER | LLMC_CANON_QUERY_USER_TURNS;
+        CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h1, strlen(h1), f, &a, NULL) == 0);
+        CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h2, strlen(h2), f, &b, NULL) == 0);
+        CHECK(a.semantic_query && strcmp(a.semantic_query, "I live in Paris.\nWhich museums?") == 0);
+        CHECK_EQ_INT(a.semantic_query_len, strlen("I live in Paris.\nWhich museums?"));
+        CHECK(a.query && strcmp(a.query, "Which museums?") == 0); /* the policy's text */
+        CHECK(memcmp(a.partition, b.partition, LLMC_KEY_LEN) == 0);
+        CHECK(memcmp(a.key, key_a, LLMC_KEY_LEN) == 0);
+        CHECK(memcmp(a.key, b.key, LLMC_KEY_LEN) != 0);
+        /* Another system prompt is still another partition. */
+        CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h3, strlen(h3), f, &d, NULL) == 0);
+        CHECK(memcmp(a.partition, d.partition, LLMC_KEY_LEN) != 0);
+        CHECK(d.semantic_query && strcmp(d.semantic_query, "Which museums?") == 0);
+        llmc_canon_clear(&a);
+        llmc_canon_clear(&d);
+        f = LLMC_CANON_QUERY_CONVERSATION;
+        CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h1, strlen(h1), f, &a, NULL) == 0);
+        CHECK(a.semantic_query &&
+              strcmp(a.semantic_query,
+                     "user: I live in Paris.\nassistant: Nice!\nuser: Which museums?") == 0);
+        CHECK(memcmp(a.partition, b.partition, LLMC_KEY_LEN) == 0);
+        llmc_canon_clear(&a);
+        llmc_canon_clear(&b);
+        /* Completions: the prompt, whatever the flags. */
+        const char *cp = "{\"model\":\"m\",\"prompt\":\"hello there\"}";
+        CHECK(llmc_canon_request(LLMC_EP_COMPLETIONS, &T1, cp, strlen(cp), f, &a, NULL) == 0);
+        CHECK(a.semantic_query == NULL && a.query && strcmp(a.query, "hello there") == 0);
+        llmc_canon_clear(&a);
+    }
+
     /* Bad input: clear errors. */
     const char *why = NULL;
     const char *bad[] = {"", "{", "[]", "42", "{\"messages\":[]}", "{\"messages\":\"x\"}",
