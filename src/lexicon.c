@@ -103,21 +103,19 @@ typedef struct {
     uint32_t name, syn, syn_n, pos;
 } lex_raw;
 
-static const char *lex_cmp_arena; /* only during the sorts in load */
-
-static int lex_raw_cmp(const void *a, const void *b)
+static int lex_raw_cmp(const void *a, const void *b, void *arena)
 {
     const lex_raw *x = a, *y = b;
-    int c = strcmp(lex_cmp_arena + x->name, lex_cmp_arena + y->name);
+    int c = strcmp((const char *)arena + x->name, (const char *)arena + y->name);
     if (c)
         return c;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-static int lex_exc_cmp(const void *a, const void *b)
+static int lex_exc_cmp(const void *a, const void *b, void *arena)
 {
     const lex_exc *x = a, *y = b;
-    int c = strcmp(lex_cmp_arena + x->name, lex_cmp_arena + y->name);
+    int c = strcmp((const char *)arena + x->name, (const char *)arena + y->name);
     if (c)
         return c;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
@@ -242,10 +240,9 @@ llmc_lexicon *llmc_lexicon_load(const char *dir, int *err)
         rc = lex_read_exc(lx, dir, pos);
     if (rc)
         goto fail;
-    lex_cmp_arena = lx->arena;
-    qsort(raw, nraw, sizeof *raw, lex_raw_cmp);
-    qsort(lx->exc, lx->nexc, sizeof *lx->exc, lex_exc_cmp);
-    lex_cmp_arena = NULL;
+    qsort_r(raw, nraw, sizeof *raw, lex_raw_cmp, lx->arena); /* nraw > 0: empty is refused */
+    if (lx->nexc)
+        qsort_r(lx->exc, lx->nexc, sizeof *lx->exc, lex_exc_cmp, lx->arena);
     /* Merge the records of one lemma (one per part of speech, in order)
      * into one lemma whose ids are contiguous in a new pool. */
     pool = malloc((lx->npool ? lx->npool : 1) * sizeof *pool);
