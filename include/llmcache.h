@@ -595,7 +595,7 @@ typedef struct {
     int has_tools;             /* tools / functions declared, or tool messages */
     const char *query_text;    /* the query (last user message), or NULL */
     size_t query_len;
-    const char *system_text;   /* the system prompt, or NULL (not scanned today) */
+    const char *system_text;   /* the system prompt, or NULL (the code rule reads it) */
     size_t system_len;
     const char *cache_control; /* raw Cache-Control request header, or NULL */
 } llmc_policy_request;

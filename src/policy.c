@@ -10,8 +10,9 @@
  *   that proposed the winning action. Every rule that matched is reported in
  *   decision.fired so metrics can count them.
  *
- *   The text rules (time-relative, financial, code) look only at the query
- *   text (the last user message), with a lexicon of phrases: a phrase is one
+ *   The text rules (time-relative, financial, code) look at the query text
+ *   (the last user message; the code rule also at the system prompt), with
+ *   a lexicon of phrases: a phrase is one
  *   to five words, each a literal (plurals in -s/-es accepted), "*" (any
  *   word), "#" (a number or ordinal, "3", "3rd") or a word class "@month",
  *   "@weekday", "@lang", "@ccy", "@cverb", "@cnoun". A phrase prefixed with
@@ -1118,6 +1119,14 @@ int llmc_policy_decide(const llmc_policy *pol, const llmc_policy_request *req,
     }
     if (p->code && (cats & (1u << CAT_CODE)))
         policy_fire(&acc, LLMC_FIRED_CODE, policy_mode_action(p->code), "code");
+    /* A system prompt that asks for code makes every request of the
+     * conversation code generation ("You are a Python assistant; answer
+     * with code"). Only the code rule reads it: "today" or a price in a
+     * system prompt says nothing about the question, and a date there
+     * already gives each day its own partition. */
+    else if (p->code && ep != 1 && req->system_text && req->system_len &&
+             (policy_scan(pol, req->system_text, req->system_len) & (1u << CAT_CODE)))
+        policy_fire(&acc, LLMC_FIRED_CODE, policy_mode_action(p->code), "code (system prompt)");
     int personal = (req->user && *req->user) || (req->personal && *req->personal);
     if (p->personal && personal) {
         out->scope_user = 1;

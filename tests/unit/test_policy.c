@@ -202,6 +202,33 @@ static void test_code(void)
     CHECK_EQ_INT(d.action, LLMC_POLICY_EXACT_ONLY);
     CHECK(d.lookup && d.store && !d.semantic);
     CHECK(!strcmp(d.reason, "code"));
+
+    /* A system prompt asking for code makes the conversation code
+     * generation; other system prompts, and their dates and prices, do not
+     * change the decision. */
+    const char *sys_yes[] = {"You are a senior Python developer. Write code for every request.",
+                             "Answer with a bash script only.",
+                             "You generate SQL queries for our analytics database."};
+    const char *sys_no[] = {"You are a friendly travel assistant.",
+                            "Today is 2026-11-26. Prices are in EUR. Be concise.",
+                            "Follow the company's code of conduct in every answer."};
+    for (int k = 0; k < 2; k++) {
+        const char *const *list = k ? sys_no : sys_yes;
+        for (size_t i = 0; i < 3; i++) {
+            llmc_policy_request r = req_q("How do I keep my notes in order?");
+            r.system_text = list[i];
+            r.system_len = strlen(list[i]);
+            llmc_policy_decision sd;
+            CHECK_EQ_INT(llmc_policy_decide(pol, &r, &sd), 0);
+            int exact = sd.action == LLMC_POLICY_EXACT_ONLY && !strcmp(sd.reason, "code (system prompt)");
+            if (exact != !k)
+                fprintf(stderr, "  system prompt %s: %s (%s)\n", list[i],
+                        llmc_policy_action_name(sd.action), sd.reason);
+            CHECK_EQ_INT(exact, !k);
+            if (k)
+                CHECK_EQ_INT(sd.action, LLMC_POLICY_CACHE);
+        }
+    }
 }
 
 static void test_personal_tools_endpoint(void)
