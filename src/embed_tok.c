@@ -57,6 +57,7 @@
 
 #include "embed_tok.h"
 #include "llmcache.h"
+#include "util.h"
 
 #define TOK_SEP 0x2581u
 #define TOK_MAX_RAW (1u << 20)
@@ -252,21 +253,6 @@ fail:
     return NULL;
 }
 
-static int tok_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return LLMC_ENOMEM;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 /* NFKC-normalise text into t->u16b; returns its length or a negative error. */
 static int32_t tok_normalize(embed_tok *t, const char *text, size_t len)
 {
@@ -277,7 +263,7 @@ static int32_t tok_normalize(embed_tok *t, const char *text, size_t len)
     }
     UErrorCode st = U_ZERO_ERROR;
     int32_t n16 = 0;
-    if (tok_grow((void **)&t->u16a, &t->cap_u16a, len + 1, sizeof(UChar)))
+    if (llmc_grow((void **)&t->u16a, &t->cap_u16a, len + 1, sizeof(UChar)))
         return LLMC_ENOMEM;
     u_strFromUTF8(t->u16a, (int32_t)t->cap_u16a, &n16, text, (int32_t)len, &st);
     if (U_FAILURE(st))
@@ -286,7 +272,7 @@ static int32_t tok_normalize(embed_tok *t, const char *text, size_t len)
         st = U_ZERO_ERROR;
         int32_t m = unorm2_normalize(t->nfkc, t->u16a, n16, t->u16b, (int32_t)t->cap_u16b, &st);
         if (st == U_BUFFER_OVERFLOW_ERROR) {
-            if (tok_grow((void **)&t->u16b, &t->cap_u16b, (size_t)m + 1, sizeof(UChar)))
+            if (llmc_grow((void **)&t->u16b, &t->cap_u16b, (size_t)m + 1, sizeof(UChar)))
                 return LLMC_ENOMEM;
             continue;
         }

@@ -49,6 +49,7 @@
 #include <openssl/evp.h>
 
 #include "llmcache.h"
+#include "util.h"
 
 #define KV_TAG "LLMCKV1"
 
@@ -460,31 +461,16 @@ const int32_t *llmc_kvseq_blocks(const llmc_kvseq *s, size_t *n_blocks)
     return s->blocks;
 }
 
-static int kvblock_grow(void **a, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*a, c * elem);
-    if (!n)
-        return LLMC_ENOMEM;
-    *a = n;
-    *cap = c;
-    return 0;
-}
-
 int llmc_kvseq_append(llmc_kvseq *s, int32_t token)
 {
     llmc_kvpool *p = s->pool;
     size_t B = (size_t)p->block_size;
     void *t = s->tokens, *b = s->blocks;
-    if (kvblock_grow(&t, &s->cap_tokens, s->len + 1, sizeof *s->tokens))
+    if (llmc_grow(&t, &s->cap_tokens, s->len + 1, sizeof *s->tokens))
         return LLMC_ENOMEM;
     s->tokens = t;
     if (s->len % B == 0) { /* the last block is full (or there is none) */
-        if (kvblock_grow(&b, &s->cap_blocks, s->n_blocks + 1, sizeof *s->blocks))
+        if (llmc_grow(&b, &s->cap_blocks, s->n_blocks + 1, sizeof *s->blocks))
             return LLMC_ENOMEM;
         s->blocks = b;
         pthread_mutex_lock(&p->mu);
@@ -515,7 +501,7 @@ int llmc_kvseq_commit(llmc_kvseq *s, size_t n_computed)
         return LLMC_OK;
     /* hash the newly full blocks outside the lock */
     void *h = s->hashes;
-    if (kvblock_grow(&h, &s->cap_hashes, full, LLMC_KV_HASH_LEN))
+    if (llmc_grow(&h, &s->cap_hashes, full, LLMC_KV_HASH_LEN))
         return LLMC_ENOMEM;
     s->hashes = h;
     llmc_kv_extra ex = {s->salt, s->adapter};

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "llmcache.h"
+#include "util.h"
 
 #define LEX_WORD_MAX 64 /* longer words are not looked up */
 #define LEX_BASE_ID LLMC_LEXICON_BASE
@@ -71,25 +72,9 @@ struct llmc_lexicon {
 
 static const char *const lex_pos_name[4] = {"noun", "verb", "adj", "adv"};
 
-/* Grow *buf (of *cap elements of size sz) to hold need elements. */
-static int lex_reserve(void **buf, size_t *cap, size_t need, size_t sz)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*buf, n * sz);
-    if (!p)
-        return LLMC_ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 static long lex_intern(llmc_lexicon *lx, const char *s, size_t n)
 {
-    if (lex_reserve((void **)&lx->arena, &lx->arena_cap, lx->arena_len + n + 1, 1))
+    if (llmc_grow((void **)&lx->arena, &lx->arena_cap, lx->arena_len + n + 1, 1))
         return -1;
     long at = (long)lx->arena_len;
     memcpy(lx->arena + at, s, n);
@@ -162,8 +147,8 @@ static int lex_read_index(llmc_lexicon *lx, const char *dir, uint32_t pos, lex_r
             break;
         }
         long at = lex_intern(lx, lemma, strlen(lemma));
-        if (at < 0 || lex_reserve((void **)raw, cap_raw, *nraw + 1, sizeof **raw) ||
-            lex_reserve((void **)&lx->pool, &lx->cap_pool, lx->npool + (size_t)nsyn,
+        if (at < 0 || llmc_grow((void **)raw, cap_raw, *nraw + 1, sizeof **raw) ||
+            llmc_grow((void **)&lx->pool, &lx->cap_pool, lx->npool + (size_t)nsyn,
                         sizeof *lx->pool)) {
             rc = LLMC_ENOMEM;
             break;
@@ -213,7 +198,7 @@ static int lex_read_exc(llmc_lexicon *lx, const char *dir, uint32_t pos)
         long wat = lex_intern(lx, word, strlen(word));
         while (wat >= 0 && (base = strtok_r(NULL, " \n", &save))) {
             long bat = lex_intern(lx, base, strlen(base));
-            if (bat < 0 || lex_reserve((void **)&lx->exc, &lx->cap_exc, lx->nexc + 1,
+            if (bat < 0 || llmc_grow((void **)&lx->exc, &lx->cap_exc, lx->nexc + 1,
                                        sizeof *lx->exc)) {
                 rc = LLMC_ENOMEM;
                 break;

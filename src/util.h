@@ -1,0 +1,13 @@
+/*
+ * util.h — small helpers the library's modules share (not public API).
+ */
+#ifndef LLMC_UTIL_H
+#define LLMC_UTIL_H
+#include <stddef.h>
+
+/* Make the array *buf (of *cap elements of elem bytes) hold at least need
+ * elements, doubling from 16 so that appends cost amortised O(1). 0, or
+ * LLMC_ENOMEM with *buf and *cap unchanged. */
+int llmc_grow(void **buf, size_t *cap, size_t need, size_t elem);
+
+#endif
