@@ -269,12 +269,15 @@ int sem_start(srv *s)
      * present but unreadable one refuses to start. */
     const char *lex = s->cfg.semantic_lexicon;
     sp.lexicon_dir = lex && *lex ? lex : NULL;
+    const char *synonyms = sp.lexicon_dir ? sp.lexicon_dir : "none";
     if (sp.lexicon_dir) {
         char probe[4096];
         snprintf(probe, sizeof probe, "%s/index.noun", lex);
-        if (access(probe, R_OK) != 0)
+        if (access(probe, R_OK) != 0) {
             srv_log(LOG_WARN, "semantic guard without synonyms: no WordNet in %s "
                               "(Debian package wordnet-base)", lex);
+            synonyms = "none";
+        }
     }
     s->sem = llmc_semantic_new(&sp, &err);
     if (!s->sem) {
@@ -297,9 +300,10 @@ int sem_start(srv *s)
         arg[1] = p->em[i];
         pthread_create(&p->th[i], NULL, sem_worker, arg);
     }
-    srv_log(LOG_INFO, "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, %zu "
-                      "entries indexed",
+    srv_log(LOG_INFO, "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, "
+                      "query %s, guard synonyms %s, %zu entries indexed",
             llmc_semantic_model(s->sem), sp.index.dim, n, sp.threshold,
+            s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
             llmc_semantic_count(s->sem));
     return 0;
 }
