@@ -33,6 +33,7 @@
 #include <xxhash.h>
 
 #include "llmcache.h"
+#include "util.h"
 
 /* Fields that never change the answer. "user" is handled separately. */
 static const char *const canon_drop[] = {
@@ -202,14 +203,9 @@ static int canon_turns(json_t *msgs, int with_roles, llmc_canon *c)
         size_t l = 0;
         char *mt = canon_content_text(json_object_get(m, "content"), &l);
         size_t rl = with_roles ? strlen(role) + 2 : 0;
-        if (at + rl + l + 2 > cap) {
-            cap = (at + rl + l + 2) * 2;
-            char *np = realloc(c->semantic_query, cap);
-            if (!np) {
-                free(mt);
-                return LLMC_ENOMEM;
-            }
-            c->semantic_query = np;
+        if (llmc_grow((void **)&c->semantic_query, &cap, at + rl + l + 2, 1)) {
+            free(mt);
+            return LLMC_ENOMEM;
         }
         if (at)
             c->semantic_query[at++] = '\n';
@@ -314,15 +310,10 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
                 size_t l = 0;
                 char *mt = canon_content_text(json_object_get(m, "content"), &l);
                 size_t rl = strlen(role);
-                if (po + rl + l + 4 > pcap) {
-                    pcap = (po + rl + l + 4) * 2;
-                    char *np = realloc(c->prompt, pcap);
-                    if (!np) {
-                        free(mt);
-                        rc = LLMC_ENOMEM;
-                        goto out;
-                    }
-                    c->prompt = np;
+                if (llmc_grow((void **)&c->prompt, &pcap, po + rl + l + 4, 1)) {
+                    free(mt);
+                    rc = LLMC_ENOMEM;
+                    goto out;
                 }
                 memcpy(c->prompt + po, role, rl);
                 po += rl;

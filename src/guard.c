@@ -604,11 +604,9 @@ static int guard_distinct_content(const guard_text *x, unsigned i)
     return 1;
 }
 
-/* Does a synonym of content word i of x (by the lexicon) occur among y's
- * content words? Names and numbers have no synonyms: "Denali" is not
- * "Anchorage" however close WordNet files them. */
-/* Dice coefficient of the distinct content stems. 1 when both are empty. */
-static double guard_overlap(const llmc_guard_params *p, const guard_text *a, const guard_text *b)
+/* Dice coefficient of the distinct content stems (a synonym counts as
+ * common). 1 when both are empty. */
+static double guard_overlap(const guard_text *a, const guard_text *b)
 {
     unsigned na = 0, nb = 0, common = 0;
     for (int dir = 0; dir < 2; dir++) {
@@ -838,7 +836,7 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
         out->rejected |= LLMC_GUARD_ENTITY;
     if (p->max_slot_fill > 0 && guard_slot(p, &a, &b))
         out->rejected |= LLMC_GUARD_SLOT;
-    out->overlap = guard_overlap(p, &a, &b);
+    out->overlap = guard_overlap(&a, &b);
     int relaxed = !isnan(cosine) && cosine >= p->relax_cosine;
     if (p->min_overlap > 0 && !relaxed && out->overlap < p->min_overlap)
         out->rejected |= LLMC_GUARD_OVERLAP;
