@@ -212,6 +212,28 @@ static void test_lexicon(void)
         const char *e1 = "How big is the GEESE dataset?", *e2 = "How big is the GOOSE dataset?";
         CHECK(check_p(&off, e1, e2, NAN).rejected & LLMC_GUARD_ENTITY);
         CHECK(check_p(&on, e1, e2, NAN).accept);
+        /* Hundreds of known words and binary noise: the per-text sense pool
+         * fills up without overflowing, nothing crashes. */
+        size_t n = 60000;
+        char *big = malloc(n + 1);
+        CHECK(big != NULL);
+        if (big) {
+            static const char *const words[] = {"use ", "get ", "run ", "set ", "take ", "make "};
+            size_t at = 0;
+            for (size_t i = 0; at + 6 < n / 2; i++) {
+                size_t l = strlen(words[i % 6]);
+                memcpy(big + at, words[i % 6], l);
+                at += l;
+            }
+            for (size_t i = at; i < n; i++)
+                big[i] = (char)(i * 131 + 7);
+            big[n] = 0;
+            llmc_guard_result r;
+            CHECK_EQ_INT(llmc_guard_check(&on, big, n, big, n, 0.99, &r), 0);
+            CHECK(r.accept);
+            CHECK_EQ_INT(llmc_guard_check(&on, big, n, q, strlen(q), 0.5, &r), 0);
+            free(big);
+        }
         llmc_lexicon_free(lx);
     }
 
