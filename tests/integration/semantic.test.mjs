@@ -129,6 +129,26 @@ test('expiry and eviction remove vectors too', { skip }, async () => {
   } finally {
     await d2.stop();
   }
+  // Eviction: a 48 KB budget, one question and its paraphrase, then enough
+  // other answers to push it out. Its vector goes with it, and the index
+  // never holds more vectors than the store holds entries.
+  const d3 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--memory', '48kb', '--persist', 'no'] });
+  try {
+    const t = tag();
+    const first = `Could you explain in simple terms why leaves change their colour from green to red and yellow every autumn?`;
+    const para = `Can you explain in simple terms why leaves change their colour from green to red and yellow every autumn?`;
+    await ask(d3.url, first);
+    assert.equal(status(await ask(d3.url, para)), 'HIT-SEMANTIC');
+    const topics = ['volcanoes', 'tides', 'rainbows', 'earthquakes', 'glaciers', 'comets', 'deserts', 'coral reefs'];
+    for (let i = 0; i < 40; i++)
+      await ask(d3.url, `Please write a long essay number ${i} about ${topics[i % topics.length]} [mock:size=3000]`);
+    const s = await request(`${d3.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d3.adminToken}` } });
+    assert.ok(s.json.store.evictions > 0, JSON.stringify(s.json.store));
+    assert.ok(s.json.semantic.indexed <= s.json.store.entries, JSON.stringify(s.json));
+    assert.equal(status(await ask(d3.url, para)), 'MISS');
+  } finally {
+    await d3.stop();
+  }
 });
 
 test('a reworded paraphrase hits through WordNet synonyms; without them the guard refuses it', { skip: skip || (!fs.existsSync('/usr/share/wordnet/index.noun') && 'WordNet absent (scripts/deps.sh installs wordnet-base)') }, async () => {

@@ -281,6 +281,30 @@ int main(void)
     CHECK_EQ_INT(llmc_semantic_count(sem), 0);
     llmc_entry_release(b);
 
+    /* Evicted by the byte budget: the store's on_remove takes the vector
+     * too, so the index never holds more vectors than the store entries. */
+    {
+        llmc_store_params small = llmc_store_default_params();
+        small.on_remove = on_rm;
+        small.max_bytes = 8192;
+        llmc_store *ev = llmc_store_new(&small, NULL);
+        CHECK(ev != NULL);
+        char text[600];
+        for (int i = 0; ev && i < 60; i++) {
+            unit_vec(v, i % DIM, 0.0f);
+            memset(text, 'a' + i % 26, sizeof text - 1);
+            text[sizeof text - 1] = 0;
+            const llmc_entry_info *e = put(ev, sem, 100 + i, 200, v, text, 0, "test-model");
+            CHECK(e != NULL);
+            llmc_entry_release(e);
+        }
+        llmc_store_stats ss;
+        llmc_store_get_stats(ev, &ss);
+        CHECK(ss.evictions > 0);
+        CHECK_EQ_INT(llmc_semantic_count(sem), ss.entries);
+        llmc_store_free(ev);
+    }
+
     /* Wrong dimension / model at add. */
     llmc_entry_info bad;
     memset(&bad, 0, sizeof bad);
