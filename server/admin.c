@@ -73,6 +73,7 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     if (s->sem)
         fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", llmc_semantic_model(s->sem),
                 llmc_semantic_count(s->sem));
+    verify_write_json(s, f);
     if (s->persist) {
         llmc_persist_stats ps;
         llmc_persist_get_stats(s->persist, &ps);
@@ -114,6 +115,7 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
             (unsigned long long)st.expirations, (unsigned long long)atomic_load(&s->upstream_calls),
             (unsigned long long)atomic_load(&s->coalesced));
     pool_write_prometheus(s->upstreams, f);
+    verify_write_prometheus(s, f);
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);

@@ -69,6 +69,12 @@ static const opt opts[] = {
     {"semantic-query", OPT_STR, O(semantic_query), "last-user",
      "what a chat request's semantic text is: last-user (earlier turns must be equal), "
      "user-turns or conversation (all turns are compared)"},
+    {"verify-rate", OPT_DOUBLE, O(verify_rate), "0",
+     "share of hits re-asked upstream in the background to measure stale and wrong answers "
+     "(0: off; each is a real upstream call)"},
+    {"verify-similarity", OPT_DOUBLE, O(verify_similarity), "0.9",
+     "re-asked answers at least this similar (embedding cosine) to the one served count as the "
+     "same"},
     {"semantic-lexicon", OPT_STR, O(semantic_lexicon), "/usr/share/wordnet",
      "WordNet directory giving the guard synonyms (\"\": none)"},
     {"embed-backend", OPT_STR, O(embed_backend), "use", "embedder: use (built in), bert or remote"},
@@ -363,6 +369,16 @@ static int config_check(srv_config *c)
     } modes[] = {{"last-user", 0},
                  {"user-turns", LLMC_CANON_QUERY_USER_TURNS},
                  {"conversation", LLMC_CANON_QUERY_CONVERSATION}};
+    if (!(c->verify_rate >= 0 && c->verify_rate <= 1)) {
+        fprintf(stderr, "llmcached: invalid value '%g' for verify-rate (expected 0 to 1)\n",
+                c->verify_rate);
+        return -1;
+    }
+    if (!(c->verify_similarity >= -1 && c->verify_similarity <= 1)) {
+        fprintf(stderr, "llmcached: invalid value '%g' for verify-similarity (expected -1 to 1)\n",
+                c->verify_similarity);
+        return -1;
+    }
     const char *q = c->semantic_query ? c->semantic_query : "last-user";
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(q, modes[i].name)) {

@@ -623,7 +623,7 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
 }
 
-static int flight_forward_header(srv *s, const char *name)
+int flight_forward_header(srv *s, const char *name)
 {
     static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
                                       "keep-alive", "te", "trailer", "upgrade",
@@ -639,6 +639,20 @@ static int flight_forward_header(srv *s, const char *name)
     if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
         return 0;
     return 1;
+}
+
+struct curl_slist *flight_auth_header(srv *s, struct curl_slist *hdrs)
+{
+    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
+        size_t n = strlen(s->cfg.upstream_key) + 32;
+        char *line = malloc(n);
+        if (line) {
+            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
+            hdrs = curl_slist_append(hdrs, line);
+            free(line);
+        }
+    }
+    return hdrs;
 }
 
 static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
@@ -681,15 +695,7 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
         f->hdrs = curl_slist_append(f->hdrs, line);
         free(line);
     }
-    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
-        size_t n = strlen(s->cfg.upstream_key) + 32;
-        char *line = malloc(n);
-        if (line) {
-            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
-            f->hdrs = curl_slist_append(f->hdrs, line);
-            free(line);
-        }
-    }
+    f->hdrs = flight_auth_header(s, f->hdrs);
     f->hdrs = curl_slist_append(f->hdrs, "Expect:");
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_URL, f->url);
@@ -777,7 +783,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             fr->dec.lookup ? llmc_store_get(s->store, fr->key, (int64_t)time(NULL)) : NULL;
         if (e) {
             pthread_mutex_unlock(&s->flights_mu);
-            int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0) == 0;
+            int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(fr->vec);

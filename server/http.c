@@ -113,7 +113,8 @@ static void http_entry_cleanup(const void *data, size_t len, void *arg)
  * Returns 0, or -1 when it cannot be rendered in the mode asked (the caller
  * then goes upstream). */
 int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0)
+                     int client_stream, double similarity, double t0, const char *body,
+                     size_t len)
 {
     /* The reply goes straight into the request's own output buffer. */
     struct evbuffer *b = evhttp_request_get_output_buffer(req);
@@ -150,6 +151,8 @@ int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *
     }
     evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     evhttp_add_header(oh, "Age", age);
+    if (s->verify)
+        verify_sample(s, req, e, semantic, body, len); /* reads req's headers: before the reply */
     evhttp_send_reply(req, 200, "OK", NULL);
     llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
     llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
@@ -221,7 +224,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         int64_t now = (int64_t)time(NULL);
         const llmc_entry_info *e = llmc_store_get(s->store, mv->key, now);
         if (e && (mv->max_age_s < 0 || now - e->created <= mv->max_age_s)) {
-            int served = http_serve_entry(s, req, e, mv->client_stream, NAN, t0) == 0;
+            int served = http_serve_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served)
                 return;
@@ -304,7 +307,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
             e = NULL;
         }
         if (e) {
-            int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0) == 0;
+            int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(sem_query);

@@ -337,6 +337,8 @@ int main(int argc, char **argv)
     while (bl && s->upstream_base[bl - 1] == '/')
         s->upstream_base[--bl] = 0;
     s->upstream_has_v1 = bl >= 3 && strcmp(s->upstream_base + bl - 3, "/v1") == 0;
+    if (verify_start(s))
+        return 2;
 
     signal(SIGINT, main_on_signal);
     signal(SIGTERM, main_on_signal);
@@ -362,6 +364,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < s->nloops; i++)
         pthread_join(s->loops[i].th, NULL);
     sem_stop(s); /* workers first: their results would wake stopped loops */
+    verify_stop(s); /* the loops are gone: nothing samples any more */
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];
         evhttp_free(l->http);

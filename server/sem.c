@@ -120,7 +120,7 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (j->hit && http_serve_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity,
-                                   j->t0) == 0) {
+                                   j->t0, j->body, j->len) == 0) {
         sem_job_free(j);
         return;
     }
@@ -222,16 +222,22 @@ static void sem_index_entry(const llmc_entry_info *e, void *arg)
         llmc_semantic_add(arg, e);
 }
 
+void sem_embed_params(srv *s, llmc_embed_params *ep)
+{
+    *ep = llmc_embed_default_params();
+    ep->backend = s->cfg.embed_backend;
+    ep->model_path = s->cfg.embed_model_path;
+    ep->url = s->cfg.embed_url;
+    ep->model = s->cfg.embed_model;
+    ep->api_key = s->cfg.embed_key;
+}
+
 int sem_start(srv *s)
 {
     if (!s->cfg.semantic)
         return 0;
-    llmc_embed_params ep = llmc_embed_default_params();
-    ep.backend = s->cfg.embed_backend;
-    ep.model_path = s->cfg.embed_model_path;
-    ep.url = s->cfg.embed_url;
-    ep.model = s->cfg.embed_model;
-    ep.api_key = s->cfg.embed_key;
+    llmc_embed_params ep;
+    sem_embed_params(s, &ep);
     int n = (int)(s->cfg.embed_threads > 0 ? s->cfg.embed_threads : 1);
     if (n > 16)
         n = 16;

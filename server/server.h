@@ -76,6 +76,8 @@ typedef struct srv_config {
     long long health_interval_ms;
     long long memo_memory;
     long long shutdown_timeout_ms;
+    double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
+    double verify_similarity; /* answer cosine that counts as the same answer */
 } srv_config;
 
 /* config.c */
@@ -136,6 +138,7 @@ struct srv {
     llmc_policy *policy;
     llmc_semantic *sem; /* NULL: semantic tier off */
     struct sem_pool *semq;
+    struct verify *verify; /* NULL: no re-asks (verify.c) */
     pool *upstreams;
     pthread_mutex_t flights_mu;
     flight **flights; /* open hash table on key */
@@ -178,6 +181,11 @@ typedef struct {
     size_t route_len;
 } flight_req;
 
+/* Whether a client header goes upstream, and the Authorization line
+ * --upstream-key puts in its place (appended to hdrs). */
+int flight_forward_header(srv *s, const char *name);
+struct curl_slist *flight_auth_header(srv *s, struct curl_slist *hdrs);
+
 /* Start or join the upstream call for req on loop l. Takes over the reply
  * of req, and ownership of fr->vec, fr->query and fr->route_key. Body is the raw client
  * body (copied). */
@@ -191,8 +199,11 @@ void http_handle(struct evhttp_request *req, void *arg);
 void http_request_lost(struct evhttp_request **reqp);
 void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
 void http_add_common_headers(srv *s, struct evhttp_request *req);
+/* Serve entry e to req as a hit (semantic when similarity is not NAN);
+ * body/len are the client's request, for verify_sample. */
 int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0);
+                     int client_stream, double similarity, double t0, const char *body,
+                     size_t len);
 double srv_now(void);
 
 /* sem.c — the semantic tier in the daemon: embedding off the loops */
@@ -204,6 +215,18 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
+/* The embedder parameters the configuration asks for. */
+void sem_embed_params(srv *s, llmc_embed_params *ep);
+
+/* verify.c — a sample of hits re-asked upstream and compared */
+int verify_start(srv *s);
+void verify_stop(srv *s);
+/* On a loop, as hit e (semantic or exact) is served to req: maybe queue a
+ * re-ask of body. Copies what it needs; never blocks. */
+void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int semantic,
+                   const char *body, size_t len);
+void verify_write_json(srv *s, FILE *f);
+void verify_write_prometheus(srv *s, FILE *f);
 
 /* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
 memo *memo_new(size_t max_bytes);

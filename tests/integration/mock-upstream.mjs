@@ -30,6 +30,8 @@
 //     chunks=N           number of content pieces in a stream (default 4)
 //     chunk_delay=MS     pause between stream events (default: option, 0)
 //     size=N             make the content about N bytes long
+//     drift              answer each call with another, unrelated statement
+//                        (the answer has changed since it was cached)
 //   The request's `n` (1..8) gives that many choices (index 1.. end in
 //   " [choice i]"); streamed, each choice's events come in turn.
 //     hang               never answer (socket kept open until the client goes)
@@ -57,6 +59,12 @@ import { fileURLToPath } from 'node:url';
 
 const API_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings'];
 const MODELS = ['mock-gpt', 'mock-gpt-mini', 'mock-embed'];
+const DRIFT = [
+  'The quarterly report shows revenue grew by twelve percent in the northern region.',
+  'Bananas are rich in potassium and grow best in warm, humid tropical climates.',
+  'The museum closes early on public holidays and stays shut every Monday.',
+  'A penguin can hold its breath for up to twenty minutes while diving for fish.',
+];
 const LOG_MAX = 200;
 
 const ERROR_TYPES = {
@@ -330,6 +338,8 @@ export async function startMock(opts = {}) {
     }
     const echo = prompt.replace(/\[mock:[^\]]*\]/g, '').replace(/\s+/g, ' ').trim().slice(0, 48);
     let content = `mock[h=${hash}] serial=${serial} echo: ${echo}`;
+    // drift: the "world" changed between calls: each call says something else.
+    if (controls.drift) content = DRIFT[serial % DRIFT.length];
     const size = intOr(controls.size, 0);
     if (size > content.length) {
       const pad = ' lorem ipsum dolor sit amet';
