@@ -623,7 +623,7 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
 }
 
-int flight_forward_header(srv *s, const char *name)
+static int flight_forward_header(srv *s, const char *name)
 {
     static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
                                       "keep-alive", "te", "trailer", "upgrade",
@@ -641,8 +641,23 @@ int flight_forward_header(srv *s, const char *name)
     return 1;
 }
 
-struct curl_slist *flight_auth_header(srv *s, struct curl_slist *hdrs)
+struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
 {
+    struct curl_slist *hdrs = NULL;
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
+        if (!flight_forward_header(s, h->key))
+            continue;
+        if (plain_json && (!strcasecmp(h->key, "accept") || !strcasecmp(h->key, "content-type")))
+            continue;
+        size_t n = strlen(h->key) + strlen(h->value) + 3;
+        char *line = malloc(n);
+        if (!line)
+            continue;
+        snprintf(line, n, "%s: %s", h->key, h->value);
+        hdrs = curl_slist_append(hdrs, line);
+        free(line);
+    }
     if (s->cfg.upstream_key && *s->cfg.upstream_key) {
         size_t n = strlen(s->cfg.upstream_key) + 32;
         char *line = malloc(n);
@@ -652,7 +667,9 @@ struct curl_slist *flight_auth_header(srv *s, struct curl_slist *hdrs)
             free(line);
         }
     }
-    return hdrs;
+    if (plain_json)
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    return curl_slist_append(hdrs, "Expect:");
 }
 
 static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
@@ -683,20 +700,7 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->req_len = len;
     f->upstream_stream = fr->client_stream;
 
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!flight_forward_header(s, h->key))
-            continue;
-        size_t n = strlen(h->key) + strlen(h->value) + 3;
-        char *line = malloc(n);
-        if (!line)
-            continue;
-        snprintf(line, n, "%s: %s", h->key, h->value);
-        f->hdrs = curl_slist_append(f->hdrs, line);
-        free(line);
-    }
-    f->hdrs = flight_auth_header(s, f->hdrs);
-    f->hdrs = curl_slist_append(f->hdrs, "Expect:");
+    f->hdrs = flight_upstream_headers(s, req, 0);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_URL, f->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, f);

@@ -181,10 +181,11 @@ typedef struct {
     size_t route_len;
 } flight_req;
 
-/* Whether a client header goes upstream, and the Authorization line
- * --upstream-key puts in its place (appended to hdrs). */
-int flight_forward_header(srv *s, const char *name);
-struct curl_slist *flight_auth_header(srv *s, struct curl_slist *hdrs);
+/* The headers of req that go upstream (hop-by-hop, x-llm-cache-*, the
+ * namespace header dropped; Authorization replaced by --upstream-key when
+ * set). plain_json: for a request the daemon makes itself, without the
+ * client's Accept and Content-Type, with Content-Type: application/json. */
+struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
 
 /* Start or join the upstream call for req on loop l. Takes over the reply
  * of req, and ownership of fr->vec, fr->query and fr->route_key. Body is the raw client

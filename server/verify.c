@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 #include "server.h"
+#include "util.h"
 
 #define VERIFY_QUEUE_MAX 64
 #define VERIFY_BODY_MAX ((size_t)16 << 20) /* a fresh answer larger than this is an error */
@@ -136,22 +137,7 @@ void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
     memcpy(j->served, e->body, e->body_len);
     j->served[e->body_len] = 0;
     j->served_len = e->body_len;
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!flight_forward_header(s, h->key) || !strcasecmp(h->key, "accept") ||
-            !strcasecmp(h->key, "content-type"))
-            continue;
-        size_t n = strlen(h->key) + strlen(h->value) + 3;
-        char *line = malloc(n);
-        if (!line)
-            continue;
-        snprintf(line, n, "%s: %s", h->key, h->value);
-        j->hdrs = curl_slist_append(j->hdrs, line);
-        free(line);
-    }
-    j->hdrs = flight_auth_header(s, j->hdrs);
-    j->hdrs = curl_slist_append(j->hdrs, "Content-Type: application/json");
-    j->hdrs = curl_slist_append(j->hdrs, "Expect:");
+    j->hdrs = flight_upstream_headers(s, req, 1);
     pthread_mutex_lock(&v->mu);
     if (v->stop) {
         pthread_mutex_unlock(&v->mu);
@@ -186,16 +172,8 @@ static size_t verify_on_body(char *data, size_t sz, size_t nm, void *arg)
         b->over = 1;
         return 0;
     }
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap * 2 : 16384;
-        while (c < b->n + n + 1)
-            c *= 2;
-        char *q = realloc(b->p, c);
-        if (!q)
-            return 0;
-        b->p = q;
-        b->cap = c;
-    }
+    if (llmc_grow((void **)&b->p, &b->cap, b->n + n + 1, 1))
+        return 0;
     memcpy(b->p + b->n, data, n);
     b->n += n;
     b->p[b->n] = 0;

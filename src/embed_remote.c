@@ -61,6 +61,7 @@
 #include <jansson.h>
 
 #include "embed_impl.h"
+#include "util.h"
 
 #define REMOTE_MAX_BODY (256u << 20) /* refuse answers larger than 256 MiB */
 #define REMOTE_BACKOFF_MS 100
@@ -101,16 +102,8 @@ static size_t remote_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
         r->body_overflow = 1;
         return 0; /* makes curl fail with CURLE_WRITE_ERROR */
     }
-    if (r->body_len + n + 1 > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < r->body_len + n + 1)
-            cap *= 2;
-        char *nb = realloc(r->body, cap);
-        if (!nb)
-            return 0;
-        r->body = nb;
-        r->body_cap = cap;
-    }
+    if (llmc_grow((void **)&r->body, &r->body_cap, r->body_len + n + 1, 1))
+        return 0;
     memcpy(r->body + r->body_len, ptr, n);
     r->body_len += n;
     r->body[r->body_len] = '\0';
