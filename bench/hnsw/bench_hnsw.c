@@ -34,6 +34,7 @@
 
 #include "hnswlib_shim.h"
 #include "llmcache.h"
+#include "../cpu.h"
 
 enum { DIM = 384, LAT = 48, NCLUST = 1000, K = 10, MM = 16, EFC = 100, NPARTS = 5 };
 
@@ -263,21 +264,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [N >= 1000] [NQ >= 10]\n", argv[0]);
         return 2;
     }
-    char cpu[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (strncmp(line, "model name", 10) == 0) {
-                char *c = strchr(line, ':');
-                if (c) {
-                    snprintf(cpu, sizeof cpu, "%s", c + 2);
-                    cpu[strcspn(cpu, "\n")] = 0;
-                }
-                break;
-            }
-        fclose(f);
-    }
+    char cpu[512];
+    bench_cpu_model(cpu, sizeof cpu);
     printf("bench-hnsw: %s %zu %zu\n", argv[0], n, nq);
     printf("machine: nproc %ld, %s\n", sysconf(_SC_NPROCESSORS_ONLN), cpu);
     printf("data: %zu base + %zu query unit vectors, dim %d, %d clusters in a %d-d latent space; "

@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "workload.h"
+#include "../cpu.h"
 
 #define NE 4
 #define NT 20
@@ -467,17 +468,8 @@ int main(int argc, char **argv)
                  sys[t], questions[k]);
     }
 
-    char cpu[512] = "unknown", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            snprintf(cpu, sizeof cpu, "%s", c ? c + 2 : line);
-            cpu[strcspn(cpu, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
+    char cpu[512];
+    bench_cpu_model(cpu, sizeof cpu);
     printf("bench prefix (gateway in the path): %d engines (stories260K, 1 worker, %d KV blocks "
            "of 16) behind llmcached, %d tenants (uniform, ~300-token system prompts), questions "
            "Zipf s=1, %d requests, %d clients, 4 new tokens each, Cache-Control: no-store; "

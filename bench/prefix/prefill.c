@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../engine/runner.h"
+#include "../cpu.h"
 
 static int cmp(const void *a, const void *b)
 {
@@ -73,18 +74,8 @@ int main(int argc, char **argv)
         strcat(text, story);
     int32_t toks[4096];
     long nt = tok_encode(runner_tok(on), text, strlen(text), 1, toks, 4096);
-    char cpu[512] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            snprintf(cpu, sizeof cpu, "%s", c ? c + 2 : line);
-            cpu[strcspn(cpu, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
+    char cpu[512];
+    bench_cpu_model(cpu, sizeof cpu);
     printf("bench prefill: stories260K, block size 16, median of %d runs\n", reps);
     printf("machine: nproc %ld, %s\n", sysconf(_SC_NPROCESSORS_ONLN), cpu);
     printf("command: %s %s %d\n\n", argv[0], argv[1], reps);

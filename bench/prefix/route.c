@@ -39,6 +39,7 @@
 #include "llmcache.h"
 
 #include "workload.h"
+#include "../cpu.h"
 
 #define NE 4
 #define NT 20
@@ -291,17 +292,8 @@ int main(int argc, char **argv)
         reqs[i].tenant = t;
         snprintf(reqs[i].prompt, l, "%s\\nUser: %s\\nAssistant:", sys[t], q);
     }
-    char cpu[512] = "unknown", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            snprintf(cpu, sizeof cpu, "%s", c ? c + 2 : line);
-            cpu[strcspn(cpu, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
+    char cpu[512];
+    bench_cpu_model(cpu, sizeof cpu);
     printf("bench prefix routing: %d engines (stories260K, 1 worker, %d KV blocks of 16), "
            "%d tenants (%s, s=%g), questions Zipf s=1, %d requests, %d clients, 4 new tokens "
            "each; balance thresholds abs %d rel %g\n",
