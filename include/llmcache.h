@@ -1148,6 +1148,10 @@ double llmc_metrics_quantile(llmc_metrics *m, llmc_hist h, double q);
  * braces) of everything above to f. */
 void llmc_metrics_write_prometheus(llmc_metrics *m, FILE *f);
 void llmc_metrics_write_json(llmc_metrics *m, FILE *f);
+/* Reading another server's Prometheus text (an engine's /metrics): the sum
+ * of metric name's samples over all its label sets; NAN when text is NULL
+ * or has no sample of that name ("name_total" is another metric). */
+double llmc_prometheus_sum(const char *text, const char *name);
 /* ==== end metrics ==================================================== */
 
 #ifdef __cplusplus

@@ -10,9 +10,9 @@ BINS    += $(B)/bench/prefix-gateway
 BENCHES += bench-prefix
 all: $(B)/bench/prefix-gateway
 
-$(B)/bench/prefix-gateway: $(B)/bench/prefix/gateway.o
+$(B)/bench/prefix-gateway: $(B)/bench/prefix/gateway.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 .PHONY: bench-prefix
 # (engine.mk is read after this file: name the engine by its path.)

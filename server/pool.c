@@ -82,25 +82,6 @@ static size_t pool_sink(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* Sum of a Prometheus metric's samples (all label sets), NAN if absent. */
-static double pool_metric(const char *text, const char *name)
-{
-    double sum = NAN;
-    size_t nl = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, name, nl) || (p[nl] != ' ' && p[nl] != '{'))
-            continue;
-        const char *v = p + nl;
-        if (*v == '{')
-            v = strchr(v, '}');
-        if (!v)
-            continue;
-        double x = strtod(v + 1, NULL);
-        sum = isnan(sum) ? x : sum + x;
-    }
-    return sum;
-}
-
 static void pool_probe(pool *p, int i, CURL *c)
 {
     pool_backend *b = &p->b[i];
@@ -139,10 +120,10 @@ static void pool_probe(pool *p, int i, CURL *c)
     code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK && code == 200 && body && strstr(body, "vllm:")) {
-        double q = pool_metric(body, "vllm:prefix_cache_queries_total");
-        double h = pool_metric(body, "vllm:prefix_cache_hits_total");
-        double kv = pool_metric(body, "vllm:kv_cache_usage_perc");
-        double run = pool_metric(body, "vllm:num_requests_running");
+        double q = llmc_prometheus_sum(body, "vllm:prefix_cache_queries_total");
+        double h = llmc_prometheus_sum(body, "vllm:prefix_cache_hits_total");
+        double kv = llmc_prometheus_sum(body, "vllm:kv_cache_usage_perc");
+        double run = llmc_prometheus_sum(body, "vllm:num_requests_running");
         pthread_mutex_lock(&p->mu);
         b->prefix_queries = q;
         b->prefix_hits = h;

@@ -309,3 +309,26 @@ void llmc_metrics_write_json(llmc_metrics *m, FILE *f)
                 (unsigned long long)atomic_load(&m->errors[i]));
     fputc('}', f);
 }
+
+double llmc_prometheus_sum(const char *text, const char *name)
+{
+    double sum = NAN;
+    size_t nl = name ? strlen(name) : 0;
+    if (!nl)
+        return sum;
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, nl) || (p[nl] != ' ' && p[nl] != '{'))
+            continue;
+        const char *v = p + nl;
+        if (*v == '{')
+            v = strchr(v, '}');
+        if (!v)
+            continue;
+        char *end;
+        double x = strtod(v + 1, &end);
+        if (end == v + 1)
+            continue; /* no number: not a sample line */
+        sum = isnan(sum) ? x : sum + x;
+    }
+    return sum;
+}

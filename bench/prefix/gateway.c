@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "llmcache.h"
 #include "workload.h"
 #include "../cpu.h"
 
@@ -175,15 +176,7 @@ static double scrape(int port, const char *name)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
     char *body = http_get(url);
-    double v = NAN;
-    size_t nl = strlen(name);
-    for (char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, name, nl) || (p[nl] != ' ' && p[nl] != '{'))
-            continue;
-        char *x = p[nl] == '{' ? strchr(p + nl, '}') : p + nl;
-        if (x)
-            v = (isnan(v) ? 0 : v) + atof(x + 1);
-    }
+    double v = llmc_prometheus_sum(body, name);
     free(body);
     return v;
 }

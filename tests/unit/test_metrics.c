@@ -77,5 +77,20 @@ int main(void)
     CHECK(strstr(prom, "llmcached_lookups_total{model=\"other\",outcome=\"miss\"}") != NULL);
     free(prom);
     llmc_metrics_free(m);
+    /* Reading another server's exposition: every label set summed, other
+     * metrics with the same prefix, comments and junk ignored. */
+    const char *text = "# HELP vllm:prefix_cache_hits_total Hits.\n"
+                       "# TYPE vllm:prefix_cache_hits_total counter\n"
+                       "vllm:prefix_cache_hits_total{model=\"a\"} 10\n"
+                       "vllm:prefix_cache_hits_total{model=\"b\"} 2.5\n"
+                       "vllm:prefix_cache_hits_total_extra 1000\n"
+                       "vllm:prefix_cache_queries_total 40\n"
+                       "vllm:prefix_cache_hits_total{broken\n"
+                       "vllm:prefix_cache_hits_total nope\n";
+    CHECK(fabs(llmc_prometheus_sum(text, "vllm:prefix_cache_hits_total") - 12.5) < 1e-12);
+    CHECK(fabs(llmc_prometheus_sum(text, "vllm:prefix_cache_queries_total") - 40) < 1e-12);
+    CHECK(isnan(llmc_prometheus_sum(text, "vllm:num_requests_running")));
+    CHECK(isnan(llmc_prometheus_sum(NULL, "x")));
+    CHECK(isnan(llmc_prometheus_sum(text, "")));
     return UNIT_DONE();
 }
