@@ -16,8 +16,9 @@
  * the body with "stream" set to false, and the served answer. One worker
  * thread takes the jobs in order (a bounded queue: a job that finds it full
  * is dropped and counted), makes the call with a blocking libcurl easy
- * handle, extracts the answer text of both responses (chat: the choices'
- * message content; completions: the choices' text) and compares: equal
+ * handle, takes the answer text of both responses (llmc_resp_text: the
+ * first choice's content; requests with n > 1 are never cached) and
+ * compares: equal
  * bytes are "same"; otherwise, when the semantic tier's encoder is loaded,
  * "same" when the cosine of the two texts' embeddings reaches
  * --verify-similarity, else "changed". Without an encoder only equal bytes
@@ -180,36 +181,6 @@ static size_t verify_on_body(char *data, size_t sz, size_t nm, void *arg)
     return n;
 }
 
-/* The answer text of a chat or completions response: every choice's
- * message content (or text), one a line. NULL when there is none. */
-static char *verify_answer(int ep, const char *body, size_t len)
-{
-    json_t *o = json_loadb(body, len, 0, NULL), *choices = json_object_get(o, "choices");
-    char *out = NULL;
-    size_t n = 0;
-    size_t i;
-    json_t *c;
-    json_array_foreach(choices, i, c)
-    {
-        json_t *t = ep == LLMC_EP_CHAT ? json_object_get(json_object_get(c, "message"), "content")
-                                       : json_object_get(c, "text");
-        if (!json_is_string(t))
-            continue;
-        size_t l = json_string_length(t);
-        char *q = realloc(out, n + l + 2);
-        if (!q)
-            break;
-        out = q;
-        if (n)
-            out[n++] = '\n';
-        memcpy(out + n, json_string_value(t), l);
-        n += l;
-        out[n] = 0;
-    }
-    json_decref(o);
-    return out;
-}
-
 /* curl's progress callback: a call in progress ends when the daemon stops. */
 static int verify_on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
                               curl_off_t un)
@@ -222,7 +193,8 @@ static int verify_on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_
 static int verify_compare(struct verify *v, int ep, const char *served, size_t served_len,
                           const char *fresh, size_t fresh_len)
 {
-    char *a = verify_answer(ep, served, served_len), *b = verify_answer(ep, fresh, fresh_len);
+    char *a = llmc_resp_text((llmc_endpoint)ep, served, served_len);
+    char *b = llmc_resp_text((llmc_endpoint)ep, fresh, fresh_len);
     int r = -1;
     if (a && b) {
         r = strcmp(a, b) == 0;
