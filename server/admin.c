@@ -121,6 +121,45 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
     free(buf);
 }
 
+/* The /dashboard page and its script (server/dashboard/, compiled in by
+ * mk/dashboard.mk). Static and open: the page asks for the admin token and
+ * sends it with each /stats it reads. */
+extern const char dashboard_html[], dashboard_js[];
+extern const unsigned long dashboard_html_len, dashboard_js_len;
+
+int admin_static(srv *s, struct evhttp_request *req, const char *path)
+{
+    const char *body, *ctype;
+    size_t len;
+    if (!strcmp(path, "/dashboard") || !strcmp(path, "/dashboard/")) {
+        body = dashboard_html;
+        len = dashboard_html_len;
+        ctype = "text/html; charset=utf-8";
+    } else if (!strcmp(path, "/dashboard.js")) {
+        body = dashboard_js;
+        len = dashboard_js_len;
+        ctype = "text/javascript; charset=utf-8";
+    } else {
+        return 0;
+    }
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+        http_add_common_headers(s, req);
+        http_send_error(req, 405, "method_not_allowed", "use GET");
+        return 1;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_reference(b, body, len, NULL, NULL);
+    http_add_common_headers(s, req);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_add_header(oh, "Content-Type", ctype);
+    evhttp_add_header(oh, "Cache-Control", "no-cache");
+    evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+    return 1;
+}
+
 void admin_handle(srv *s, struct evhttp_request *req, const char *path)
 {
     if (!admin_authorized(s, req)) {

@@ -356,6 +356,8 @@ void http_handle(struct evhttp_request *req, void *arg)
         evbuffer_free(b);
         return;
     }
+    if (admin_static(s, req, path))
+        return;
     if (!strcmp(path, "/stats") || !strcmp(path, "/metrics") || !strncmp(path, "/admin/", 7) ||
         !strcmp(path, "/admin")) {
         admin_handle(s, req, path);

@@ -251,6 +251,8 @@ void pool_write_prometheus(pool *p, FILE *f);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);
+/* /dashboard and /dashboard.js: 1 when path was one of them (answered). */
+int admin_static(srv *s, struct evhttp_request *req, const char *path);
 
 /* demo.c */
 int demo_start(srv_loop *l);
