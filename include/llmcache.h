@@ -264,6 +264,13 @@ size_t llmc_store_foreach(llmc_store *s, void (*fn)(const llmc_entry_info *e, vo
 void llmc_entry_ref(const llmc_entry_info *e);
 /* Drop a reference; the last one frees the entry. */
 void llmc_entry_release(const llmc_entry_info *e);
+/* The semantic tier's learned floor for an entry: a similarity at or below
+ * which it must not answer a query (0: none yet). Raised, never lowered,
+ * when a sampled re-ask showed the entry answering a query at that
+ * similarity differently from the model (the daemon's --verify-rate). Kept
+ * in memory only. Thread-safe (atomic). */
+double llmc_entry_semantic_floor(const llmc_entry_info *e);
+void llmc_entry_raise_semantic_floor(const llmc_entry_info *e, double similarity);
 /* Remove by key: 0 or LLMC_ENOTFOUND. */
 int llmc_store_delete(llmc_store *s, const uint8_t key[LLMC_KEY_LEN]);
 /* Remove every entry of a namespace (ns_hash != 0) or all (ns_hash == 0
@@ -811,7 +818,7 @@ typedef struct {
     int candidates;       /* candidates at or above the threshold */
     int guard_rejected;   /* of those, how many the guard turned away */
     const char *reason;   /* static: "hit", "empty", "below-threshold", "guard",
-                             "ambiguous" */
+                             "ambiguous", "learned-floor" */
 } llmc_semantic_result;
 
 llmc_semantic_params llmc_semantic_default_params(void);

@@ -152,7 +152,7 @@ int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *
     evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     evhttp_add_header(oh, "Age", age);
     if (s->verify)
-        verify_sample(s, req, e, semantic, body, len); /* reads req's headers: before the reply */
+        verify_sample(s, req, e, similarity, body, len); /* reads req's headers: before the reply */
     evhttp_send_reply(req, 200, "OK", NULL);
     llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
     llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);

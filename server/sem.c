@@ -134,6 +134,8 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
     }
     if (j->fr.reason == NULL && j->res.guard_rejected)
         j->fr.reason = "semantic: guard refused a similar entry";
+    else if (j->fr.reason == NULL && !strcmp(j->res.reason, "learned-floor"))
+        j->fr.reason = "semantic: a similar entry answered such a question differently before";
     flight_req fr = j->fr;
     memset(&j->fr, 0, sizeof j->fr); /* ownership of vec/query moves on */
     flight_submit(j->l, req, &fr, j->body, j->len, j->t0);

@@ -222,9 +222,10 @@ void sem_embed_params(srv *s, llmc_embed_params *ep);
 /* verify.c — a sample of hits re-asked upstream and compared */
 int verify_start(srv *s);
 void verify_stop(srv *s);
-/* On a loop, as hit e (semantic or exact) is served to req: maybe queue a
- * re-ask of body. Copies what it needs; never blocks. */
-void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int semantic,
+/* On a loop, as hit e is served to req (semantic at similarity, exact when
+ * it is NAN): maybe queue a re-ask of body. Copies what it needs; never
+ * blocks. */
+void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
                    const char *body, size_t len);
 void verify_write_json(srv *s, FILE *f);
 void verify_write_prometheus(srv *s, FILE *f);

@@ -23,8 +23,11 @@
  * "same" when the cosine of the two texts' embeddings reaches
  * --verify-similarity, else "changed". Without an encoder only equal bytes
  * are the same. Upstream errors and answers that cannot be read are counted
- * apart and change nothing. Nothing is ever written to the store: this
- * measures, it does not repair.
+ * apart and change nothing. Answers are never written to the store; one
+ * thing is learned: a semantic hit answered otherwise raises the served
+ * entry's floor (llmc_entry_raise_semantic_floor) to that hit's similarity,
+ * so the entry no longer answers queries that far from it — the vCache idea
+ * of a threshold per entry, learned from the re-asks.
  *
  * Cost: the re-asks are real upstream calls, so the rate is 0 (off) unless
  * set; the worker's encoder is a second copy of the semantic tier's model.
@@ -32,6 +35,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -54,6 +58,8 @@ struct verify_job {
     size_t served_len;
     int ep;       /* LLMC_EP_CHAT or LLMC_EP_COMPLETIONS */
     int semantic; /* the hit was semantic */
+    double similarity; /* of a semantic hit */
+    uint8_t key[LLMC_KEY_LEN]; /* the entry served */
 };
 
 struct verify {
@@ -105,9 +111,10 @@ static char *verify_body(const char *body, size_t len, size_t *out_len)
     return d;
 }
 
-void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int semantic,
+void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
                    const char *body, size_t len)
 {
+    int semantic = !isnan(similarity);
     struct verify *v = s->verify;
     if (!v || !req || !body || (e->endpoint != LLMC_EP_CHAT && e->endpoint != LLMC_EP_COMPLETIONS))
         return;
@@ -127,6 +134,8 @@ void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
         goto fail;
     j->ep = e->endpoint;
     j->semantic = semantic;
+    j->similarity = similarity;
+    memcpy(j->key, e->key, LLMC_KEY_LEN);
     j->body = verify_body(body, len, &j->len);
     j->served = malloc(e->body_len + 1);
     j->backend = pool_pick(s->upstreams, NULL, 0, -1);
@@ -251,6 +260,18 @@ static void verify_run(struct verify *v, verify_job *j)
                 cr != CURLE_OK ? curl_easy_strerror(cr) : "answer not comparable", status);
     } else {
         atomic_fetch_add(r ? &v->same[j->semantic] : &v->changed[j->semantic], 1);
+    }
+    /* A semantic hit the model answers otherwise: this entry must not
+     * answer queries this far from it again (its learned floor). */
+    if (r == 0 && j->semantic) {
+        const llmc_entry_info *served = llmc_store_get(s->store, j->key, (int64_t)time(NULL));
+        if (served) {
+            llmc_entry_raise_semantic_floor(served, j->similarity);
+            llmc_entry_release(served);
+            srv_log(LOG_INFO, "verify: a semantic hit at similarity %.4f was answered otherwise; "
+                              "that entry now needs more",
+                    j->similarity);
+        }
     }
 }
 

@@ -8,7 +8,10 @@
  * differ cannot meet. A lookup takes the k nearest candidates, walks them
  * best first while their cosine is at or above the threshold, fetches each
  * from the store (it may have expired or been evicted since), skips
- * exact-only entries and vectors of another model, and asks the guard
+ * exact-only entries, vectors of another model and candidates at or below
+ * the entry's learned floor (llmc_entry_semantic_floor: raised when a
+ * sampled re-ask found the entry answering such a query differently), and
+ * asks the guard
  * (guard.c) whether the candidate's question and the new one agree on
  * numbers, negation, named entities and content words (weighted by their
  * rarity in the encoder's vocabulary, loaded once from vocab_path). Two
@@ -250,6 +253,13 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
         if (!e)
             continue; /* expired or evicted since; its removal is on its way */
         if ((e->flags & LLMC_ENTRY_EXACT_ONLY) || strcmp(e->vec_model, sem->model) != 0) {
+            llmc_entry_release(e);
+            continue;
+        }
+        if (sims[i] <= llmc_entry_semantic_floor(e)) {
+            /* It answered a query this far away differently before. */
+            if (!best)
+                res->reason = "learned-floor";
             llmc_entry_release(e);
             continue;
         }

@@ -37,6 +37,7 @@ struct store_entry {
     store_entry *lprev, *lnext;      /* LRU list */
     size_t heap_idx;                 /* position in the expiry heap */
     int64_t bumped;                  /* when it last moved to the LRU head */
+    atomic_uint floor_bits;          /* learned semantic floor, float bits (0: none) */
 };
 
 struct llmc_store {
@@ -105,6 +106,25 @@ uint64_t llmc_key_label(const uint8_t key[LLMC_KEY_LEN])
 void llmc_entry_ref(const llmc_entry_info *e)
 {
     atomic_fetch_add(&((store_entry *)e)->refs, 1);
+}
+
+double llmc_entry_semantic_floor(const llmc_entry_info *e)
+{
+    unsigned bits = atomic_load(&((store_entry *)e)->floor_bits);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+void llmc_entry_raise_semantic_floor(const llmc_entry_info *e, double similarity)
+{
+    store_entry *se = (store_entry *)e;
+    float f = (float)similarity;
+    unsigned want, cur = atomic_load(&se->floor_bits);
+    memcpy(&want, &f, sizeof want);
+    /* Raised, never lowered: non-negative floats order like their bits. */
+    while (f > 0 && want > cur && !atomic_compare_exchange_weak(&se->floor_bits, &cur, want))
+        ;
 }
 
 void llmc_entry_release(const llmc_entry_info *e)

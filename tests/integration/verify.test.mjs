@@ -90,6 +90,29 @@ test('with the encoder, a reworded fresh answer is the same, another statement i
   }
 });
 
+test('a semantic hit the model answers otherwise teaches its entry to refuse such queries', { skip: !haveModel && 'USE-lite weights absent' }, async () => {
+  const d = await startDaemon({ upstream: mock.url, args: ['--verify-rate', '1', '--embed-model-path', modelDir, '--persist', 'no'] });
+  try {
+    // [mock:drift]: every upstream call says something else, as when the
+    // similar question was not the same question.
+    const a = `Could you please tell me which documents I need to bring to renew a passport at the embassy? [mock:drift] ${process.pid}`;
+    const p = `Can you please tell me which documents I need to bring to renew a passport at the embassy? [mock:drift] ${process.pid}`;
+    await ask(d, a);
+    const hit = await ask(d, p);
+    assert.equal(hit.headers.get('x-llm-cache'), 'HIT-SEMANTIC');
+    const v = await settled(d, 1);
+    assert.deepEqual([v.semantic.same, v.semantic.changed], [0, 1], JSON.stringify(v));
+    // The same question again: the entry's learned floor turns it away.
+    const again = await ask(d, p);
+    assert.equal(again.headers.get('x-llm-cache'), 'MISS');
+    assert.match(again.headers.get('x-llm-cache-reason') || '', /answered such a question differently/);
+    // The exact question is still served from it.
+    assert.equal((await ask(d, a)).headers.get('x-llm-cache'), 'HIT-EXACT');
+  } finally {
+    await d.stop();
+  }
+});
+
 test('off by default; an upstream that fails a re-ask is counted and the hit is still served', async () => {
   const d0 = await startDaemon({ upstream: mock.url, args: ['--semantic', 'no', '--persist', 'no'] });
   try {

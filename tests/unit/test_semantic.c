@@ -208,6 +208,44 @@ static void test_margin(void)
     llmc_semantic_free(sem);
 }
 
+/* The learned floor: an entry no longer answers queries at or below the
+ * similarity of a hit it was found to answer wrongly; closer ones still. */
+static void test_learned_floor(void)
+{
+    llmc_semantic_params sp = test_params();
+    sp.threshold = 0.5;
+    sp.short_boost = 0;
+    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
+    llmc_store *st = llmc_store_new(NULL, NULL);
+    CHECK(sem && st);
+    float v[DIM], q[DIM];
+    unit_vec(v, 0, 0.0f);
+    const llmc_entry_info *a = put(st, sem, 1, 9, v, "How do I reset my password?", 0, "test-model");
+    CHECK(a != NULL && llmc_entry_semantic_floor(a) == 0);
+    const char *qt = "How would I reset my password?";
+    llmc_semantic_result r;
+    mix_vec(q, 0, 1, 0.9);
+    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    llmc_entry_release(hit);
+    double at = r.similarity;
+    llmc_entry_raise_semantic_floor(a, at);
+    CHECK(fabs(llmc_entry_semantic_floor(a) - at) < 1e-6);
+    llmc_entry_raise_semantic_floor(a, at - 0.2); /* never lowered */
+    CHECK(fabs(llmc_entry_semantic_floor(a) - at) < 1e-6);
+    CHECK(llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(strcmp(r.reason, "learned-floor") == 0);
+    mix_vec(q, 0, 1, 0.85); /* further: refused too */
+    CHECK(llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    mix_vec(q, 0, 1, 0.97); /* closer: still answered */
+    hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    llmc_entry_release(hit);
+    llmc_entry_release(a);
+    llmc_store_free(st);
+    llmc_semantic_free(sem);
+}
+
 static llmc_semantic *g_sem;
 
 static void on_rm(const llmc_entry_info *e, int reason, void *arg)
@@ -319,5 +357,6 @@ int main(void)
     test_defaults();
     test_short_boost();
     test_margin();
+    test_learned_floor();
     return UNIT_DONE();
 }
