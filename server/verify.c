@@ -56,9 +56,9 @@ struct verify_job {
     size_t len;
     char *served;
     size_t served_len;
-    int ep;       /* LLMC_EP_CHAT or LLMC_EP_COMPLETIONS */
-    int semantic; /* the hit was semantic */
-    double similarity; /* of a semantic hit */
+    int ep;                    /* LLMC_EP_CHAT or LLMC_EP_COMPLETIONS */
+    int semantic;              /* the hit was semantic */
+    double similarity;         /* of a semantic hit */
     uint8_t key[LLMC_KEY_LEN]; /* the entry served */
 };
 
@@ -69,7 +69,7 @@ struct verify {
     pthread_cond_t cv;
     verify_job *head, *tail;
     int queued;
-    atomic_int stop; /* also read by a call in progress, which then gives up */
+    atomic_int stop;   /* also read by a call in progress, which then gives up */
     llmc_embedder *em; /* the worker's own, when the semantic tier is on */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t sampled, dropped, errors, same[2], changed[2];
@@ -191,8 +191,7 @@ static size_t verify_on_body(char *data, size_t sz, size_t nm, void *arg)
 }
 
 /* curl's progress callback: a call in progress ends when the daemon stops. */
-static int verify_on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
-                              curl_off_t un)
+static int verify_on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     struct verify *v = arg;
     return atomic_load(&v->stop) != 0;
@@ -210,7 +209,8 @@ static int verify_compare(struct verify *v, int ep, const char *served, size_t s
         if (!r && v->em) {
             size_t dim = llmc_embedder_dim(v->em);
             float *x = malloc(2 * dim * sizeof *x);
-            if (x && !llmc_embed(v->em, a, strlen(a), x) && !llmc_embed(v->em, b, strlen(b), x + dim)) {
+            if (x && !llmc_embed(v->em, a, strlen(a), x) &&
+                !llmc_embed(v->em, b, strlen(b), x + dim)) {
                 double cos = 0;
                 for (size_t k = 0; k < dim; k++)
                     cos += (double)x[k] * x[dim + k];
@@ -268,8 +268,9 @@ static void verify_run(struct verify *v, verify_job *j)
         if (served) {
             llmc_entry_raise_semantic_floor(served, j->similarity);
             llmc_entry_release(served);
-            srv_log(LOG_INFO, "verify: a semantic hit at similarity %.4f was answered otherwise; "
-                              "that entry now needs more",
+            srv_log(LOG_INFO,
+                    "verify: a semantic hit at similarity %.4f was answered otherwise; "
+                    "that entry now needs more",
                     j->similarity);
         }
     }
@@ -325,8 +326,8 @@ int verify_start(srv *s)
         return -1;
     }
     s->verify = v;
-    srv_log(LOG_INFO, "verify: re-asking %.4g of hits upstream, answers compared %s", s->cfg.verify_rate,
-            v->em ? "by embedding" : "byte for byte");
+    srv_log(LOG_INFO, "verify: re-asking %.4g of hits upstream, answers compared %s",
+            s->cfg.verify_rate, v->em ? "by embedding" : "byte for byte");
     return 0;
 }
 
@@ -385,12 +386,14 @@ void verify_write_prometheus(srv *s, FILE *f)
         fprintf(f, "llmcached_verify_total{tier=\"%s\",outcome=\"changed\"} %llu\n", tier[t],
                 (unsigned long long)atomic_load(&v->changed[t]));
     }
-    fprintf(f, "# HELP llmcached_verify_errors_total Re-asks that failed or gave no comparable "
-               "answer.\n# TYPE llmcached_verify_errors_total counter\n"
-               "llmcached_verify_errors_total %llu\n",
+    fprintf(f,
+            "# HELP llmcached_verify_errors_total Re-asks that failed or gave no comparable "
+            "answer.\n# TYPE llmcached_verify_errors_total counter\n"
+            "llmcached_verify_errors_total %llu\n",
             (unsigned long long)atomic_load(&v->errors));
-    fprintf(f, "# HELP llmcached_verify_dropped_total Sampled hits not re-asked (queue full).\n"
-               "# TYPE llmcached_verify_dropped_total counter\nllmcached_verify_dropped_total "
-               "%llu\n",
+    fprintf(f,
+            "# HELP llmcached_verify_dropped_total Sampled hits not re-asked (queue full).\n"
+            "# TYPE llmcached_verify_dropped_total counter\nllmcached_verify_dropped_total "
+            "%llu\n",
             (unsigned long long)atomic_load(&v->dropped));
 }

@@ -26,10 +26,9 @@
  *   has 57). The guard takes 3: on the development pairs 6, 10 and 20
  *   senses each served a few more GPTCache paraphrases and let more QQP
  *   near-misses through. Adjectives' "similar to" links ("quick" /
- *   "fast") live in the data files and are not read. Each base form adds an id of its own (the lemma's index with
- *   the top bit set), so "applied" and "apply" share one even where no
- *   synset joins them. Two words are related when their sorted id lists
- *   intersect.
+ *   "fast") live in the data files and are not read. Each base form adds an id of its own (the
+ * lemma's index with the top bit set), so "applied" and "apply" share one even where no synset
+ * joins them. Two words are related when their sorted id lists intersect.
  *
  * Invariants
  *   Immutable once loaded: share it between threads. Words are looked up
@@ -48,9 +47,9 @@
 #define LEX_BASE_ID LLMC_LEXICON_BASE
 
 typedef struct {
-    uint32_t name;   /* offset of the lemma in the arena */
-    uint32_t syn;    /* first synset id in the pool */
-    uint32_t syn_n;  /* ids, grouped by part of speech, each by frequency */
+    uint32_t name;  /* offset of the lemma in the arena */
+    uint32_t syn;   /* first synset id in the pool */
+    uint32_t syn_n; /* ids, grouped by part of speech, each by frequency */
 } lex_lemma;
 
 typedef struct {
@@ -149,7 +148,7 @@ static int lex_read_index(llmc_lexicon *lx, const char *dir, uint32_t pos, lex_r
         long at = lex_intern(lx, lemma, strlen(lemma));
         if (at < 0 || llmc_grow((void **)raw, cap_raw, *nraw + 1, sizeof **raw) ||
             llmc_grow((void **)&lx->pool, &lx->cap_pool, lx->npool + (size_t)nsyn,
-                        sizeof *lx->pool)) {
+                      sizeof *lx->pool)) {
             rc = LLMC_ENOMEM;
             break;
         }
@@ -198,8 +197,8 @@ static int lex_read_exc(llmc_lexicon *lx, const char *dir, uint32_t pos)
         long wat = lex_intern(lx, word, strlen(word));
         while (wat >= 0 && (base = strtok_r(NULL, " \n", &save))) {
             long bat = lex_intern(lx, base, strlen(base));
-            if (bat < 0 || llmc_grow((void **)&lx->exc, &lx->cap_exc, lx->nexc + 1,
-                                       sizeof *lx->exc)) {
+            if (bat < 0 ||
+                llmc_grow((void **)&lx->exc, &lx->cap_exc, lx->nexc + 1, sizeof *lx->exc)) {
                 rc = LLMC_ENOMEM;
                 break;
             }
@@ -343,10 +342,10 @@ static const struct {
     uint32_t pos;
     const char *suf, *rep;
 } lex_rules[] = {
-    {0, "s", ""},    {0, "ses", "s"}, {0, "xes", "x"}, {0, "zes", "z"},  {0, "ches", "ch"},
-    {0, "shes", "sh"}, {0, "men", "man"}, {0, "ies", "y"}, {1, "s", ""},  {1, "ies", "y"},
-    {1, "es", "e"},  {1, "es", ""},   {1, "ed", "e"},  {1, "ed", ""},    {1, "ing", "e"},
-    {1, "ing", ""},  {2, "er", ""},   {2, "est", ""},  {2, "er", "e"},   {2, "est", "e"},
+    {0, "s", ""},      {0, "ses", "s"},   {0, "xes", "x"}, {0, "zes", "z"}, {0, "ches", "ch"},
+    {0, "shes", "sh"}, {0, "men", "man"}, {0, "ies", "y"}, {1, "s", ""},    {1, "ies", "y"},
+    {1, "es", "e"},    {1, "es", ""},     {1, "ed", "e"},  {1, "ed", ""},   {1, "ing", "e"},
+    {1, "ing", ""},    {2, "er", ""},     {2, "est", ""},  {2, "er", "e"},  {2, "est", "e"},
 };
 
 static int lex_id_cmp(const void *a, const void *b)
@@ -355,8 +354,8 @@ static int lex_id_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-size_t llmc_lexicon_senses(const llmc_lexicon *lx, const char *word, int max_senses,
-                           uint32_t *ids, size_t cap)
+size_t llmc_lexicon_senses(const llmc_lexicon *lx, const char *word, int max_senses, uint32_t *ids,
+                           size_t cap)
 {
     size_t wl = word ? strlen(word) : 0;
     if (!lx || !wl || wl >= LEX_WORD_MAX || !ids || !cap)
@@ -377,8 +376,8 @@ size_t llmc_lexicon_senses(const llmc_lexicon *lx, const char *word, int max_sen
             else
                 lo = mid + 1;
         }
-        for (size_t i = lo; i < lx->nexc && lx->exc[i].pos == pos &&
-                            !strcmp(word, lx->arena + lx->exc[i].name);
+        for (size_t i = lo;
+             i < lx->nexc && lx->exc[i].pos == pos && !strcmp(word, lx->arena + lx->exc[i].name);
              i++)
             lex_add_base(lx, lx->arena + lx->exc[i].base, pos, max_senses, &o);
         for (size_t r = 0; r < sizeof lex_rules / sizeof lex_rules[0]; r++) {

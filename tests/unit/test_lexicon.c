@@ -197,9 +197,9 @@ static void test_wordnet(void)
     int senses = llmc_guard_default_params().lexicon_senses;
     /* Rewordings the guard must accept. */
     static const char *const same[][2] = {
-        {"utilize", "use"},     {"employed", "used"},    {"assessing", "evaluate"},
-        {"acquire", "get"},     {"quantity", "amount"},  {"training", "train"},
-        {"children", "child"},  {"select", "choose"},    {"incorporate", "integrate"},
+        {"utilize", "use"},    {"employed", "used"},   {"assessing", "evaluate"},
+        {"acquire", "get"},    {"quantity", "amount"}, {"training", "train"},
+        {"children", "child"}, {"select", "choose"},   {"incorporate", "integrate"},
     };
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         int r = llmc_lexicon_related(lx, same[i][0], same[i][1], senses);
@@ -209,9 +209,9 @@ static void test_wordnet(void)
     }
     /* Opposites and neighbours that ask different things. */
     static const char *const differ[][2] = {
-        {"buy", "sell"},         {"increase", "decrease"}, {"before", "after"},
-        {"install", "uninstall"}, {"male", "female"},      {"denali", "anchorage"},
-        {"python", "java"},      {"night", "day"},         {"mechanical", "electronic"},
+        {"buy", "sell"},          {"increase", "decrease"}, {"before", "after"},
+        {"install", "uninstall"}, {"male", "female"},       {"denali", "anchorage"},
+        {"python", "java"},       {"night", "day"},         {"mechanical", "electronic"},
         {"best", "worst"},
     };
     for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++) {
