@@ -726,6 +726,9 @@ double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size
  * failure with *err set: LLMC_EIO (cannot open an index file), LLMC_EINVAL
  * (not WordNet's format), LLMC_ENOMEM. */
 llmc_lexicon *llmc_lexicon_load(const char *dir, int *err);
+/* 1 when dir (may be NULL) holds WordNet's files (readable index.noun):
+ * where an absent lexicon means "no synonyms" rather than an error. */
+int llmc_lexicon_present(const char *dir);
 void llmc_lexicon_free(llmc_lexicon *lx);
 size_t llmc_lexicon_count(const llmc_lexicon *lx); /* lemmas loaded */
 /* The sense ids of a lowercase word, sorted: per part of speech, for each

@@ -360,7 +360,7 @@ void config_print_help(FILE *f)
     }
 }
 
-/* Values with a closed set of spellings, checked once all sources are read. */
+/* Checked once all sources are read: ranges, and values with a closed set of spellings. */
 static int config_check(srv_config *c)
 {
     static const struct {

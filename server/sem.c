@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -278,19 +277,14 @@ int sem_start(srv *s)
     const char *lex = s->cfg.semantic_lexicon;
     sp.lexicon_dir = lex && *lex ? lex : NULL;
     const char *synonyms = sp.lexicon_dir ? sp.lexicon_dir : "none";
-    if (sp.lexicon_dir) {
-        char probe[4096];
-        snprintf(probe, sizeof probe, "%s/index.noun", lex);
-        if (access(probe, R_OK) != 0) {
-            srv_log(LOG_WARN, "semantic guard without synonyms: no WordNet in %s "
-                              "(Debian package wordnet-base)", lex);
-            synonyms = "none";
-        }
+    if (sp.lexicon_dir && !llmc_lexicon_present(sp.lexicon_dir)) {
+        srv_log(LOG_WARN, "semantic guard without synonyms: no WordNet in %s "
+                          "(Debian package wordnet-base)", lex);
+        synonyms = "none";
     }
     s->sem = llmc_semantic_new(&sp, &err);
     if (!s->sem) {
-        srv_log(LOG_ERROR, "semantic index (lexicon %s): %s", lex && *lex ? lex : "none",
-                llmc_strerror(err));
+        srv_log(LOG_ERROR, "semantic index (lexicon %s): %s", synonyms, llmc_strerror(err));
         for (int k = 0; k < n; k++)
             llmc_embedder_free(p->em[k]);
         free(p);

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "llmcache.h"
 #include "util.h"
@@ -261,6 +262,14 @@ fail:
     if (err)
         *err = rc;
     return NULL;
+}
+
+int llmc_lexicon_present(const char *dir)
+{
+    char probe[4096];
+    if (!dir || !*dir || snprintf(probe, sizeof probe, "%s/index.noun", dir) >= (int)sizeof probe)
+        return 0;
+    return access(probe, R_OK) == 0;
 }
 
 void llmc_lexicon_free(llmc_lexicon *lx)

@@ -173,15 +173,11 @@ llmc_semantic *llmc_semantic_new(const llmc_semantic_params *p, int *err)
         sem->p.guard_params.vocab = sem->vocab;
     }
     sem->p.lexicon_dir = NULL;
-    if (!sem->p.guard_params.lexicon && p && p->lexicon_dir) {
-        char probe[4096];
-        snprintf(probe, sizeof probe, "%s/index.noun", p->lexicon_dir);
-        if (access(probe, R_OK) == 0) {
-            sem->lexicon = llmc_lexicon_load(p->lexicon_dir, &e);
-            if (!sem->lexicon)
-                goto fail;
-            sem->p.guard_params.lexicon = sem->lexicon;
-        }
+    if (!sem->p.guard_params.lexicon && p && llmc_lexicon_present(p->lexicon_dir)) {
+        sem->lexicon = llmc_lexicon_load(p->lexicon_dir, &e);
+        if (!sem->lexicon)
+            goto fail; /* there but unreadable: say so rather than run without */
+        sem->p.guard_params.lexicon = sem->lexicon;
     }
     return sem;
 fail:

@@ -560,9 +560,7 @@ int main(int argc, char **argv)
            fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin,
            fullp.guard_params.min_overlap, fullp.guard_params.max_unmatched,
            access(vocab, R_OK) == 0 ? "rarity-weighted" : "unweighted: no vocab.json");
-    char probe[1100];
-    snprintf(probe, sizeof probe, "%s/index.noun", fullp.lexicon_dir ? fullp.lexicon_dir : "");
-    if (fullp.lexicon_dir && access(probe, R_OK) == 0)
+    if (llmc_lexicon_present(fullp.lexicon_dir))
         printf("guard synonyms: WordNet in %s, %d senses a word; one-sided negations and "
                "numbers allowed between texts of >= %u words\n",
                fullp.lexicon_dir, fullp.guard_params.lexicon_senses,

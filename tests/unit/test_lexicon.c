@@ -139,6 +139,10 @@ static void expect_fail(int code, const char *what)
 static void test_bad_dirs(void)
 {
     int err = 0;
+    CHECK(!llmc_lexicon_present("/nonexistent/wordnet"));
+    CHECK(!llmc_lexicon_present(NULL) && !llmc_lexicon_present(""));
+    write_mini();
+    CHECK(llmc_lexicon_present(dir));
     CHECK(llmc_lexicon_load("/nonexistent/wordnet", &err) == NULL);
     CHECK_EQ_INT(err, LLMC_EIO);
 
