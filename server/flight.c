@@ -623,22 +623,44 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
 }
 
+/* Client headers go upstream only from an allow-list (issue 16: forwarding
+ * everything let a 64 KB or 10,000-header request through, and let headers
+ * the key never saw change the answer): the credentials and the ones that
+ * scope them (OpenAI-Organization, OpenAI-Project: part of the tenant),
+ * OpenAI-Beta (part of the tenant too: it can change the answer), content
+ * negotiation, User-Agent, trace headers — plus --forward-headers.
+ * Authorization is replaced by --upstream-key when that is set. */
 static int flight_forward_header(srv *s, const char *name)
 {
-    static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
-                                      "keep-alive", "te", "trailer", "upgrade",
-                                      "proxy-authorization", "proxy-connection",
-                                      "accept-encoding", "expect", "cache-control", NULL};
-    for (int i = 0; hop[i]; i++)
-        if (!strcasecmp(name, hop[i]))
-            return 0;
-    if (!strncasecmp(name, "x-llm-cache", 11))
-        return 0;
-    if (s->cfg.namespace_header && !strcasecmp(name, s->cfg.namespace_header))
-        return 0;
+    static const char *const allow[] = {
+        "authorization", "openai-organization", "openai-project",   "openai-beta", "user-agent",
+        "accept",        "accept-language",     "content-type",     "traceparent", "tracestate",
+        "baggage",       "x-request-id",        "x-correlation-id", NULL};
     if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
         return 0;
-    return 1;
+    for (int i = 0; allow[i]; i++)
+        if (!strcasecmp(name, allow[i]))
+            return 1;
+    const char *list = s->cfg.forward_headers; /* "a,b,x-mock-*" */
+    size_t nl = strlen(name);
+    while (list && *list) {
+        while (*list == ' ' || *list == ',')
+            list++;
+        const char *e = list;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - list);
+        while (n && list[n - 1] == ' ')
+            n--;
+        if (n && list[n - 1] == '*') {
+            if (nl >= n - 1 && !strncasecmp(name, list, n - 1))
+                return 1;
+        } else if (n && n == nl && !strncasecmp(name, list, n)) {
+            return 1;
+        }
+        list = e;
+    }
+    return 0;
 }
 
 struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)

@@ -64,7 +64,10 @@ void http_send_error(struct evhttp_request *req, int status, const char *type, c
                          : status == 404 ? "Not Found"
                          : status == 405 ? "Method Not Allowed"
                          : status == 413 ? "Payload Too Large"
+                         : status == 431 ? "Request Header Fields Too Large"
+                         : status == 408 ? "Request Timeout"
                          : status == 502 ? "Bad Gateway"
+                         : status == 503 ? "Service Unavailable"
                          : status == 504 ? "Gateway Timeout"
                                          : "Error";
     evhttp_send_reply(req, status, reason, b);
@@ -167,10 +170,16 @@ static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *i
                               const char *auth, const char *ns, const char *ph, const char *body,
                               size_t len)
 {
-    const char *parts[5] = {auth, ns, evhttp_find_header(ih, "Cache-Control"),
-                            ph ? evhttp_find_header(ih, ph) : NULL, NULL};
+    enum { NPARTS = 7 };
+    const char *parts[NPARTS] = {auth,
+                                 ns,
+                                 evhttp_find_header(ih, "Cache-Control"),
+                                 ph ? evhttp_find_header(ih, ph) : NULL,
+                                 evhttp_find_header(ih, "OpenAI-Organization"),
+                                 evhttp_find_header(ih, "OpenAI-Project"),
+                                 evhttp_find_header(ih, "OpenAI-Beta")};
     size_t need = 1 + len;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NPARTS; i++)
         need += (parts[i] ? strlen(parts[i]) : 0) + 2;
     if (need > l->rawcap) {
         char *r = realloc(l->raw, need);
@@ -181,7 +190,7 @@ static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *i
     }
     size_t o = 0;
     l->raw[o++] = (char)ep;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NPARTS; i++) {
         /* present-but-empty and absent differ: a marker byte says which */
         l->raw[o++] = parts[i] ? 1 : 0;
         if (parts[i]) {
@@ -193,6 +202,19 @@ static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *i
     }
     memcpy(l->raw + o, body, len);
     return o + len;
+}
+
+/* The value that tells callers apart (--tenant-from), or NULL when the
+ * request has none (an anonymous caller; always so with "none"). */
+static const char *http_tenant_value(srv *s, struct evkeyvalq *ih)
+{
+    const char *tf = s->cfg.tenant_from ? s->cfg.tenant_from : "authorization";
+    const char *v = NULL;
+    if (!strcmp(tf, "authorization"))
+        v = evhttp_find_header(ih, "Authorization");
+    else if (!strncmp(tf, "header:", 7))
+        v = evhttp_find_header(ih, tf + 7);
+    return v && *v ? v : NULL;
 }
 
 static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint ep, double t0)
@@ -212,13 +234,24 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     }
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    const char *auth = evhttp_find_header(ih, "Authorization");
+    const char *auth = http_tenant_value(s, ih);
     const char *ns = s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header)
                                              : NULL;
     const char *ph = llmc_policy_personal_header(s->policy);
+    /* --anonymous: what a caller without the --tenant-from value gets. */
+    const char *anon = s->cfg.anonymous ? s->cfg.anonymous : "share";
+    int anonymous = !auth && strcmp(s->cfg.tenant_from ? s->cfg.tenant_from : "", "none") != 0;
+    if (anonymous && !strcmp(anon, "reject")) {
+        http_add_common_headers(s, req);
+        http_send_error(req, 401, "invalid_request_error",
+                        "this cache serves identified callers only (--anonymous reject): send "
+                        "the credentials --tenant-from names");
+        return;
+    }
+    int no_cache = anonymous && !strcmp(anon, "no-cache");
 
     /* Fast path: a byte-identical request seen before on this loop. */
-    size_t rawlen = http_raw_inputs(l, ep, ih, auth, ns, ph, body, len);
+    size_t rawlen = no_cache ? 0 : http_raw_inputs(l, ep, ih, auth, ns, ph, body, len);
     const memo_val *mv = rawlen ? memo_get(l->memo, l->raw, rawlen) : NULL;
     if (mv) {
         int64_t now = (int64_t)time(NULL);
@@ -233,7 +266,13 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         }
     }
     llmc_tenant t;
-    llmc_tenant_make(&t, auth, ns, ns && http_ns_shared(s, ns));
+    int shared = ns && http_ns_shared(s, ns);
+    llmc_tenant_make(&t, auth, ns, shared);
+    if (!shared) { /* headers that scope the caller or change the answer */
+        llmc_tenant_scope(&t, "openai-organization", evhttp_find_header(ih, "OpenAI-Organization"));
+        llmc_tenant_scope(&t, "openai-project", evhttp_find_header(ih, "OpenAI-Project"));
+    }
+    llmc_tenant_scope(&t, "openai-beta", evhttp_find_header(ih, "OpenAI-Beta"));
     llmc_canon c;
     const char *why = NULL;
     unsigned cflags = (s->cfg.scope_user ? LLMC_CANON_SCOPE_USER : 0) | s->cfg.semantic_query_flag;
@@ -263,6 +302,10 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     flight_req fr;
     memset(&fr, 0, sizeof fr);
     llmc_policy_decide(s->policy, &pr, &fr.dec); /* never fails a request: BYPASS at worst */
+    if (no_cache) {
+        fr.dec.lookup = fr.dec.store = 0;
+        fr.dec.reason = "anonymous caller (--anonymous no-cache)";
+    }
     fr.ep = ep;
     fr.client_stream = c.stream && ep != LLMC_EP_EMBEDDINGS;
     memcpy(fr.key, c.key, LLMC_KEY_LEN);
@@ -337,6 +380,8 @@ void http_handle(struct evhttp_request *req, void *arg)
     srv *s = l->s;
     double t0 = srv_now();
     atomic_fetch_add(&s->requests, 1);
+    if (conn_request_begin(req))
+        return;
     const char *uri = evhttp_request_get_uri(req);
     char path[1024];
     size_t pl = strcspn(uri, "?#");

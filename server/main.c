@@ -160,6 +160,19 @@ static void main_on_signal(int sig)
     stop_requested = 1;
 }
 
+/* Persistence failing (disk full, I/O error) and recovering: one line per
+ * burst, not one per failed write. */
+static void main_persist_error(int ok, const char *msg, uint64_t failures, void *arg)
+{
+    if (ok)
+        srv_log(LOG_WARN, "persistence recovered after %llu failed write(s); kept entries written",
+                (unsigned long long)failures);
+    else
+        srv_log(LOG_ERROR, "persistence failing: %s; entries are served from memory and kept "
+                           "for retry (see persist.* in /stats)",
+                msg);
+}
+
 /* The store tells persistence (and, later, the index) what left it. */
 static void main_on_remove(const llmc_entry_info *e, int reason, void *arg)
 {
@@ -250,6 +263,7 @@ int main(int argc, char **argv)
         pp.path = path;
         pp.sync = s->cfg.persist_sync;
         pp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
+        pp.on_error = main_persist_error;
         s->persist = llmc_persist_open(&pp, &err, msg, sizeof msg);
         if (!s->persist) {
             srv_log(LOG_ERROR, "cannot use the cache database: %s (%s)", msg, llmc_strerror(err));
@@ -284,6 +298,8 @@ int main(int argc, char **argv)
         nthreads = 64;
     s->nloops = (int)nthreads;
     s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    if (!s->loops || conn_init(s))
+        return 1;
     int port = 0;
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];
@@ -312,6 +328,8 @@ int main(int argc, char **argv)
                                                 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
         evhttp_set_timeout(l->http, 3600);
         evhttp_set_gencb(l->http, http_handle, l);
+        if (conn_loop_init(l))
+            return 1;
         l->stop_ev = event_new(l->base, -1, 0, main_stop_cb, l);
         l->drain_ev = evtimer_new(l->base, main_drain_cb, l);
     }
@@ -368,6 +386,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];
         evhttp_free(l->http);
+        conn_loop_free(l);
         if (l->demo_http)
             evhttp_free(l->demo_http);
         upstream_loop_free(l);
@@ -386,6 +405,7 @@ int main(int argc, char **argv)
     llmc_semantic_free(s->sem);
     curl_global_cleanup();
     free(s->loops);
+    conn_free_all();
     config_free(&s->cfg);
     free(s);
     the_srv = NULL;

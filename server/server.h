@@ -78,6 +78,14 @@ typedef struct srv_config {
     long long shutdown_timeout_ms;
     double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
     double verify_similarity; /* answer cosine that counts as the same answer */
+    long long max_connections;   /* conn.c: over it, 503 */
+    long long max_header_size;   /* bytes of a request's header section; 431 beyond */
+    long long max_headers;       /* header lines; 431 beyond */
+    long long header_timeout_ms; /* first byte to end of headers; 408 beyond */
+    long long idle_timeout_ms;   /* silence with no request being answered */
+    char *tenant_from;           /* authorization, header:NAME or none */
+    char *anonymous;             /* share, no-cache or reject */
+    char *forward_headers;       /* extra client headers forwarded upstream */
 } srv_config;
 
 /* config.c */
@@ -124,6 +132,8 @@ struct srv_loop {
     memo *memo;       /* raw request → exact key (memo.c) */
     char *raw;        /* scratch for a request's raw inputs */
     size_t rawcap;
+    struct conn *conns;       /* this loop's client connections (conn.c) */
+    struct event *conn_sweep; /* closes the slow and the idle */
     /* demo upstream (loop 0 only) */
     struct evhttp *demo_http;
 };
@@ -192,6 +202,21 @@ struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, i
  * body (copied). */
 void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                    const char *body, size_t len, double t0);
+
+/* conn.c — client connections: caps, timeouts, libevent's errors as JSON */
+int conn_init(srv *s);
+void conn_free_all(void);
+/* On loop l, after its evhttp exists: the per-connection filter, the
+ * header limits and the sweep timer. */
+int conn_loop_init(srv_loop *l);
+void conn_loop_free(srv_loop *l);
+/* First thing for every request http_handle gets: the connection's header
+ * count restarts, and a request that must be refused whatever its path
+ * (absolute-form target, Content-Length with Transfer-Encoding) is answered
+ * 400. Returns 1 when it answered req. */
+int conn_request_begin(struct evhttp_request *req);
+/* Client connections open now, all loops. */
+int conn_count(void);
 
 /* http.c */
 void http_handle(struct evhttp_request *req, void *arg);

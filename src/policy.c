@@ -1323,7 +1323,7 @@ static void policy_sse(policy_resp *r, const char *b, size_t len)
                 s++;
             if (!(le - s == 6 && !strncmp(b + s, "[DONE]", 6))) {
                 json_error_t jerr;
-                json_t *o = json_loadb(b + s, le - s, 0, &jerr);
+                json_t *o = json_loadb(b + s, le - s, JSON_ALLOW_NUL, &jerr);
                 if (!o) {
                     r->fired |= LLMC_FIRED_RESP_INVALID;
                 } else {
@@ -1359,7 +1359,7 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
         policy_sse(&r, body, len);
     } else {
         json_error_t jerr;
-        json_t *o = json_loadb(body, len, 0, &jerr);
+        json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
         if (!o) {
             r.fired |= LLMC_FIRED_RESP_INVALID;
         } else {
