@@ -1,5 +1,8 @@
 # mk/fuzz.mk — libFuzzer targets (tests/fuzz/fuzz_*.c) for the parsers that
-# take outside bytes, built with Debian's clang 14 against a copy of the
+# take outside bytes (request canonicalisation, the answer assembler, the
+# policy scanner and guard, the HNSW file loader, the SentencePiece and BERT
+# tokenizer/safetensors/config.json loaders, the WordNet loader, the config
+# file parser), built with Debian's clang 14 against a copy of the
 # library compiled with -fsanitize=fuzzer-no-link,address,undefined
 # (build/fuzz/, a variant of its own so it never mixes with rel or san).
 #
@@ -19,10 +22,9 @@ FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BIN)
 
-# The fuzz library: every module but the embedders (their CPU-dispatch
-# builtins are GCC's; no target needs them). Built by a recursive make in
+# The fuzz library: every module, built by a recursive make in
 # VARIANT=fuzz with clang, so its objects land in build/fuzz/.
-FUZZ_LIB_SRC := $(filter-out src/embed%.c,$(LIB_SRC))
+FUZZ_LIB_SRC := $(LIB_SRC)
 FUZZ_LIB     := build/fuzz/libfuzzllmc.a
 ifneq ($(VARIANT),fuzz)
 $(FUZZ_LIB): $(FUZZ_LIB_SRC) $(wildcard src/*.h) include/llmcache.h
@@ -34,9 +36,11 @@ $(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=build/fuzz/%.o)
 	ar rcs $@ $^
 endif
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
-	$(FUZZ_CC) $(CSTD) $(WARN) -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(FUZZ_LIB) $(LDLIBS) -pthread
+# Targets that parse in the daemon link its file too.
+FUZZ_EXTRA_config := server/config.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_EXTRA_config)
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unused-result -g -O1 -Iinclude -Isrc \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_EXTRA_$*) $(FUZZ_LIB) $(LDLIBS) -pthread
 
 fuzz: $(FUZZ_BIN)
 	@for n in $(FUZZ_NAMES); do \
