@@ -248,6 +248,28 @@ bad:
     return -1;
 }
 
+int config_list_has(const char *list, const char *name, int icase)
+{
+    size_t nl = strlen(name);
+    while (list && *list) {
+        while (*list == ' ' || *list == ',')
+            list++;
+        const char *e = list;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - list);
+        while (n && list[n - 1] == ' ')
+            n--;
+        int glob = icase && n && list[n - 1] == '*';
+        size_t cmp = glob ? n - 1 : n;
+        if (n && (glob ? nl >= cmp : nl == cmp) &&
+            !(icase ? strncasecmp(name, list, cmp) : strncmp(name, list, cmp)))
+            return 1;
+        list = e;
+    }
+    return 0;
+}
+
 /* "policy.KEY": the policy module parses and explains its own keys. */
 static int config_policy(srv_config *c, const char *key, size_t kl, const char *v,
                          const char *where)

@@ -641,26 +641,7 @@ static int flight_forward_header(srv *s, const char *name)
     for (int i = 0; allow[i]; i++)
         if (!strcasecmp(name, allow[i]))
             return 1;
-    const char *list = s->cfg.forward_headers; /* "a,b,x-mock-*" */
-    size_t nl = strlen(name);
-    while (list && *list) {
-        while (*list == ' ' || *list == ',')
-            list++;
-        const char *e = list;
-        while (*e && *e != ',')
-            e++;
-        size_t n = (size_t)(e - list);
-        while (n && list[n - 1] == ' ')
-            n--;
-        if (n && list[n - 1] == '*') {
-            if (nl >= n - 1 && !strncasecmp(name, list, n - 1))
-                return 1;
-        } else if (n && n == nl && !strncasecmp(name, list, n)) {
-            return 1;
-        }
-        list = e;
-    }
-    return 0;
+    return config_list_has(s->cfg.forward_headers, name, 1); /* "a,b,x-mock-*" */
 }
 
 struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)

@@ -89,22 +89,7 @@ static llmc_endpoint http_endpoint(const char *path)
 
 static int http_ns_shared(srv *s, const char *ns)
 {
-    const char *list = s->cfg.shared_namespaces;
-    size_t nl = strlen(ns);
-    while (list && *list) {
-        while (*list == ' ' || *list == ',')
-            list++;
-        const char *e = list;
-        while (*e && *e != ',')
-            e++;
-        size_t n = (size_t)(e - list);
-        while (n && list[n - 1] == ' ')
-            n--;
-        if (n == nl && !strncmp(list, ns, n))
-            return 1;
-        list = e;
-    }
-    return 0;
+    return config_list_has(s->cfg.shared_namespaces, ns, 0);
 }
 
 static void http_entry_cleanup(const void *data, size_t len, void *arg)

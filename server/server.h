@@ -96,6 +96,10 @@ void config_defaults(srv_config *c);
 int config_load(srv_config *c, int argc, char **argv);
 void config_free(srv_config *c);
 void config_print_help(FILE *f);
+/* 1 when name is in list, a comma-separated option value ("a, b,c").
+ * icase: names compare case-insensitively and an item ending in '*'
+ * matches every name it prefixes (header names); otherwise exact. */
+int config_list_has(const char *list, const char *name, int icase);
 
 /* log */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
