@@ -20,3 +20,15 @@ bench-bert: $(BENCH_BERT)
 	$(BENCH_BERT) $(B)/bert-bench
 
 BENCHES += bench-bert
+
+# XLM-RoBERTa models' sentencepiece.bpe.model is read by Debian's
+# libsentencepiece (C++) through src/embed_spmlib.cc, the library's only C++
+# file; the C++ runtime is linked for it.
+LIB_OBJ += $(B)/src/embed_spmlib.o
+LDLIBS += -lsentencepiece -lstdc++
+CXXFLAGS_SPM := -std=c++17 -Wall -Wextra -Wno-unused-parameter -Werror $(OPT) -Iinclude -Isrc \
+	-pthread
+
+$(B)/src/%.o: src/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_SPM) -MMD -MP -c $< -o $@
