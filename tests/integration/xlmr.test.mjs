@@ -80,3 +80,35 @@ test('a model directory that is not a model leaves the daemon up without the sem
     assert.equal(r.code, 0);
   }
 });
+
+// The same option string drives the tools: llmcached-embed (vectors, --eval)
+// and llmcached-semantic-eval (what `make eval-semantic EMBED=...` runs).
+test('llmcached-embed and llmcached-semantic-eval take the daemon\'s --embed-* options', { skip }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const opts = ['--embed-backend', 'bert', '--embed-model-path', path.join(refDir, 'e5-bf16')];
+  const texts = 'Какая река самая длинная?\nКакая река самая длинная？\nWie ist das Wetter morgen?\n';
+  const r = spawnSync(path.join(buildDir(), 'llmcached-embed'), [...opts, '--cosine'], { input: texts, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const m = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(m.length, 3);
+  assert.ok(m[0][1] > 0.999999); // NFKC twins: the same ids
+  assert.ok(m[0][2] < 0.9999);
+  // "" switches the model's prompt off: other vectors, other cosines
+  const r2 = spawnSync(path.join(buildDir(), 'llmcached-embed'), [...opts, '--embed-query-prefix', '', '--cosine'], { input: texts, encoding: 'utf8' });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.notEqual(JSON.parse(r2.stdout.split('\n')[0])[2], m[0][2]);
+  const bad = spawnSync(path.join(buildDir(), 'llmcached-embed'), ['--embed-backend', 'bert', '--embed-model-path', path.join(refDir, 'no-such-model')], { input: 'x\n', encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /cannot open the bert embedder/);
+
+  const dir = fs.mkdtempSync(path.join(buildDir(), 'xlmr-eval-'));
+  const pairs = path.join(dir, 'pairs.jsonl');
+  fs.writeFileSync(pairs, [
+    { a: 'Какая река самая длинная в Европе?', b: 'Какая река самая длинная в Европе？', label: 1 },
+    { a: 'Wie ist das Wetter morgen in Berlin?', b: 'Wie ist das Wetter heute in Berlin?', label: 0 },
+  ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+  const ev = spawnSync(path.join(buildDir(), 'llmcached-semantic-eval'), ['--file', pairs, '--thresholds', '0.9', '--lexicon', 'none', ...opts], { encoding: 'utf8' });
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.match(ev.stdout + ev.stderr, /encoder:? bert:e5-bf16@[0-9a-f]{16}\+p[0-9a-f]{8}/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
