@@ -39,7 +39,11 @@
  * has "▁" past its first character (true of every model trained with
  * split_by_whitespace, the default), words (a "▁" and what follows up to
  * the next) are segmented one at a time, so encoding stops as soon as cap
- * ids are out; otherwise the whole text is one lattice.
+ * ids are out; otherwise the whole text is one lattice. Matches are found by
+ * hashing w[s..e) for growing e into the piece table; a bit set of the hashes
+ * of all the pieces' prefixes ends the growth as soon as no piece can match
+ * (the library's trie walk stops at the same place), so a position costs a
+ * few probes, not one per byte of the longest piece.
  *
  * Known differences from HF's fast tokenizer, whose output differs from the
  * library's in these cases too: trailing white space (HF keeps a "▁"), fused
@@ -67,6 +71,8 @@ struct embed_unigram {
     int32_t *slots;   /* open addressing, -1 = empty */
     size_t nslots;    /* power of two */
     size_t max_piece; /* longest candidate, bytes */
+    uint64_t *pfx;    /* bit set of the hashes of candidates' prefixes */
+    size_t pfx_mask;  /* bits - 1 */
     int32_t unk;      /* unk id */
     float unk_score;  /* min normal score - penalty */
     int whole;        /* a piece has an inner "▁": one lattice per text */
@@ -88,16 +94,63 @@ static const char UNI_WS[] = "\xe2\x96\x81"; /* U+2581 */
 
 /* ---- loading --------------------------------------------------------------- */
 
-static int32_t uni_find(const embed_unigram *u, const char *s, size_t n)
+/* The piece s[0..n) whose XXH3 hash is h, or -1. */
+static int32_t uni_find_h(const embed_unigram *u, const char *s, size_t n, uint64_t h)
 {
     size_t mask = u->nslots - 1;
-    for (size_t i = (size_t)XXH3_64bits(s, n) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
         int32_t id = u->slots[i];
         if (id < 0)
             return -1;
         if (u->off[id + 1] - u->off[id] == n && memcmp(u->blob + u->off[id], s, n) == 0)
             return id;
     }
+}
+
+static int32_t uni_find(const embed_unigram *u, const char *s, size_t n)
+{
+    return uni_find_h(u, s, n, XXH3_64bits(s, n));
+}
+
+/* Hash bits 40.. pick the prefix bit (the low bits pick the table slot). */
+static int uni_pfx_has(const embed_unigram *u, uint64_t h)
+{
+    size_t b = (size_t)(h >> 24) & u->pfx_mask;
+    return (u->pfx[b >> 6] >> (b & 63)) & 1;
+}
+
+/*
+ * Every prefix of a candidate that ends on a character boundary goes into a
+ * bit set, so that Viterbi stops extending a match as soon as no piece can
+ * start that way (a trie's early exit, at one bit per prefix hash; a false
+ * positive only costs a table probe).
+ */
+static int uni_prefixes(embed_unigram *u)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < u->n; i++)
+        if (u->cand[i])
+            total += u->off[i + 1] - u->off[i];
+    size_t bits = 1u << 16;
+    while (bits < 8 * total && bits < ((size_t)1 << 30))
+        bits *= 2;
+    u->pfx = calloc(bits / 64, sizeof *u->pfx);
+    if (!u->pfx)
+        return LLMC_ENOMEM;
+    u->pfx_mask = bits - 1;
+    for (size_t i = 0; i < u->n; i++) {
+        if (!u->cand[i])
+            continue;
+        const char *p = u->blob + u->off[i];
+        size_t len = u->off[i + 1] - u->off[i];
+        for (size_t e = 1; e <= len; e++) {
+            if (e < len && ((uint8_t)p[e] & 0xc0) == 0x80)
+                continue; /* inside a character */
+            size_t b = (size_t)(XXH3_64bits(p, e) >> 24) & u->pfx_mask;
+            u->pfx[b >> 6] |= (uint64_t)1 << (b & 63);
+        }
+    }
+    return 0;
 }
 
 /* Index piece id; a duplicate keeps the first (lower) id, as the library's
@@ -324,6 +377,8 @@ embed_unigram *embed_unigram_from_json(const json_t *tj, int *err)
         goto fail;
     }
     u->unk_score = min - UNI_UNK_PENALTY;
+    if ((rc = uni_prefixes(u)))
+        goto fail;
     return u;
 fail:
     embed_unigram_free(u);
@@ -341,6 +396,7 @@ void embed_unigram_free(embed_unigram *u)
     free(u->score);
     free(u->cand);
     free(u->slots);
+    free(u->pfx);
     free(u->trie);
     free(u->cmap);
     free(u->text);
@@ -508,7 +564,12 @@ static int uni_word(embed_unigram *u, const char *w, size_t n, int32_t *ids, siz
         int single = 0;
         size_t lim = n - s < u->max_piece ? n - s : u->max_piece;
         for (size_t e = 1; e <= lim; e++) {
-            int32_t id = uni_find(u, w + s, e);
+            if (e < n - s && ((uint8_t)w[s + e] & 0xc0) == 0x80)
+                continue; /* pieces end on a character boundary */
+            uint64_t h = XXH3_64bits(w + s, e);
+            if (!uni_pfx_has(u, h))
+                break; /* no piece starts with w[s..s+e) */
+            int32_t id = uni_find_h(u, w + s, e, h);
             if (id < 0 || !u->cand[id])
                 continue;
             float sc = base + u->score[id];
