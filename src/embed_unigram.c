@@ -58,9 +58,16 @@
 
 #include "embed_unigram.h"
 #include "llmcache.h"
+#include "util.h"
 
 #define UNI_UNK_PENALTY 10.0f
 #define UNI_MAX_PIECE 4096 /* bytes; longer pieces are refused as corrupt */
+
+typedef struct {
+    float best;   /* its score */
+    int32_t from; /* where its last piece starts (-1: no path yet) */
+    int32_t id;   /* its last piece */
+} uni_node;
 
 struct embed_unigram {
     size_t n;         /* pieces */
@@ -84,10 +91,10 @@ struct embed_unigram {
     /* scratch */
     char *text; /* normalised text */
     size_t text_cap;
-    float *best;         /* best score of a path ending at byte i */
-    int32_t *from, *bid; /* start and piece of that path's last piece */
+    uni_node *lat; /* lat[i]: the best path ending at byte i */
     size_t lat_cap;
     int32_t *rev; /* a word's ids, backwards */
+    size_t rev_cap;
 };
 
 static const char UNI_WS[] = "\xe2\x96\x81"; /* U+2581 */
@@ -400,9 +407,7 @@ void embed_unigram_free(embed_unigram *u)
     free(u->trie);
     free(u->cmap);
     free(u->text);
-    free(u->best);
-    free(u->from);
-    free(u->bid);
+    free(u->lat);
     free(u->rev);
     free(u);
 }
@@ -467,16 +472,8 @@ static size_t uni_rule(const embed_unigram *u, const char *s, size_t n, const ch
 
 static int uni_put(embed_unigram *u, size_t *len, const char *s, size_t n)
 {
-    if (*len + n > u->text_cap) {
-        size_t c = u->text_cap ? u->text_cap : 256;
-        while (c < *len + n)
-            c *= 2;
-        char *nt = realloc(u->text, c);
-        if (!nt)
-            return LLMC_ENOMEM;
-        u->text = nt;
-        u->text_cap = c;
-    }
+    if (llmc_grow((void **)&u->text, &u->text_cap, *len + n, 1))
+        return LLMC_ENOMEM;
     memcpy(u->text + *len, s, n);
     *len += n;
     return 0;
@@ -522,31 +519,24 @@ static int uni_normalize(embed_unigram *u, const char *s, size_t n, size_t *out_
 
 /* ---- segmentation --------------------------------------------------------- */
 
+/* Room for a lattice over n bytes. */
 static int uni_lattice(embed_unigram *u, size_t n)
 {
-    if (n + 1 <= u->lat_cap)
-        return 0;
-    size_t c = u->lat_cap ? u->lat_cap : 256;
-    while (c < n + 1)
-        c *= 2;
-    float *b = realloc(u->best, c * sizeof *b);
-    if (!b)
+    if (llmc_grow((void **)&u->lat, &u->lat_cap, n + 1, sizeof *u->lat) ||
+        llmc_grow((void **)&u->rev, &u->rev_cap, n + 1, sizeof *u->rev))
         return LLMC_ENOMEM;
-    u->best = b;
-    int32_t *f = realloc(u->from, c * sizeof *f);
-    if (!f)
-        return LLMC_ENOMEM;
-    u->from = f;
-    int32_t *d = realloc(u->bid, c * sizeof *d);
-    if (!d)
-        return LLMC_ENOMEM;
-    u->bid = d;
-    int32_t *r = realloc(u->rev, c * sizeof *r);
-    if (!r)
-        return LLMC_ENOMEM;
-    u->rev = r;
-    u->lat_cap = c;
     return 0;
+}
+
+/* A path ending at node with score sc, last piece id from byte s: kept when
+ * the first or strictly better (ties keep the earlier, shorter candidate). */
+static void uni_relax(uni_node *node, float sc, size_t s, int32_t id)
+{
+    if (node->from < 0 || sc > node->best) {
+        node->best = sc;
+        node->from = (int32_t)s;
+        node->id = id;
+    }
 }
 
 /* Viterbi over w[0..n); appends the ids to ids[*k..cap). */
@@ -556,11 +546,11 @@ static int uni_word(embed_unigram *u, const char *w, size_t n, int32_t *ids, siz
     if (rc)
         return rc;
     for (size_t i = 0; i <= n; i++)
-        u->from[i] = -1;
-    u->best[0] = 0;
+        u->lat[i].from = -1;
+    u->lat[0].best = 0;
     for (size_t s = 0; s < n;) {
         size_t cl = uni_char_len(w + s, n - s);
-        float base = u->best[s];
+        float base = u->lat[s].best;
         int single = 0;
         size_t lim = n - s < u->max_piece ? n - s : u->max_piece;
         for (size_t e = 1; e <= lim; e++) {
@@ -573,28 +563,19 @@ static int uni_word(embed_unigram *u, const char *w, size_t n, int32_t *ids, siz
             if (id < 0 || !u->cand[id])
                 continue;
             float sc = base + u->score[id];
-            if (u->from[s + e] < 0 || sc > u->best[s + e]) {
-                u->best[s + e] = sc;
-                u->from[s + e] = (int32_t)s;
-                u->bid[s + e] = id;
-            }
+            uni_relax(&u->lat[s + e], sc, s, id);
             if (e == cl)
                 single = 1;
         }
         if (!single) {
-            float sc = base + u->unk_score;
-            if (u->from[s + cl] < 0 || sc > u->best[s + cl]) {
-                u->best[s + cl] = sc;
-                u->from[s + cl] = (int32_t)s;
-                u->bid[s + cl] = u->unk;
-            }
+            uni_relax(&u->lat[s + cl], base + u->unk_score, s, u->unk);
         }
         s += cl;
     }
     size_t m = 0;
-    for (size_t e = n; e > 0; e = (size_t)u->from[e])
-        if (!(m > 0 && u->bid[e] == u->unk && u->rev[m - 1] == u->unk))
-            u->rev[m++] = u->bid[e];
+    for (size_t e = n; e > 0; e = (size_t)u->lat[e].from)
+        if (!(m > 0 && u->lat[e].id == u->unk && u->rev[m - 1] == u->unk))
+            u->rev[m++] = u->lat[e].id;
     if (m > 0 && *k > 0 && ids[*k - 1] == u->unk && u->rev[m - 1] == u->unk)
         m--; /* an unknown run across words (a whole-text lattice has none) */
     while (m > 0 && *k < cap)

@@ -22,8 +22,8 @@
                      the model's own length), E5's "query: " prompt in
                      config_sentence_transformers.json
 4. ref.json: for each model, texts, expected ids and vectors computed by
-   PyTorch (XLMRobertaModel's forward written out: positions numbered from
-   padding_idx + 1, token type 0, LayerNorm eps from the config) on one
+   PyTorch (make_ref.py's encoder in XLMRobertaModel's variant: positions
+   numbered from padding_idx + 1, token type 0, LayerNorm eps 1e-5) on one
    padded batch with an attention mask, float64 from the stored weights;
    and "tok": a few thousand texts (every script above, plus characters the
    model never saw, NFKC compatibility forms, combining marks, odd white
@@ -31,20 +31,23 @@
    gives, mapped to fairseq's ids, which both tokenizer paths must equal.
 """
 import base64
-import json
 import os
 import random
-import struct
 import subprocess
 import sys
 
 import sentencepiece as spm
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_ref as mr  # noqa: E402  (the encoder, in torch, and the file writers)
+
 torch.manual_seed(4321)
 R = random.Random(13)
 
 H, LAYERS, HEADS, INTER, EPS, PAD = 32, 2, 4, 64, 1e-5, 1
+mr.H, mr.LAYERS, mr.HEADS, mr.INTER, mr.EPS = H, LAYERS, HEADS, INTER, EPS
+write_json = mr.write_json
 
 EN = ("the quick brown fox jumps over lazy dog hello world cache semantic model token "
       "what is the weather today tomorrow please tell me how to cook rice book flight "
@@ -205,115 +208,6 @@ def fairseq_ids(sp, text, window):
     return [0] + ids[:window - 2] + [2]
 
 
-# ---- the model ---------------------------------------------------------------
-
-def rnd(*shape, std=0.3):
-    return torch.randn(*shape) * std
-
-
-def make_weights(V, P):
-    w = {
-        "embeddings.word_embeddings.weight": rnd(V, H, std=1.0),
-        "embeddings.position_embeddings.weight": rnd(P, H, std=0.5),
-        "embeddings.token_type_embeddings.weight": rnd(1, H, std=0.5),
-        "embeddings.LayerNorm.weight": 1 + rnd(H, std=0.1),
-        "embeddings.LayerNorm.bias": rnd(H, std=0.1),
-    }
-    for l in range(LAYERS):
-        p = f"encoder.layer.{l}."
-        for n in ["attention.self.query", "attention.self.key", "attention.self.value",
-                  "attention.output.dense"]:
-            w[p + n + ".weight"] = rnd(H, H, std=H ** -0.5 * 1.5)
-            w[p + n + ".bias"] = rnd(H, std=0.1)
-        w[p + "attention.output.LayerNorm.weight"] = 1 + rnd(H, std=0.1)
-        w[p + "attention.output.LayerNorm.bias"] = rnd(H, std=0.1)
-        w[p + "intermediate.dense.weight"] = rnd(INTER, H, std=H ** -0.5)
-        w[p + "intermediate.dense.bias"] = rnd(INTER, std=0.1)
-        w[p + "output.dense.weight"] = rnd(H, INTER, std=INTER ** -0.5)
-        w[p + "output.dense.bias"] = rnd(H, std=0.1)
-        w[p + "output.LayerNorm.weight"] = 1 + rnd(H, std=0.1)
-        w[p + "output.LayerNorm.bias"] = rnd(H, std=0.1)
-    return w
-
-
-def layer_norm(x, g, b):
-    return torch.nn.functional.layer_norm(x, (x.shape[-1],), g, b, EPS)
-
-
-def forward(w, ids, mask):
-    """HF XLMRobertaModel forward; ids, mask: [B, L]."""
-    B, L = ids.shape
-    # create_position_ids_from_input_ids: cumsum of the mask, + padding_idx
-    pos = (torch.cumsum(mask, dim=1) * mask) + PAD
-    x = w["embeddings.word_embeddings.weight"][ids] + \
-        w["embeddings.position_embeddings.weight"][pos] + \
-        w["embeddings.token_type_embeddings.weight"][0][None, None]
-    x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-    ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-    dh = H // HEADS
-    lin = torch.nn.functional.linear
-    for l in range(LAYERS):
-        p = f"encoder.layer.{l}."
-
-        def proj(n, t):
-            return lin(t, w[p + n + ".weight"], w[p + n + ".bias"])
-
-        def heads(t):
-            return t.view(B, L, HEADS, dh).permute(0, 2, 1, 3)
-        q = heads(proj("attention.self.query", x))
-        k = heads(proj("attention.self.key", x))
-        v = heads(proj("attention.self.value", x))
-        a = torch.softmax(q @ k.transpose(-1, -2) / (dh ** 0.5) + ext, dim=-1)
-        ctx = (a @ v).permute(0, 2, 1, 3).reshape(B, L, H)
-        x = layer_norm(proj("attention.output.dense", ctx) + x,
-                       w[p + "attention.output.LayerNorm.weight"],
-                       w[p + "attention.output.LayerNorm.bias"])
-        i = torch.nn.functional.gelu(proj("intermediate.dense", x))
-        x = layer_norm(proj("output.dense", i) + x, w[p + "output.LayerNorm.weight"],
-                       w[p + "output.LayerNorm.bias"])
-    return x
-
-
-def embed(w, seqs, pooling):
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), PAD, dtype=torch.long)
-    mask = torch.zeros(len(seqs), L, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, :len(s)] = 1
-    x = forward(w, ids, mask)
-    m = mask[..., None].to(x.dtype)
-    v = x[:, 0] if pooling == "cls" else (x * m).sum(1) / m.sum(1)
-    return torch.nn.functional.normalize(v, p=2, dim=1)
-
-
-def save_safetensors(path, tensors, dtype):
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        if dtype == "F32":
-            raw = t.to(torch.float32).numpy().tobytes()
-        elif dtype == "F16":
-            raw = t.to(torch.float16).numpy().tobytes()
-        else:
-            raw = t.to(torch.bfloat16).view(torch.int16).numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def write_json(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, ensure_ascii=False)
-
-
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -371,17 +265,16 @@ def main():
         if prompt:
             write_json(os.path.join(d, "config_sentence_transformers.json"), {
                 "prompts": {"query": prompt, "passage": "passage: "}, "default_prompt_name": None})
-        w = make_weights(V, P)
-        save_safetensors(os.path.join(d, "model.safetensors"),
-                         {tprefix + k: v for k, v in w.items()}, dtype)
-        conv = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[dtype]
-        wr = {k: v.to(conv).to(torch.float64) for k, v in w.items()}
+        w = mr.make_weights(V, P, 1)
+        mr.save_safetensors(os.path.join(d, "model.safetensors"),
+                            {tprefix + k: v for k, v in w.items()}, dtype)
+        wr = mr.rounded(w, dtype)
         seqs = [fairseq_ids(sp, (prompt or "") + t, P - 2) for t in vec_texts]
         assert max(len(s) for s in seqs) == P - 2  # truncation is exercised
         with torch.no_grad():
-            batch = embed(wr, seqs, pooling)
+            batch = mr.embed(wr, seqs, pooling, PAD)
             for i, s in enumerate(seqs):  # padding must not change a vector
-                alone = embed(wr, [s], pooling)[0]
+                alone = mr.embed(wr, [s], pooling, PAD)[0]
                 assert torch.dot(alone, batch[i]) > 1 - 1e-12, (name, i)
         models[name] = {"texts": vec_texts, "ids": seqs,
                         "vectors": [[float(x) for x in v] for v in batch]}

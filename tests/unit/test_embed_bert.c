@@ -64,12 +64,13 @@ static time_t mtime(const char *path)
     return stat(path, &sb) == 0 ? sb.st_mtime : 0;
 }
 
-/* Make sure dir/ref.json exists and is newer than the script. 0 ok, 1 skip. */
-static int ensure_reference(const char *dir, const char *script)
+/* Make sure dir/ref.json exists and is newer than the script and the one it
+ * imports (dep, or NULL). 0 ok, 1 skip. */
+static int ensure_reference(const char *dir, const char *script, const char *dep)
 {
     char ref[1024], cmd[4096];
     snprintf(ref, sizeof ref, "%s/ref.json", dir);
-    if (mtime(ref) && mtime(ref) >= mtime(script))
+    if (mtime(ref) && mtime(ref) >= mtime(script) && (!dep || mtime(ref) >= mtime(dep)))
         return 0;
     snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", PY);
     if (system(cmd) != 0) {
@@ -716,6 +717,13 @@ static void put_json(const char *dir, const char *name, json_t *j)
     free(s);
 }
 
+/* Write j as dir/name, then open dir: its error (0 if it opens). */
+static int open_with(const char *dir, const char *name, json_t *j)
+{
+    put_json(dir, name, j);
+    return open_err(dir);
+}
+
 /* Bad XLM-R files are refused with their codes. */
 static void check_xlmr_refused(const char *dir)
 {
@@ -737,54 +745,43 @@ static void check_xlmr_refused(const char *dir)
     json_t *cm = json_incref(json_object_get(pc, "precompiled_charsmap"));
     /* byte fallback; another pre-tokenizer; no unk id: not implemented */
     json_object_set_new(model, "byte_fallback", json_true());
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ENOTSUP);
     json_object_set_new(model, "byte_fallback", json_false());
     json_object_set_new(json_object_get(tj, "pre_tokenizer"), "type", json_string("ByteLevel"));
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ENOTSUP);
     json_object_set_new(json_object_get(tj, "pre_tokenizer"), "type", json_string("Metaspace"));
     /* a charsmap that is not base64; one whose trie runs past its end */
     json_object_set_new(pc, "precompiled_charsmap", json_string("!!!!"));
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
     json_object_set_new(pc, "precompiled_charsmap", json_string("/////w=="));
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
     json_object_set(pc, "precompiled_charsmap", cm);
     /* a vocabulary entry that is not [piece, score]; unk out of range */
     json_t *vocab = json_object_get(model, "vocab");
     json_t *keep = json_incref(json_array_get(vocab, 10));
     json_array_set_new(vocab, 10, json_string("x"));
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
     json_array_set_new(vocab, 10, keep);
     json_object_set_new(model, "unk_id", json_integer(1 << 30));
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
     json_object_set_new(model, "unk_id", json_integer(3));
     /* more pieces than the embedding table has rows */
-    put_json(dst, "tokenizer.json", tj);
-    CHECK_EQ_INT(open_err(dst), 0);
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), 0);
     snprintf(path, sizeof path, "%s/config.json", src);
     json_t *cfg = json_load_file(path, 0, NULL);
     CHECK(cfg != NULL);
     json_object_set_new(cfg, "vocab_size", json_integer((json_int_t)json_array_size(vocab) - 1));
-    put_json(dst, "config.json", cfg);
-    CHECK_EQ_INT(open_err(dst), LLMC_EMISMATCH);
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_EMISMATCH);
     /* RoBERTa (byte-level BPE) is another tokenizer: not implemented */
     json_object_set_new(cfg, "vocab_size", json_integer((json_int_t)json_array_size(vocab)));
     json_object_set_new(cfg, "model_type", json_string("roberta"));
-    put_json(dst, "config.json", cfg);
-    CHECK_EQ_INT(open_err(dst), LLMC_ENOTSUP);
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_ENOTSUP);
     /* a padding id that leaves no window */
     json_object_set_new(cfg, "model_type", json_string("xlm-roberta"));
     json_object_set_new(cfg, "pad_token_id", json_integer(600));
-    put_json(dst, "config.json", cfg);
-    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_ECORRUPT);
     json_object_set_new(cfg, "pad_token_id", json_integer(1));
-    put_json(dst, "config.json", cfg);
-    CHECK_EQ_INT(open_err(dst), 0);
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), 0);
     /* no tokenizer file at all; a sentencepiece model that is not one */
     snprintf(path, sizeof path, "%s/tokenizer.json", dst);
     unlink(path);
@@ -801,7 +798,8 @@ static void check_xlmr_refused(const char *dir)
 
 static void check_xlmr(const char *dir)
 {
-    int r = ensure_reference(dir, "tests/embed_bert/make_xlmr_ref.py");
+    int r =
+        ensure_reference(dir, "tests/embed_bert/make_xlmr_ref.py", "tests/embed_bert/make_ref.py");
     if (r > 0)
         return;
     CHECK(r == 0);
@@ -850,7 +848,7 @@ int main(void)
     if (py && py[0])
         PY = py;
     check_xlmr(xdir);
-    int r = ensure_reference(dir, "tests/embed_bert/make_ref.py");
+    int r = ensure_reference(dir, "tests/embed_bert/make_ref.py", NULL);
     if (r > 0)
         return UNIT_DONE();
     CHECK(r == 0);
