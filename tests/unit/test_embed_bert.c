@@ -232,12 +232,50 @@ done:
 
 /* Random text (ASCII, Latin, combining marks, CJK, emoji, controls, NUL,
  * spaces, punctuation): never a crash, always 0 or LLMC_EEMPTY, unit vectors. */
+static const uint32_t POOL[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',    0,
+                                '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
+                                0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900,  0x10ffff,
+                                0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,    0x3c3};
+
+/* XLM-R's texts add what NFKC composes, decomposes or maps to several
+ * characters: Hangul jamo, half-width kana + sound mark, full-width letters,
+ * circled digits, squared units, Arabic ligatures, U+2581 itself. */
+static const uint32_t POOL_NFKC[] = {'a',    ' ',    ' ',    '\t',   0,       0x301,  0x1100,
+                                     0x1161, 0x11a8, 0xff76, 0xff9e, 0xff21,  0x2460, 0x338f,
+                                     0xfefb, 0x2581, 0x43f,  0x4e2d, 0x1f600, 0x200d, 0xfe0f,
+                                     0xe9,   0x65,   0xfb01, 0xa0,   0x3000,  0x2028, 0x7f};
+
+/* Up to 149 characters drawn from pool[0..np) into buf (>= 600 bytes); its
+ * length. */
+static size_t random_text(uint64_t *rng, const uint32_t *pool, size_t np, char *buf)
+{
+    size_t n = 0;
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    int len = (int)(*rng % 150);
+    for (int i = 0; i < len; i++) {
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        uint32_t c = pool[*rng % np];
+        if (c < 0x80) {
+            buf[n++] = (char)c;
+        } else if (c < 0x800) {
+            buf[n++] = (char)(0xc0 | (c >> 6));
+            buf[n++] = (char)(0x80 | (c & 0x3f));
+        } else if (c < 0x10000) {
+            buf[n++] = (char)(0xe0 | (c >> 12));
+            buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+            buf[n++] = (char)(0x80 | (c & 0x3f));
+        } else {
+            buf[n++] = (char)(0xf0 | (c >> 18));
+            buf[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
+            buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+            buf[n++] = (char)(0x80 | (c & 0x3f));
+        }
+    }
+    return n;
+}
+
 static void check_random_text(const char *dir)
 {
-    static const uint32_t pool[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',    0,
-                                    '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
-                                    0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900,  0x10ffff,
-                                    0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,    0x3c3};
     int err = 0;
     llmc_embedder *e = open_bert(dir, "mean-f32", 8, &err);
     CHECK(e != NULL);
@@ -249,28 +287,7 @@ static void check_random_text(const char *dir)
     int ok = 1;
     for (int t = 0; t < 300; t++) {
         char buf[1024];
-        size_t n = 0;
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        int len = (int)(rng % 150);
-        for (int i = 0; i < len; i++) {
-            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-            uint32_t c = pool[rng % (sizeof pool / sizeof pool[0])];
-            if (c < 0x80) {
-                buf[n++] = (char)c;
-            } else if (c < 0x800) {
-                buf[n++] = (char)(0xc0 | (c >> 6));
-                buf[n++] = (char)(0x80 | (c & 0x3f));
-            } else if (c < 0x10000) {
-                buf[n++] = (char)(0xe0 | (c >> 12));
-                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-                buf[n++] = (char)(0x80 | (c & 0x3f));
-            } else {
-                buf[n++] = (char)(0xf0 | (c >> 18));
-                buf[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
-                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-                buf[n++] = (char)(0x80 | (c & 0x3f));
-            }
-        }
+        size_t n = random_text(&rng, POOL, sizeof POOL / sizeof POOL[0], buf);
         int rc = llmc_embed(e, buf, n, out);
         if (rc == 0) {
             double nn = 0;
@@ -672,6 +689,42 @@ static void check_xlmr_tokens(const char *dir, json_t *tok)
     }
 }
 
+/* Random text (NUL, controls, combining marks, ligatures, Hangul, emoji,
+ * U+10FFFF, runs of white space): the two tokenizer paths agree on every id. */
+static void check_xlmr_random(const char *dir)
+{
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s/xlmr-spm-f32", dir);
+    snprintf(b, sizeof b, "%s/xlmr-json-f16", dir);
+    int err = 0;
+    embed_backend *lib = open_backend(a, &err), *own = open_backend(b, &err);
+    CHECK(lib && own);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    size_t differ = 0, empty = 0;
+    for (int t = 0; lib && own && t < 2000; t++) {
+        char buf[1024];
+        int32_t x[1024], y[1024];
+        size_t n = t % 2
+                       ? random_text(&rng, POOL, sizeof POOL / sizeof POOL[0], buf)
+                       : random_text(&rng, POOL_NFKC, sizeof POOL_NFKC / sizeof POOL_NFKC[0], buf);
+        int kx = embed_bert_tokenize(lib, buf, n, x, 1024);
+        int ky = embed_bert_tokenize(own, buf, n, y, 1024);
+        int same = kx == ky;
+        for (int j = 0; same && j < kx; j++)
+            same = x[j] == y[j];
+        differ += !same;
+        empty += kx == LLMC_EEMPTY;
+    }
+    CHECK_EQ_INT(differ, 0);
+    CHECK(empty > 0);
+    printf("xlmr random texts: 2000, %zu differ between libsentencepiece and tokenizer.json\n",
+           differ);
+    if (lib)
+        lib->free(lib);
+    if (own)
+        own->free(own);
+}
+
 /* The E5-style model's "query: " prompt: from its config, or the option. */
 static void check_xlmr_prompt(const char *dir)
 {
@@ -821,6 +874,7 @@ static void check_xlmr(const char *dir)
     }
     CHECK_EQ_INT(count, 3);
     check_xlmr_tokens(dir, json_object_get(root, "tok"));
+    check_xlmr_random(dir);
     check_xlmr_prompt(dir);
     check_xlmr_refused(dir);
     json_decref(root);
