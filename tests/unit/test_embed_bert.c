@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "embed_impl.h"
 #include "llmcache.h"
@@ -777,6 +778,38 @@ static int open_with(const char *dir, const char *name, json_t *j)
     return open_err(dir);
 }
 
+/* A charsmap whose framing is right but whose trie and strings are random
+ * bytes (no NUL in the strings): it loads, and tokenising random text stays
+ * inside its arrays (ASan watches) and gives ids or LLMC_EEMPTY. */
+static void check_xlmr_garbage_charsmap(const char *dst, json_t *tj, json_t *pc)
+{
+    unsigned char raw[4 + 4096 + 256];
+    unsigned char b64[sizeof raw * 2];
+    uint64_t rng = 12345;
+    for (int round = 0; round < 4; round++) {
+        raw[0] = 0, raw[1] = 16, raw[2] = 0, raw[3] = 0; /* 4096 bytes of trie */
+        for (size_t i = 4; i < sizeof raw; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            raw[i] = (unsigned char)(rng | (i >= 4 + 4096)); /* strings: no NUL */
+        }
+        EVP_EncodeBlock(b64, raw, (int)sizeof raw);
+        json_object_set_new(pc, "precompiled_charsmap", json_string((const char *)b64));
+        put_json(dst, "tokenizer.json", tj);
+        int err = 0;
+        embed_backend *b = open_backend(dst, &err);
+        CHECK(b != NULL);
+        for (int t = 0; b && t < 200; t++) {
+            char buf[1024];
+            int32_t ids[1024];
+            size_t n = random_text(&rng, POOL_NFKC, sizeof POOL_NFKC / sizeof POOL_NFKC[0], buf);
+            int k = embed_bert_tokenize(b, buf, n, ids, 1024);
+            CHECK(k >= 2 || k == LLMC_EEMPTY);
+        }
+        if (b)
+            b->free(b);
+    }
+}
+
 /* Bad XLM-R files are refused with their codes. */
 static void check_xlmr_refused(const char *dir)
 {
@@ -808,6 +841,7 @@ static void check_xlmr_refused(const char *dir)
     CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
     json_object_set_new(pc, "precompiled_charsmap", json_string("/////w=="));
     CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
+    check_xlmr_garbage_charsmap(dst, tj, pc);
     json_object_set(pc, "precompiled_charsmap", cm);
     /* a vocabulary entry that is not [piece, score]; unk out of range */
     json_t *vocab = json_object_get(model, "vocab");
