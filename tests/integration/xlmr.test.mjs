@@ -1,14 +1,14 @@
 // xlmr.test.mjs — the one-line model switch: the daemon's semantic tier on
-// an XLM-RoBERTa sentence encoder (`--embed-backend bert --embed-model-path
-// DIR`), real daemon, mock upstream.
+// BERT and XLM-RoBERTa sentence encoders (`--embed-backend bert
+// --embed-model-path DIR`), real daemon, mock upstream; and the same options
+// in the tools.
 //
 // The models are the random-weight ones tests/unit/test_embed_bert.c builds
-// under $LLMCACHED_BUILD/xlmr-ref (tests/embed_bert/make_xlmr_ref.py; the
-// unit tests run first). Random weights make cosine meaningless between
-// different questions, so the hit asserted is between texts the tokenizer
-// maps to the same ids (NFKC: a full-width question mark and letters), which
-// the exact tier keeps apart: the request reached the XLM-R tokenizer and
-// encoder inside the daemon.
+// under $LLMCACHED_BUILD/bert-ref and xlmr-ref (make_ref.py,
+// make_xlmr_ref.py; the unit tests run first). Random weights make cosine
+// meaningless between different questions, so the hit asserted is between
+// texts the tokenizer maps to the same ids, which the exact tier keeps apart:
+// the request reached the tokenizer and encoder inside the daemon.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,13 +16,14 @@ import path from 'node:path';
 import { startMock, startDaemon, request, buildDir } from './helpers.mjs';
 
 const refDir = path.join(buildDir(), 'xlmr-ref');
-const have = fs.existsSync(path.join(refDir, 'e5-bf16', 'model.safetensors'));
+const have = fs.existsSync(path.join(refDir, 'e5-bf16', 'model.safetensors')) &&
+  fs.existsSync(path.join(buildDir(), 'bert-ref', 'cls-f16', 'model.safetensors'));
 const skip = have ? false : `no XLM-R fixtures in ${refDir} (the bert unit test builds them with python3-torch)`;
 
-let mock, d;
-const ask = (content, headers = {}) =>
+let mock;
+const ask = (d, content) =>
   request(`${d.url}/chat/completions`, {
-    headers: { authorization: 'Bearer sk-xlmr', ...headers },
+    headers: { authorization: 'Bearer sk-xlmr' },
     body: { model: 'mock-gpt', messages: [{ role: 'user', content }] },
   });
 const status = (r) => r.headers.get('x-llm-cache');
@@ -30,40 +31,58 @@ const status = (r) => r.headers.get('x-llm-cache');
 before(async () => {
   if (skip) return;
   mock = await startMock();
-  d = await startDaemon({
-    upstream: mock.url,
-    // 0.899 + the short-text boost (0.10): a hit needs cosine >= 0.999
-    args: ['--embed-backend', 'bert', '--embed-model-path', path.join(refDir, 'e5-bf16'),
-      '--semantic-threshold', '0.899'],
-  });
 });
 after(async () => {
   if (skip) return;
-  const r = await d.stop();
   await mock.close();
-  assert.equal(r.code, 0, r.output.slice(-2000));
 });
 
-test('an XLM-R model with a prompt is the semantic tier\'s encoder', { skip }, async () => {
-  const st = (await request(`${d.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d.adminToken}` } })).json;
+// One line switches the encoder: a BERT (uncased, CLS pooling as BGE's), an
+// XLM-R with only tokenizer.json (our Unigram reader), and an E5-style XLM-R
+// with its "query: " prompt and sentencepiece.bpe.model (libsentencepiece).
+// For each,
+// two texts its tokenizer maps to the same ids (letter case for the uncased
+// BERT, NFKC's full-width '？' for the XLM-R ones) hit semantically, which
+// only the encoder can make happen (the exact tier keeps them apart), and
+// another question misses.
+const bertDir = path.join(buildDir(), 'bert-ref');
+const models = [
+  { dir: path.join(bertDir, 'cls-f16'), name: /^bert:cls-f16@[0-9a-f]{16}$/,
+    a: 'Which river is the longest in Europe', b: 'WHICH river IS the longest in Europe', q: '?', q2: '?' },
+  { dir: path.join(refDir, 'xlmr-json-f16'), name: /^bert:xlmr-json-f16@[0-9a-f]{16}$/,
+    a: 'Какая река самая длинная в Европе', b: 'Какая река самая длинная в Европе', q: '?', q2: '？' },
   // bert:<folder>@<weights hash>+p<prompt hash>: E5's "query: " from its config
-  assert.match(st.semantic.model, /^bert:e5-bf16@[0-9a-f]{16}\+p[0-9a-f]{8}$/);
-});
+  { dir: path.join(refDir, 'e5-bf16'), name: /^bert:e5-bf16@[0-9a-f]{16}\+p[0-9a-f]{8}$/,
+    a: 'Welcher Fluss ist der längste in Europa', b: 'Welcher Fluss ist der längste in Europa', q: '?', q2: '？' },
+];
 
-test('texts NFKC makes equal hit semantically; another question misses', { skip }, async () => {
-  const a = await ask(`Какая река самая длинная в Европе ${process.pid}?`);
-  assert.equal(status(a), 'MISS');
-  const b = await ask(`Какая река самая длинная в Европе ${process.pid}？`); // U+FF1F
-  assert.equal(status(b), 'HIT-SEMANTIC');
-  assert.ok(Number(b.headers.get('x-llm-cache-similarity')) >= 0.9999);
-  const c = await ask(`Wie ist das Wetter morgen ${process.pid}?`);
-  assert.equal(status(c), 'MISS');
-});
+for (const m of models) {
+  test(`make run ARGS="--embed-backend bert --embed-model-path ${path.basename(m.dir)}": the semantic tier runs on it`, { skip }, async () => {
+    const d = await startDaemon({
+      upstream: mock.url,
+      // 0.899 + the short-text boost (0.10): a hit needs cosine >= 0.999
+      args: ['--embed-backend', 'bert', '--embed-model-path', m.dir, '--semantic-threshold', '0.899'],
+    });
+    try {
+      const st = (await request(`${d.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d.adminToken}` } })).json;
+      assert.match(st.semantic.model, m.name);
+      const a = await ask(d, `${m.a} ${process.pid}${m.q}`);
+      assert.equal(status(a), 'MISS');
+      const b = await ask(d, `${m.b} ${process.pid}${m.q2}`);
+      assert.equal(status(b), 'HIT-SEMANTIC');
+      assert.ok(Number(b.headers.get('x-llm-cache-similarity')) >= 0.9999);
+      const c = await ask(d, `How do I cook brown rice in a pot ${process.pid}?`);
+      assert.equal(status(c), 'MISS');
+    } finally {
+      const r = await d.stop();
+      assert.equal(r.code, 0, r.output.slice(-2000));
+    }
+  });
+}
 
 test('a model directory that is not a model leaves the daemon up without the semantic tier', { skip }, async () => {
-  const m2 = await startMock();
   const bad = await startDaemon({
-    upstream: m2.url,
+    upstream: mock.url,
     args: ['--embed-backend', 'bert', '--embed-model-path', path.join(refDir, 'no-such-model')],
   });
   try {
@@ -76,7 +95,6 @@ test('a model directory that is not a model leaves the daemon up without the sem
     assert.match(bad.output(), /semantic tier off: embedder 'bert'.*no-such-model/);
   } finally {
     const r = await bad.stop();
-    await m2.close();
     assert.equal(r.code, 0);
   }
 });
