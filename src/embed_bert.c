@@ -1,7 +1,9 @@
 /*
  * embed_bert.c — the "bert" embedding backend: a BERT-family sentence
- * encoder (all-MiniLM-L6-v2, bge-small, ... — HF `model_type: bert`) read
- * directly from the files a user downloads from a model hub, run on the CPU.
+ * encoder (all-MiniLM-L6-v2, bge-small, ... — HF `model_type: bert`; and
+ * XLM-RoBERTa, `model_type: xlm-roberta`: paraphrase-multilingual-*,
+ * multilingual-e5-*, bge-m3) read directly from the files a user downloads
+ * from a model hub, run on the CPU.
  *
  * Files read from params.model_path (a sentence-transformers directory):
  *   modules.json           optional; finds the Pooling module's folder and
@@ -10,15 +12,25 @@
  *   1_Pooling/config.json  pooling_mode_{mean_tokens,cls_token,max_tokens,
  *                          mean_sqrt_len_tokens}: exactly one; default mean
  *   sentence_bert_config.json  optional max_seq_length
- *   config.json            hidden_size, num_hidden_layers, num_attention_heads,
- *                          intermediate_size, vocab_size, max_position_embeddings,
- *                          type_vocab_size, layer_norm_eps, hidden_act
+ *   config_sentence_transformers.json  optional prompts: the default one, else
+ *                          "query", is put before every text (params.query_prefix
+ *                          overrides; "" none) and is part of the model name
+ *   config.json            model_type, hidden_size, num_hidden_layers,
+ *                          num_attention_heads, intermediate_size, vocab_size,
+ *                          max_position_embeddings, type_vocab_size,
+ *                          layer_norm_eps, hidden_act (+ pad_token_id for XLM-R)
+ *   BERT:
  *   tokenizer.json         preferred when present: model WordPiece,
  *                          normalizer BertNormalizer, pre-tokenizer BertPreTokenizer
  *   vocab.txt (+ tokenizer_config.json: do_lower_case, strip_accents,
  *                          tokenize_chinese_chars) otherwise
+ *   XLM-R:
+ *   sentencepiece.bpe.model  preferred: Debian's libsentencepiece (embed_spmlib)
+ *   tokenizer.json         otherwise: Unigram + Precompiled + Metaspace, our own
+ *                          reader (embed_unigram.c), held to the same ids
  *   model.safetensors      weights, HF BertModel names, with or without a
- *                          "bert." prefix; F32, or F16/BF16 converted at load
+ *                          "bert." or "roberta." prefix; F32, or F16/BF16
+ *                          converted at load
  *
  * The output is always L2-normalised (the public contract: unit vectors),
  * whether or not the model lists a Normalize module; cosine is unchanged.
@@ -52,9 +64,17 @@
  * A text that yields no word piece gives LLMC_EEMPTY.
  * Known differences from HF's Rust tokenizer, all in rare cases: lower-casing
  * uses simple case mapping (no final-sigma rule, no one-to-many mappings),
- * and no canonical reordering of combining marks that survive NFD. Models
- * whose tokenizer is not WordPiece (XLM-R based multilingual ones use a
- * Unigram tokenizer) are refused with LLMC_ENOTSUP.
+ * and no canonical reordering of combining marks that survive NFD. A BERT
+ * whose tokenizer is not WordPiece is refused with LLMC_ENOTSUP.
+ *
+ * XLM-R differs from BERT only at the edges: the tokenizer (SentencePiece
+ * Unigram; ids in fairseq's layout, <s> 0 <pad> 1 </s> 2 <unk> 3, pieces
+ * shifted by one; <s> pieces </s>), positions numbered from pad_token_id + 1
+ * (so the window is max_position_embeddings - pad_token_id - 1), and one
+ * token type. The encoder below is the same. Input past what the window can
+ * hold is cut at a space before tokenising (words are segmented
+ * independently), so a huge text costs what a long one does. RoBERTa
+ * (byte-level BPE) is refused with LLMC_ENOTSUP.
  *
  * Weights: F32 tensors (4-byte aligned in the file, as safetensors writers
  * align them) are used in place from a read-only private mapping of the
