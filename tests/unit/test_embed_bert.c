@@ -13,10 +13,20 @@
  * python3 has no torch.
  *
  * Checked: exact token ids for every text (accents, CJK, controls, NUL,
- * emoji, over-long words, truncation), cosine >= 0.9999 for every vector in
- * one batch and each text alone, a 1 MB text truncated like the short
+ * emoji, over-long words, truncation), 1 - cosine <= 1e-6 for every vector
+ * in one batch and each text alone, a 1 MB text truncated like the long
  * reference, empty inputs, and corrupt / truncated / mismatched model files
  * giving their error codes.
+ *
+ * XLM-RoBERTa (tests/embed_bert/make_xlmr_ref.py, in $LLMC_XLMR_REF or
+ * $LLMCACHED_BUILD/xlmr-ref): a SentencePiece Unigram model trained with
+ * spm_train on six scripts, three random-weight XLM-R encoders (F32 + .model
+ * + mean, F16 + tokenizer.json only + "roberta." + CLS, BF16 + both files +
+ * E5's "query: " prompt + a 32-token window) held to PyTorch as above; 3,002
+ * texts whose ids through both tokenizer paths must equal python3-
+ * sentencepiece's; 2,000 random texts on which the two paths must agree; the
+ * prompt from the config, the option and "" (none); and bad tokenizer and
+ * config files refused with their codes.
  */
 #include <errno.h>
 #include <math.h>
