@@ -1457,7 +1457,8 @@ static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
 /*
  * The text put before every input: opt when not NULL ("" = none), else the
  * prompt sentence-transformers' config_sentence_transformers.json names
- * (default_prompt_name, else "query": E5's "query: "), else none.
+ * (default_prompt_name, else "query" as its encode_query picks: a cache embeds
+ * queries; E5's "query: "), else none.
  */
 static int bert_prompt(bert_backend *b, const char *dir, const char *opt)
 {
