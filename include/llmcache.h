@@ -459,7 +459,7 @@ typedef struct {
     int threads;            /* compute threads for use/bert (default 1) */
     const char *query_prefix; /* bert: text put before every input (E5's
                                * "query: "); NULL (default): the model's own
-                               * prompt (config_sentence_transformers.json);
+                               * query prompt (config_sentence_transformers.json);
                                * "": none */
 } llmc_embed_params;
 

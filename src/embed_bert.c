@@ -12,8 +12,8 @@
  *   1_Pooling/config.json  pooling_mode_{mean_tokens,cls_token,max_tokens,
  *                          mean_sqrt_len_tokens}: exactly one; default mean
  *   sentence_bert_config.json  optional max_seq_length
- *   config_sentence_transformers.json  optional prompts: the default one, else
- *                          "query", is put before every text (params.query_prefix
+ *   config_sentence_transformers.json  optional prompts: "query", else the
+ *                          default one, is put before every text (params.query_prefix
  *                          overrides; "" none) and is part of the model name
  *   config.json            model_type, hidden_size, num_hidden_layers,
  *                          num_attention_heads, intermediate_size, vocab_size,
@@ -1457,8 +1457,9 @@ static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
 /*
  * The text put before every input: opt when not NULL ("" = none), else the
  * prompt sentence-transformers' config_sentence_transformers.json names
- * (default_prompt_name, else "query" as its encode_query picks: a cache embeds
- * queries; E5's "query: "), else none.
+ * (its "query" prompt, else its default_prompt_name's, as sentence-
+ * transformers' encode_query picks: a cache embeds queries; E5's "query: "),
+ * else none.
  */
 static int bert_prompt(bert_backend *b, const char *dir, const char *opt)
 {
@@ -1470,7 +1471,9 @@ static int bert_prompt(bert_backend *b, const char *dir, const char *opt)
             return rc;
         const json_t *prompts = json_object_get(cst, "prompts");
         const char *name = json_string_value(json_object_get(cst, "default_prompt_name"));
-        pfx = json_string_value(json_object_get(prompts, name ? name : "query"));
+        pfx = json_string_value(json_object_get(prompts, "query"));
+        if (!pfx && name)
+            pfx = json_string_value(json_object_get(prompts, name));
     }
     if (pfx && pfx[0]) {
         b->prefix_len = strlen(pfx);
