@@ -820,6 +820,23 @@ static void check_xlmr_garbage_charsmap(const char *dst, json_t *tj, json_t *pc)
     }
 }
 
+/* With dir/config_sentence_transformers.json = cst: 1 when the model has a
+ * prompt (its name says so), 0 when not, or the error opening it. */
+static int prompted(const char *dir, const char *cst)
+{
+    put_file(dir, "config_sentence_transformers.json", cst);
+    llmc_embed_params p = llmc_embed_default_params();
+    p.backend = "bert";
+    p.model_path = dir;
+    int err = 0;
+    llmc_embedder *e = llmc_embedder_new(&p, &err);
+    if (!e)
+        return err;
+    int has = strstr(llmc_embedder_model(e), "+p") != NULL;
+    llmc_embedder_free(e);
+    return has;
+}
+
 /* Bad XLM-R files are refused with their codes. */
 static void check_xlmr_refused(const char *dir)
 {
@@ -879,6 +896,16 @@ static void check_xlmr_refused(const char *dir)
     CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_ECORRUPT);
     json_object_set_new(cfg, "pad_token_id", json_integer(1));
     CHECK_EQ_INT(open_with(dst, "config.json", cfg), 0);
+    /* the prompt: "query", else the default one, else none; a file that is
+     * not JSON is refused */
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":{\"passage\":\"p: \"}}"), 0);
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":{\"passage\":\"p: \"},\"default_prompt_name\":"
+                               "\"passage\"}"),
+                 1);
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":{\"query\":\"q: \"}}"), 1);
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":"), LLMC_ECORRUPT);
+    snprintf(path, sizeof path, "%s/config_sentence_transformers.json", dst);
+    unlink(path);
     /* no tokenizer file at all; a sentencepiece model that is not one */
     snprintf(path, sizeof path, "%s/tokenizer.json", dst);
     unlink(path);
