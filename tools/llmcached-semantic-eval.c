@@ -332,8 +332,6 @@ int main(int argc, char **argv)
                 strcmp(e_backend, "use") ? "" : "; fetch it with scripts/fetch-use-model.sh");
         return 1;
     }
-    fprintf(stderr, "encoder: %s (%zu dimensions)\n", llmc_embedder_model(em),
-            llmc_embedder_dim(em));
     size_t dim = llmc_embedder_dim(em);
     llmc_semantic_params sp = llmc_semantic_default_params();
     double default_threshold = sp.threshold;
