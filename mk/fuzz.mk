@@ -24,14 +24,16 @@ fuzz-build: $(FUZZ_BIN)
 
 # The fuzz library: every module, built by a recursive make in
 # VARIANT=fuzz with clang, so its objects land in build/fuzz/.
-FUZZ_LIB_SRC := $(LIB_SRC)
+FUZZ_LIB_SRC := $(LIB_SRC) $(wildcard src/*.cc)
 FUZZ_LIB     := build/fuzz/libfuzzllmc.a
 ifneq ($(VARIANT),fuzz)
 $(FUZZ_LIB): $(FUZZ_LIB_SRC) $(wildcard src/*.h) include/llmcache.h
 	@scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory VARIANT=fuzz CC=$(FUZZ_CC) EXTRA_CFLAGS="$(FUZZ_FLAGS)" $(FUZZ_LIB)
 else
-$(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=build/fuzz/%.o)
+# $(LIB_OBJ): every module's object, with what fragments added (the C++
+# sentencepiece wrapper of mk/bert.mk, read before this file).
+$(FUZZ_LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 endif

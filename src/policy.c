@@ -1301,8 +1301,11 @@ static int policy_looks_sse(const char *b, size_t len)
     size_t i = 0;
     while (i < len && isspace((unsigned char)b[i]))
         i++;
-    return len - i >= 5 && (!strncmp(b + i, "data:", 5) || !strncmp(b + i, "event:", 6) ||
-                            !strncmp(b + i, "id:", 3) || b[i] == ':');
+    /* body need not be NUL-terminated: compare only bytes that are there
+     * (the fuzzer found "event" read past a 6-byte body) */
+    size_t n = len - i;
+    return n >= 5 && (!memcmp(b + i, "data:", 5) || (n >= 6 && !memcmp(b + i, "event:", 6)) ||
+                      !memcmp(b + i, "id:", 3) || b[i] == ':');
 }
 
 /* Walk SSE events; each "data:" line is one JSON document. */
