@@ -8,7 +8,7 @@
  *   llmcached-embed --eval FILE [options]      ROC-AUC / Spearman on pairs
  *
  * Options: --backend use|bert|remote, --model-path DIR, --url URL,
- * --model NAME (remote), --batch N, --threads N, --limit N (eval: first N
+ * --model NAME (remote), --batch N, --threads N, --precision P, --limit N (eval: first N
  * pairs), --threshold T (eval of gptcache_mock_data.json), --help. The
  * remote backend's key is read from the environment variable
  * LLMC_EMBED_API_KEY, never from the command line.
@@ -47,6 +47,7 @@ static void usage(FILE *f)
                "  --model NAME       remote: model name (key from $LLMC_EMBED_API_KEY)\n"
                "  --batch N          texts per embedding call (default 32)\n"
                "  --threads N        compute threads (default 1)\n"
+               "  --precision P      use: auto (default), int8, fp16 or fp32 (the reference)\n"
                "  --cosine           print pairwise cosines instead of vectors\n"
                "  --eval FILE        qqp_dev.jsonl, mrpc_train.tsv, stsb_*.tsv or\n"
                "                     gptcache_mock_data.json: ROC-AUC / Spearman\n"
@@ -428,6 +429,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(o, "--threads")) {
             TAKES();
             p.threads = atoi(val);
+        } else if (!strcmp(o, "--precision")) {
+            TAKES();
+            p.precision = val;
         } else if (!strcmp(o, "--eval")) {
             TAKES();
             eval = val;

@@ -2,6 +2,7 @@
  * bench_embed.c — throughput and latency of an llmcached embedder.
  *
  *   bench_embed [--model-path DIR] [--texts FILE] [--n N] [--threads T]
+ *               [--precision auto|int8|fp16|fp32]
  *
  * Texts: one a line from --texts (default: the "a" questions of
  * $LLMC_SHARED_DATA/pairs/qqp_dev.jsonl, else a built-in list). Measures,
@@ -68,6 +69,7 @@ static const char *builtin[] = {
 
 typedef struct {
     const char *model_path;
+    const char *precision;
     char **texts;
     size_t n;
     double secs; /* out */
@@ -79,6 +81,7 @@ static void *batch_worker(void *arg)
     job *j = arg;
     llmc_embed_params p = llmc_embed_default_params();
     p.model_path = j->model_path;
+    p.precision = j->precision;
     int err = 0;
     llmc_embedder *e = llmc_embedder_new(&p, &err);
     if (!e)
@@ -103,6 +106,7 @@ int main(int argc, char **argv)
     const char *model = "data/models/use-lite", *texts_path = NULL;
     size_t n = 2048;
     int threads = 1;
+    const char *precision = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model-path"))
             model = argv[i + 1];
@@ -112,6 +116,8 @@ int main(int argc, char **argv)
             n = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--precision"))
+            precision = argv[i + 1];
     }
     /* load texts */
     char **all = calloc(n, sizeof *all);
@@ -166,6 +172,7 @@ int main(int argc, char **argv)
 
     llmc_embed_params p = llmc_embed_default_params();
     p.model_path = model;
+    p.precision = precision;
     llmc_embedder *e = llmc_embedder_new(&p, &err);
     if (!e) {
         fprintf(stderr, "bench_embed: cannot open USE lite in %s: %s\n", model, llmc_strerror(err));
@@ -220,7 +227,7 @@ int main(int argc, char **argv)
             threads = 64;
         t0 = now_ms();
         for (int t = 0; t < threads; t++) {
-            jb[t] = (job){model, all, na, 0, 0};
+            jb[t] = (job){model, precision, all, na, 0, 0};
             pthread_create(&th[t], NULL, batch_worker, &jb[t]);
         }
         size_t done = 0;
