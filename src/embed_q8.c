@@ -168,13 +168,18 @@ void embed_q8_scratch_free(embed_q8_scratch *s)
 /* ---- activation quantisation ------------------------------------------ */
 
 /* One row: x[0..k) -> u[0..k_pad), *scale, *off (see the header comment). */
-static void q8_quant_row_c(const float *x, size_t k, size_t k_pad, uint8_t *u, float *scale,
-                           uint8_t *off)
+static inline float q8_in(const float *x, size_t j, int relu)
+{
+    return relu ? fmaxf(x[j], 0.0f) : x[j];
+}
+
+static void q8_quant_row_c(const float *x, size_t k, size_t k_pad, int relu, uint8_t *u,
+                           float *scale, uint8_t *off)
 {
     float amax = 0.0f, mn = 0.0f;
     for (size_t j = 0; j < k; j++) {
-        amax = fmaxf(amax, fabsf(x[j]));
-        mn = fminf(mn, x[j]);
+        amax = fmaxf(amax, fabsf(q8_in(x, j, relu)));
+        mn = fminf(mn, q8_in(x, j, relu));
     }
     int sgn = mn < 0.0f;
     float lim = sgn ? 127.0f : 255.0f;
@@ -182,7 +187,7 @@ static void q8_quant_row_c(const float *x, size_t k, size_t k_pad, uint8_t *u, f
     *scale = amax / lim;
     *off = (uint8_t)sgn;
     for (size_t j = 0; j < k; j++) {
-        float v = nearbyintf(x[j] * inv) + (sgn ? 128.0f : 0.0f);
+        float v = nearbyintf(q8_in(x, j, relu) * inv) + (sgn ? 128.0f : 0.0f);
         v = v > 255.0f ? 255.0f : v < 0.0f ? 0.0f : v;
         u[j] = (uint8_t)v;
     }
@@ -191,20 +196,24 @@ static void q8_quant_row_c(const float *x, size_t k, size_t k_pad, uint8_t *u, f
 }
 
 #ifdef Q8_X86
-__attribute__((target("avx512f,avx512bw"))) static void
-q8_quant_row_512(const float *x, size_t k, size_t k_pad, uint8_t *u, float *scale, uint8_t *off)
+__attribute__((target("avx512f,avx512bw"))) static void q8_quant_row_512(const float *x, size_t k,
+                                                                         size_t k_pad, int relu,
+                                                                         uint8_t *u, float *scale,
+                                                                         uint8_t *off)
 {
     __m512 vmax = _mm512_setzero_ps(), vmin = _mm512_setzero_ps();
     size_t j = 0;
     for (; j + 16 <= k; j += 16) {
         __m512 v = _mm512_loadu_ps(x + j);
+        if (relu)
+            v = _mm512_max_ps(v, _mm512_setzero_ps());
         vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
         vmin = _mm512_min_ps(vmin, v);
     }
     float amax = _mm512_reduce_max_ps(vmax), mn = _mm512_reduce_min_ps(vmin);
     for (; j < k; j++) {
-        amax = fmaxf(amax, fabsf(x[j]));
-        mn = fminf(mn, x[j]);
+        amax = fmaxf(amax, fabsf(q8_in(x, j, relu)));
+        mn = fminf(mn, q8_in(x, j, relu));
     }
     int sgn = mn < 0.0f;
     float lim = sgn ? 127.0f : 255.0f;
@@ -216,6 +225,8 @@ q8_quant_row_512(const float *x, size_t k, size_t k_pad, uint8_t *u, float *scal
     for (j = 0; j < k; j += 16) {
         __mmask16 mk = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(mk, x + j);
+        if (relu)
+            v = _mm512_max_ps(v, _mm512_setzero_ps());
         __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, vinv)), vo);
         q = _mm512_max_epi32(q, zero); /* as the C path's clamp */
         _mm512_mask_cvtusepi32_storeu_epi8(u + j, mk, q);
@@ -226,17 +237,17 @@ q8_quant_row_512(const float *x, size_t k, size_t k_pad, uint8_t *u, float *scal
 #endif
 
 static void q8_quantize(const float *x, size_t ldx, size_t m, const embed_q8_matrix *w,
-                        embed_q8_scratch *s)
+                        embed_q8_scratch *s, int relu)
 {
     size_t k = w->k, k_pad = w->k_pad;
     for (size_t i = 0; i < m; i++) {
 #ifdef Q8_X86
         if (w->level == EMBED_Q8_VNNI512) {
-            q8_quant_row_512(x + i * ldx, k, k_pad, s->xq + i * k_pad, &s->xs[i], &s->off[i]);
+            q8_quant_row_512(x + i * ldx, k, k_pad, relu, s->xq + i * k_pad, &s->xs[i], &s->off[i]);
             continue;
         }
 #endif
-        q8_quant_row_c(x + i * ldx, k, k_pad, s->xq + i * k_pad, &s->xs[i], &s->off[i]);
+        q8_quant_row_c(x + i * ldx, k, k_pad, relu, s->xq + i * k_pad, &s->xs[i], &s->off[i]);
     }
 }
 
@@ -305,25 +316,30 @@ q8_tile_512(int mr, const int8_t *blk, size_t kg, const uint8_t *u, size_t ldu,
         }
     }
     size_t cols = w->n - j0 < Q8_NB ? w->n - j0 : Q8_NB;
+    /* every index static, so the 24 accumulators stay in registers */
+    __mmask16 mk[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        size_t left = cols > (size_t)c * 16 ? cols - (size_t)c * 16 : 0;
+        mk[c] = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    }
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) {
         __m512 vs = _mm512_set1_ps(xs[r]);
         float *yr = y + (size_t)r * ldy;
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
-            size_t left = cols > (size_t)c * 16 ? cols - (size_t)c * 16 : 0;
-            if (!left)
-                break;
-            __mmask16 mk = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
             __m512i acc = a[r][c];
             if (off[r])
                 acc =
                     _mm512_sub_epi32(acc, _mm512_load_si512((const void *)(w->comp + j0 + c * 16)));
             __m512 sc = _mm512_mul_ps(vs, _mm512_load_ps(w->scale + j0 + c * 16));
-            __m512 bi = bias ? _mm512_maskz_loadu_ps(mk, bias + j0 + c * 16) : _mm512_setzero_ps();
+            __m512 bi =
+                bias ? _mm512_maskz_loadu_ps(mk[c], bias + j0 + c * 16) : _mm512_setzero_ps();
             __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), sc, bi);
             if (accumulate)
-                v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, yr + c * 16), v);
-            _mm512_mask_storeu_ps(yr + c * 16, mk, v);
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk[c], yr + c * 16), v);
+            _mm512_mask_storeu_ps(yr + c * 16, mk[c], v);
         }
     }
 }
@@ -423,14 +439,14 @@ q8_matmul_256(const embed_q8_matrix *w, const embed_q8_scratch *s, const float *
 }
 #endif
 
-void embed_q8_matmul(const float *x, size_t ldx, const embed_q8_matrix *w, const float *bias,
-                     float *y, size_t ldy, size_t m, int accumulate, embed_q8_scratch *s)
+static void q8_matmul(const float *x, size_t ldx, const embed_q8_matrix *w, const float *bias,
+                      float *y, size_t ldy, size_t m, int accumulate, embed_q8_scratch *s, int relu)
 {
     assert(m <= s->rows && w->k_pad <= s->k_pad);
     if (m == 0)
         return;
-    q8_quantize(x, ldx, m, w, s);
     /* the scratch rows are packed at the matrix's k_pad */
+    q8_quantize(x, ldx, m, w, s, relu);
 #ifdef Q8_X86
     if (w->level == EMBED_Q8_VNNI512) {
         q8_matmul_512(w, s, bias, y, ldy, m, accumulate);
@@ -442,4 +458,16 @@ void embed_q8_matmul(const float *x, size_t ldx, const embed_q8_matrix *w, const
     }
 #endif
     q8_matmul_c(w, s, bias, y, ldy, m, accumulate);
+}
+
+void embed_q8_matmul(const float *x, size_t ldx, const embed_q8_matrix *w, const float *bias,
+                     float *y, size_t ldy, size_t m, int accumulate, embed_q8_scratch *s)
+{
+    q8_matmul(x, ldx, w, bias, y, ldy, m, accumulate, s, 0);
+}
+
+void embed_q8_matmul_relu(const float *x, size_t ldx, const embed_q8_matrix *w, const float *bias,
+                          float *y, size_t ldy, size_t m, int accumulate, embed_q8_scratch *s)
+{
+    q8_matmul(x, ldx, w, bias, y, ldy, m, accumulate, s, 1);
 }

@@ -66,4 +66,8 @@ void embed_q8_scratch_free(embed_q8_scratch *s);
 void embed_q8_matmul(const float *x, size_t ldx, const embed_q8_matrix *w, const float *bias,
                      float *y, size_t ldy, size_t m, int accumulate, embed_q8_scratch *s);
 
+/* The same on relu(X) (max(x, 0) taken while quantising: no pass over X). */
+void embed_q8_matmul_relu(const float *x, size_t ldx, const embed_q8_matrix *w, const float *bias,
+                          float *y, size_t ldy, size_t m, int accumulate, embed_q8_scratch *s);
+
 #endif

@@ -448,6 +448,10 @@ static void use_ffn(use_model *m, const use_layer *L, size_t R)
 {
     embed_math_layer_norm(m->h, m->ln, USE_DIM, R, USE_DIM, L->fln_g, L->fln_b, m->eps);
     use_mm(m, m->ln, USE_DIM, &L->pc1, L->c1_b, m->ffn, USE_FF, R, 0);
+    if (L->pc2.q.q) { /* int8: the ReLU is taken while quantising */
+        embed_q8_matmul_relu(m->ffn, USE_FF, &L->pc2.q, L->c2_b, m->h, USE_DIM, R, 1, &m->q8s);
+        return;
+    }
     embed_math_relu(m->ffn, R * USE_FF);
     use_mm(m, m->ffn, USE_FF, &L->pc2, L->c2_b, m->h, USE_DIM, R, 1);
 }

@@ -165,6 +165,7 @@ static void usage(FILE *f)
                "                              [--min-overlap O] [--lexicon DIR|none] [--senses N]\n"
                "                              [--guard-long-words N]\n"
                "                              [--vec-cache PATH] [--dump PATH]\n"
+               "                              [--precision auto|int8|fp16|fp32]\n"
                "Replays a pairs file through the semantic tier (USE-lite + index + guard)\n"
                "and prints hit rate, wrong-hit share and duplicates served per threshold,\n"
                "for plain cosine and for the full decision.\n");
@@ -172,7 +173,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *file = NULL, *model_path = "data/models/use-lite", *ths = NULL;
+    const char *file = NULL, *model_path = "data/models/use-lite", *ths = NULL, *precision = NULL;
     long limit = 0;
     const char *vec_cache = NULL, *dump = NULL;
     /* Overrides of the decision's defaults (negative: keep the default). */
@@ -190,6 +191,8 @@ int main(int argc, char **argv)
             limit = atol(argv[++i]);
         else if (!strcmp(argv[i], "--model-path") && i + 1 < argc)
             model_path = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            precision = argv[++i];
         else if (!strcmp(argv[i], "--thresholds") && i + 1 < argc)
             ths = argv[++i];
         else if (!strcmp(argv[i], "--examples") && i + 1 < argc)
@@ -304,6 +307,7 @@ int main(int argc, char **argv)
     /* The encoder, a store, and two indexes: plain cosine and the full decision. */
     llmc_embed_params ep = llmc_embed_default_params();
     ep.model_path = model_path;
+    ep.precision = precision;
     int err = 0;
     llmc_embedder *em = llmc_embedder_new(&ep, &err);
     if (!em) {
@@ -553,8 +557,8 @@ int main(int argc, char **argv)
     qsort(lat, (size_t)nlat, sizeof *lat, cmpd);
     printf("file %s: %ld pairs used (%ld labelled duplicate), %ld questions inserted in %.1f s\n",
            file, used, dup_queries, ninserted, t_insert);
-    printf("encoder %s (%zu-d); candidates k=%d; guard on in 'full'\n", llmc_embedder_model(em),
-           dim, k);
+    printf("encoder %s (%zu-d, %s); candidates k=%d; guard on in 'full'\n",
+           llmc_embedder_model(em), dim, llmc_embedder_precision(em), k);
     printf("full decision: threshold + %.2f for texts of <= %u words (sliding to 0 at %u), "
            "margin %.3f, guard min_overlap %.2f max_unmatched %.2f (%s)\n",
            fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin,

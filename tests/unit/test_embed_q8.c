@@ -102,6 +102,15 @@ static void one_shape(size_t m, size_t k, size_t n, int with_bias, int accumulat
         embed_q8_matmul(x + (m - 1) * k, k, &wl, with_bias ? bias : NULL, last, n, 1, accumulate,
                         &s);
         CHECK(memcmp(last, y1 + (m - 1) * n, n * sizeof *last) == 0);
+        /* relu on the input: the same as a ReLU pass before */
+        float *xr = malloc(m * k * sizeof *xr), *yr = malloc(m * n * sizeof *yr);
+        for (size_t i = 0; i < m * k; i++)
+            xr[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        embed_q8_matmul(xr, k, &wl, with_bias ? bias : NULL, y1, n, m, 0, &s);
+        embed_q8_matmul_relu(x, k, &wl, with_bias ? bias : NULL, yr, n, m, 0, &s);
+        CHECK(memcmp(y1, yr, m * n * sizeof *yr) == 0);
+        free(xr);
+        free(yr);
         embed_q8_free(&wl);
     }
     embed_q8_free(&ws);
