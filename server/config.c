@@ -153,6 +153,8 @@ static int config_size(const char *v, long long *out)
         mul = 1024LL * 1024 * 1024;
     else
         return -1;
+    if (!(d * (double)mul < 9.2e18))
+        return -1; /* inf, nan or past long long (found by fuzz_config: "INFmb") */
     *out = (long long)(d * (double)mul);
     return 0;
 }
