@@ -95,15 +95,15 @@
 
 #define GUARD_TEXT_MAX 4096
 #define GUARD_TOKENS_MAX 256
-#define GUARD_UNK_COST 20.0 /* -log p of a byte no piece covers */
-#define GUARD_PIECE_MAX 48  /* longest piece looked up, in bytes */
+#define GUARD_UNK_COST 20.0   /* -log p of a byte no piece covers */
+#define GUARD_PIECE_MAX 48    /* longest piece looked up, in bytes */
 #define GUARD_SENSE_POOL 4096 /* sense ids kept per text; later words get none */
 
 struct llmc_guard_vocab {
-    char *arena;      /* NUL-terminated pieces, back to back */
-    uint32_t *slots;  /* offset into arena + 1, 0 = empty */
-    float *cost;      /* -logp per slot */
-    size_t mask;      /* slots - 1 */
+    char *arena;     /* NUL-terminated pieces, back to back */
+    uint32_t *slots; /* offset into arena + 1, 0 = empty */
+    float *cost;     /* -logp per slot */
+    size_t mask;     /* slots - 1 */
 };
 
 typedef struct {
@@ -530,6 +530,17 @@ static int guard_missing(const guard_text *a, const guard_text *b)
     return missing;
 }
 
+/* The first entity of a missing from b ("" when none). */
+static const char *guard_first_missing(const guard_text *a, const guard_text *b)
+{
+    for (unsigned i = 0; i < a->n; i++) {
+        const guard_word *w = &a->w[i];
+        if (w->entity && !w->covered && !guard_occurs(a, i, b) && !guard_same_lemma(a, i, b))
+            return w->word;
+    }
+    return "";
+}
+
 /* A slot substitution: the two texts are one template with a different
  * filler ("rehab center in Denali County" / "in Anchorage County", "best
  * milkshakes" / "best curly fries"). Align the common prefix and suffix of
@@ -542,8 +553,7 @@ static int guard_slot(const llmc_guard_params *p, const guard_text *a, const gua
     unsigned na = a->n, nb = b->n, pre = 0, q = 0;
     while (pre < na && pre < nb && !strcmp(a->w[pre].stem, b->w[pre].stem))
         pre++;
-    while (q < na - pre && q < nb - pre &&
-           !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
+    while (q < na - pre && q < nb - pre && !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
         q++;
     unsigned ma = na - pre - q, mb = nb - pre - q;
     if (!ma || !mb || ma > (unsigned)max_fill || mb > (unsigned)max_fill)
@@ -589,6 +599,30 @@ static int guard_numbers_agree(const guard_text *a, const guard_text *b, int one
         }
     }
     return 1;
+}
+
+/* The first firm number of x that y lacks ("" when none). */
+static const char *guard_first_number(const guard_text *x, const guard_text *y)
+{
+    for (unsigned i = 0; i < x->n; i++) {
+        if (!x->w[i].num[0] || x->w[i].weak)
+            continue;
+        int found = 0;
+        for (unsigned j = 0; j < y->n && !found; j++)
+            found = !strcmp(x->w[i].num, y->w[j].num);
+        if (!found)
+            return x->w[i].num;
+    }
+    return "";
+}
+
+/* The first negation word of x ("" when none). */
+static const char *guard_first_negation(const guard_text *x)
+{
+    for (unsigned i = 0; i < x->n; i++)
+        if (x->w[i].neg)
+            return x->w[i].word;
+    return "";
 }
 
 /* Word i of x is a content word (not a stop word, not a negation, with a
@@ -758,8 +792,8 @@ double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size
 /* Rarity-weighted share of the content words of a and b (distinct stems,
  * no stop words, numbers or negations) that the other side lacks; 0 when
  * neither has content. */
-static double guard_unmatched(const llmc_guard_params *p, const guard_text *a,
-                              const guard_text *b, llmc_guard_result *out)
+static double guard_unmatched(const llmc_guard_params *p, const guard_text *a, const guard_text *b,
+                              llmc_guard_result *out)
 {
     const llmc_guard_vocab *v = p->vocab;
     double total = 0, missing = 0;
@@ -846,12 +880,27 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
         out->rejected |= LLMC_GUARD_UNMATCHED;
 
     out->accept = out->rejected == 0;
-    out->reason = (out->rejected & LLMC_GUARD_NUMBER)     ? "number"
-                  : (out->rejected & LLMC_GUARD_NEGATION) ? "negation"
-                  : (out->rejected & LLMC_GUARD_ENTITY)   ? "entity"
-                  : (out->rejected & LLMC_GUARD_SLOT)     ? "substitution"
-                  : (out->rejected & LLMC_GUARD_OVERLAP)  ? "overlap"
+    out->reason = (out->rejected & LLMC_GUARD_NUMBER)      ? "number"
+                  : (out->rejected & LLMC_GUARD_NEGATION)  ? "negation"
+                  : (out->rejected & LLMC_GUARD_ENTITY)    ? "entity"
+                  : (out->rejected & LLMC_GUARD_SLOT)      ? "substitution"
+                  : (out->rejected & LLMC_GUARD_OVERLAP)   ? "overlap"
                   : (out->rejected & LLMC_GUARD_UNMATCHED) ? "unmatched"
                                                            : "ok";
+    /* The detail a user sees: query's side first, then the candidate's. */
+    if (out->rejected & LLMC_GUARD_NUMBER) {
+        const char *x = guard_first_number(&a, &b), *y = guard_first_number(&b, &a);
+        snprintf(out->detail, sizeof out->detail, "number %.24s vs %.24s", *x ? x : "none",
+                 *y ? y : "none");
+    } else if (out->rejected & LLMC_GUARD_NEGATION) {
+        const char *x = guard_first_negation(a.negated ? &a : &b);
+        snprintf(out->detail, sizeof out->detail, "negation '%.24s' on one side only", x);
+    } else if (out->rejected & LLMC_GUARD_ENTITY) {
+        const char *x = guard_first_missing(&a, &b), *y = guard_first_missing(&b, &a);
+        snprintf(out->detail, sizeof out->detail, "entity %.24s vs %.24s", *x ? x : "none",
+                 *y ? y : "none");
+    } else if (!out->accept) {
+        snprintf(out->detail, sizeof out->detail, "%s", out->reason);
+    }
     return 0;
 }

@@ -102,8 +102,8 @@ static double semantic_threshold(const llmc_semantic_params *p, double base, uns
         return base;
     if (n <= p->short_words || p->long_words <= p->short_words)
         return base + p->short_boost;
-    return base + p->short_boost * (double)(p->long_words - n) /
-                      (double)(p->long_words - p->short_words);
+    return base +
+           p->short_boost * (double)(p->long_words - n) / (double)(p->long_words - p->short_words);
 }
 
 /* Same text after ASCII case and whitespace folding? */
@@ -218,6 +218,51 @@ void llmc_semantic_remove(llmc_semantic *sem, const uint8_t key[LLMC_KEY_LEN])
     llmc_hnsw_remove(sem->index, llmc_key_label(key));
 }
 
+/* Do two passing candidates agree, so that serving either is right? The
+ * same question (folded), the same answer (bytes, or the answer's text:
+ * ids and timestamps differ between two calls), or questions that are
+ * paraphrases of each other by this tier's own decision: cosine of their
+ * stored vectors at the bar for their length, and the guard's yes. */
+static int semantic_agree(const llmc_semantic *sem, const llmc_entry_info *a,
+                          const llmc_entry_info *b, double threshold)
+{
+    size_t al = strlen(a->query), bl = strlen(b->query);
+    if (semantic_same_text(a->query, al, b->query, bl))
+        return 1;
+    if (a->body_len == b->body_len && !memcmp(a->body, b->body, a->body_len))
+        return 1;
+    char *ta = llmc_resp_text((llmc_endpoint)a->endpoint, a->body, a->body_len);
+    char *tb = llmc_resp_text((llmc_endpoint)b->endpoint, b->body, b->body_len);
+    int same = ta && tb && *ta && !strcmp(ta, tb);
+    free(ta);
+    free(tb);
+    if (same)
+        return 1;
+    if (!a->vec || !b->vec || a->dim != b->dim || !a->dim)
+        return 0;
+    double c = 0;
+    for (uint32_t d = 0; d < a->dim; d++)
+        c += (double)a->vec[d] * b->vec[d];
+    unsigned wa = semantic_words(a->query, al), wb = semantic_words(b->query, bl);
+    double bar = sem->p.short_boost > 0 ? semantic_threshold(&sem->p, threshold, wa < wb ? wa : wb)
+                                        : threshold;
+    if (c < bar)
+        return 0;
+    if (!sem->p.guard)
+        return 1;
+    llmc_guard_result g;
+    return llmc_guard_check(&sem->p.guard_params, a->query, al, b->query, bl, c, &g) == 0 &&
+           g.accept;
+}
+
+const char *llmc_semantic_kind_name(llmc_semantic_kind k)
+{
+    static const char *const names[LLMC_SEM_KINDS] = {
+        "hit",       "empty_partition", "below_threshold", "guard",
+        "ambiguous", "learned_floor",   "skipped"};
+    return (unsigned)k < LLMC_SEM_KINDS ? names[k] : "unknown";
+}
+
 const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, uint64_t partition,
                                             const float *q, const char *query, size_t qlen,
                                             double threshold, int64_t now,
@@ -228,7 +273,9 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
         res = &dummy;
     memset(res, 0, sizeof *res);
     res->similarity = NAN;
+    res->needed = NAN;
     res->reason = "empty";
+    res->kind = LLMC_SEM_EMPTY;
     if (threshold < 0)
         threshold = sem->p.threshold;
     if (partition == LLMC_HNSW_ANY)
@@ -239,9 +286,12 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
     if (llmc_hnsw_search(sem->index, q, partition, sem->p.k, sem->p.ef, labels, sims, &n) || !n)
         return NULL;
     res->similarity = sims[0];
+    res->needed = threshold;
     res->reason = "below-threshold";
+    res->kind = LLMC_SEM_BELOW;
     unsigned qwords = sem->p.short_boost > 0 ? semantic_words(query, qlen) : 0;
     const llmc_entry_info *best = NULL;
+    int explained = 0; /* the reason already names a better candidate's fate */
     for (size_t i = 0; i < n && sims[i] >= threshold; i++) {
         if (best && sims[i] < res->similarity - sem->p.margin)
             break; /* every later candidate is further still */
@@ -254,15 +304,25 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
         }
         if (sims[i] <= llmc_entry_semantic_floor(e)) {
             /* It answered a query this far away differently before. */
-            if (!best)
+            if (!best && !explained) {
                 res->reason = "learned-floor";
+                res->kind = LLMC_SEM_FLOOR;
+                res->similarity = sims[i];
+                explained = 1;
+            }
             llmc_entry_release(e);
             continue;
         }
         size_t elen = strlen(e->query);
         if (sem->p.short_boost > 0) {
             unsigned ew = semantic_words(e->query, elen);
-            if (sims[i] < semantic_threshold(&sem->p, threshold, ew < qwords ? ew : qwords)) {
+            double bar = semantic_threshold(&sem->p, threshold, ew < qwords ? ew : qwords);
+            if (sims[i] < bar) {
+                if (!best && !explained) {
+                    res->similarity = sims[i];
+                    res->needed = bar;
+                    explained = 1;
+                }
                 llmc_entry_release(e);
                 continue;
             }
@@ -273,8 +333,13 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
             if (llmc_guard_check(&sem->p.guard_params, query, qlen, e->query, elen, sims[i], &g) ||
                 !g.accept) {
                 res->guard_rejected++;
-                if (!best)
+                if (!best && !explained) {
                     res->reason = "guard";
+                    res->kind = LLMC_SEM_GUARD;
+                    res->similarity = sims[i];
+                    snprintf(res->guard_detail, sizeof res->guard_detail, "%s", g.detail);
+                    explained = 1;
+                }
                 llmc_entry_release(e);
                 continue;
             }
@@ -283,20 +348,54 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
             best = e;
             res->similarity = sims[i];
             res->reason = "hit";
+            res->kind = LLMC_SEM_HIT;
+            res->guard_detail[0] = 0;
             if (sem->p.margin <= 0)
                 break;
             continue;
         }
-        /* A second question passes, as close as the best: ambiguous. */
-        int same = semantic_same_text(best->query, strlen(best->query), e->query, elen);
+        /* A second question passes, as close as the best: ambiguous, unless
+         * the two agree (then it supports the hit). */
+        int agree = semantic_agree(sem, best, e, threshold);
         llmc_entry_release(e);
-        if (same)
+        if (agree) {
+            res->agreed++;
             continue;
+        }
         llmc_entry_release(best);
         res->reason = "ambiguous";
+        res->kind = LLMC_SEM_AMBIGUOUS;
         return NULL;
     }
     return best;
+}
+
+int llmc_semantic_embed_batch(llmc_embedder *em, const char *const *texts, const size_t *lens,
+                              size_t n, float *out)
+{
+    if (!em || !out || (n && (!texts || !lens)))
+        return LLMC_EINVAL;
+    char **norm = calloc(n ? n : 1, sizeof *norm);
+    const char **use = calloc(n ? n : 1, sizeof *use);
+    size_t *ul = calloc(n ? n : 1, sizeof *ul);
+    int rc = norm && use && ul ? 0 : LLMC_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t nl = 0;
+        rc = llmc_normalize(texts[i], lens[i], &norm[i], &nl);
+        if (rc)
+            break;
+        /* Nothing left ("???"): embed what was written. */
+        use[i] = nl ? norm[i] : texts[i];
+        ul[i] = nl ? nl : lens[i];
+    }
+    if (!rc)
+        rc = llmc_embed_batch(em, use, ul, n, out);
+    for (size_t i = 0; norm && i < n; i++)
+        free(norm[i]);
+    free(norm);
+    free(use);
+    free(ul);
+    return rc;
 }
 
 size_t llmc_semantic_count(llmc_semantic *sem)
