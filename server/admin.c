@@ -70,9 +70,7 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         fputc(',', f);
         pool_write_json(s->upstreams, f);
     }
-    if (s->sem)
-        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", llmc_semantic_model(s->sem),
-                llmc_semantic_count(s->sem));
+    sem_write_json(s, f);
     verify_write_json(s, f);
     if (s->persist) {
         llmc_persist_stats ps;
@@ -116,6 +114,7 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
             (unsigned long long)atomic_load(&s->coalesced));
     pool_write_prometheus(s->upstreams, f);
     verify_write_prometheus(s, f);
+    sem_write_prometheus(s, f);
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);

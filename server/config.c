@@ -83,8 +83,11 @@ static const opt opts[] = {
     {"embed-url", OPT_STR, O(embed_url), NULL, "remote embedder base URL (…/v1)"},
     {"embed-model", OPT_STR, O(embed_model), NULL, "remote embedder model name"},
     {"embed-key", OPT_STR, O(embed_key), NULL, "remote embedder API key"},
-    {"embed-threads", OPT_INT, O(embed_threads), "1",
-     "embedding worker threads (off the event loops)"},
+    {"embed-threads", OPT_INT, O(embed_threads), "0",
+     "embedding worker threads, off the event loops (0: one per CPU)"},
+    {"semantic-budget", OPT_MS, O(semantic_budget_ms), "5",
+     "longest a miss may queue for the encoder, ms (or 5ms); beyond it the semantic lookup "
+     "is skipped and the answer is indexed later"},
     {"route-policy", OPT_STR, O(route_policy), "prefix-affinity",
      "several upstreams: prefix-affinity, least-loaded or round-robin"},
     {"route-balance-abs", OPT_INT, O(route_balance_abs), "0",

@@ -187,7 +187,9 @@ static void sub_headers(sub *u, const char *cache_status)
         llmc_key_hex(f->fr.key, hex);
         evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     }
-    if (f->fr.reason)
+    if (f->fr.reason_buf[0])
+        evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason_buf);
+    else if (f->fr.reason)
         evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason);
 }
 
@@ -493,6 +495,8 @@ static void flight_store(flight *f)
             atomic_fetch_add(&s->stores, 1);
             if (s->sem && e.dim && !(flags & LLMC_ENTRY_EXACT_ONLY))
                 llmc_semantic_add(s->sem, ref);
+            else if (s->sem && f->fr.sem_defer && !(flags & LLMC_ENTRY_EXACT_ONLY))
+                sem_defer(s, ref); /* embedded and indexed when the workers have time */
             if (s->persist)
                 llmc_persist_put(s->persist, ref);
             llmc_entry_release(ref);

@@ -69,7 +69,8 @@ typedef struct srv_config {
     char *semantic_query;      /* last-user, user-turns or conversation */
     unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
-    long long embed_threads;
+    long long embed_threads;   /* 0: one per CPU */
+    long long semantic_budget_ms; /* queueing a lookup may cost before it is skipped */
     char *route_policy;
     long long route_balance_abs;
     double route_balance_rel;
@@ -179,6 +180,8 @@ typedef struct {
     char *query;              /* query text to store with the answer (owned) */
     char *route_key;          /* prompt text for the prefix router (owned), or NULL */
     size_t route_len;
+    int sem_defer;            /* semantic lookup skipped: index the answer later (sem.c) */
+    char reason_buf[112];     /* a formatted X-LLM-Cache-Reason; wins over reason */
 } flight_req;
 
 /* The headers of req that go upstream (hop-by-hop, x-llm-cache-*, the
@@ -216,6 +219,14 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
+/* After entry e was stored without a vector because its lookup was skipped:
+ * queue it to be embedded and indexed when the workers are idle (bounded;
+ * a full queue drops it, counted). Copies what it needs; never blocks long. */
+void sem_defer(srv *s, const llmc_entry_info *e);
+/* The semantic tier's counters: outcomes by reason kind, skips, deferred
+ * inserts, batches. */
+void sem_write_prometheus(srv *s, FILE *f);
+void sem_write_json(srv *s, FILE *f);
 /* The embedder parameters the configuration asks for. */
 void sem_embed_params(srv *s, llmc_embed_params *ep);
 
