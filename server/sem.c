@@ -20,9 +20,10 @@
  * skipped: the request goes upstream at once (X-LLM-Cache-Reason:
  * "semantic: skipped (overload)", counted as reason "skipped"), and its
  * answer is still stored; once stored, the entry is put on a second,
- * bounded queue (SEM_DEFER_MAX) of pending inserts that the workers embed
- * and index only when no lookup waits. A full queue drops the insert
- * (counted): the entry still serves exact hits. A burst of new questions
+ * bounded queue (SEM_DEFER_MAX) of pending inserts that one indexer thread
+ * (its own embedder, at nice 19: it gets only the CPU the loops and the
+ * lookup workers leave) embeds in batches and indexes. A full queue drops
+ * the insert (counted): the entry still serves exact hits. A burst of new questions
  * thus costs the semantic tier some hits, never the misses' latency.
  *
  * Every lookup's outcome is counted by its reason kind (a bounded label
@@ -43,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -51,7 +53,7 @@
 #include "server.h"
 
 #define SEM_BATCH 32       /* texts a worker embeds at once, at most */
-#define SEM_DEFER_BATCH 4  /* deferred inserts per batch: a lookup waits at most this */
+#define SEM_DEFER_BATCH 16 /* deferred inserts embedded at once */
 #define SEM_DEFER_MAX 4096 /* pending inserts kept; more are dropped (counted) */
 #define SEM_WORKERS_MAX 16
 #define SEM_PER_TEXT0 0.003 /* seconds per text before anything is measured */
@@ -98,6 +100,9 @@ struct sem_pool {
     int stop, n;
     pthread_t th[SEM_WORKERS_MAX];
     llmc_embedder *em[SEM_WORKERS_MAX];
+    pthread_cond_t icv; /* the indexer waits here for deferred inserts */
+    pthread_t ith;      /* the indexer (deferred inserts), at the lowest priority */
+    llmc_embedder *iem; /* its own embedder */
     atomic_uint_fast64_t outcome[LLMC_SEM_KINDS]; /* lookups by reason kind */
     atomic_uint_fast64_t deferred_indexed, deferred_dropped, batches, batch_texts;
 };
@@ -308,10 +313,8 @@ static void sem_run_inserts(struct sem_pool *p, llmc_embedder *em, size_t dim)
     }
     if (!p->dhead)
         p->dtail = NULL;
-    p->embedding += m;
     pthread_mutex_unlock(&p->mu);
 
-    double t = srv_now();
     const char *texts[SEM_DEFER_BATCH];
     size_t lens[SEM_DEFER_BATCH];
     int ok[SEM_DEFER_BATCH];
@@ -322,7 +325,6 @@ static void sem_run_inserts(struct sem_pool *p, llmc_embedder *em, size_t dim)
     float *vecs = malloc(m * dim * sizeof(float));
     if (vecs)
         sem_embed(em, dim, texts, lens, m, vecs, ok);
-    double t_embed = srv_now() - t;
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < m; i++) {
         const llmc_entry_info *e = vecs && ok[i] ? llmc_store_get(s->store, d[i]->key, now) : NULL;
@@ -346,9 +348,6 @@ static void sem_run_inserts(struct sem_pool *p, llmc_embedder *em, size_t dim)
     }
     free(vecs);
     pthread_mutex_lock(&p->mu);
-    p->embedding -= m;
-    if (m && vecs)
-        p->per_text = 0.8 * p->per_text + 0.2 * t_embed / (double)m;
 }
 
 static void *sem_worker(void *arg)
@@ -359,14 +358,32 @@ static void *sem_worker(void *arg)
     size_t dim = llmc_embedder_dim(em);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->head && !p->dhead && !p->stop)
+        while (!p->head && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->head)
-            sem_run_lookups(p, em, dim); /* lookups first: a request waits on them */
-        else if (p->stop)
+        if (!p->head)
             break;
-        else
-            sem_run_inserts(p, em, dim);
+        sem_run_lookups(p, em, dim);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The indexer: embeds and indexes the answers whose lookup was skipped. It
+ * runs at nice 19, so it takes only the CPU that the loops and the lookup
+ * workers leave: a burst is answered first, indexed after. */
+static void *sem_indexer(void *arg)
+{
+    struct sem_pool *p = arg;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0)
+        srv_log(LOG_DEBUG, "semantic indexer: cannot lower its priority");
+    size_t dim = llmc_embedder_dim(p->iem);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->dhead && !p->stop)
+            pthread_cond_wait(&p->icv, &p->mu);
+        if (p->stop)
+            break;
+        sem_run_inserts(p, p->iem, dim);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -477,6 +494,14 @@ int sem_start(srv *s)
             return 0;
         }
     }
+    p->iem = llmc_embedder_new(&ep, &err);
+    if (!p->iem) {
+        srv_log(LOG_WARN, "semantic tier off: embedder '%s': %s", ep.backend, llmc_strerror(err));
+        for (int k = 0; k < n; k++)
+            llmc_embedder_free(p->em[k]);
+        free(p);
+        return 0;
+    }
     llmc_semantic_params sp = llmc_semantic_default_params();
     sp.index.dim = llmc_embedder_dim(p->em[0]);
     sp.index.model = llmc_embedder_model(p->em[0]);
@@ -508,6 +533,7 @@ int sem_start(srv *s)
         srv_log(LOG_ERROR, "semantic index (lexicon %s): %s", synonyms, llmc_strerror(err));
         for (int k = 0; k < n; k++)
             llmc_embedder_free(p->em[k]);
+        llmc_embedder_free(p->iem);
         free(p);
         return -1;
     }
@@ -515,6 +541,7 @@ int sem_start(srv *s)
     (void)indexed;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->icv, NULL);
     p->n = n;
     p->per_text = SEM_PER_TEXT0;
     p->budget = (double)s->cfg.semantic_budget_ms / 1000.0;
@@ -525,6 +552,7 @@ int sem_start(srv *s)
         arg[1] = p->em[i];
         pthread_create(&p->th[i], NULL, sem_worker, arg);
     }
+    pthread_create(&p->ith, NULL, sem_indexer, p);
     srv_log(LOG_INFO,
             "semantic tier on: embedder %s (%zu-d), %d worker(s), budget %lld ms, "
             "threshold %.3f, query %s, guard synonyms %s, %zu entries indexed",
@@ -542,11 +570,14 @@ void sem_stop(srv *s)
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
+    pthread_cond_broadcast(&p->icv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n; i++) {
         pthread_join(p->th[i], NULL);
         llmc_embedder_free(p->em[i]);
     }
+    pthread_join(p->ith, NULL);
+    llmc_embedder_free(p->iem);
     while (p->head) { /* jobs never run: their loops are stopped too */
         sem_job *j = p->head;
         p->head = j->next;
@@ -560,6 +591,7 @@ void sem_stop(srv *s)
     }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->icv);
     free(p);
     s->semq = NULL;
 }
@@ -583,7 +615,7 @@ void sem_defer(srv *s, const llmc_entry_info *e)
             p->dhead = d;
         p->dtail = d;
         p->deferred++;
-        pthread_cond_signal(&p->cv);
+        pthread_cond_signal(&p->icv);
         d = NULL;
         q = NULL;
     }
