@@ -750,6 +750,8 @@ enum {
     LLMC_GUARD_OVERLAP = 1u << 3,
     LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
     LLMC_GUARD_UNMATCHED = 1u << 5, /* too much (rare) content on one side only */
+    LLMC_GUARD_OPPOSITE = 1u << 6,  /* one side says on, enable, open...; the other
+                                       off, disable, close... */
 };
 
 typedef struct {
@@ -758,7 +760,8 @@ typedef struct {
     double overlap;         /* content-token overlap measured, in [0,1] */
     int entity_missing;     /* entities of either side absent from the other */
     const char *reason;     /* static: "ok", "number", "negation", "entity",
-                               "substitution", "overlap", "unmatched" */
+                               "substitution", "overlap", "unmatched",
+                               "opposite" */
     double unmatched;       /* rarity-weighted share of content one side lacks */
     double lacked[2];       /* of that, the weight of the query's [0] and the
                                candidate's [1] content the other side lacks */
@@ -818,6 +821,11 @@ typedef struct {
                                 when dir/index.noun exists; NULL or missing:
                                 no synonyms. Ignored when guard_params.lexicon
                                 is set. */
+    int agree;               /* when a second candidate passes within margin:
+                                0 always ambiguous; 1 not when the two hold the
+                                same answer; 2 nor when their stored questions
+                                are paraphrases of each other by this decision
+                                (semantic.c says which default was measured) */
 } llmc_semantic_params;
 
 /* Why a lookup served or did not (llmc_semantic_result.kind): a bounded

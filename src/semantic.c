@@ -132,7 +132,7 @@ llmc_semantic_params llmc_semantic_default_params(void)
 {
     llmc_semantic_params p;
     memset(&p, 0, sizeof p);
-    p.threshold = 0.84;
+    p.threshold = 0.85;
     p.k = 4;
     p.ef = 64;
     p.guard = 1;
@@ -147,6 +147,7 @@ llmc_semantic_params llmc_semantic_default_params(void)
     p.long_words = 20;
     p.vocab_path = SEMANTIC_VOCAB;
     p.lexicon_dir = LLMC_LEXICON_DIR;
+    p.agree = 1;
     return p;
 }
 
@@ -229,6 +230,8 @@ static int semantic_agree(const llmc_semantic *sem, const llmc_entry_info *a,
     size_t al = strlen(a->query), bl = strlen(b->query);
     if (semantic_same_text(a->query, al, b->query, bl))
         return 1;
+    if (sem->p.agree < 1)
+        return 0;
     if (a->body_len == b->body_len && !memcmp(a->body, b->body, a->body_len))
         return 1;
     char *ta = llmc_resp_text((llmc_endpoint)a->endpoint, a->body, a->body_len);
@@ -238,7 +241,7 @@ static int semantic_agree(const llmc_semantic *sem, const llmc_entry_info *a,
     free(tb);
     if (same)
         return 1;
-    if (!a->vec || !b->vec || a->dim != b->dim || !a->dim)
+    if (sem->p.agree < 2 || !a->vec || !b->vec || a->dim != b->dim || !a->dim)
         return 0;
     double c = 0;
     for (uint32_t d = 0; d < a->dim; d++)

@@ -171,7 +171,7 @@ static void usage(FILE *f)
                "                              [--margin M] [--short-boost B] [--short-words N]\n"
                "                              [--long-words N] [--max-unmatched U]\n"
                "                              [--min-overlap O] [--lexicon DIR|none] [--senses N]\n"
-               "                              [--guard-long-words N]\n"
+               "                              [--guard-long-words N] [--agree 0|1|2]\n"
                "                              [--vec-cache PATH] [--dump PATH]\n"
                "Replays a pairs file through the semantic tier (USE-lite + index + guard)\n"
                "and prints hit rate, wrong-hit share and duplicates served per threshold,\n"
@@ -185,7 +185,7 @@ int main(int argc, char **argv)
     const char *vec_cache = NULL, *dump = NULL;
     /* Overrides of the decision's defaults (negative: keep the default). */
     double o_margin = -1, o_boost = -1, o_unmatched = -1, o_overlap = -1;
-    long o_short = -1, o_long = -1, o_senses = -1, o_glong = -1;
+    long o_short = -1, o_long = -1, o_senses = -1, o_glong = -1, o_agree = -1;
     const char *o_lexicon = NULL;
     int k = 4, examples = 0;
     for (int i = 1; i < argc; i++) {
@@ -220,6 +220,8 @@ int main(int argc, char **argv)
             o_lexicon = argv[++i];
         else if (!strcmp(argv[i], "--guard-long-words") && i + 1 < argc)
             o_glong = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--agree") && i + 1 < argc)
+            o_agree = atol(argv[++i]);
         else if (!strcmp(argv[i], "--senses") && i + 1 < argc)
             o_senses = atol(argv[++i]);
         else if (!strcmp(argv[i], "--vec-cache") && i + 1 < argc)
@@ -248,8 +250,12 @@ int main(int argc, char **argv)
             thresholds[nth++] = atof(t);
         free(d);
     } else {
-        for (double t = 0.70; t < 0.9801; t += 0.02)
+        double def = llmc_semantic_default_params().threshold;
+        for (double t = 0.70; t < 0.9801; t += 0.02) {
+            if (def > t - 0.02 + 1e-9 && def < t - 1e-9 && nth < 31)
+                thresholds[nth++] = def; /* the default is always a row */
             thresholds[nth++] = t;
+        }
     }
 
     /* Read pairs. */
@@ -359,6 +365,8 @@ int main(int argc, char **argv)
         sp.guard_params.lexicon_senses = (int)o_senses;
     if (o_glong >= 0)
         sp.guard_params.long_words = (unsigned)o_glong;
+    if (o_agree >= 0)
+        sp.agree = (int)o_agree;
     llmc_semantic *full = llmc_semantic_new(&sp, &err);
     llmc_semantic_params fullp = sp;
     /* Plain cosine: the nearest neighbour at or above the threshold. */
@@ -579,8 +587,8 @@ int main(int argc, char **argv)
     printf("encoder %s (%zu-d); candidates k=%d; guard on in 'full'\n", llmc_embedder_model(em),
            dim, k);
     printf("full decision: threshold + %.2f for texts of <= %u words (sliding to 0 at %u), "
-           "margin %.3f, guard min_overlap %.2f max_unmatched %.2f (%s)\n",
-           fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin,
+           "margin %.3f (agree %d), guard min_overlap %.2f max_unmatched %.2f (%s)\n",
+           fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin, fullp.agree,
            fullp.guard_params.min_overlap, fullp.guard_params.max_unmatched,
            access(vocab, R_OK) == 0 ? "rarity-weighted" : "unweighted: no vocab.json");
     if (llmc_lexicon_present(fullp.lexicon_dir))

@@ -424,9 +424,49 @@ static void test_detail(void)
     CHECK(g.accept && g.detail[0] == 0);
 }
 
+/* Opposites and ordinals: what sentence embeddings place at cosine 0.95+
+ * although the answer differs. */
+static void test_opposites(void)
+{
+    static const char *const refused[][3] = {
+        {"How do I turn on dark mode?", "How do I turn off dark mode?", "opposite on vs off"},
+        {"How do I enable notifications?", "How do I disable notifications?",
+         "opposite enable vs disable"},
+        {"How do I open a support ticket?", "How do I close a support ticket?",
+         "opposite open vs close"},
+        {"What is the largest ocean on Earth?", "What is the smallest ocean on Earth?",
+         "opposite largest vs smallest"},
+        {"How do I restore a deleted file?", "How do I permanently delete a file?",
+         "opposite restore vs delete"},
+        {"Who was the first president of the United States?",
+         "Who was the second president of the United States?", "number 1 vs 2"},
+    };
+    llmc_guard_result g;
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        const char *a = refused[i][0], *b = refused[i][1];
+        CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), 0.97, &g), 0);
+        CHECK(!g.accept);
+        if (strcmp(g.detail, refused[i][2]))
+            fprintf(stderr, "  %s / %s: %s\n", a, b, g.detail);
+        CHECK(!strcmp(g.detail, refused[i][2]));
+    }
+    /* Both sides with the same word, or neither: not an opposite. */
+    static const char *const accepted[][2] = {
+        {"How do I turn on dark mode?", "How can I turn on dark mode?"},
+        {"Who was the first person to walk on the moon?", "Who was the first man on the moon?"},
+        {"How do I open and close a ticket?", "How can I open and close a ticket?"},
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof *accepted; i++) {
+        const char *a = accepted[i][0], *b = accepted[i][1];
+        CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), 0.97, &g), 0);
+        CHECK(g.accept);
+    }
+}
+
 int main(void)
 {
     test_detail();
+    test_opposites();
     test_identity_and_paraphrase();
     test_numbers();
     test_negation();
