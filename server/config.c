@@ -475,3 +475,13 @@ void config_free(srv_config *c)
     for (int i = 0; i < c->n_upstream; i++)
         free(c->upstream[i]);
 }
+
+void sem_embed_params(srv *s, llmc_embed_params *ep)
+{
+    *ep = llmc_embed_default_params();
+    ep->backend = s->cfg.embed_backend;
+    ep->model_path = s->cfg.embed_model_path;
+    ep->url = s->cfg.embed_url;
+    ep->model = s->cfg.embed_model;
+    ep->api_key = s->cfg.embed_key;
+}

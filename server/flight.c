@@ -574,55 +574,6 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
 }
 
-static int flight_forward_header(srv *s, const char *name)
-{
-    static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
-                                      "keep-alive", "te", "trailer", "upgrade",
-                                      "proxy-authorization", "proxy-connection",
-                                      "accept-encoding", "expect", "cache-control", NULL};
-    for (int i = 0; hop[i]; i++)
-        if (!strcasecmp(name, hop[i]))
-            return 0;
-    if (!strncasecmp(name, "x-llm-cache", 11))
-        return 0;
-    if (s->cfg.namespace_header && !strcasecmp(name, s->cfg.namespace_header))
-        return 0;
-    if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
-        return 0;
-    return 1;
-}
-
-struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
-{
-    struct curl_slist *hdrs = NULL;
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!flight_forward_header(s, h->key))
-            continue;
-        if (plain_json && (!strcasecmp(h->key, "accept") || !strcasecmp(h->key, "content-type")))
-            continue;
-        size_t n = strlen(h->key) + strlen(h->value) + 3;
-        char *line = malloc(n);
-        if (!line)
-            continue;
-        snprintf(line, n, "%s: %s", h->key, h->value);
-        hdrs = curl_slist_append(hdrs, line);
-        free(line);
-    }
-    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
-        size_t n = strlen(s->cfg.upstream_key) + 32;
-        char *line = malloc(n);
-        if (line) {
-            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
-            hdrs = curl_slist_append(hdrs, line);
-            free(line);
-        }
-    }
-    if (plain_json)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    return curl_slist_append(hdrs, "Expect:");
-}
-
 static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                           const char *body, size_t len)
 {

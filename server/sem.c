@@ -218,16 +218,6 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
     pthread_mutex_unlock(&p->mu);
 }
 
-void sem_embed_params(srv *s, llmc_embed_params *ep)
-{
-    *ep = llmc_embed_default_params();
-    ep->backend = s->cfg.embed_backend;
-    ep->model_path = s->cfg.embed_model_path;
-    ep->url = s->cfg.embed_url;
-    ep->model = s->cfg.embed_model;
-    ep->api_key = s->cfg.embed_key;
-}
-
 int sem_start(srv *s)
 {
     if (!s->cfg.semantic)
