@@ -476,12 +476,12 @@ void config_free(srv_config *c)
         free(c->upstream[i]);
 }
 
-void sem_embed_params(srv *s, llmc_embed_params *ep)
+void config_embed_params(const srv_config *c, llmc_embed_params *ep)
 {
     *ep = llmc_embed_default_params();
-    ep->backend = s->cfg.embed_backend;
-    ep->model_path = s->cfg.embed_model_path;
-    ep->url = s->cfg.embed_url;
-    ep->model = s->cfg.embed_model;
-    ep->api_key = s->cfg.embed_key;
+    ep->backend = c->embed_backend;
+    ep->model_path = c->embed_model_path;
+    ep->url = c->embed_url;
+    ep->model = c->embed_model;
+    ep->api_key = c->embed_key;
 }

@@ -53,6 +53,7 @@ typedef struct {
 } flight_hdr;
 
 struct flight {
+    upstream_xfer xfer; /* first: upstream.c hands the finished transfer back */
     pthread_mutex_t mu;
     atomic_int refs;
     srv *s;
@@ -172,14 +173,14 @@ static void sub_detach(sub *u)
 static void sub_closed(struct evhttp_connection *c, void *arg)
 {
     sub *u = arg;
-    http_request_lost(&u->req);
+    reply_request_lost(&u->req);
     sub_detach(u);
 }
 
 static void sub_headers(sub *u, const char *cache_status)
 {
     flight *f = u->f;
-    http_add_common_headers(f->s, u->req);
+    reply_common_headers(f->s, u->req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(u->req);
     evhttp_add_header(oh, "X-LLM-Cache", cache_status);
     if (f->fr.ep) {
@@ -279,8 +280,8 @@ static void sub_wake(evutil_socket_t fd, short what, void *arg)
         evbuffer_free(out);
         sub_observe(u, srv_now());
         sub_take(u);
-        http_send_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
-                        f->fail_msg ? f->fail_msg : "upstream failed");
+        reply_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
+                    f->fail_msg ? f->fail_msg : "upstream failed");
         sub_detach(u);
         return;
     }
@@ -476,7 +477,7 @@ static void flight_unlink(flight *f)
     pthread_mutex_unlock(&s->flights_mu);
 }
 
-void flight_transfer_done(flight *f, CURLcode rc)
+static void flight_transfer_done(flight *f, CURLcode rc)
 {
     srv *s = f->s;
     long code = 0;
@@ -562,6 +563,12 @@ void flight_transfer_done(flight *f, CURLcode rc)
     flight_release(f); /* the transfer's reference */
 }
 
+/* upstream.c's callback: f->xfer is the flight's first member. */
+static void flight_xfer_done(upstream_xfer *x, CURLcode rc)
+{
+    flight_transfer_done((flight *)x, rc);
+}
+
 static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
 {
     flight *f = arg;
@@ -602,10 +609,11 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->req_len = len;
     f->upstream_stream = fr->client_stream;
 
-    f->hdrs = flight_upstream_headers(s, req, 0);
+    f->hdrs = upstream_headers(s, req, 0);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_URL, f->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+    f->xfer.done = flight_xfer_done;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &f->xfer);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, flight_on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
@@ -690,7 +698,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             llmc_cache_get_exact(s->cache, fr->key, fr->dec.max_age_s, (int64_t)time(NULL), &e);
         if (e) {
             pthread_mutex_unlock(&s->flights_mu);
-            int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(fr->vec);
@@ -725,7 +733,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             free(fr->query);
             free(fr->route_key);
         }
-        http_send_error(req, 500, "server_error", "out of memory");
+        reply_error(req, 500, "server_error", "out of memory");
         return;
     }
     flight_count_miss(s, fr);

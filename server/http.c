@@ -9,9 +9,12 @@
  * misses. Every other path is proxied unchanged and never cached; /health
  * is answered here and the admin paths go to admin.c.
  *
- * Errors are OpenAI-shaped JSON ({"error":{"message","type","param",
- * "code"}}) with a 4xx/5xx status; nothing on this path can crash the
- * daemon or touch the store on bad input.
+ * The rules (key, decision, age, what is stored) are llmc_cache's; replies
+ * are written by reply.c. Errors are OpenAI-shaped JSON with a 4xx/5xx
+ * status; nothing on this path can crash the daemon or touch the store on
+ * bad input. At the top of server/ (server.h has the layers): it calls
+ * down into admin, sem, flight, memo and reply, and nothing calls it but
+ * libevent.
  */
 #include <ctype.h>
 #include <math.h>
@@ -98,15 +101,15 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
 {
     srv *s = l->s;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        http_add_common_headers(s, req);
+        reply_common_headers(s, req);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        http_send_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
+        reply_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if ((long long)len > s->cfg.max_body) {
-        http_send_error(req, 413, "request_too_large", "request body exceeds max-body");
+        reply_error(req, 413, "request_too_large", "request body exceeds max-body");
         return;
     }
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -124,7 +127,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     if (mv) {
         const llmc_entry_info *e;
         if (llmc_cache_get_exact(s->cache, mv->key, mv->max_age_s, (int64_t)time(NULL), &e) == 0) {
-            int served = http_serve_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served)
                 return;
@@ -141,9 +144,9 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     llmc_cache_prep cp;
     const char *why = NULL;
     if (llmc_cache_prepare(s->cache, &cr, &cp, &why)) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 400, "invalid_request_error",
-                        why ? why : "request body could not be read");
+        reply_common_headers(s, req);
+        reply_error(req, 400, "invalid_request_error",
+                    why ? why : "request body could not be read");
         return;
     }
     flight_req fr;
@@ -184,7 +187,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         const llmc_entry_info *e;
         if (llmc_cache_get_exact(s->cache, fr.key, fr.dec.max_age_s, (int64_t)time(NULL), &e) ==
             0) {
-            int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(sem_query);
@@ -226,7 +229,7 @@ void http_handle(struct evhttp_request *req, void *arg)
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"status\":\"ok\",\"demo_upstream\":%s}",
                             s->demo ? "true" : "false");
-        http_add_common_headers(s, req);
+        reply_common_headers(s, req);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
         evhttp_send_reply(req, 200, "OK", b);

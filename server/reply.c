@@ -19,7 +19,7 @@
 
 #include "server.h"
 
-void http_add_common_headers(srv *s, struct evhttp_request *req)
+void reply_common_headers(srv *s, struct evhttp_request *req)
 {
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     evhttp_add_header(oh, "Server", "llmcached/" LLMC_VERSION);
@@ -28,7 +28,7 @@ void http_add_common_headers(srv *s, struct evhttp_request *req)
                           "demo (built-in demo upstream, not a language model)");
 }
 
-void http_request_lost(struct evhttp_request **reqp)
+void reply_request_lost(struct evhttp_request **reqp)
 {
     /* A client that went away before our reply was done leaves its request
      * detached from the connection (libevent 2.1: evcon == NULL); then it is
@@ -39,7 +39,7 @@ void http_request_lost(struct evhttp_request **reqp)
     *reqp = NULL;
 }
 
-void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg)
+void reply_error(struct evhttp_request *req, int status, const char *type, const char *msg)
 {
     json_t *o = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",
                           "code", type);
@@ -64,7 +64,7 @@ void http_send_error(struct evhttp_request *req, int status, const char *type, c
     evbuffer_free(b);
 }
 
-static void http_entry_cleanup(const void *data, size_t len, void *arg)
+static void reply_entry_cleanup(const void *data, size_t len, void *arg)
 {
     llmc_entry_release(arg);
 }
@@ -72,9 +72,8 @@ static void http_entry_cleanup(const void *data, size_t len, void *arg)
 /* Serve a live entry: an exact hit (similarity NAN) or a semantic one.
  * Returns 0, or -1 when it cannot be rendered in the mode asked (the caller
  * then goes upstream). */
-int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0, const char *body,
-                     size_t len)
+int reply_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int client_stream,
+                double similarity, double t0, const char *body, size_t len)
 {
     /* The reply goes straight into the request's own output buffer. */
     struct evbuffer *b = evhttp_request_get_output_buffer(req);
@@ -93,7 +92,7 @@ int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *
             evbuffer_add(b, e->body, e->body_len); /* a copy is cheaper than a reference */
         } else {
             llmc_entry_ref(e); /* large: sent from the entry itself, held until sent */
-            evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
+            evbuffer_add_reference(b, e->body, e->body_len, reply_entry_cleanup, (void *)e);
         }
         evhttp_add_header(oh, "Content-Type", "application/json");
     }
@@ -102,7 +101,7 @@ int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *
     long long a = (long long)time(NULL) - e->created;
     snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
     llmc_key_hex(e->key, hex);
-    http_add_common_headers(s, req);
+    reply_common_headers(s, req);
     evhttp_add_header(oh, "X-LLM-Cache", semantic ? "HIT-SEMANTIC" : "HIT-EXACT");
     if (semantic) {
         char sim[32];
@@ -111,8 +110,8 @@ int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *
     }
     evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     evhttp_add_header(oh, "Age", age);
-    if (s->verify)
-        verify_sample(s, req, e, similarity, body, len); /* reads req's headers: before the reply */
+    if (s->on_hit)
+        s->on_hit(s, req, e, similarity, body, len); /* reads req's headers: before the reply */
     evhttp_send_reply(req, 200, "OK", NULL);
     llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
     llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);

@@ -98,7 +98,7 @@ static void sem_job_free(sem_job *j)
 static void sem_closed(struct evhttp_connection *c, void *arg)
 {
     sem_job *j = arg;
-    http_request_lost(&j->req);
+    reply_request_lost(&j->req);
     j->gone = 1;
 }
 
@@ -118,8 +118,8 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
         sem_job_free(j);
         return;
     }
-    if (j->hit && http_serve_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity,
-                                   j->t0, j->body, j->len) == 0) {
+    if (j->hit && reply_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity, j->t0,
+                              j->body, j->len) == 0) {
         sem_job_free(j);
         return;
     }
@@ -223,7 +223,7 @@ int sem_start(srv *s)
     if (!s->cfg.semantic)
         return 0;
     llmc_embed_params ep;
-    sem_embed_params(s, &ep);
+    config_embed_params(&s->cfg, &ep);
     int n = (int)(s->cfg.embed_threads > 0 ? s->cfg.embed_threads : 1);
     if (n > 16)
         n = 16;

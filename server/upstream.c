@@ -5,8 +5,11 @@
  * curl tells us which sockets to watch (socket callback) and when to call
  * it back (timer callback); we translate both into libevent events and hand
  * readiness back with curl_multi_socket_action(). Finished transfers are
- * collected with curl_multi_info_read() and passed to the flight that owns
- * them (CURLOPT_PRIVATE). All of this runs on the loop's own thread.
+ * collected with curl_multi_info_read() and handed back through the
+ * callback their owner gave (an upstream_xfer as CURLOPT_PRIVATE): this
+ * module knows nothing of flights. All of this runs on the loop's own
+ * thread. It also builds the header list a request sends upstream
+ * (upstream_headers), which flight.c and verify.c share.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +19,6 @@
 #include <event2/keyvalq_struct.h>
 
 #include "server.h"
-
-void flight_transfer_done(flight *f, CURLcode rc);
 
 typedef struct {
     struct event *ev;
@@ -33,10 +34,10 @@ static void upstream_check_done(srv_loop *l)
             continue;
         CURL *easy = m->easy_handle;
         CURLcode rc = m->data.result;
-        flight *f = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&f);
+        upstream_xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(l->multi, easy);
-        flight_transfer_done(f, rc);
+        x->done(x, rc);
     }
 }
 
@@ -125,7 +126,7 @@ void upstream_loop_free(srv_loop *l)
         event_free(l->curl_timer);
 }
 
-static int flight_forward_header(srv *s, const char *name)
+static int upstream_forward_header(srv *s, const char *name)
 {
     static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
                                       "keep-alive", "te", "trailer", "upgrade",
@@ -143,12 +144,12 @@ static int flight_forward_header(srv *s, const char *name)
     return 1;
 }
 
-struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
+struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
 {
     struct curl_slist *hdrs = NULL;
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
     for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!flight_forward_header(s, h->key))
+        if (!upstream_forward_header(s, h->key))
             continue;
         if (plain_json && (!strcasecmp(h->key, "accept") || !strcasecmp(h->key, "content-type")))
             continue;
