@@ -51,7 +51,7 @@
 #include <jansson.h>
 
 #include "llmcache.h"
-#include "policy.h"
+#include "words.h"
 
 #define POLICY_SCAN_MAX (64 * 1024)
 #define POLICY_PHRASE_WORDS 5
@@ -280,7 +280,7 @@ typedef struct {
 } policy_index_ent;
 
 typedef struct {
-    char words[POLICY_PHRASE_WORDS][POLICY_TOK_MAX];
+    char words[POLICY_PHRASE_WORDS][WORDS_TOK_MAX];
     unsigned n;
     int cat;
     int negative;
@@ -305,9 +305,9 @@ static int policy_in(const char *w, const char *const *list, size_t n)
 
 #define IN_CLASS(w, arr) policy_in((w), (arr), sizeof(arr) / sizeof(arr[0]))
 
-static int policy_is_number(const policy_tok *t)
+static int policy_is_number(const words_tok *t)
 {
-    if (!(t->flags & POLICY_TOK_NUM))
+    if (!(t->flags & WORDS_NUM))
         return 0;
     size_t i = 0;
     while (i < t->wl && (isdigit((unsigned char)t->w[i]) || t->w[i] == '.' || t->w[i] == ','))
@@ -318,12 +318,12 @@ static int policy_is_number(const policy_tok *t)
 }
 
 /* Does token t belong to class cls ("@month", "#", ...)? */
-static int policy_tok_class(const policy_tok *t, const char *cls)
+static int policy_tok_class(const words_tok *t, const char *cls)
 {
     if (cls[0] == '#')
         return policy_is_number(t);
     if (!strcmp(cls, "@month")) {
-        if ((!strcmp(t->w, "may") || !strcmp(t->w, "march")) && !(t->flags & POLICY_TOK_CAP))
+        if ((!strcmp(t->w, "may") || !strcmp(t->w, "march")) && !(t->flags & WORDS_CAP))
             return 0;
         return IN_CLASS(t->w, cls_month);
     }
@@ -341,7 +341,7 @@ static int policy_tok_class(const policy_tok *t, const char *cls)
 }
 
 /* Token t's word, with a trailing "'s" removed ("today's" -> "today"). */
-static void policy_base(const policy_tok *t, char *out)
+static void policy_base(const words_tok *t, char *out)
 {
     memcpy(out, t->w, t->wl + 1);
     if (t->wl > 2 && out[t->wl - 2] == '\'' && out[t->wl - 1] == 's')
@@ -349,7 +349,7 @@ static void policy_base(const policy_tok *t, char *out)
 }
 
 /* Does phrase word pw match token t? Literals accept a plural -s / -es. */
-static int policy_word_match(const char *pw, const policy_tok *t)
+static int policy_word_match(const char *pw, const words_tok *t)
 {
     if (pw[0] == '*' && pw[1] == 0)
         return 1;
@@ -357,7 +357,7 @@ static int policy_word_match(const char *pw, const policy_tok *t)
         return policy_tok_class(t, pw);
     if (!strcmp(pw, t->w))
         return 1;
-    char b[POLICY_TOK_MAX];
+    char b[WORDS_TOK_MAX];
     policy_base(t, b);
     size_t n = strlen(pw), bl = strlen(b);
     if (bl < n || strncmp(b, pw, n) != 0)
@@ -391,7 +391,7 @@ static int policy_compile(llmc_policy *pol)
             size_t k = strcspn(s, " ");
             if (!k)
                 break;
-            if (c->n == POLICY_PHRASE_WORDS || k >= POLICY_TOK_MAX)
+            if (c->n == POLICY_PHRASE_WORDS || k >= WORDS_TOK_MAX)
                 return LLMC_EINVAL;
             memcpy(c->words[c->n], s, k);
             c->words[c->n][k] = 0;
@@ -437,7 +437,7 @@ static void policy_add_hit(policy_hits *h, int cat, int negative, size_t start, 
 }
 
 /* Try every phrase whose last word is key, ending at ring[cur]. */
-static void policy_try_key(const llmc_policy *pol, const char *key, const policy_tok *ring,
+static void policy_try_key(const llmc_policy *pol, const char *key, const words_tok *ring,
                            unsigned have, unsigned cur, policy_hits *h)
 {
     policy_index_ent probe = {key, 0};
@@ -453,11 +453,11 @@ static void policy_try_key(const llmc_policy *pol, const char *key, const policy
             continue;
         int ok = policy_word_match(c->words[c->n - 1], &ring[cur]);
         for (unsigned k = 1; ok && k < c->n; k++) {
-            const policy_tok *t = &ring[(cur + POLICY_RING - k) % POLICY_RING];
+            const words_tok *t = &ring[(cur + POLICY_RING - k) % POLICY_RING];
             ok = policy_word_match(c->words[c->n - 1 - k], t);
         }
         if (ok) {
-            const policy_tok *first = &ring[(cur + POLICY_RING - (c->n - 1)) % POLICY_RING];
+            const words_tok *first = &ring[(cur + POLICY_RING - (c->n - 1)) % POLICY_RING];
             policy_add_hit(h, c->cat, c->negative, first->off, ring[cur].off + ring[cur].len);
         }
     }
@@ -551,20 +551,20 @@ static unsigned policy_scan(const llmc_policy *pol, const char *s, size_t len)
         len = POLICY_SCAN_MAX;
     policy_hits h;
     memset(&h, 0, sizeof h);
-    policy_tok ring[POLICY_RING];
+    words_tok ring[POLICY_RING];
     unsigned have = 0, cur = 0;
     size_t pos = 0;
-    policy_tok t;
-    while (policy_next_token(s, len, &pos, &t)) {
+    words_tok t;
+    while (words_next(s, len, &pos, &t)) {
         cur = (have == 0) ? 0 : (cur + 1) % POLICY_RING;
         ring[cur] = t;
         if (have < POLICY_RING)
             have++;
-        char b[POLICY_TOK_MAX];
+        char b[WORDS_TOK_MAX];
         policy_base(&t, b);
         policy_try_key(pol, b, ring, have, cur, &h);
         if (t.wl > 3 && b[strlen(b) - 1] == 's') {
-            char st[POLICY_TOK_MAX];
+            char st[WORDS_TOK_MAX];
             size_t bl = strlen(b);
             memcpy(st, b, bl - 1);
             st[bl - 1] = 0;

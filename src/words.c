@@ -6,12 +6,10 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "policy.h"
-
-/* ---- tokenizer ---------------------------------------------------------- */
+#include "words.h"
 
 /* Length of the typographic quote at s (U+2018/2019/201C/201D), else 0. */
-static size_t policy_quote_len(const unsigned char *s, size_t left)
+static size_t words_quote_len(const unsigned char *s, size_t left)
 {
     if (left >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
         (s[2] == 0x98 || s[2] == 0x99 || s[2] == 0x9C || s[2] == 0x9D))
@@ -19,21 +17,21 @@ static size_t policy_quote_len(const unsigned char *s, size_t left)
     return 0;
 }
 
-static int policy_is_word_byte(const unsigned char *s, size_t left)
+static int words_is_byte(const unsigned char *s, size_t left)
 {
     if (isalnum(s[0]))
         return 1;
     if (s[0] >= 0x80)
-        return policy_quote_len(s, left) == 0;
+        return words_quote_len(s, left) == 0;
     return 0;
 }
 
-int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
+int words_next(const char *text, size_t len, size_t *pos, words_tok *t)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = *pos;
     size_t gap_start = i;
-    while (i < len && !policy_is_word_byte(s + i, len - i))
+    while (i < len && !words_is_byte(s + i, len - i))
         i++;
     if (i >= len) {
         *pos = len;
@@ -60,14 +58,14 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
         unsigned char c = s[i];
         size_t step = 1;
         char out;
-        if (isalnum(c) || (c >= 0x80 && policy_quote_len(s + i, len - i) == 0)) {
+        if (isalnum(c) || (c >= 0x80 && words_quote_len(s + i, len - i) == 0)) {
             out = (char)tolower(c);
             if (isalpha(c)) {
                 letters++;
                 if (isupper(c)) {
                     uppers++;
                     if (prev_lower)
-                        flags |= POLICY_TOK_MIXED;
+                        flags |= WORDS_MIXED;
                     prev_lower = 0;
                 } else {
                     prev_lower = 1;
@@ -75,13 +73,13 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
             } else if (isdigit(c)) {
                 digits++;
             } else {
-                flags |= POLICY_TOK_NONASCII;
+                flags |= WORDS_NONASCII;
                 letters++;
             }
         } else {
             /* Joiners: apostrophe inside a word, . or , inside a number. */
             size_t q = (c == '\'') ? 1 : 0;
-            if (!q && policy_quote_len(s + i, len - i) && s[i + 2] == 0x99)
+            if (!q && words_quote_len(s + i, len - i) && s[i + 2] == 0x99)
                 q = 3;
             if (q && i + q < len && i > start && isalpha(s[i + q]) &&
                 (isalpha(s[i - 1]) || s[i - 1] >= 0x80)) {
@@ -94,7 +92,7 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
                 break;
             }
         }
-        if (wl < POLICY_TOK_MAX - 1)
+        if (wl < WORDS_TOK_MAX - 1)
             t->w[wl++] = out;
         i += step;
     }
@@ -103,15 +101,15 @@ int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
     t->off = start;
     t->len = i - start;
     if (isdigit(s[start]))
-        flags |= POLICY_TOK_NUM;
+        flags |= WORDS_NUM;
     if (isupper(s[start]))
-        flags |= POLICY_TOK_CAP;
+        flags |= WORDS_CAP;
     if (letters >= 2 && uppers == letters)
-        flags |= POLICY_TOK_ALLCAPS;
+        flags |= WORDS_ALLCAPS;
     if (letters && digits)
-        flags |= POLICY_TOK_ALNUM;
+        flags |= WORDS_ALNUM;
     if (sent)
-        flags |= POLICY_TOK_SENTSTART;
+        flags |= WORDS_SENTSTART;
     t->flags = flags;
     *pos = i;
     return 1;
