@@ -30,6 +30,12 @@
  *   completions, the Responses API, Anthropic messages; plain or as SSE
  *   events) and refuses to store tool calls, errors, truncated and filtered
  *   answers; a ``` fence in the answer downgrades it to exact-only.
+ *   llmc_policy_check_answer applies the same rules to an answer resp.c has
+ *   already parsed (llmc_resp_info: tool calls, truncation, refusal, code
+ *   fence), which is what llmc_cache_put uses so a body is parsed once;
+ *   both end in policy_resp_apply, the one place that turns the rules that
+ *   fired into "refuse" or "exact-only". The phrase lists are in
+ *   policy_phrases.h, the tokenizer in words.c.
  *
  * Invariants
  *   - Decisions never fail a request: every error path yields BYPASS with
@@ -831,26 +837,12 @@ int llmc_policy_decide(const llmc_policy *pol, const llmc_policy_request *req,
 
 typedef struct {
     uint32_t fired;
-    int backticks; /* run of ` or ~ carried across content pieces */
-    char fence_ch;
-    int code;
+    words_fence fence; /* a ``` fence, carried across content pieces */
 } policy_resp;
 
 static void policy_text(policy_resp *r, const char *s)
 {
-    if (!s)
-        return;
-    for (; *s; s++) {
-        if (*s == '`' || *s == '~') {
-            if (r->backticks && r->fence_ch != *s)
-                r->backticks = 0;
-            r->fence_ch = *s;
-            if (++r->backticks >= 3)
-                r->code = 1;
-        } else {
-            r->backticks = 0;
-        }
-    }
+    words_fence_scan(&r->fence, s);
 }
 
 static int policy_jstr_is(json_t *o, const char *key, const char *val)
@@ -1018,6 +1010,8 @@ static void policy_sse(policy_resp *r, const char *b, size_t len)
         r->fired |= LLMC_FIRED_RESP_INVALID;
 }
 
+static int policy_resp_apply(const llmc_policy *pol, uint32_t fired, llmc_policy_decision *inout);
+
 int llmc_policy_check_response(const llmc_policy *pol, int http_status, const char *body,
                                size_t len, int is_stream_assembled, llmc_policy_decision *inout)
 {
@@ -1046,8 +1040,17 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
             json_decref(o);
         }
     }
-    if (r.code)
+    if (r.fence.found)
         r.fired |= LLMC_FIRED_RESP_CODE;
+    return policy_resp_apply(pol, r.fired, inout);
+}
+
+/* What the response rules that fired (LLMC_FIRED_RESP_* bits) do to the
+ * decision: refuse to store, or downgrade to exact-only. The one place
+ * for both checks (raw body and parsed answer). */
+static int policy_resp_apply(const llmc_policy *pol, uint32_t fired, llmc_policy_decision *inout)
+{
+    policy_resp r = {.fired = fired};
     const llmc_policy_params *p = &pol->p;
     if (!p->truncated)
         r.fired &= ~(uint32_t)LLMC_FIRED_RESP_TRUNC;
@@ -1077,4 +1080,28 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
         inout->reason = "code-answer";
     }
     return 0;
+}
+
+int llmc_policy_check_answer(const llmc_policy *pol, int http_status, const llmc_resp_info *info,
+                             llmc_policy_decision *inout)
+{
+    if (!pol || !inout || !info) {
+        if (inout) {
+            inout->store = 0;
+            inout->reason = "policy-error";
+        }
+        return LLMC_EINVAL;
+    }
+    uint32_t fired = 0;
+    if (http_status < 200 || http_status > 299)
+        return policy_resp_apply(pol, LLMC_FIRED_RESP_STATUS, inout); /* body not looked at */
+    if (info->has_tool_calls)
+        fired |= LLMC_FIRED_RESP_TOOL;
+    if (info->truncated)
+        fired |= LLMC_FIRED_RESP_TRUNC;
+    if (info->refused)
+        fired |= LLMC_FIRED_RESP_INVALID;
+    if (info->has_code)
+        fired |= LLMC_FIRED_RESP_CODE;
+    return policy_resp_apply(pol, fired, inout);
 }

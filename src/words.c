@@ -114,3 +114,20 @@ int words_next(const char *text, size_t len, size_t *pos, words_tok *t)
     *pos = i;
     return 1;
 }
+
+void words_fence_scan(words_fence *f, const char *s)
+{
+    if (!s)
+        return;
+    for (; *s; s++) {
+        if (*s == '`' || *s == '~') {
+            if (f->run && f->ch != *s)
+                f->run = 0;
+            f->ch = *s;
+            if (++f->run >= 3)
+                f->found = 1;
+        } else {
+            f->run = 0;
+        }
+    }
+}

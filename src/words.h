@@ -37,6 +37,17 @@ typedef struct {
     unsigned flags;        /* WORDS_* */
 } words_tok;
 
+/* A code fence (``` or ~~~): three or more of one fence character in a
+ * row, counted across the pieces of one answer (a fence may be split
+ * between stream chunks or content parts). Zero-initialise, then feed each
+ * piece to words_fence_scan; found says whether a fence was seen. */
+typedef struct {
+    int run;
+    char ch;
+    int found;
+} words_fence;
+void words_fence_scan(words_fence *f, const char *s);
+
 /* Read the next token of s[0..len) starting at *pos; advance *pos past it.
  * Returns 1 with *t filled, 0 at the end of the text. */
 int words_next(const char *s, size_t len, size_t *pos, words_tok *t);
