@@ -150,7 +150,7 @@ static void sem_job_free(sem_job *j)
 static void sem_closed(struct evhttp_connection *c, void *arg)
 {
     sem_job *j = arg;
-    http_request_lost(&j->req);
+    reply_request_lost(&j->req);
     j->gone = 1;
 }
 
@@ -158,8 +158,8 @@ static void sem_closed(struct evhttp_connection *c, void *arg)
 static void sem_format_reason(const llmc_semantic_result *r, char *buf, size_t cap)
 {
     switch (r->kind) {
-    case LLMC_SEM_HIT:
-        snprintf(buf, cap, "semantic: not served");
+    case LLMC_SEM_HIT: /* found, but older than the client's max-age */
+        snprintf(buf, cap, "semantic: too old for max-age");
         break;
     case LLMC_SEM_EMPTY:
         snprintf(buf, cap, "semantic: empty partition");
@@ -201,8 +201,8 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
         sem_job_free(j);
         return;
     }
-    if (j->hit && http_serve_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity, j->t0,
-                                   j->body, j->len) == 0) {
+    if (j->hit && reply_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity, j->t0,
+                              j->body, j->len) == 0) {
         sem_job_free(j);
         return;
     }
@@ -277,10 +277,14 @@ static void sem_run_lookups(struct sem_pool *p, llmc_embedder *em, size_t dim)
                 memcpy(j->vec, vecs + i * dim, dim * sizeof(float));
         }
         if (j->vec && j->fr.dec.lookup) {
-            j->hit = llmc_semantic_lookup(s->sem, s->store, j->fr.partition, j->vec, j->query,
-                                          j->qlen, j->threshold, (int64_t)time(NULL), &j->res);
+            llmc_cache_get_semantic(s->cache, j->fr.partition, j->vec, j->query, j->qlen,
+                                    j->threshold, j->fr.dec.max_age_s, (int64_t)time(NULL), &j->res,
+                                    &j->hit);
             j->looked = 1;
-            atomic_fetch_add(&p->outcome[j->res.kind], 1);
+            /* A match older than the client's max-age is no hit: counted and
+             * told as below the bar of its age (sem_format_reason). */
+            if (!(j->res.kind == LLMC_SEM_HIT && !j->hit))
+                atomic_fetch_add(&p->outcome[j->res.kind], 1);
         }
         /* Its share of the batch's encoder time, and its own search. */
         j->t_lookup = t_embed / (double)m + srv_now() - tl;
@@ -327,20 +331,18 @@ static void sem_run_inserts(struct sem_pool *p, llmc_embedder *em, size_t dim)
         sem_embed(em, dim, texts, lens, m, vecs, ok);
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < m; i++) {
-        const llmc_entry_info *e = vecs && ok[i] ? llmc_store_get(s->store, d[i]->key, now) : NULL;
+        const llmc_entry_info *e = NULL;
+        if (vecs && ok[i])
+            llmc_cache_get_exact(s->cache, d[i]->key, -1, now, &e);
         if (e && !e->dim && !(e->flags & LLMC_ENTRY_EXACT_ONLY) && !strcmp(e->query, d[i]->query)) {
+            /* The same entry again, now with its vector: stored, indexed
+             * and written to the backend by the cache. */
             llmc_entry_info c = *e;
             c.vec = vecs + i * dim;
             c.dim = (uint32_t)dim;
-            c.vec_model = llmc_semantic_model(s->sem);
-            const llmc_entry_info *ref = NULL;
-            if (llmc_store_put(s->store, &c, now, &ref) == 0) {
-                if (llmc_semantic_add(s->sem, ref) == 0)
-                    atomic_fetch_add(&p->deferred_indexed, 1);
-                if (s->persist)
-                    llmc_persist_put(s->persist, ref);
-                llmc_entry_release(ref);
-            }
+            c.vec_model = llmc_cache_semantic_model(s->cache);
+            if (llmc_cache_insert(s->cache, &c, now) == 0)
+                atomic_fetch_add(&p->deferred_indexed, 1);
         }
         llmc_entry_release(e);
         free(d[i]->query);
@@ -389,6 +391,8 @@ static void *sem_indexer(void *arg)
     return NULL;
 }
 
+static void sem_defer(srv *s, const uint8_t key[LLMC_KEY_LEN], const char *query);
+
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0)
 {
@@ -411,7 +415,7 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
             if (fr->query) {
                 memcpy(fr->query, query, qlen);
                 fr->query[qlen] = 0;
-                fr->sem_defer = 1;
+                fr->on_stored = sem_defer;
             }
         }
         flight_submit(l, req, fr, body, len, t0);
@@ -452,29 +456,12 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
     pthread_mutex_unlock(&p->mu);
 }
 
-static void sem_index_entry(const llmc_entry_info *e, void *arg)
-{
-    if (e->dim)
-        llmc_semantic_add(arg, e);
-}
-
-void sem_embed_params(srv *s, llmc_embed_params *ep)
-{
-    *ep = llmc_embed_default_params();
-    ep->backend = s->cfg.embed_backend;
-    ep->model_path = s->cfg.embed_model_path;
-    ep->url = s->cfg.embed_url;
-    ep->model = s->cfg.embed_model;
-    ep->api_key = s->cfg.embed_key;
-    ep->query_prefix = s->cfg.embed_query_prefix;
-}
-
 int sem_start(srv *s)
 {
     if (!s->cfg.semantic)
         return 0;
     llmc_embed_params ep;
-    sem_embed_params(s, &ep);
+    config_embed_params(&s->cfg, &ep);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(s->cfg.embed_threads > 0 ? s->cfg.embed_threads : cpus > 0 ? cpus : 1);
     if (n > SEM_WORKERS_MAX)
@@ -529,8 +516,8 @@ int sem_start(srv *s)
                 lex);
         synonyms = "none";
     }
-    s->sem = llmc_semantic_new(&sp, &err);
-    if (!s->sem) {
+    err = llmc_cache_enable_semantic(s->cache, &sp);
+    if (err) {
         srv_log(LOG_ERROR, "semantic index (lexicon %s): %s", synonyms, llmc_strerror(err));
         for (int k = 0; k < n; k++)
             llmc_embedder_free(p->em[k]);
@@ -538,8 +525,6 @@ int sem_start(srv *s)
         free(p);
         return -1;
     }
-    size_t indexed = llmc_store_foreach(s->store, sem_index_entry, s->sem);
-    (void)indexed;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_cond_init(&p->icv, NULL);
@@ -554,12 +539,14 @@ int sem_start(srv *s)
         pthread_create(&p->th[i], NULL, sem_worker, arg);
     }
     pthread_create(&p->ith, NULL, sem_indexer, p);
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
     srv_log(LOG_INFO,
             "semantic tier on: embedder %s (%zu-d), %d worker(s), budget %lld ms, "
             "threshold %.3f, query %s, guard synonyms %s, %zu entries indexed",
-            llmc_semantic_model(s->sem), sp.index.dim, n, s->cfg.semantic_budget_ms, sp.threshold,
-            s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
-            llmc_semantic_count(s->sem));
+            llmc_cache_semantic_model(s->cache), sp.index.dim, n, s->cfg.semantic_budget_ms,
+            sp.threshold, s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
+            cst.semantic_indexed);
     return 0;
 }
 
@@ -597,17 +584,20 @@ void sem_stop(srv *s)
     s->semq = NULL;
 }
 
-void sem_defer(srv *s, const llmc_entry_info *e)
+/* The flight's on_stored callback for an answer whose lookup was skipped:
+ * queue it to be embedded and indexed by the indexer (bounded; a full
+ * queue drops it, counted). Copies what it needs; never blocks long. */
+static void sem_defer(srv *s, const uint8_t key[LLMC_KEY_LEN], const char *query)
 {
     struct sem_pool *p = s->semq;
-    if (!p || !e->query || !*e->query)
+    if (!p || !query || !*query)
         return;
     sem_deferred *d = malloc(sizeof *d);
-    char *q = strdup(e->query);
+    char *q = strdup(query);
     pthread_mutex_lock(&p->mu);
     int full = p->deferred >= SEM_DEFER_MAX || p->stop;
     if (!full && d && q) {
-        memcpy(d->key, e->key, LLMC_KEY_LEN);
+        memcpy(d->key, key, LLMC_KEY_LEN);
         d->query = q;
         d->next = NULL;
         if (p->dtail)
@@ -675,12 +665,14 @@ void sem_write_prometheus(srv *s, FILE *f)
 void sem_write_json(srv *s, FILE *f)
 {
     struct sem_pool *p = s->semq;
-    if (!s->sem || !p)
+    if (!p)
         return;
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
     fprintf(f,
             ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu,\"workers\":%d,"
             "\"budget_ms\":%lld,\"lookups\":{",
-            llmc_semantic_model(s->sem), llmc_semantic_count(s->sem), p->n,
+            cst.semantic_model ? cst.semantic_model : "", cst.semantic_indexed, p->n,
             s->cfg.semantic_budget_ms);
     for (int k = 0; k < LLMC_SEM_KINDS; k++)
         fprintf(f, "%s\"%s\":%llu", k ? "," : "", llmc_semantic_kind_name((llmc_semantic_kind)k),
