@@ -91,6 +91,8 @@ static const opt opts[] = {
     {"semantic-budget", OPT_MS, O(semantic_budget_ms), "5",
      "longest a miss may queue for the encoder, ms (or 5ms); beyond it the semantic lookup "
      "is skipped and the answer is indexed later"},
+    {"embed-precision", OPT_STR, O(embed_precision), "auto",
+     "use encoder: auto (int8 where the CPU has VNNI, else fp16), int8, fp16 or fp32"},
     {"route-policy", OPT_STR, O(route_policy), "prefix-affinity",
      "several upstreams: prefix-affinity, least-loaded or round-robin"},
     {"route-balance-abs", OPT_INT, O(route_balance_abs), "0",
@@ -385,6 +387,18 @@ static int config_check(srv_config *c)
                 c->verify_similarity);
         return -1;
     }
+    static const char *const precisions[] = {"auto", "int8", "fp16", "fp32"};
+    const char *pr = c->embed_precision ? c->embed_precision : "auto";
+    size_t pi = 0;
+    while (pi < 4 && strcmp(pr, precisions[pi]))
+        pi++;
+    if (pi == 4) {
+        fprintf(stderr,
+                "llmcached: invalid value '%s' for embed-precision (expected auto, int8, fp16 or "
+                "fp32)\n",
+                pr);
+        return -1;
+    }
     const char *q = c->semantic_query ? c->semantic_query : "last-user";
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(q, modes[i].name)) {
@@ -491,4 +505,5 @@ void config_embed_params(const srv_config *c, llmc_embed_params *ep)
     ep->model = c->embed_model;
     ep->api_key = c->embed_key;
     ep->query_prefix = c->embed_query_prefix;
+    ep->precision = c->embed_precision;
 }

@@ -288,9 +288,7 @@ static void sem_run_lookups(struct sem_pool *p, llmc_embedder *em, size_t dim)
         }
         /* Its share of the batch's encoder time, and its own search. */
         j->t_lookup = t_embed / (double)m + srv_now() - tl;
-        event_active(j->done, EV_READ, 0);
     }
-    free(vecs);
     if (m) {
         atomic_fetch_add(&p->batches, 1);
         atomic_fetch_add(&p->batch_texts, m);
@@ -299,6 +297,14 @@ static void sem_run_lookups(struct sem_pool *p, llmc_embedder *em, size_t dim)
     p->embedding -= m;
     if (m && vecs)
         p->per_text = 0.8 * p->per_text + 0.2 * t_embed / (double)m;
+    pthread_mutex_unlock(&p->mu);
+    free(vecs);
+    /* Wake the loops only now: a client that has its answer and asks again
+     * must not find its own lookup still counted in the queue. A job may
+     * be freed by its loop as soon as it is woken. */
+    for (size_t i = 0; i < m; i++)
+        event_active(jobs[i]->done, EV_READ, 0);
+    pthread_mutex_lock(&p->mu);
 }
 
 /* Worker: a few deferred inserts (no lookup waits); p->mu held on entry
@@ -542,10 +548,11 @@ int sem_start(srv *s)
     llmc_cache_stats cst;
     llmc_cache_get_stats(s->cache, &cst);
     srv_log(LOG_INFO,
-            "semantic tier on: embedder %s (%zu-d), %d worker(s), budget %lld ms, "
+            "semantic tier on: embedder %s (%zu-d, %s), %d worker(s), budget %lld ms, "
             "threshold %.3f, query %s, guard synonyms %s, %zu entries indexed",
-            llmc_cache_semantic_model(s->cache), sp.index.dim, n, s->cfg.semantic_budget_ms,
-            sp.threshold, s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
+            llmc_cache_semantic_model(s->cache), sp.index.dim, llmc_embedder_precision(p->em[0]), n,
+            s->cfg.semantic_budget_ms, sp.threshold,
+            s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
             cst.semantic_indexed);
     return 0;
 }

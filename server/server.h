@@ -93,6 +93,7 @@ typedef struct srv_config {
     char *embed_query_prefix; /* NULL: the model's own prompt */
     long long embed_threads;   /* 0: one per CPU */
     long long semantic_budget_ms; /* queueing a lookup may cost before it is skipped */
+    char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
     double route_balance_rel;
