@@ -57,7 +57,7 @@ const missed = [];
 for (const g of groups) {
   const t = tally[g.split] || (tally[g.split] = zero());
   const first = await ask(g.ask);
-  if (first.status !== 200 || first.cache === 'BYPASS') { t.bypass++; continue; }
+  if (first.status !== 200 || first.cache === 'BYPASS') { t.bypass++; console.log(`  BYPASS (${first.reason}): ${g.ask}`); continue; }
   for (const p of g.paraphrases) {
     const r = await ask(p);
     const reworded = fold(p) !== fold(g.ask);
