@@ -7,41 +7,20 @@
 // daemon's or the engines' /metrics really export.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startDaemon, request, buildDir, repoRoot, tempDir, sleep } from './helpers.mjs';
+import { startDaemon, startEngine, engineModel, request, repoRoot, tempDir, sleep } from './helpers.mjs';
 
 const PROM = path.join(repoRoot, 'contrib/prometheus');
 const GRAFANA = path.join(repoRoot, 'contrib/grafana/llmcached.json');
-const DATA = process.env.LLMC_SHARED_DATA || path.resolve(repoRoot, '../shared/data');
-const MODEL = path.join(DATA, 'models/stories260K.bin');
-const TOK = path.join(DATA, 'models/tok512.bin');
-const ENGINE = path.join(buildDir(), 'llmcached-engine');
-const skipEngines = existsSync(MODEL) && existsSync(TOK) && existsSync(ENGINE) ? false
-  : `needs ${ENGINE} and the test model in ${DATA}/models`;
+const skipEngines = engineModel.skip;
 
 /** promtool ARGS (stdin: input), as { code, out }. promtool comes with Debian's prometheus (test deps). */
 function promtool(args, input) {
   const r = spawnSync('promtool', args, { input, encoding: 'utf8', timeout: 60000 });
   assert.ok(!r.error, `promtool: ${r.error} (scripts/deps.sh test installs Debian's prometheus)`);
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-async function startEngine() {
-  const p = spawn(ENGINE, ['--model', MODEL, '--tokenizer', TOK, '--listen', '127.0.0.1:0', '--workers', '1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error('engine did not start')), 20000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(t); resolve(Number(m[1])); }
-    });
-    p.on('exit', (c) => { clearTimeout(t); reject(new Error(`engine exited ${c}`)); });
-  });
-  return { proc: p, base: `http://127.0.0.1:${port}` };
 }
 
 /** The sample names of a Prometheus text exposition. */
@@ -56,7 +35,7 @@ before(async () => {
       '--verify-rate', '1', '--prices', 'stories260K=3/15'],
   });
   for (let i = 0; i < 3; i++) {
-    const r = await request(`${d.url}/completions`, { body: { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 4, temperature: 0 } });
+    const r = await request(`${d.url}/completions`, { body: { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 64, stop: ['.'], temperature: 0 } });
     assert.equal(r.status, 200, r.text);
   }
   await sleep(600); // a few health intervals: the engines' metrics are scraped
@@ -66,11 +45,7 @@ before(async () => {
 after(async () => {
   if (skipEngines) return;
   const r = await d.stop();
-  for (const e of engines) {
-    const done = new Promise((res) => e.proc.on('exit', res));
-    e.proc.kill('SIGTERM');
-    await done;
-  }
+  for (const e of engines) await e.stop();
   assert.equal(r.code, 0, r.output.slice(-2000));
 });
 
