@@ -119,12 +119,13 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
     if (s->persist) { /* for the alert on persistence errors (contrib/prometheus) */
         llmc_persist_stats ps;
         llmc_persist_get_stats(s->persist, &ps);
-        fprintf(f, "# HELP llmcached_persist_errors_total SQLite writes that failed.\n"
-                   "# TYPE llmcached_persist_errors_total counter\n"
-                   "llmcached_persist_errors_total %llu\n"
-                   "# HELP llmcached_persist_queued Changes waiting for the writer.\n"
-                   "# TYPE llmcached_persist_queued gauge\n"
-                   "llmcached_persist_queued %zu\n",
+        fprintf(f,
+                "# HELP llmcached_persist_errors_total SQLite writes that failed.\n"
+                "# TYPE llmcached_persist_errors_total counter\n"
+                "llmcached_persist_errors_total %llu\n"
+                "# HELP llmcached_persist_queued Changes waiting for the writer.\n"
+                "# TYPE llmcached_persist_queued gauge\n"
+                "llmcached_persist_queued %zu\n",
                 (unsigned long long)ps.errors, ps.queued);
     }
     fclose(f);

@@ -88,6 +88,16 @@ void config_defaults(srv_config *c);
 int config_load(srv_config *c, int argc, char **argv);
 void config_free(srv_config *c);
 void config_print_help(FILE *f);
+/* The man page llmcached(8) in roff, from the same option table. */
+void config_print_man(FILE *f);
+/* A configuration file with every option commented out at its value in c. */
+void config_print_conf(FILE *f, const srv_config *c);
+
+/* notify.c: systemd's Type=notify (no-ops without NOTIFY_SOCKET) */
+/* READY=1 (and the port in STATUS=) once the listeners are up. */
+void notify_ready(int port);
+/* STOPPING=1 when the drain begins. */
+void notify_stopping(void);
 
 /* log */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
