@@ -26,8 +26,12 @@ all: $(MANPAGE)
 $(MANPAGE): $(DAEMON)
 	env -i PATH="$$PATH" $(DAEMON) --help-man > $@.tmp && mv $@.tmp $@
 
-.PHONY: install
-install: all
+.PHONY: install install-build
+# what install installs, built (the package builds this, not all of `all`)
+# (replay.mk and embed.mk are read after this file: name their binaries by path)
+install-build: $(DAEMON) $(B)/llmcached-replay $(B)/llmcached-embed $(MANPAGE)
+
+install: install-build
 	@test -f data/models/use-lite/model.json || scripts/fetch-use-model.sh
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/models/use-lite \
 		$(DESTDIR)$(DATADIR)/contrib $(DESTDIR)$(MANDIR)/man8 \
