@@ -15,3 +15,9 @@ $(REPLAY): $(B)/tools/llmcached-replay.o
 	$(CC) $(LDFLAGS) -o $@ $< -lcurl -ljansson -lm
 
 -include $(B)/tools/llmcached-replay.d
+
+.PHONY: replay-examples
+# (engine.mk is read after this file: name the engine by its path.)
+replay-examples: $(REPLAY) $(DAEMON) $(B)/llmcached-engine
+	@scripts/deps.sh build test
+	scripts/replay-examples.sh $(B)
