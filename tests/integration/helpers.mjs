@@ -322,12 +322,12 @@ export const engineModel = (() => {
 
 /**
  * Start llmcached-engine (vLLM-format metrics, prefix caching) on a free
- * port with the shared test model. Resolves to { proc, base (origin),
+ * port with the shared test model; extra: more flags (e.g. --workers 2). Resolves to { proc, base (origin),
  * stop() } once it listens; killed at exit like every child started here.
  */
 export async function startEngine(extra = []) {
   const { model, tok, bin } = engineModel;
-  const p = spawn(bin, ['--model', model, '--tokenizer', tok, '--listen', '127.0.0.1:0', '--workers', '1', ...extra],
+  const p = spawn(bin, ['--model', model, '--tokenizer', tok, '--listen', '127.0.0.1:0', ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(p);
   p.on('exit', () => live.delete(p));
