@@ -117,6 +117,16 @@ void config_print_help(FILE *f);
 /* The embedder parameters the configuration asks for (strings borrowed
  * from c). */
 void config_embed_params(const srv_config *c, llmc_embed_params *ep);
+/* The man page llmcached(8) in roff, from the same option table. */
+void config_print_man(FILE *f);
+/* A configuration file with every option commented out at its value in c. */
+void config_print_conf(FILE *f, const srv_config *c);
+
+/* notify.c: systemd's Type=notify (no-ops without NOTIFY_SOCKET) */
+/* READY=1 (and the port in STATUS=) once the listeners are up. */
+void notify_ready(int port);
+/* STOPPING=1 when the drain begins. */
+void notify_stopping(void);
 
 /* log.c — the log and the clock */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
