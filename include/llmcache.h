@@ -991,6 +991,32 @@ void llmc_kvpool_get_stats(llmc_kvpool *pool, llmc_kvpool_stats *st);
  * 0 or LLMC_ECORRUPT. For tests and debugging; takes the lock. */
 int llmc_kvpool_check(llmc_kvpool *pool);
 
+/* What the pool did to a cached block, for an engine that publishes its KV
+ * events (vLLM's BlockStored / BlockRemoved / AllBlocksCleared):
+ *   LLMC_KV_STORED   a full block was registered under hash (its KV is
+ *                    committed); parent is the previous block's hash or NULL
+ *                    for the first block; tokens[0..n_tokens) its token ids.
+ *   LLMC_KV_REMOVED  the block cached under hash was evicted (its id reused).
+ *   LLMC_KV_CLEARED  every cached hash was dropped (llmc_kvpool_reset).
+ * Pointers are valid only during the call. */
+enum { LLMC_KV_STORED = 1, LLMC_KV_REMOVED = 2, LLMC_KV_CLEARED = 3 };
+typedef struct {
+    int kind; /* LLMC_KV_* */
+    const uint8_t *hash, *parent;
+    const int32_t *tokens;
+    size_t n_tokens;
+} llmc_kv_event;
+/* Called under the pool's lock, in the order the pool changed: it must be
+ * quick and must not call back into the pool. */
+typedef void (*llmc_kv_listener)(void *ud, const llmc_kv_event *ev);
+/* Set (or with fn NULL remove) the pool's one listener. Set it before the
+ * pool is shared between threads. */
+void llmc_kvpool_set_listener(llmc_kvpool *pool, llmc_kv_listener fn, void *ud);
+/* Drop every cached hash (vLLM's reset_prefix_cache): only when no block is
+ * in use, so that nothing running loses blocks it attached. 0 (the listener
+ * sees LLMC_KV_CLEARED), or LLMC_EBUSY while a sequence holds blocks. */
+int llmc_kvpool_reset(llmc_kvpool *pool);
+
 /* ---- prefix: the prefix-affinity router --------------------------------
  *
  * Chooses which of n backends (engine replicas serving one model) gets a
