@@ -1094,6 +1094,7 @@ typedef struct {
     size_t bytes;      /* memory held by the tree */
     size_t nodes;      /* tree nodes, root included */
     size_t held_bytes[LLMC_PREFIX_MAX_BACKENDS]; /* key bytes marked per backend */
+    uint64_t precise; /* llmc_prefix_route_held answers (also counted above) */
 } llmc_prefix_stats;
 
 llmc_prefix_params llmc_prefix_default_params(void);
@@ -1133,6 +1134,71 @@ int llmc_prefix_forget_backend(llmc_prefix_router *r, int backend);
 void llmc_prefix_expire(llmc_prefix_router *r);
 
 void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
+/* Choose a backend from what each backend is known to hold: held[i] = how
+ * many leading blocks of the request's prompt backend i holds (from its KV
+ * events, llmc_kvindex_match). The same load guard as llmc_prefix_route:
+ * among healthy backends that are not overloaded, the one holding the most
+ * blocks (ties: a rendezvous hash of tie, e.g. the prompt's first block
+ * hash, and the backend, so that gateways seeing the same events agree
+ * whatever their own loads); when only overloaded backends hold any, the
+ * least loaded (a "balance" decision). Returns LLMC_ENOTFOUND, counting
+ * nothing, when no healthy backend holds a block (the caller falls back to
+ * llmc_prefix_route) or none is healthy. */
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, uint64_t tie,
+                           const int *load, const int *healthy);
+
+/* ---- kvindex: which backend holds which block (from KV events) ----------
+ *
+ * Engines that publish KV events (vLLM's --kv-events-config, our engine's
+ * --kv-events) say which blocks they store and evict. The index folds
+ * those events into a map block hash -> backends, bounded in memory, so a
+ * router can ask how many leading blocks of a prompt each backend holds.
+ * Hashes are 64-bit: an engine's integer hash, or the last 8 bytes
+ * (big-endian) of a bytes hash; for our engine llmc_kvindex_hash64 of the
+ * chain hash (llmc_kv_hash_chain) gives the same value. The formats read
+ * are written down in src/kvindex.c. Thread-safe (one internal mutex).
+ */
+typedef struct llmc_kvindex llmc_kvindex;
+
+typedef struct {
+    size_t max_entries; /* distinct hashes kept (default 1M); beyond, new ones are dropped */
+} llmc_kvindex_params;
+
+typedef struct {
+    uint64_t batches, events;        /* applied */
+    uint64_t stored, removed;        /* block hashes in BlockStored / BlockRemoved */
+    uint64_t cleared;                /* AllBlocksCleared */
+    uint64_t malformed;              /* payloads refused whole */
+    uint64_t dropped;                /* stored hashes not kept: max_entries reached */
+    uint64_t matches;                /* llmc_kvindex_match calls */
+    size_t entries;                  /* distinct hashes held by some backend */
+    size_t bytes;                    /* memory held */
+    size_t held[LLMC_PREFIX_MAX_BACKENDS];     /* blocks per backend */
+    int block_size[LLMC_PREFIX_MAX_BACKENDS];  /* from BlockStored, 0 until seen */
+} llmc_kvindex_stats;
+
+llmc_kvindex_params llmc_kvindex_default_params(void);
+/* An empty index for n_backends (1..LLMC_PREFIX_MAX_BACKENDS). p NULL =
+ * defaults. NULL with *err set. */
+llmc_kvindex *llmc_kvindex_new(const llmc_kvindex_params *p, int n_backends, int *err);
+void llmc_kvindex_free(llmc_kvindex *x);
+/* Apply one KVEventBatch payload (msgpack) published by backend. Returns
+ * the number of events in it, or LLMC_ECORRUPT (nothing applied) when it
+ * is not a well-formed batch, LLMC_EINVAL on bad arguments. Unknown event
+ * kinds are skipped. */
+long llmc_kvindex_apply(llmc_kvindex *x, int backend, const void *payload, size_t len);
+/* Forget everything backend holds (it restarted, or its stream had a gap
+ * that replay could not fill). 0 or LLMC_EINVAL. */
+int llmc_kvindex_clear_backend(llmc_kvindex *x, int backend);
+/* For a prompt's chain of block hashes[0..n): held[i] = how many leading
+ * blocks backend i holds (held has one slot per backend). Returns the
+ * largest. */
+size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held);
+/* The 64-bit form of one of our chain hashes: its last 8 bytes, big-endian. */
+uint64_t llmc_kvindex_hash64(const uint8_t h[LLMC_KV_HASH_LEN]);
+/* The block size the backends announced (first one seen), or 0. */
+int llmc_kvindex_block_size(llmc_kvindex *x);
+void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st);
 /* ==== end prefix ===================================================== */
 
 

@@ -451,11 +451,11 @@ static int prefix_least_loaded(llmc_prefix_router *r, const int *load, const int
     return best;
 }
 
-int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
-                      const int *healthy)
+/* SGLang's imbalance test, applied per backend: ok[b] = b is healthy and
+ * not overloaded (its gap to the least loaded exceeds both thresholds).
+ * Returns 0, or -1 when no backend is healthy. */
+static int prefix_guard(const llmc_prefix_router *r, const int *load, const int *healthy, int *ok)
 {
-    if (!r || !load || (!key && len))
-        return LLMC_EINVAL;
     int lo = 0, any = 0;
     for (int b = 0; b < r->n; b++) {
         if (healthy && !healthy[b])
@@ -465,6 +465,66 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
         any = 1;
     }
     if (!any)
+        return -1;
+    for (int b = 0; b < r->n; b++)
+        ok[b] = (!healthy || healthy[b]) &&
+                !(load[b] - lo > r->p.balance_abs_threshold &&
+                  (double)load[b] > (double)lo * r->p.balance_rel_threshold);
+    return 0;
+}
+
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, uint64_t tie, const int *load,
+                           const int *healthy)
+{
+    if (!r || !held || !load)
+        return LLMC_EINVAL;
+    int ok[LLMC_PREFIX_MAX_BACKENDS];
+    if (prefix_guard(r, load, healthy, ok))
+        return LLMC_ENOTFOUND;
+    size_t best = 0, best_any = 0;
+    for (int b = 0; b < r->n; b++) {
+        if (healthy && !healthy[b])
+            continue;
+        if (held[b] > best_any)
+            best_any = held[b];
+        if (ok[b] && held[b] > best)
+            best = held[b];
+    }
+    if (!best_any)
+        return LLMC_ENOTFOUND;
+    r->st.routed++;
+    r->st.precise++;
+    if (!best) {
+        r->st.balance++;
+        return prefix_least_loaded(r, load, healthy);
+    }
+    /* among equal holders a rendezvous hash of (tie, backend), not the least
+     * loaded: gateways see the same events but not each other's loads, so
+     * they agree and keep a prefix on one engine (the load guard above still
+     * spills it), while different prefixes spread over the holders */
+    int pick = -1;
+    uint64_t top = 0;
+    for (int b = 0; b < r->n; b++) {
+        if (!ok[b] || held[b] != best)
+            continue;
+        uint64_t v = (tie ^ ((uint64_t)b + 1) * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+        v ^= v >> 31;
+        if (pick < 0 || v > top) {
+            pick = b;
+            top = v;
+        }
+    }
+    r->st.affinity++;
+    return pick;
+}
+
+int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
+                      const int *healthy)
+{
+    if (!r || !load || (!key && len))
+        return LLMC_EINVAL;
+    int ok[LLMC_PREFIX_MAX_BACKENDS];
+    if (prefix_guard(r, load, healthy, ok))
         return LLMC_ENOTFOUND;
     r->st.routed++;
     if (r->p.policy == LLMC_ROUTE_ROUND_ROBIN) {
@@ -478,13 +538,6 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
     }
     if (r->p.policy == LLMC_ROUTE_LEAST_LOADED)
         return prefix_least_loaded(r, load, healthy);
-    /* SGLang's imbalance test, applied per backend: b is overloaded when its
-     * gap to the least loaded exceeds both thresholds */
-    int ok[LLMC_PREFIX_MAX_BACKENDS];
-    for (int b = 0; b < r->n; b++)
-        ok[b] = (!healthy || healthy[b]) &&
-                !(load[b] - lo > r->p.balance_abs_threshold &&
-                  (double)load[b] > (double)lo * r->p.balance_rel_threshold);
     size_t matched[LLMC_PREFIX_MAX_BACKENDS];
     uint64_t stamps[LLMC_PREFIX_MAX_BACKENDS];
     if (len > r->p.max_key_bytes)

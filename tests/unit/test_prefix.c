@@ -349,6 +349,50 @@ static void test_memory_bound(void)
     llmc_prefix_router_free(r);
 }
 
+/* Routing on held blocks (from KV events): the longest run wins, the load
+ * guard still applies, ties go the same way for the same tie value (two
+ * gateways agree) and spread over holders for different ones, and nobody
+ * holding anything is left to the caller's fallback. */
+static void test_route_held(void)
+{
+    llmc_prefix_params p = llmc_prefix_default_params();
+    p.balance_abs_threshold = 2;
+    llmc_prefix_router *r = llmc_prefix_router_new(&p, 4, NULL);
+    int load[4] = {0, 0, 0, 0};
+    size_t none[4] = {0, 0, 0, 0}, held[4] = {1, 5, 3, 0};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, none, 7, load, NULL), LLMC_ENOTFOUND);
+    llmc_prefix_stats st;
+    llmc_prefix_get_stats(r, &st);
+    CHECK_EQ_INT(st.routed, 0);
+    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 7, load, NULL), 1);
+    int healthy[4] = {1, 0, 1, 1};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 7, load, healthy), 2);
+    /* 1 is overloaded (4 - 0 > 2 and 4 > 0): the next longest holder */
+    load[1] = 4;
+    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 7, load, NULL), 2);
+    /* only overloaded backends hold it: the least loaded */
+    size_t only1[4] = {0, 5, 0, 0};
+    load[0] = 1;
+    CHECK_EQ_INT(llmc_prefix_route_held(r, only1, 7, load, NULL), 2);
+    /* ties: the same answer for the same tie whatever the loads ... */
+    size_t tie[4] = {3, 3, 3, 3};
+    int l0[4] = {0, 0, 0, 0}, l1[4] = {2, 1, 0, 2};
+    int seen[4] = {0, 0, 0, 0};
+    for (uint64_t t = 1; t <= 400; t++) {
+        int a = llmc_prefix_route_held(r, tie, t * 0x12345ull, l0, NULL);
+        CHECK_EQ_INT(llmc_prefix_route_held(r, tie, t * 0x12345ull, l1, NULL), a);
+        if (a >= 0)
+            seen[a]++;
+    }
+    /* ... and spread over the holders across different prompts */
+    for (int b = 0; b < 4; b++)
+        CHECK(seen[b] > 60);
+    llmc_prefix_get_stats(r, &st);
+    CHECK_EQ_INT(st.precise, st.routed);
+    CHECK(st.balance >= 1);
+    llmc_prefix_router_free(r);
+}
+
 int main(void)
 {
     test_defaults_and_args();
@@ -360,5 +404,6 @@ int main(void)
     test_against_brute_force();
     test_aging_and_forget();
     test_memory_bound();
+    test_route_held();
     return UNIT_DONE();
 }
