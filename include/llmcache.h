@@ -1138,14 +1138,19 @@ void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
  * many leading blocks of the request's prompt backend i holds (from its KV
  * events, llmc_kvindex_match). The same load guard as llmc_prefix_route:
  * among healthy backends that are not overloaded, the one holding the most
- * blocks (ties: a rendezvous hash of tie, e.g. the prompt's first block
- * hash, and the backend, so that gateways seeing the same events agree
- * whatever their own loads); when only overloaded backends hold any, the
- * least loaded (a "balance" decision). Returns LLMC_ENOTFOUND, counting
- * nothing, when no healthy backend holds a block (the caller falls back to
- * llmc_prefix_route) or none is healthy. */
-int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, uint64_t tie,
-                           const int *load, const int *healthy);
+ * blocks (ties: the least loaded, then a rendezvous hash of tie, e.g. the
+ * prompt's first block hash, and the backend, so that gateways seeing the
+ * same events and loads agree); when the backends that are not overloaded
+ * hold less than half of the longest run, the least loaded (a "balance"
+ * decision). When no healthy backend holds a
+ * block (a new prefix) and total is given (total[i]: all the blocks
+ * backend i holds), the backend with the fewest among those not
+ * overloaded (SGLang's smallest tree, from real trees; ties by the
+ * rendezvous hash): a "miss" decision. Returns LLMC_ENOTFOUND, counting
+ * nothing, when nobody holds a block and total is NULL (the caller falls
+ * back to llmc_prefix_route), or when no backend is healthy. */
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, const size_t *total,
+                           uint64_t tie, const int *load, const int *healthy);
 
 /* ---- kvindex: which backend holds which block (from KV events) ----------
  *

@@ -109,6 +109,9 @@ static const opt opts[] = {
      "block hashes the KV event index keeps (about 64 bytes each at most)"},
     {"kv-tokenize-cache", OPT_INT, O(kv_tokenize_cache), "4096",
      "prompt prefixes whose tokens (from the backends' /tokenize) are kept for KV routing"},
+    {"kv-new-prefix", OPT_STR, O(kv_new_prefix), "tree",
+     "with --kv-events, where a prompt no engine holds goes: tree (this gateway's tree, "
+     "then the least loaded) or smallest (the engine holding the fewest blocks)"},
     {"health-interval", OPT_MS, O(health_interval_ms), "2000",
      "health check and metrics scrape period of several upstreams, ms"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",

@@ -570,7 +570,8 @@ static size_t kvsub_cut(const char *key, size_t len)
     return last_nl ? last_nl : len;
 }
 
-int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, uint64_t *first)
+int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
+               uint64_t *first)
 {
     if (!k || !key || !len)
         return -1;
@@ -623,6 +624,10 @@ int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, uint64_t *fi
         for (long i = 0; i < got; i++)
             h64[i] = llmc_kvindex_hash64(h + i * LLMC_KV_HASH_LEN);
         llmc_kvindex_match(k->idx, h64, (size_t)got, held);
+        llmc_kvindex_stats st;
+        llmc_kvindex_get_stats(k->idx, &st);
+        for (int i = 0; i < k->n; i++)
+            total[i] = st.held[i];
         *first = h64[0];
         rc = 0;
     }

@@ -53,7 +53,8 @@ struct pool {
     pool_backend b[SRV_MAX_UPSTREAMS];
     pthread_mutex_t mu;
     llmc_prefix_router *router;
-    kvsub *kv; /* the engines' KV events (--kv-events), or NULL */
+    kvsub *kv;       /* the engines' KV events (--kv-events), or NULL */
+    int kv_smallest; /* --kv-new-prefix smallest */
     int policy;
     pthread_t th;
     int th_started;
@@ -207,6 +208,14 @@ pool *pool_new(srv *s, int *err)
         pool_free(p);
         return NULL;
     }
+    const char *np = s->cfg.kv_new_prefix ? s->cfg.kv_new_prefix : "tree";
+    if (strcmp(np, "tree") && strcmp(np, "smallest")) {
+        srv_log(LOG_ERROR, "kv-new-prefix: '%s' is not tree or smallest", np);
+        *err = LLMC_EINVAL;
+        pool_free(p);
+        return NULL;
+    }
+    p->kv_smallest = !strcmp(np, "smallest");
     return p;
 }
 
@@ -254,12 +263,14 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
         for (int i = 0; i < p->n; i++)
             ok[i] = i != avoid || p->n == 1;
     /* precise: what the engines say they hold (hashing outside the lock) */
-    size_t held[SRV_MAX_UPSTREAMS];
+    size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS];
     uint64_t first = 0;
     int precise = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len &&
-                  kvsub_held(p->kv, key, len, held, &first) == 0;
+                  kvsub_held(p->kv, key, len, held, total, &first) == 0;
     pthread_mutex_lock(&p->mu);
-    int r = precise ? llmc_prefix_route_held(p->router, held, first, load, ok) : LLMC_ENOTFOUND;
+    int r = precise ? llmc_prefix_route_held(p->router, held, p->kv_smallest ? total : NULL,
+                                             first, load, ok)
+                    : LLMC_ENOTFOUND;
     if (r < 0) /* no events for this prompt, or nobody holds a block: the tree */
         r = llmc_prefix_route(p->router, key ? key : "", key ? len : 0, load, ok);
     if (r < 0)

@@ -83,6 +83,7 @@ typedef struct srv_config {
     int n_kv_events;
     long long kv_index_max_blocks; /* distinct block hashes kept by the index */
     long long kv_tokenize_cache;   /* prompt prefixes whose tokens are kept */
+    char *kv_new_prefix;           /* "tree" or "smallest": where a prefix nobody holds goes */
 } srv_config;
 
 /* config.c */
@@ -263,9 +264,11 @@ int kvsub_start(kvsub *k);
 void kvsub_free(kvsub *k);
 /* held[i] = leading blocks of the prompt key[0..len) that backend i holds,
  * from its events: 0 when known, -1 when not (no tokens for this prompt
- * yet: queued for tokenization; or no events yet). *first: the prompt's
+ * yet: queued for tokenization; or no events yet). total[i]: all the
+ * blocks backend i holds. *first: the prompt's
  * first block hash (a tie-breaker all gateways share). Never blocks on I/O. */
-int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, uint64_t *first);
+int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
+               uint64_t *first);
 /* Backend i restarted: forget what it held. */
 void kvsub_forget(kvsub *k, int backend);
 void kvsub_write_json(kvsub *k, FILE *f);

@@ -25,7 +25,8 @@
  * probing, hash 0 = empty, an entry whose mask fell to 0 is a tombstone
  * until the next rebuild). It grows by doubling up to max_entries live
  * entries; beyond that a newly stored hash is dropped and counted
- * (dropped), so memory is bounded at about 32 bytes x max_entries. The
+ * (dropped), so memory is bounded at about 64 bytes x max_entries (16-byte
+ * slots, at most 1/4 live after a doubling). The
  * backends' counters (blocks held, events, batches) live beside it.
  *
  * Invariants: live == number of slots with mask != 0; for every backend b,

@@ -473,8 +473,15 @@ static int prefix_guard(const llmc_prefix_router *r, const int *load, const int 
     return 0;
 }
 
-int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, uint64_t tie, const int *load,
-                           const int *healthy)
+/* A rendezvous hash of (tie, b): the same order on every gateway. */
+static uint64_t prefix_rendezvous(uint64_t tie, int b)
+{
+    uint64_t v = (tie ^ ((uint64_t)b + 1) * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+    return v ^ (v >> 31);
+}
+
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, const size_t *total,
+                           uint64_t tie, const int *load, const int *healthy)
 {
     if (!r || !held || !load)
         return LLMC_EINVAL;
@@ -490,29 +497,43 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, uint64_t t
         if (ok[b] && held[b] > best)
             best = held[b];
     }
-    if (!best_any)
+    if (!best_any && !total)
         return LLMC_ENOTFOUND;
     r->st.routed++;
     r->st.precise++;
-    if (!best) {
+    if (!best_any) {
+        /* a new prefix: SGLang's "smallest tree", with the engines' real
+         * trees (blocks they hold) instead of this gateway's guesses, so
+         * every gateway sees the same sizes */
+        int pick = -1;
+        for (int b = 0; b < r->n; b++) {
+            if (!ok[b])
+                continue;
+            if (pick < 0 || total[b] < total[pick] ||
+                (total[b] == total[pick] &&
+                 prefix_rendezvous(tie, b) > prefix_rendezvous(tie, pick)))
+                pick = b;
+        }
+        r->st.miss++;
+        return pick;
+    }
+    /* The longest holder is overloaded and the others that are not hold less
+     * than half as much: spill to the least loaded, as the tree does, rather
+     * than to an engine that happens to hold the first block or two. */
+    if (!best || best * 2 < best_any) {
         r->st.balance++;
         return prefix_least_loaded(r, load, healthy);
     }
-    /* among equal holders a rendezvous hash of (tie, backend), not the least
-     * loaded: gateways see the same events but not each other's loads, so
-     * they agree and keep a prefix on one engine (the load guard above still
-     * spills it), while different prefixes spread over the holders */
+    /* among equal holders the least loaded, then a rendezvous hash of (tie,
+     * backend): gateways see the same events, and when loads are equal they
+     * agree, while different prefixes spread over the holders */
     int pick = -1;
-    uint64_t top = 0;
     for (int b = 0; b < r->n; b++) {
         if (!ok[b] || held[b] != best)
             continue;
-        uint64_t v = (tie ^ ((uint64_t)b + 1) * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
-        v ^= v >> 31;
-        if (pick < 0 || v > top) {
+        if (pick < 0 || load[b] < load[pick] ||
+            (load[b] == load[pick] && prefix_rendezvous(tie, b) > prefix_rendezvous(tie, pick)))
             pick = b;
-            top = v;
-        }
     }
     r->st.affinity++;
     return pick;
