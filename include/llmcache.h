@@ -1135,8 +1135,13 @@ void llmc_prefix_expire(llmc_prefix_router *r);
 
 void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
 /* Choose a backend from what each backend is known to hold: held[i] = how
- * many leading blocks of the request's prompt backend i holds (from its KV
- * events, llmc_kvindex_match). The same load guard as llmc_prefix_route:
+ * many leading blocks of the request's prompt (n_blocks in all) backend i
+ * holds (from its KV events, llmc_kvindex_match). Only a run longer than
+ * match_threshold x n_blocks, and longer than what every backend holds (a
+ * preamble all prompts share), decides; otherwise LLMC_ENOTFOUND and the
+ * caller's tree decides (it keeps a prefix where it was sent, which under
+ * eviction beats chasing a few leftover blocks). The same load guard as
+ * llmc_prefix_route:
  * among healthy backends that are not overloaded, the one holding the most
  * blocks (ties: the least loaded, then a rendezvous hash of tie, e.g. the
  * prompt's first block hash, and the backend, so that gateways seeing the
@@ -1149,8 +1154,9 @@ void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
  * rendezvous hash): a "miss" decision. Returns LLMC_ENOTFOUND, counting
  * nothing, when nobody holds a block and total is NULL (the caller falls
  * back to llmc_prefix_route), or when no backend is healthy. */
-int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, const size_t *total,
-                           uint64_t tie, const int *load, const int *healthy);
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
+                           const size_t *total, uint64_t tie, const int *load,
+                           const int *healthy);
 
 /* ---- kvindex: which backend holds which block (from KV events) ----------
  *

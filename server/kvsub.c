@@ -387,21 +387,6 @@ static void *kvsub_sub_main(void *arg)
 
 /* ---- tokenizer thread and the token cache -------------------------------------- */
 
-static size_t kvsub_sink(char *buf, size_t size, size_t n, void *arg)
-{
-    char **acc = arg;
-    size_t len = size * n, cur = *acc ? strlen(*acc) : 0;
-    if (cur + len > (8u << 20))
-        return 0;
-    char *nb = realloc(*acc, cur + len + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + cur, buf, len);
-    nb[cur + len] = 0;
-    *acc = nb;
-    return len;
-}
-
 /* POST /tokenize on backend b; tokens (malloc'd) and their count, or -1. */
 static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *text, size_t len, int32_t **out)
 {
@@ -421,7 +406,7 @@ static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *text, size_t le
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, kvsub_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pool_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -629,13 +614,13 @@ int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *tota
         for (int i = 0; i < k->n; i++)
             total[i] = st.held[i];
         *first = h64[0];
-        rc = 0;
+        rc = (int)got;
     }
     free(h);
     free(h64);
     pthread_mutex_lock(&k->mu);
     k->hash_sec += kvsub_now() - t0;
-    if (rc == 0)
+    if (rc > 0)
         k->held_known++;
     else
         k->held_unknown++;

@@ -73,7 +73,7 @@ int pool_count(pool *p)
     return p->n;
 }
 
-static size_t pool_sink(char *buf, size_t size, size_t n, void *arg)
+size_t pool_sink(char *buf, size_t size, size_t n, void *arg)
 {
     char **acc = arg;
     size_t len = size * n, cur = *acc ? strlen(*acc) : 0;
@@ -265,12 +265,13 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
     /* precise: what the engines say they hold (hashing outside the lock) */
     size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS];
     uint64_t first = 0;
-    int precise = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len &&
-                  kvsub_held(p->kv, key, len, held, total, &first) == 0;
+    int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len
+                 ? kvsub_held(p->kv, key, len, held, total, &first)
+                 : -1;
     pthread_mutex_lock(&p->mu);
-    int r = precise ? llmc_prefix_route_held(p->router, held, p->kv_smallest ? total : NULL,
-                                             first, load, ok)
-                    : LLMC_ENOTFOUND;
+    int r = nb > 0 ? llmc_prefix_route_held(p->router, held, (size_t)nb,
+                                            p->kv_smallest ? total : NULL, first, load, ok)
+                   : LLMC_ENOTFOUND;
     if (r < 0) /* no events for this prompt, or nobody holds a block: the tree */
         r = llmc_prefix_route(p->router, key ? key : "", key ? len : 0, load, ok);
     if (r < 0)

@@ -255,6 +255,9 @@ void pool_begin(pool *p, int backend);
 void pool_end(pool *p, int backend, int refused);
 void pool_write_json(pool *p, FILE *f);
 void pool_write_prometheus(pool *p, FILE *f);
+/* libcurl write callback: appends to the NUL-terminated malloc'd string at
+ * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
+size_t pool_sink(char *buf, size_t size, size_t n, void *arg);
 
 /* kvsub.c — the engines' KV events, for precise prefix routing (used by
  * pool.c only). NULL from kvsub_new with *err 0 when none is configured. */
@@ -263,7 +266,8 @@ kvsub *kvsub_new(srv *s, int n_backends, int *err);
 int kvsub_start(kvsub *k);
 void kvsub_free(kvsub *k);
 /* held[i] = leading blocks of the prompt key[0..len) that backend i holds,
- * from its events: 0 when known, -1 when not (no tokens for this prompt
+ * from its events: the number of blocks of the prompt hashed (> 0) when
+ * known, -1 when not (no tokens for this prompt
  * yet: queued for tokenization; or no events yet). total[i]: all the
  * blocks backend i holds. *first: the prompt's
  * first block hash (a tie-breaker all gateways share). Never blocks on I/O. */

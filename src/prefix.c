@@ -480,15 +480,15 @@ static uint64_t prefix_rendezvous(uint64_t tie, int b)
     return v ^ (v >> 31);
 }
 
-int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, const size_t *total,
-                           uint64_t tie, const int *load, const int *healthy)
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
+                           const size_t *total, uint64_t tie, const int *load, const int *healthy)
 {
     if (!r || !held || !load)
         return LLMC_EINVAL;
     int ok[LLMC_PREFIX_MAX_BACKENDS];
     if (prefix_guard(r, load, healthy, ok))
         return LLMC_ENOTFOUND;
-    size_t best = 0, best_any = 0;
+    size_t best = 0, best_any = 0, floor = SIZE_MAX;
     for (int b = 0; b < r->n; b++) {
         if (healthy && !healthy[b])
             continue;
@@ -496,7 +496,15 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, const size
             best_any = held[b];
         if (ok[b] && held[b] > best)
             best = held[b];
+        if (held[b] < floor)
+            floor = held[b];
     }
+    /* A run every backend holds (a preamble all prompts share) says nothing,
+     * and a run shorter than match_threshold of the prompt's blocks is worth
+     * less than staying where the prefix was sent (the tree's stickiness):
+     * both are left to the caller's tree. */
+    if (best_any && (best_any <= floor || (double)best_any <= r->p.match_threshold * (double)n_blocks))
+        return LLMC_ENOTFOUND;
     if (!best_any && !total)
         return LLMC_ENOTFOUND;
     r->st.routed++;
