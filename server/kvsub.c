@@ -555,8 +555,7 @@ static size_t kvsub_cut(const char *key, size_t len)
     return last_nl ? last_nl : len;
 }
 
-int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
-               uint64_t *first)
+int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total, uint64_t *first)
 {
     if (!k || !key || !len)
         return -1;

@@ -503,13 +503,12 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_b
      * and a run shorter than match_threshold of the prompt's blocks is worth
      * less than staying where the prefix was sent (the tree's stickiness):
      * both are left to the caller's tree. */
-    if (best_any && (best_any <= floor || (double)best_any <= r->p.match_threshold * (double)n_blocks))
-        return LLMC_ENOTFOUND;
-    if (!best_any && !total)
+    int fresh = best_any <= floor; /* nobody holds more than the common preamble */
+    if (fresh ? !total : (double)best_any <= r->p.match_threshold * (double)n_blocks)
         return LLMC_ENOTFOUND;
     r->st.routed++;
     r->st.precise++;
-    if (!best_any) {
+    if (fresh) {
         /* a new prefix: SGLang's "smallest tree", with the engines' real
          * trees (blocks they hold) instead of this gateway's guesses, so
          * every gateway sees the same sizes */

@@ -85,10 +85,8 @@ typedef struct {
 } mode_t_;
 #define NM 5
 static const mode_t_ modes[NM] = {
-    {"round-robin", "round-robin", 0, 1},
-    {"least-loaded", "least-loaded", 0, 1},
-    {"approximate", "prefix-affinity", 0, 1},
-    {"precise", "prefix-affinity", 1, 1},
+    {"round-robin", "round-robin", 0, 1},       {"least-loaded", "least-loaded", 0, 1},
+    {"approximate", "prefix-affinity", 0, 1},   {"precise", "prefix-affinity", 1, 1},
     {"precise x2 gw", "prefix-affinity", 1, 2},
 };
 
@@ -362,10 +360,14 @@ static int run_policy(const setup_t *su, int mode, char **bodies, int n_reqs, re
             av[a++] = "--kv-new-prefix";
             av[a++] = (char *)su->new_prefix;
         }
-        char *rest[] = {"--route-policy", (char *)md->policy, "--route-balance-abs", abs_s,
-                        "--route-balance-rel", rel_s, "--semantic", "no", "--persist", "no",
-                        "--data-dir", (char *)su->tmpdir, "--admin-token", TOKEN, "--log-level",
-                        "warn"};
+        char *rest[] = {"--route-policy",      (char *)md->policy,
+                        "--route-balance-abs", abs_s,
+                        "--route-balance-rel", rel_s,
+                        "--semantic",          "no",
+                        "--persist",           "no",
+                        "--data-dir",          (char *)su->tmpdir,
+                        "--admin-token",       TOKEN,
+                        "--log-level",         "warn"};
         for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
             av[a++] = rest[i];
         av[a] = NULL;
@@ -464,7 +466,9 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    setup_t su = {argv[1], argv[2], argv[3], NULL, getenv("KV_NEW_PREFIX"), getenv("KV_BENCH_MODES"), 512, 8, 5, 48, 1.5};
+    setup_t su = {
+        argv[1], argv[2], argv[3], NULL, getenv("KV_NEW_PREFIX"), getenv("KV_BENCH_MODES"), 512,
+        8,       5,       48,      1.5};
     int n_reqs = argc > 4 ? atoi(argv[4]) : 400;
     if (argc > 5)
         su.clients = atoi(argv[5]);
@@ -494,8 +498,7 @@ int main(int argc, char **argv)
     if (argc > 8)
         su.bal_rel = atof(argv[8]);
     if (n_reqs < 10 || su.clients < 1 || su.clients > 64 || su.nb < 40 || su.nb_evict < 40 ||
-        su.bal_abs < 1 ||
-        su.bal_rel <= 0) {
+        su.bal_abs < 1 || su.bal_rel <= 0) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
