@@ -231,6 +231,7 @@ void sem_embed_params(srv *s, llmc_embed_params *ep)
     ep->url = s->cfg.embed_url;
     ep->model = s->cfg.embed_model;
     ep->api_key = s->cfg.embed_key;
+    ep->query_prefix = s->cfg.embed_query_prefix;
 }
 
 int sem_start(srv *s)
