@@ -10,48 +10,17 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startKvEngine, stopProc, haveEngine, ENGINE, MODEL, TOK } from './kvengine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const BUILD = process.env.LLMCACHED_BUILD || path.resolve('build/rel');
-const DATA = process.env.LLMC_SHARED_DATA || path.resolve('../shared/data');
-const MODEL = path.join(DATA, 'models/stories260K.bin');
-const TOK = path.join(DATA, 'models/tok512.bin');
-const ENGINE = path.join(BUILD, 'llmcached-engine');
 const SUB = path.join(here, 'kv_events_sub.py');
 // Debian's interpreter, where python3-zmq and python3-msgpack install (a
 // python3 earlier on PATH, e.g. pyenv's, would not see them)
 const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const havePy = spawnSync(PY, ['-c', 'import zmq, msgpack']).status === 0;
-const haveAll = existsSync(MODEL) && existsSync(TOK) && existsSync(ENGINE) && havePy;
-const skip = haveAll ? false : `skip: needs ${ENGINE}, the test model and python3-zmq/msgpack`;
+const skip = haveEngine && havePy ? false : `skip: needs ${ENGINE}, the test model and python3-zmq/msgpack`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export async function startEngine(extra = []) {
-  const p = spawn(ENGINE, ['--model', MODEL, '--tokenizer', TOK, '--listen', '127.0.0.1:0',
-    '--workers', '2', '--kv-events', 'tcp://127.0.0.1:*', '--kv-events-replay',
-    'tcp://127.0.0.1:*', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  p.stderr.on('data', (d) => { err += d; });
-  const r = await new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error('engine did not start: ' + err)), 20000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      const k = out.match(/kv events on (\S+) replay (\S+)/);
-      if (m && k) { clearTimeout(t); resolve({ port: Number(m[1]), pub: k[1], replay: k[2] }); }
-    });
-    p.on('exit', (code) => { clearTimeout(t); reject(new Error(`engine exited ${code}: ${err}`)); });
-  });
-  return { proc: p, base: `http://127.0.0.1:${r.port}`, pub: r.pub, replay: r.replay };
-}
-
-export async function stopProc(p) {
-  if (!p || p.exitCode !== null) return;
-  const done = new Promise((r) => p.on('exit', r));
-  p.kill('SIGTERM');
-  await done;
-}
+const startEngine = (extra) => startKvEngine(['--workers', '2', ...extra]);
 
 // The independent subscriber: collects decoded batches.
 async function subscribe(e) {
@@ -115,7 +84,7 @@ const PROMPT = 'Once upon a time, there was a little dog named Max. Max liked to
   + 'with his friend Tim. One day, Max found a big red ball under a tree.';
 
 let eng, sub;
-before(async () => { if (haveAll) { eng = await startEngine(['--num-blocks', '24']); sub = await subscribe(eng); } });
+before(async () => { if (!skip) { eng = await startEngine(['--num-blocks', '24']); sub = await subscribe(eng); } });
 after(async () => { if (sub) sub.proc.stdin.end(); await stopProc(sub?.proc); await stopProc(eng?.proc); });
 
 test('BlockStored carries the prompt blocks: hashes = block-hash rule over /tokenize', { skip }, async () => {

@@ -5,40 +5,13 @@
 // agree, and bad --kv-events options stop the daemon with a clear message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { startDaemon, request, buildDir, daemonPath, sleep } from './helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { startDaemon, request, daemonPath, sleep } from './helpers.mjs';
+import { startKvEngine, stopProc, haveEngine, ENGINE } from './kvengine.mjs';
 
-const DATA = process.env.LLMC_SHARED_DATA || path.resolve('../shared/data');
-const MODEL = path.join(DATA, 'models/stories260K.bin');
-const TOK = path.join(DATA, 'models/tok512.bin');
-const BIN = path.join(buildDir(), 'llmcached-engine');
-const skip = existsSync(MODEL) && existsSync(TOK) && existsSync(BIN) ? false
-  : `needs ${BIN} and the test model in ${DATA}/models`;
-
-async function startEngine() {
-  const p = spawn(BIN, ['--model', MODEL, '--tokenizer', TOK, '--listen', '127.0.0.1:0', '--workers', '1',
-    '--num-blocks', '48', '--kv-events', 'tcp://127.0.0.1:*', '--kv-events-replay', 'tcp://127.0.0.1:*'],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error('engine did not start')), 20000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      const k = out.match(/kv events on (\S+) replay (\S+)/);
-      if (m && k) { clearTimeout(t); resolve({ proc: p, base: `http://127.0.0.1:${m[1]}`, pub: k[1], replay: k[2] }); }
-    });
-    p.on('exit', (c) => { clearTimeout(t); reject(new Error(`engine exited ${c}`)); });
-  });
-}
-const stop = async (e) => {
-  if (e.proc.exitCode !== null || e.proc.signalCode) return;
-  const done = new Promise((r) => e.proc.on('exit', r));
-  e.proc.kill('SIGTERM');
-  await done;
-};
+const skip = haveEngine ? false : `needs ${ENGINE} and the test model`;
+const startEngine = () => startKvEngine(['--workers', '1', '--num-blocks', '48']);
+const stop = (e) => stopProc(e.proc);
 
 let engines = [];
 const gateways = [];
