@@ -232,6 +232,7 @@ void sem_embed_params(srv *s, llmc_embed_params *ep)
     ep->model = s->cfg.embed_model;
     ep->api_key = s->cfg.embed_key;
     ep->query_prefix = s->cfg.embed_query_prefix;
+    ep->precision = s->cfg.embed_precision;
 }
 
 int sem_start(srv *s)
@@ -303,9 +304,10 @@ int sem_start(srv *s)
         arg[1] = p->em[i];
         pthread_create(&p->th[i], NULL, sem_worker, arg);
     }
-    srv_log(LOG_INFO, "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, "
+    srv_log(LOG_INFO, "semantic tier on: embedder %s (%zu-d, %s), %d worker(s), threshold %.3f, "
                       "query %s, guard synonyms %s, %zu entries indexed",
-            llmc_semantic_model(s->sem), sp.index.dim, n, sp.threshold,
+            llmc_semantic_model(s->sem), sp.index.dim, llmc_embedder_precision(p->em[0]), n,
+            sp.threshold,
             s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
             llmc_semantic_count(s->sem));
     return 0;
