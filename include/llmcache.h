@@ -166,6 +166,10 @@ typedef struct {
     uint32_t prompt_tokens, completion_tokens; /* from usage, 0 if absent */
     int has_tool_calls; /* tool_calls / function_call in a choice */
     int truncated;      /* a choice ended with finish_reason "length" */
+    /* Appended: what the policy's look at the answer needs, so that it
+     * works on this parse instead of parsing the body again. */
+    int refused;  /* finish_reason content_filter/refusal, or a refusal message */
+    int has_code; /* a ``` or ~~~ code fence in a choice's text */
 } llmc_resp_info;
 
 /* Check a complete JSON response for endpoint ep and fill info. Returns 0,
@@ -689,6 +693,12 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
                                size_t len, int is_stream_assembled,
                                llmc_policy_decision *inout);
 
+/* The same check on an answer already parsed by llmc_resp_parse or
+ * llmc_resp_from_sse (info): what llmc_cache_put uses, so that a body is
+ * parsed once. Same rules, same reasons, same return values. */
+int llmc_policy_check_answer(const llmc_policy *pol, int http_status, const llmc_resp_info *info,
+                             llmc_policy_decision *inout);
+
 /* The configured personalisation header name ("" when none), for the
  * gateway to read that header into llmc_policy_request.personal. Owned by
  * pol, valid until llmc_policy_free(). */
@@ -795,6 +805,8 @@ enum {
     LLMC_GUARD_OVERLAP = 1u << 3,
     LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
     LLMC_GUARD_UNMATCHED = 1u << 5, /* too much (rare) content on one side only */
+    LLMC_GUARD_OPPOSITE = 1u << 6,  /* one side says on, enable, open...; the other
+                                       off, disable, close... */
 };
 
 typedef struct {
@@ -803,11 +815,16 @@ typedef struct {
     double overlap;         /* content-token overlap measured, in [0,1] */
     int entity_missing;     /* entities of either side absent from the other */
     const char *reason;     /* static: "ok", "number", "negation", "entity",
-                               "substitution", "overlap", "unmatched" */
+                               "substitution", "overlap", "unmatched",
+                               "opposite" */
     double unmatched;       /* rarity-weighted share of content one side lacks */
     double lacked[2];       /* of that, the weight of the query's [0] and the
                                candidate's [1] content the other side lacks */
     double content[2];      /* the weight of all of each side's content */
+    /* Appended. */
+    char detail[64];        /* what a user is told on a refusal: "number 2 vs 3",
+                               "entity paris vs london", "negation 'not' on one
+                               side only", or the reason; "" on accept */
 } llmc_guard_result;
 
 /* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be
@@ -859,7 +876,27 @@ typedef struct {
                                 when dir/index.noun exists; NULL or missing:
                                 no synonyms. Ignored when guard_params.lexicon
                                 is set. */
+    int agree;               /* when a second candidate passes within margin:
+                                0 always ambiguous; 1 not when the two hold the
+                                same answer; 2 nor when their stored questions
+                                are paraphrases of each other by this decision
+                                (semantic.c says which default was measured) */
 } llmc_semantic_params;
+
+/* Why a lookup served or did not (llmc_semantic_result.kind): a bounded
+ * set, so that a daemon can count them as metric labels. SKIPPED is never
+ * returned by the library: a caller that did not look up (an overloaded
+ * encoder) reports it with the same vocabulary. */
+typedef enum {
+    LLMC_SEM_HIT = 0,
+    LLMC_SEM_EMPTY,     /* nothing indexed in the partition */
+    LLMC_SEM_BELOW,     /* best candidate below the bar: similarity < needed */
+    LLMC_SEM_GUARD,     /* the guard refused the best candidate: guard_detail */
+    LLMC_SEM_AMBIGUOUS, /* two candidates that disagree passed, as close */
+    LLMC_SEM_FLOOR,     /* the entry answered such a query differently before */
+    LLMC_SEM_SKIPPED,   /* not looked up (the caller's reason) */
+    LLMC_SEM_KINDS
+} llmc_semantic_kind;
 
 typedef struct {
     double similarity;    /* cosine of the candidate served / best examined */
@@ -867,7 +904,26 @@ typedef struct {
     int guard_rejected;   /* of those, how many the guard turned away */
     const char *reason;   /* static: "hit", "empty", "below-threshold", "guard",
                              "ambiguous", "learned-floor" */
+    /* Appended: the structured reason a daemon formats for its users. */
+    llmc_semantic_kind kind;
+    double needed;        /* BELOW: the bar the best candidate missed (the
+                             threshold, raised for short texts) */
+    char guard_detail[64]; /* GUARD: llmc_guard_result.detail of the best
+                             candidate ("number 2 vs 3") */
+    int agreed;           /* HIT: other passing candidates that agreed with the
+                             one served (same answer, or paraphrases of it) */
 } llmc_semantic_result;
+
+/* Static label of a kind for metrics: "hit", "empty_partition",
+ * "below_threshold", "guard", "ambiguous", "learned_floor", "skipped". */
+const char *llmc_semantic_kind_name(llmc_semantic_kind k);
+
+/* Embed n query texts as the semantic tier compares them: each is first
+ * normalised (llmc_normalize; a text that normalises to nothing is embedded
+ * as written), the same on store and on lookup. out holds n * dim floats.
+ * Returns 0 or the embedder's error (any failing text fails the call). */
+int llmc_semantic_embed_batch(llmc_embedder *em, const char *const *texts, const size_t *lens,
+                              size_t n, float *out);
 
 llmc_semantic_params llmc_semantic_default_params(void);
 llmc_semantic *llmc_semantic_new(const llmc_semantic_params *p, int *err);
@@ -890,8 +946,283 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
 size_t llmc_semantic_count(llmc_semantic *sem);
 const char *llmc_semantic_model(llmc_semantic *sem);
 
+
+/* ---- normalize: the text the semantic tier embeds (src/normalize.c) --
+ *
+ * NFKC with Unicode case folding (ICU), white space collapsed, trailing
+ * punctuation dropped, typographic apostrophes made plain, and common
+ * English contractions spelled out ("what's" -> "what is", "can't" ->
+ * "cannot", "doesn't" -> "does not"). Only embeddings see it: the guard
+ * compares the original text, where case carries meaning. Pure, thread-safe.
+ */
+/* Normalise text (len bytes of UTF-8, need not be NUL-terminated) into a
+ * new NUL-terminated string *out (malloc'd: the caller frees it) of
+ * *out_len bytes (out_len may be NULL); the result may be empty. Returns 0,
+ * LLMC_EUTF8 for invalid UTF-8, LLMC_EINVAL for NULL arguments, LLMC_ENOMEM. */
+int llmc_normalize(const char *text, size_t len, char **out, size_t *out_len);
+
 /* ==== end semantic =================================================== */
 
+/* ==== cache: the cache as one object ================================= */
+/* (section owned by src/cache.c, src/cache_sqlite.c)
+ *
+ * llmc_cache is what the daemon is, minus sockets and threads: one object
+ * that owns the exact-tier store, the semantic index, the store backend
+ * (persistence) and the policy, with calls in the shape of the request
+ * path:
+ *
+ *   llmc_cache_prepare       canonical form, exact key, partition, decision
+ *   llmc_cache_get_exact     the exact tier (TTL and max-age, one place)
+ *   llmc_cache_fetch         a near-cache miss asked of a remote backend
+ *   llmc_cache_get_semantic  the semantic tier (blocking; worker threads)
+ *   llmc_cache_put           an upstream answer: parsed once, checked by the
+ *                            policy, stored in memory, index and backend
+ *   llmc_cache_delete/_flush administration
+ *
+ * Every rule about what may be served (expiry, the client's max-age, the
+ * entry's exact-only flag) and what may be stored lives here; callers do
+ * not repeat it. Thread safety: every function may be called from any
+ * thread, except llmc_cache_enable_semantic and llmc_cache_free (before and
+ * after the threads that use the cache).
+ */
+typedef struct llmc_cache llmc_cache;
+
+/* Bytes and counters of a cache (llmc_cache_get_stats). */
+typedef struct {
+    llmc_store_stats store;     /* the in-memory (near) tier */
+    uint64_t puts;              /* answers stored */
+    uint64_t put_refused;       /* answers the checks or the store refused */
+    const char *backend;        /* static name of the backend ("memory", "sqlite", ...) */
+    int has_persist;            /* persist below is filled */
+    llmc_persist_stats persist; /* the SQLite backend's counters */
+    const char *semantic_model; /* NULL: semantic tier off; valid while the cache lives */
+    size_t semantic_indexed;    /* entries in the semantic index */
+} llmc_cache_stats;
+
+/*
+ * The store backend seam. The cache always keeps entries in its in-memory
+ * store; a backend is where they live beyond it. Today's backend is SQLite
+ * (src/cache_sqlite.c): a mirror of the memory store, written behind, read
+ * at start. A remote backend (Redis, shared by a fleet) is the source of
+ * truth with the memory store as a bounded near cache in front; its calls
+ * may complete asynchronously on the caller's event loop. Every op may be
+ * NULL (nothing to do). `be` is the backend's own state (params.backend_state).
+ */
+/* Completion of llmc_cache_fetch: rc 0 and e a new reference (release it),
+ * or rc < 0 (LLMC_ENOTFOUND: not there or too old; another code: the
+ * backend failed, treat as a miss) and e NULL. */
+typedef void (*llmc_cache_fetch_cb)(int rc, const llmc_entry_info *e, void *arg);
+
+typedef struct llmc_cache_backend_ops {
+    const char *name; /* static, for stats and logs */
+    /* 1: the memory store is a bounded near cache in front of a backend
+     * that holds more (Redis). Then the semantic index follows the backend
+     * (llmc_cache_notify_put/_delete), not the near cache's evictions.
+     * 0: the backend mirrors the memory store (SQLite). */
+    int near_cache;
+    /* At llmc_cache_new: fill the near cache `near` with what the backend
+     * holds that is live at now (a warm start; with llmc_store_put) and
+     * start any background work. May block (start-up). 0 or LLMC_E*. */
+    int (*load)(void *be, llmc_store *near, int64_t now);
+    /* Per event loop, before it serves: the backend's handle for fetches
+     * completing on that loop (`base` is the loop's struct event_base).
+     * NULL is a valid handle. */
+    void *(*loop_attach)(void *be, void *base);
+    void (*loop_detach)(void *be, void *loop);
+    /* A near-cache miss for key: start fetching it and return 0, then call
+     * done(rc, e, arg) exactly once, later, on `loop`'s thread (never from
+     * inside fetch); or return a negative code without calling done
+     * (LLMC_ENOTFOUND: nothing to fetch). e, when found, is the entry as
+     * the backend holds it (borrowed for the call); the cache copies it
+     * into the near cache and applies the age rules before its caller
+     * sees it. */
+    int (*fetch)(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN], llmc_cache_fetch_cb done,
+                 void *arg);
+    /* An entry was stored in the near cache by this instance (e is a
+     * reference valid for the call; take llmc_entry_ref to keep it). May
+     * queue the write and return at once; never blocks on the network. */
+    int (*put)(void *be, const llmc_entry_info *e);
+    /* e left the near cache (reason LLMC_RM_*), with the store's lock held:
+     * must not call back into the cache or the store. A mirror (SQLite)
+     * follows every removal but REPLACE; a source of truth ignores them
+     * (its deletes come through del/flush). */
+    void (*removed)(void *be, const llmc_entry_info *e, int reason);
+    /* This instance deletes a key / flushes a namespace (ns_hash != 0) or
+     * everything (all): asynchronous allowed. */
+    int (*del)(void *be, const uint8_t key[LLMC_KEY_LEN]);
+    void (*flush)(void *be, uint64_t ns_hash, int all);
+    /* Fill the backend's part of st (has_persist, persist, ...). */
+    void (*stats)(void *be, llmc_cache_stats *st);
+    /* Finish queued writes and free be. */
+    void (*close)(void *be);
+} llmc_cache_backend_ops;
+
+/* Store an entry already in hand (an import, a test, an evaluation):
+ * copied into memory, indexed when it has a vector of the index's model
+ * and is not exact-only, written to the backend. The caller's rules, not
+ * the policy's, decide that it may be stored. 0 or the llmc_store_put
+ * error. */
+int llmc_cache_insert(llmc_cache *c, const llmc_entry_info *e, int64_t now);
+
+/* What a backend calls when another instance inserted or deleted an entry:
+ * the near cache and the semantic index follow, and nothing is written back
+ * to the backend. Any thread (a remote backend calls them on the loop that
+ * reads its change stream). notify_put copies e; 0 or LLMC_E*. */
+int llmc_cache_notify_put(llmc_cache *c, const llmc_entry_info *e, int64_t now);
+void llmc_cache_notify_delete(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN]);
+
+typedef struct {
+    size_t max_bytes;          /* memory budget of the store (256 MiB) */
+    long long ttl_s;           /* TTL of an answer the policy gives none (3600) */
+    llmc_policy_params policy; /* the policy (llmc_policy_default_params) */
+    unsigned canon_flags;      /* LLMC_CANON_* bits for llmc_cache_prepare (0) */
+    /* The built-in backend: SQLite at persist_path (NULL: memory only). */
+    const char *persist_path;
+    int persist_sync;      /* commit each put before it returns (0) */
+    int flush_interval_ms; /* write-behind period (1000) */
+    /* Another backend instead (persist_path then ignored): ops must stay
+     * valid while the cache lives; backend_state is handed to ops->close. */
+    const llmc_cache_backend_ops *backend;
+    void *backend_state;
+    /* The built-in backend's llmc_persist_params.on_error (NULL: none). */
+    void (*persist_on_error)(int ok, const char *msg, uint64_t failures, void *arg);
+    void *persist_on_error_arg;
+} llmc_cache_params;
+
+llmc_cache_params llmc_cache_default_params(void);
+/* Create the cache: store, policy, backend (opened and loaded: a warm
+ * start). NULL on failure with *err set and a message in errbuf (errlen
+ * bytes; may be 0) — a foreign or corrupt SQLite file is refused, never
+ * rewritten. Free with llmc_cache_free (closes the backend: queued writes
+ * are finished). */
+llmc_cache *llmc_cache_new(const llmc_cache_params *p, int *err, char *errbuf, size_t errlen);
+void llmc_cache_free(llmc_cache *c);
+
+/* Turn the semantic tier on: create its index from p (dim and model must be
+ * the embedder's) and index every live entry that has a vector. Call
+ * before other threads use the cache. 0, LLMC_EEXIST (already on) or the
+ * llmc_semantic_new error. */
+int llmc_cache_enable_semantic(llmc_cache *c, const llmc_semantic_params *p);
+/* The embedder name the index holds vectors of, or NULL when off. */
+const char *llmc_cache_semantic_model(const llmc_cache *c);
+/* The personalisation header the policy reads ("" none): the caller puts
+ * its value in llmc_cache_request.personal. Valid while c lives. */
+const char *llmc_cache_personal_header(const llmc_cache *c);
+
+/* One request as the caller received it. Pointers are borrowed for the
+ * call; strings are NUL-terminated; NULL when absent. */
+typedef struct {
+    llmc_endpoint ep;
+    const char *body;
+    size_t len;
+    const char *authorization; /* Authorization header */
+    const char *ns;            /* namespace header */
+    int ns_shared;             /* ns is declared shared */
+    const char *personal;      /* the personalisation header's value */
+    const char *cache_control; /* Cache-Control header */
+    /* Headers that narrow the tenant (llmc_tenant_scope): who owns the
+     * answer (organization, project; ignored in a shared namespace) and
+     * what can change it (beta features). */
+    const char *organization; /* OpenAI-Organization */
+    const char *project;      /* OpenAI-Project */
+    const char *beta;         /* OpenAI-Beta */
+} llmc_cache_request;
+
+/* What llmc_cache_prepare makes of a request. Plain data but the two
+ * owned strings, which llmc_cache_prep_clear frees (a caller may take them
+ * over and set them to NULL). */
+typedef struct {
+    llmc_endpoint ep;
+    uint8_t key[LLMC_KEY_LEN]; /* exact key */
+    uint64_t partition;        /* semantic partition (first 8 bytes of its hash) */
+    uint64_t ns_hash;          /* namespace, for flush by namespace */
+    char model[128];
+    int stream;               /* the client asked for SSE (never for embeddings) */
+    llmc_policy_decision dec; /* lookup / store / semantic, TTL class, max_age_s */
+    long long ttl_s;          /* TTL an answer is stored with */
+    uint32_t entry_flags;     /* LLMC_ENTRY_* an answer is stored with */
+    char *query;              /* what the semantic tier embeds (owned), or NULL */
+    size_t query_len;
+    char *prompt; /* the prompt as text, the prefix router's key (owned), or NULL */
+    size_t prompt_len;
+} llmc_cache_prep;
+
+/* Canonicalise and decide. 0, or LLMC_EINVAL with a static message in *why
+ * (may be NULL) for a body that is not a valid request: nothing is
+ * touched then. The decision never fails a request (BYPASS at worst). On
+ * success clear *out with llmc_cache_prep_clear. */
+int llmc_cache_prepare(llmc_cache *c, const llmc_cache_request *r, llmc_cache_prep *out,
+                       const char **why);
+void llmc_cache_prep_clear(llmc_cache_prep *p);
+
+/* The exact tier: the live entry with key that is at most max_age_s old
+ * (-1: any age) at now, as a new reference in *out (release it). 0 or
+ * LLMC_ENOTFOUND (absent, expired, or older than the client accepts). The
+ * near cache only: never blocks, never waits on a remote backend. */
+int llmc_cache_get_exact(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], long max_age_s,
+                         int64_t now, const llmc_entry_info **out);
+
+/* Attach / detach an event loop (its struct event_base) for fetches that
+ * complete on it: returns the backend's handle for the loop (NULL is
+ * valid; the memory and SQLite backends need none). */
+void *llmc_cache_loop_attach(llmc_cache *c, void *base);
+void llmc_cache_loop_detach(llmc_cache *c, void *loop);
+/* After a near-cache miss: ask the backend. LLMC_ENOTFOUND at once when
+ * the backend has nothing to fetch (memory, SQLite: done is not called);
+ * 0 when started: done(rc, e, arg) is then called once, later, on loop's
+ * thread, with the same rules as llmc_cache_get_exact (the entry found is
+ * put in the near cache first). */
+int llmc_cache_fetch(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], long max_age_s,
+                     llmc_cache_fetch_cb done, void *arg);
+
+/* The semantic tier: the best entry in partition that may answer query
+ * (text of qlen bytes, vector vec from the embedder the index was made
+ * for), under the same age rules as llmc_cache_get_exact; threshold < 0:
+ * the index's default. 0 with a new reference in *out, LLMC_ENOTFOUND
+ * (res, may be NULL, says why: llmc_semantic_result reasons plus
+ * "too-old"), LLMC_ENOTSUP when the semantic tier is off. Blocks for the
+ * search (sub-millisecond): call it off the event loops. */
+int llmc_cache_get_semantic(llmc_cache *c, uint64_t partition, const float *vec, const char *query,
+                            size_t qlen, double threshold, long max_age_s, int64_t now,
+                            llmc_semantic_result *res, const llmc_entry_info **out);
+
+/* What llmc_cache_put made of an answer. */
+typedef struct {
+    char *json; /* the answer as one complete JSON body (malloc'd,
+                   NUL-terminated; the caller frees), NULL when unreadable */
+    size_t json_len;
+    llmc_resp_info info;
+    int stored;      /* 1: in memory, index (when it has a vector) and backend */
+    const char *why; /* static: why it was not stored, or NULL */
+} llmc_cache_answer;
+
+/*
+ * An upstream answer to the request p was prepared for: parse it once (an
+ * SSE stream when is_sse, assembled into JSON), let the policy look at it
+ * (status, tool calls, truncation, code), and when p->dec.store still
+ * allows, store it in memory, in the semantic index (with vec of dim
+ * floats and query, unless exact-only; vec may be NULL) and in the
+ * backend — together, or not at all. Returns 0 when the answer was read
+ * (ans->stored says whether it was stored, ans->why why not) or a negative
+ * code when it was not a well-formed answer (LLMC_EINVAL, LLMC_ENOTSUP:
+ * ans->json NULL) or could not be stored (LLMC_ETOOBIG, LLMC_ENOMEM:
+ * ans->json set). Nothing partial is ever stored.
+ */
+int llmc_cache_put(llmc_cache *c, const llmc_cache_prep *p, const float *vec, uint32_t dim,
+                   const char *query, int http_status, const char *body, size_t len, int is_sse,
+                   int64_t now, llmc_cache_answer *ans);
+
+/* Remove one entry (memory, index, backend): 0 or LLMC_ENOTFOUND. */
+int llmc_cache_delete(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN]);
+/* Remove a namespace's entries (ns_hash != 0) or all (all != 0); returns
+ * how many left the memory store. */
+size_t llmc_cache_flush(llmc_cache *c, uint64_t ns_hash, int all);
+/* Drop up to max entries expired at now (a background sweep; the request
+ * path never needs it). Returns how many. */
+size_t llmc_cache_expire(llmc_cache *c, int64_t now, size_t max);
+void llmc_cache_get_stats(llmc_cache *c, llmc_cache_stats *st);
+
+/* ==== end cache ====================================================== */
 
 /* ==== kvblock / prefix: KV prefix tier =============================== */
 /* (section owned by src/kvblock.c, src/prefix.c)
@@ -1036,6 +1367,32 @@ void llmc_kvpool_get_stats(llmc_kvpool *pool, llmc_kvpool_stats *st);
  * 0 or LLMC_ECORRUPT. For tests and debugging; takes the lock. */
 int llmc_kvpool_check(llmc_kvpool *pool);
 
+/* What the pool did to a cached block, for an engine that publishes its KV
+ * events (vLLM's BlockStored / BlockRemoved / AllBlocksCleared):
+ *   LLMC_KV_STORED   a full block was registered under hash (its KV is
+ *                    committed); parent is the previous block's hash or NULL
+ *                    for the first block; tokens[0..n_tokens) its token ids.
+ *   LLMC_KV_REMOVED  the block cached under hash was evicted (its id reused).
+ *   LLMC_KV_CLEARED  every cached hash was dropped (llmc_kvpool_reset).
+ * Pointers are valid only during the call. */
+enum { LLMC_KV_STORED = 1, LLMC_KV_REMOVED = 2, LLMC_KV_CLEARED = 3 };
+typedef struct {
+    int kind; /* LLMC_KV_* */
+    const uint8_t *hash, *parent;
+    const int32_t *tokens;
+    size_t n_tokens;
+} llmc_kv_event;
+/* Called under the pool's lock, in the order the pool changed: it must be
+ * quick and must not call back into the pool. */
+typedef void (*llmc_kv_listener)(void *ud, const llmc_kv_event *ev);
+/* Set (or with fn NULL remove) the pool's one listener. Set it before the
+ * pool is shared between threads. */
+void llmc_kvpool_set_listener(llmc_kvpool *pool, llmc_kv_listener fn, void *ud);
+/* Drop every cached hash (vLLM's reset_prefix_cache): only when no block is
+ * in use, so that nothing running loses blocks it attached. 0 (the listener
+ * sees LLMC_KV_CLEARED), or LLMC_EBUSY while a sequence holds blocks. */
+int llmc_kvpool_reset(llmc_kvpool *pool);
+
 /* ---- prefix: the prefix-affinity router --------------------------------
  *
  * Chooses which of n backends (engine replicas serving one model) gets a
@@ -1113,6 +1470,7 @@ typedef struct {
     size_t bytes;      /* memory held by the tree */
     size_t nodes;      /* tree nodes, root included */
     size_t held_bytes[LLMC_PREFIX_MAX_BACKENDS]; /* key bytes marked per backend */
+    uint64_t precise; /* llmc_prefix_route_held answers (also counted above) */
 } llmc_prefix_stats;
 
 llmc_prefix_params llmc_prefix_default_params(void);
@@ -1152,6 +1510,82 @@ int llmc_prefix_forget_backend(llmc_prefix_router *r, int backend);
 void llmc_prefix_expire(llmc_prefix_router *r);
 
 void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
+/* Choose a backend from what each backend is known to hold: held[i] = how
+ * many leading blocks of the request's prompt (n_blocks in all) backend i
+ * holds (from its KV events, llmc_kvindex_match). Only a run longer than
+ * match_threshold x n_blocks, and longer than what every backend holds (a
+ * preamble all prompts share), decides; otherwise LLMC_ENOTFOUND and the
+ * caller's tree decides (it keeps a prefix where it was sent, which under
+ * eviction beats chasing a few leftover blocks). The same load guard as
+ * llmc_prefix_route:
+ * among healthy backends that are not overloaded, the one holding the most
+ * blocks (ties: the least loaded, then a rendezvous hash of tie, e.g. the
+ * prompt's first block hash, and the backend, so that gateways seeing the
+ * same events and loads agree); when the backends that are not overloaded
+ * hold less than half of the longest run, the least loaded (a "balance"
+ * decision). When no healthy backend holds a
+ * block (a new prefix) and total is given (total[i]: all the blocks
+ * backend i holds), the backend with the fewest among those not
+ * overloaded (SGLang's smallest tree, from real trees; ties by the
+ * rendezvous hash): a "miss" decision. Returns LLMC_ENOTFOUND, counting
+ * nothing, when nobody holds a block and total is NULL (the caller falls
+ * back to llmc_prefix_route), or when no backend is healthy. */
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
+                           const size_t *total, uint64_t tie, const int *load,
+                           const int *healthy);
+
+/* ---- kvindex: which backend holds which block (from KV events) ----------
+ *
+ * Engines that publish KV events (vLLM's --kv-events-config, our engine's
+ * --kv-events) say which blocks they store and evict. The index folds
+ * those events into a map block hash -> backends, bounded in memory, so a
+ * router can ask how many leading blocks of a prompt each backend holds.
+ * Hashes are 64-bit: an engine's integer hash, or the last 8 bytes
+ * (big-endian) of a bytes hash; for our engine llmc_kvindex_hash64 of the
+ * chain hash (llmc_kv_hash_chain) gives the same value. The formats read
+ * are written down in src/kvindex.c. Thread-safe (one internal mutex).
+ */
+typedef struct llmc_kvindex llmc_kvindex;
+
+typedef struct {
+    size_t max_entries; /* distinct hashes kept (default 1M); beyond, new ones are dropped */
+} llmc_kvindex_params;
+
+typedef struct {
+    uint64_t batches, events;        /* applied */
+    uint64_t stored, removed;        /* block hashes in BlockStored / BlockRemoved */
+    uint64_t cleared;                /* AllBlocksCleared */
+    uint64_t malformed;              /* payloads refused whole */
+    uint64_t dropped;                /* stored hashes not kept: max_entries reached */
+    uint64_t matches;                /* llmc_kvindex_match calls */
+    size_t entries;                  /* distinct hashes held by some backend */
+    size_t bytes;                    /* memory held */
+    size_t held[LLMC_PREFIX_MAX_BACKENDS];     /* blocks per backend */
+    int block_size[LLMC_PREFIX_MAX_BACKENDS];  /* from BlockStored, 0 until seen */
+} llmc_kvindex_stats;
+
+llmc_kvindex_params llmc_kvindex_default_params(void);
+/* An empty index for n_backends (1..LLMC_PREFIX_MAX_BACKENDS). p NULL =
+ * defaults. NULL with *err set. */
+llmc_kvindex *llmc_kvindex_new(const llmc_kvindex_params *p, int n_backends, int *err);
+void llmc_kvindex_free(llmc_kvindex *x);
+/* Apply one KVEventBatch payload (msgpack) published by backend. Returns
+ * the number of events in it, or LLMC_ECORRUPT (nothing applied) when it
+ * is not a well-formed batch, LLMC_EINVAL on bad arguments. Unknown event
+ * kinds are skipped. */
+long llmc_kvindex_apply(llmc_kvindex *x, int backend, const void *payload, size_t len);
+/* Forget everything backend holds (it restarted, or its stream had a gap
+ * that replay could not fill). 0 or LLMC_EINVAL. */
+int llmc_kvindex_clear_backend(llmc_kvindex *x, int backend);
+/* For a prompt's chain of block hashes[0..n): held[i] = how many leading
+ * blocks backend i holds (held has one slot per backend). Returns the
+ * largest. */
+size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held);
+/* The 64-bit form of one of our chain hashes: its last 8 bytes, big-endian. */
+uint64_t llmc_kvindex_hash64(const uint8_t h[LLMC_KV_HASH_LEN]);
+/* The block size the backends announced (first one seen), or 0. */
+int llmc_kvindex_block_size(llmc_kvindex *x);
+void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st);
 /* ==== end prefix ===================================================== */
 
 

@@ -45,7 +45,7 @@ static void admin_reply(srv *s, struct evhttp_request *req, const char *ctype, c
 {
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, buf, len);
-    http_add_common_headers(s, req);
+    reply_common_headers(s, req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
@@ -56,8 +56,9 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    llmc_store_stats st;
-    llmc_store_get_stats(s->store, &st);
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
+    llmc_store_stats st = cst.store;
     fprintf(f, "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"demo_upstream\":%s,", LLMC_VERSION,
             (long long)(time(NULL) - s->started), s->demo ? "true" : "false");
     llmc_metrics_write_json(s->metrics, f);
@@ -77,13 +78,10 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         fputc(',', f);
         pool_write_json(s->upstreams, f);
     }
-    if (s->sem)
-        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", llmc_semantic_model(s->sem),
-                llmc_semantic_count(s->sem));
+    sem_write_json(s, f);
     verify_write_json(s, f);
-    if (s->persist) {
-        llmc_persist_stats ps;
-        llmc_persist_get_stats(s->persist, &ps);
+    if (cst.has_persist) {
+        llmc_persist_stats ps = cst.persist;
         fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
                    "\"errors\":%llu,\"queued\":%zu,\"loaded_at_start\":%llu,"
                    "\"retained\":%zu,\"retained_bytes\":%zu,\"lost\":%llu,"
@@ -105,8 +103,9 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     llmc_metrics_write_prometheus(s->metrics, f);
-    llmc_store_stats st;
-    llmc_store_get_stats(s->store, &st);
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
+    llmc_store_stats st = cst.store;
     fprintf(f, "# HELP llmcached_entries Entries in the exact tier.\n# TYPE llmcached_entries gauge\n"
                "llmcached_entries %zu\n"
                "# HELP llmcached_bytes Bytes charged to the memory budget.\n# TYPE llmcached_bytes gauge\n"
@@ -126,6 +125,18 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
             (unsigned long long)atomic_load(&s->coalesced));
     pool_write_prometheus(s->upstreams, f);
     verify_write_prometheus(s, f);
+    sem_write_prometheus(s, f);
+    if (cst.has_persist) { /* for the alert on persistence errors (contrib/prometheus) */
+        llmc_persist_stats ps = cst.persist;
+        fprintf(f,
+                "# HELP llmcached_persist_errors_total SQLite writes that failed.\n"
+                "# TYPE llmcached_persist_errors_total counter\n"
+                "llmcached_persist_errors_total %llu\n"
+                "# HELP llmcached_persist_queued Changes waiting for the writer.\n"
+                "# TYPE llmcached_persist_queued gauge\n"
+                "llmcached_persist_queued %zu\n",
+                (unsigned long long)ps.errors, ps.queued);
+    }
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);
@@ -154,13 +165,13 @@ int admin_static(srv *s, struct evhttp_request *req, const char *path)
     }
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 405, "method_not_allowed", "use GET");
+        reply_common_headers(s, req);
+        reply_error(req, 405, "method_not_allowed", "use GET");
         return 1;
     }
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_reference(b, body, len, NULL, NULL);
-    http_add_common_headers(s, req);
+    reply_common_headers(s, req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     evhttp_add_header(oh, "Content-Type", ctype);
     evhttp_add_header(oh, "Cache-Control", "no-cache");
@@ -173,15 +184,15 @@ int admin_static(srv *s, struct evhttp_request *req, const char *path)
 void admin_handle(srv *s, struct evhttp_request *req, const char *path)
 {
     if (!admin_authorized(s, req)) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 401, "unauthorized",
-                        "admin endpoints need the admin token (Authorization: Bearer TOKEN)");
+        reply_common_headers(s, req);
+        reply_error(req, 401, "unauthorized",
+                    "admin endpoints need the admin token (Authorization: Bearer TOKEN)");
         return;
     }
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (!strcmp(path, "/stats") || !strcmp(path, "/metrics")) {
         if (m != EVHTTP_REQ_GET) {
-            http_send_error(req, 405, "method_not_allowed", "use GET");
+            reply_error(req, 405, "method_not_allowed", "use GET");
             return;
         }
         if (path[1] == 's')
@@ -192,17 +203,17 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
     }
     if (!strncmp(path, "/admin/keys/", 12)) {
         if (m != EVHTTP_REQ_DELETE) {
-            http_send_error(req, 405, "method_not_allowed", "use DELETE");
+            reply_error(req, 405, "method_not_allowed", "use DELETE");
             return;
         }
         uint8_t key[LLMC_KEY_LEN];
         if (llmc_key_parse(path + 12, key)) {
-            http_send_error(req, 400, "invalid_request_error",
-                            "a key is 64 hex digits (the X-LLM-Cache-Key header)");
+            reply_error(req, 400, "invalid_request_error",
+                        "a key is 64 hex digits (the X-LLM-Cache-Key header)");
             return;
         }
-        if (llmc_store_delete(s->store, key)) {
-            http_send_error(req, 404, "not_found", "no entry with that key");
+        if (llmc_cache_delete(s->cache, key)) {
+            reply_error(req, 404, "not_found", "no entry with that key");
             return;
         }
         char msg[] = "{\"deleted\":1}\n";
@@ -211,28 +222,28 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
     }
     if (!strcmp(path, "/admin/flush")) {
         if (m != EVHTTP_REQ_POST) {
-            http_send_error(req, 405, "method_not_allowed", "use POST");
+            reply_error(req, 405, "method_not_allowed", "use POST");
             return;
         }
         struct evkeyvalq q;
         const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
         memset(&q, 0, sizeof q);
         if (!qs || evhttp_parse_query_str(qs, &q)) {
-            http_send_error(req, 400, "invalid_request_error",
-                            "say what to flush: ?namespace=NAME or ?all=1");
+            reply_error(req, 400, "invalid_request_error",
+                        "say what to flush: ?namespace=NAME or ?all=1");
             return;
         }
         const char *ns = evhttp_find_header(&q, "namespace");
         const char *all = evhttp_find_header(&q, "all");
         size_t n;
         if (ns && *ns)
-            n = llmc_store_flush(s->store, llmc_namespace_hash(ns), 0);
+            n = llmc_cache_flush(s->cache, llmc_namespace_hash(ns), 0);
         else if (all && !strcmp(all, "1"))
-            n = llmc_store_flush(s->store, 0, 1);
+            n = llmc_cache_flush(s->cache, 0, 1);
         else {
             evhttp_clear_headers(&q);
-            http_send_error(req, 400, "invalid_request_error",
-                            "say what to flush: ?namespace=NAME or ?all=1");
+            reply_error(req, 400, "invalid_request_error",
+                        "say what to flush: ?namespace=NAME or ?all=1");
             return;
         }
         evhttp_clear_headers(&q);
@@ -241,5 +252,5 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
         admin_reply(s, req, "application/json", msg, (size_t)ml);
         return;
     }
-    http_send_error(req, 404, "not_found", "no such admin endpoint");
+    reply_error(req, 404, "not_found", "no such admin endpoint");
 }

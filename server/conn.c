@@ -345,7 +345,7 @@ int conn_request_begin(struct evhttp_request *req)
         snprintf(msg, sizeof msg, "too many connections (--max-connections %lld); retry later",
                  conn_srv ? conn_srv->cfg.max_connections : 0);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        http_send_error(req, 503, "server_overloaded", msg);
+        reply_error(req, 503, "server_overloaded", msg);
         return 1;
     }
     if (c) {
@@ -366,22 +366,22 @@ int conn_request_begin(struct evhttp_request *req)
         snprintf(msg, sizeof msg, "request has more than --max-headers (%lld) headers",
                  s->cfg.max_headers);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        http_send_error(req, 431, "invalid_request_error", msg);
+        reply_error(req, 431, "invalid_request_error", msg);
         return 1;
     }
     const char *uri = evhttp_request_get_uri(req);
     if (!uri || uri[0] != '/') {
         /* absolute-form ("http://host/path") or '*': we are not a forward proxy */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        http_send_error(req, 400, "invalid_request_error",
-                        "request target must be a path starting with '/' (absolute-form and "
-                        "'*' targets are not served)");
+        reply_error(req, 400, "invalid_request_error",
+                    "request target must be a path starting with '/' (absolute-form and "
+                    "'*' targets are not served)");
         return 1;
     }
     if (evhttp_find_header(ih, "Transfer-Encoding") && evhttp_find_header(ih, "Content-Length")) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        http_send_error(req, 400, "invalid_request_error",
-                        "request has both Content-Length and Transfer-Encoding (RFC 9112 6.3)");
+        reply_error(req, 400, "invalid_request_error",
+                    "request has both Content-Length and Transfer-Encoding (RFC 9112 6.3)");
         return 1;
     }
     return 0;

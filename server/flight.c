@@ -53,6 +53,7 @@ typedef struct {
 } flight_hdr;
 
 struct flight {
+    upstream_xfer xfer; /* first: upstream.c hands the finished transfer back */
     pthread_mutex_t mu;
     atomic_int refs;
     srv *s;
@@ -172,14 +173,14 @@ static void sub_detach(sub *u)
 static void sub_closed(struct evhttp_connection *c, void *arg)
 {
     sub *u = arg;
-    http_request_lost(&u->req);
+    reply_request_lost(&u->req);
     sub_detach(u);
 }
 
 static void sub_headers(sub *u, const char *cache_status)
 {
     flight *f = u->f;
-    http_add_common_headers(f->s, u->req);
+    reply_common_headers(f->s, u->req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(u->req);
     evhttp_add_header(oh, "X-LLM-Cache", cache_status);
     if (f->fr.ep) {
@@ -187,7 +188,9 @@ static void sub_headers(sub *u, const char *cache_status)
         llmc_key_hex(f->fr.key, hex);
         evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     }
-    if (f->fr.reason)
+    if (f->fr.reason_buf[0])
+        evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason_buf);
+    else if (f->fr.reason)
         evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason);
 }
 
@@ -279,8 +282,8 @@ static void sub_wake(evutil_socket_t fd, short what, void *arg)
         evbuffer_free(out);
         sub_observe(u, srv_now());
         sub_take(u);
-        http_send_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
-                        f->fail_msg ? f->fail_msg : "upstream failed");
+        reply_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
+                    f->fail_msg ? f->fail_msg : "upstream failed");
         sub_detach(u);
         return;
     }
@@ -434,78 +437,31 @@ static size_t flight_on_body(char *buf, size_t size, size_t n, void *arg)
 static void flight_store(flight *f)
 {
     srv *s = f->s;
-    llmc_resp_info info;
-    char *json = NULL;
-    size_t jl = 0;
-    int rc;
-    if (f->upstream_stream) {
-        rc = llmc_resp_from_sse(f->fr.ep, f->body, f->len, &json, &jl, &info);
-    } else {
-        rc = llmc_resp_parse(f->fr.ep, f->body, f->len, &info);
-        if (!rc) {
-            json = malloc(f->len + 1);
-            if (json) {
-                memcpy(json, f->body, f->len);
-                json[f->len] = 0;
-                jl = f->len;
-            } else {
-                rc = LLMC_ENOMEM;
-            }
-        }
-    }
-    if (rc) {
-        srv_log(LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
+    llmc_cache_prep cp;
+    memset(&cp, 0, sizeof cp);
+    cp.ep = f->fr.ep;
+    memcpy(cp.key, f->fr.key, LLMC_KEY_LEN);
+    cp.partition = f->fr.partition;
+    cp.ns_hash = f->fr.ns_hash;
+    memcpy(cp.model, f->fr.model, sizeof cp.model);
+    cp.dec = f->fr.dec;
+    cp.dec.store = f->fr.cacheable && f->fr.dec.store;
+    cp.ttl_s = f->fr.ttl;
+    cp.entry_flags = f->fr.entry_flags;
+    llmc_cache_answer ans;
+    int rc = llmc_cache_put(s->cache, &cp, f->fr.vec, f->fr.dim, f->fr.query, f->status, f->body,
+                            f->len, f->upstream_stream, (int64_t)time(NULL), &ans);
+    if (ans.stored)
+        atomic_fetch_add(&s->stores, 1);
+    if (ans.stored && f->fr.on_stored)
+        f->fr.on_stored(s, f->fr.key, f->fr.query ? f->fr.query : "");
+    else if (cp.dec.store || !ans.json)
         atomic_fetch_add(&s->store_refused, 1);
-        return;
-    }
-    /* The policy's look at the answer: tool calls, truncation, code blocks. */
-    llmc_policy_decision dec = f->fr.dec;
-    llmc_policy_check_response(s->policy, f->status, json, jl, 1, &dec);
-    int store = f->fr.cacheable && dec.store && !info.has_tool_calls && !info.truncated;
-    uint32_t flags = f->fr.entry_flags;
-    if (dec.action == LLMC_POLICY_EXACT_ONLY)
-        flags |= LLMC_ENTRY_EXACT_ONLY;
-    if (store) {
-        llmc_entry_info e;
-        memset(&e, 0, sizeof e);
-        memcpy(e.key, f->fr.key, LLMC_KEY_LEN);
-        e.ns_hash = f->fr.ns_hash;
-        e.partition = f->fr.partition;
-        e.created = (int64_t)time(NULL);
-        e.expires = e.created + (f->fr.ttl > 0 ? f->fr.ttl : 1);
-        e.endpoint = (uint32_t)f->fr.ep;
-        e.prompt_tokens = info.prompt_tokens;
-        e.completion_tokens = info.completion_tokens;
-        e.flags = flags;
-        e.model = f->fr.model;
-        e.vec_model = "";
-        if (f->fr.vec && s->sem) {
-            e.vec = f->fr.vec;
-            e.dim = f->fr.dim;
-            e.vec_model = llmc_semantic_model(s->sem);
-        }
-        e.query = f->fr.query;
-        e.body = json;
-        e.body_len = jl;
-        const llmc_entry_info *ref = NULL;
-        rc = llmc_store_put(s->store, &e, e.created, &ref);
-        if (rc == 0) {
-            atomic_fetch_add(&s->stores, 1);
-            if (s->sem && e.dim && !(flags & LLMC_ENTRY_EXACT_ONLY))
-                llmc_semantic_add(s->sem, ref);
-            if (s->persist)
-                llmc_persist_put(s->persist, ref);
-            llmc_entry_release(ref);
-        } else {
-            srv_log(LOG_WARN, "answer not stored: %s", llmc_strerror(rc));
-            atomic_fetch_add(&s->store_refused, 1);
-        }
-    } else {
-        atomic_fetch_add(&s->store_refused, f->fr.cacheable ? 1 : 0);
-    }
+    if (rc)
+        srv_log(ans.json ? LOG_WARN : LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
     pthread_mutex_lock(&f->mu);
-    f->final_json = json;
-    f->final_len = jl;
+    f->final_json = ans.json;
+    f->final_len = ans.json_len;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -525,7 +481,7 @@ static void flight_unlink(flight *f)
     pthread_mutex_unlock(&s->flights_mu);
 }
 
-void flight_transfer_done(flight *f, CURLcode rc)
+static void flight_transfer_done(flight *f, CURLcode rc)
 {
     srv *s = f->s;
     long code = 0;
@@ -611,6 +567,12 @@ void flight_transfer_done(flight *f, CURLcode rc)
     flight_release(f); /* the transfer's reference */
 }
 
+/* upstream.c's callback: f->xfer is the flight's first member. */
+static void flight_xfer_done(upstream_xfer *x, CURLcode rc)
+{
+    flight_transfer_done((flight *)x, rc);
+}
+
 static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
 {
     flight *f = arg;
@@ -621,58 +583,6 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
         return;
     curl_multi_remove_handle(f->owner->multi, f->easy);
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
-}
-
-/* Client headers go upstream only from an allow-list (issue 16: forwarding
- * everything let a 64 KB or 10,000-header request through, and let headers
- * the key never saw change the answer): the credentials and the ones that
- * scope them (OpenAI-Organization, OpenAI-Project: part of the tenant),
- * OpenAI-Beta (part of the tenant too: it can change the answer), content
- * negotiation, User-Agent, trace headers — plus --forward-headers.
- * Authorization is replaced by --upstream-key when that is set. */
-static int flight_forward_header(srv *s, const char *name)
-{
-    static const char *const allow[] = {
-        "authorization", "openai-organization", "openai-project",   "openai-beta", "user-agent",
-        "accept",        "accept-language",     "content-type",     "traceparent", "tracestate",
-        "baggage",       "x-request-id",        "x-correlation-id", NULL};
-    if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
-        return 0;
-    for (int i = 0; allow[i]; i++)
-        if (!strcasecmp(name, allow[i]))
-            return 1;
-    return config_list_has(s->cfg.forward_headers, name, 1); /* "a,b,x-mock-*" */
-}
-
-struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
-{
-    struct curl_slist *hdrs = NULL;
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!flight_forward_header(s, h->key))
-            continue;
-        if (plain_json && (!strcasecmp(h->key, "accept") || !strcasecmp(h->key, "content-type")))
-            continue;
-        size_t n = strlen(h->key) + strlen(h->value) + 3;
-        char *line = malloc(n);
-        if (!line)
-            continue;
-        snprintf(line, n, "%s: %s", h->key, h->value);
-        hdrs = curl_slist_append(hdrs, line);
-        free(line);
-    }
-    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
-        size_t n = strlen(s->cfg.upstream_key) + 32;
-        char *line = malloc(n);
-        if (line) {
-            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
-            hdrs = curl_slist_append(hdrs, line);
-            free(line);
-        }
-    }
-    if (plain_json)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    return curl_slist_append(hdrs, "Expect:");
 }
 
 static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
@@ -703,10 +613,11 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->req_len = len;
     f->upstream_stream = fr->client_stream;
 
-    f->hdrs = flight_upstream_headers(s, req, 0);
+    f->hdrs = upstream_headers(s, req, 0);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_URL, f->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+    f->xfer.done = flight_xfer_done;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &f->xfer);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, flight_on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
@@ -786,11 +697,12 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
          * store (a semantic lookup takes milliseconds). A flight stores its
          * answer before it leaves the table, so under this lock the answer is
          * either in flight or stored: look once more. */
-        const llmc_entry_info *e =
-            fr->dec.lookup ? llmc_store_get(s->store, fr->key, (int64_t)time(NULL)) : NULL;
+        const llmc_entry_info *e = NULL;
+        if (fr->dec.lookup)
+            llmc_cache_get_exact(s->cache, fr->key, fr->dec.max_age_s, (int64_t)time(NULL), &e);
         if (e) {
             pthread_mutex_unlock(&s->flights_mu);
-            int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(fr->vec);
@@ -825,7 +737,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             free(fr->query);
             free(fr->route_key);
         }
-        http_send_error(req, 500, "server_error", "out of memory");
+        reply_error(req, 500, "server_error", "out of memory");
         return;
     }
     flight_count_miss(s, fr);

@@ -9,9 +9,12 @@
  * misses. Every other path is proxied unchanged and never cached; /health
  * is answered here and the admin paths go to admin.c.
  *
- * Errors are OpenAI-shaped JSON ({"error":{"message","type","param",
- * "code"}}) with a 4xx/5xx status; nothing on this path can crash the
- * daemon or touch the store on bad input.
+ * The rules (key, decision, age, what is stored) are llmc_cache's; replies
+ * are written by reply.c. Errors are OpenAI-shaped JSON with a 4xx/5xx
+ * status; nothing on this path can crash the daemon or touch the store on
+ * bad input. At the top of server/ (server.h has the layers): it calls
+ * down into admin, sem, flight, memo and reply, and nothing calls it but
+ * libevent.
  */
 #include <ctype.h>
 #include <math.h>
@@ -25,54 +28,6 @@
 #include <jansson.h>
 
 #include "server.h"
-
-void http_add_common_headers(srv *s, struct evhttp_request *req)
-{
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    evhttp_add_header(oh, "Server", "llmcached/" LLMC_VERSION);
-    if (s->demo)
-        evhttp_add_header(oh, "X-LLM-Cache-Upstream",
-                          "demo (built-in demo upstream, not a language model)");
-}
-
-void http_request_lost(struct evhttp_request **reqp)
-{
-    /* A client that went away before our reply was done leaves its request
-     * detached from the connection (libevent 2.1: evcon == NULL); then it is
-     * ours to free. Otherwise the connection frees it after its close
-     * callback returns. */
-    if (*reqp && !evhttp_request_get_connection(*reqp))
-        evhttp_request_free(*reqp);
-    *reqp = NULL;
-}
-
-void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg)
-{
-    json_t *o = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",
-                          "code", type);
-    char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    struct evbuffer *b = evbuffer_new();
-    if (js)
-        evbuffer_add(b, js, strlen(js));
-    free(js);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    evhttp_remove_header(oh, "Content-Type");
-    evhttp_add_header(oh, "Content-Type", "application/json");
-    const char *reason = status == 400   ? "Bad Request"
-                         : status == 401 ? "Unauthorized"
-                         : status == 404 ? "Not Found"
-                         : status == 405 ? "Method Not Allowed"
-                         : status == 413 ? "Payload Too Large"
-                         : status == 431 ? "Request Header Fields Too Large"
-                         : status == 408 ? "Request Timeout"
-                         : status == 502 ? "Bad Gateway"
-                         : status == 503 ? "Service Unavailable"
-                         : status == 504 ? "Gateway Timeout"
-                                         : "Error";
-    evhttp_send_reply(req, status, reason, b);
-    evbuffer_free(b);
-}
 
 static llmc_endpoint http_endpoint(const char *path)
 {
@@ -90,62 +45,6 @@ static llmc_endpoint http_endpoint(const char *path)
 static int http_ns_shared(srv *s, const char *ns)
 {
     return config_list_has(s->cfg.shared_namespaces, ns, 0);
-}
-
-static void http_entry_cleanup(const void *data, size_t len, void *arg)
-{
-    llmc_entry_release(arg);
-}
-
-/* Serve a live entry: an exact hit (similarity NAN) or a semantic one.
- * Returns 0, or -1 when it cannot be rendered in the mode asked (the caller
- * then goes upstream). */
-int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0, const char *body,
-                     size_t len)
-{
-    /* The reply goes straight into the request's own output buffer. */
-    struct evbuffer *b = evhttp_request_get_output_buffer(req);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    if (client_stream && e->endpoint != LLMC_EP_EMBEDDINGS) {
-        char *sse = NULL;
-        size_t sl = 0;
-        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl))
-            return -1;
-        evbuffer_add(b, sse, sl);
-        free(sse);
-        evhttp_add_header(oh, "Content-Type", "text/event-stream");
-        evhttp_add_header(oh, "Cache-Control", "no-cache");
-    } else {
-        if (e->body_len <= 16384) {
-            evbuffer_add(b, e->body, e->body_len); /* a copy is cheaper than a reference */
-        } else {
-            llmc_entry_ref(e); /* large: sent from the entry itself, held until sent */
-            evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
-        }
-        evhttp_add_header(oh, "Content-Type", "application/json");
-    }
-    int semantic = !isnan(similarity);
-    char age[32], hex[2 * LLMC_KEY_LEN + 1];
-    long long a = (long long)time(NULL) - e->created;
-    snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
-    llmc_key_hex(e->key, hex);
-    http_add_common_headers(s, req);
-    evhttp_add_header(oh, "X-LLM-Cache", semantic ? "HIT-SEMANTIC" : "HIT-EXACT");
-    if (semantic) {
-        char sim[32];
-        snprintf(sim, sizeof sim, "%.4f", similarity);
-        evhttp_add_header(oh, "X-LLM-Cache-Similarity", sim);
-    }
-    evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
-    evhttp_add_header(oh, "Age", age);
-    if (s->verify)
-        verify_sample(s, req, e, similarity, body, len); /* reads req's headers: before the reply */
-    evhttp_send_reply(req, 200, "OK", NULL);
-    llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
-    llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
-    llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - t0);
-    return 0;
 }
 
 /* Lay out everything the exact key and the decision depend on — endpoint,
@@ -206,15 +105,15 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
 {
     srv *s = l->s;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        http_add_common_headers(s, req);
+        reply_common_headers(s, req);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        http_send_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
+        reply_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if ((long long)len > s->cfg.max_body) {
-        http_send_error(req, 413, "request_too_large", "request body exceeds max-body");
+        reply_error(req, 413, "request_too_large", "request body exceeds max-body");
         return;
     }
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -222,15 +121,17 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     const char *auth = http_tenant_value(s, ih);
     const char *ns = s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header)
                                              : NULL;
-    const char *ph = llmc_policy_personal_header(s->policy);
+    const char *ph = llmc_cache_personal_header(s->cache);
+    if (ph && !*ph)
+        ph = NULL;
     /* --anonymous: what a caller without the --tenant-from value gets. */
     const char *anon = s->cfg.anonymous ? s->cfg.anonymous : "share";
     int anonymous = !auth && strcmp(s->cfg.tenant_from ? s->cfg.tenant_from : "", "none") != 0;
     if (anonymous && !strcmp(anon, "reject")) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 401, "invalid_request_error",
-                        "this cache serves identified callers only (--anonymous reject): send "
-                        "the credentials --tenant-from names");
+        reply_common_headers(s, req);
+        reply_error(req, 401, "invalid_request_error",
+                    "this cache serves identified callers only (--anonymous reject): send "
+                    "the credentials --tenant-from names");
         return;
     }
     int no_cache = anonymous && !strcmp(anon, "no-cache");
@@ -239,79 +140,56 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     size_t rawlen = no_cache ? 0 : http_raw_inputs(l, ep, ih, auth, ns, ph, body, len);
     const memo_val *mv = rawlen ? memo_get(l->memo, l->raw, rawlen) : NULL;
     if (mv) {
-        int64_t now = (int64_t)time(NULL);
-        const llmc_entry_info *e = llmc_store_get(s->store, mv->key, now);
-        if (e && (mv->max_age_s < 0 || now - e->created <= mv->max_age_s)) {
-            int served = http_serve_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
+        const llmc_entry_info *e;
+        if (llmc_cache_get_exact(s->cache, mv->key, mv->max_age_s, (int64_t)time(NULL), &e) == 0) {
+            int served = reply_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served)
                 return;
-        } else {
-            llmc_entry_release(e);
         }
     }
-    llmc_tenant t;
-    int shared = ns && http_ns_shared(s, ns);
-    llmc_tenant_make(&t, auth, ns, shared);
-    if (!shared) { /* headers that scope the caller or change the answer */
-        llmc_tenant_scope(&t, "openai-organization", evhttp_find_header(ih, "OpenAI-Organization"));
-        llmc_tenant_scope(&t, "openai-project", evhttp_find_header(ih, "OpenAI-Project"));
-    }
-    llmc_tenant_scope(&t, "openai-beta", evhttp_find_header(ih, "OpenAI-Beta"));
-    llmc_canon c;
+    llmc_cache_request cr = {.ep = ep,
+                             .body = body,
+                             .len = len,
+                             .authorization = auth,
+                             .ns = ns,
+                             .ns_shared = ns && http_ns_shared(s, ns),
+                             .personal = ph ? evhttp_find_header(ih, ph) : NULL,
+                             .cache_control = evhttp_find_header(ih, "Cache-Control"),
+                             .organization = evhttp_find_header(ih, "OpenAI-Organization"),
+                             .project = evhttp_find_header(ih, "OpenAI-Project"),
+                             .beta = evhttp_find_header(ih, "OpenAI-Beta")};
+    llmc_cache_prep cp;
     const char *why = NULL;
-    unsigned cflags = (s->cfg.scope_user ? LLMC_CANON_SCOPE_USER : 0) | s->cfg.semantic_query_flag;
-    int rc = llmc_canon_request(ep, &t, body, len, cflags, &c, &why);
-    if (rc) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 400, "invalid_request_error",
-                        why ? why : "request body could not be read");
+    if (llmc_cache_prepare(s->cache, &cr, &cp, &why)) {
+        reply_common_headers(s, req);
+        reply_error(req, 400, "invalid_request_error",
+                    why ? why : "request body could not be read");
         return;
     }
-    /* Policy: may this request be answered from the cache, stored, how long? */
-    llmc_policy_request pr;
-    memset(&pr, 0, sizeof pr);
-    pr.endpoint = ep == LLMC_EP_CHAT          ? "/v1/chat/completions"
-                  : ep == LLMC_EP_COMPLETIONS ? "/v1/completions"
-                                              : "/v1/embeddings";
-    pr.temperature = c.temperature;
-    pr.n = (int)c.n;
-    pr.user = c.user;
-    pr.personal = ph ? evhttp_find_header(ih, ph) : NULL;
-    pr.has_tools = c.has_tools;
-    pr.query_text = c.query;
-    pr.query_len = c.query_len;
-    pr.system_text = c.system;
-    pr.system_len = c.system_len;
-    pr.cache_control = evhttp_find_header(ih, "Cache-Control");
     flight_req fr;
     memset(&fr, 0, sizeof fr);
-    llmc_policy_decide(s->policy, &pr, &fr.dec); /* never fails a request: BYPASS at worst */
+    fr.dec = cp.dec;
     if (no_cache) {
         fr.dec.lookup = fr.dec.store = 0;
         fr.dec.reason = "anonymous caller (--anonymous no-cache)";
     }
     fr.ep = ep;
-    fr.client_stream = c.stream && ep != LLMC_EP_EMBEDDINGS;
-    memcpy(fr.key, c.key, LLMC_KEY_LEN);
-    memcpy(&fr.partition, c.partition, sizeof fr.partition);
-    fr.ns_hash = t.ns_hash;
-    snprintf(fr.model, sizeof fr.model, "%s", c.model);
-    fr.ttl = fr.dec.ttl_s > 0 ? fr.dec.ttl_s : s->cfg.ttl;
-    fr.entry_flags = fr.dec.action == LLMC_POLICY_EXACT_ONLY ? LLMC_ENTRY_EXACT_ONLY : 0;
+    fr.client_stream = cp.stream;
+    memcpy(fr.key, cp.key, LLMC_KEY_LEN);
+    fr.partition = cp.partition;
+    fr.ns_hash = cp.ns_hash;
+    memcpy(fr.model, cp.model, sizeof fr.model);
+    fr.ttl = cp.ttl_s;
+    fr.entry_flags = cp.entry_flags;
     fr.reason = strcmp(fr.dec.reason, "default") ? fr.dec.reason : NULL;
     /* Kept for the semantic tier: the last user message, or the turns
      * --semantic-query asks for. */
-    char *sem_query = c.semantic_query ? c.semantic_query : c.query;
-    size_t sem_qlen = c.semantic_query ? c.semantic_query_len : c.query_len;
-    if (c.semantic_query)
-        c.semantic_query = NULL;
-    else
-        c.query = NULL;
-    fr.route_key = c.prompt; /* the prefix router's key, owned by the flight */
-    fr.route_len = c.prompt_len;
-    c.prompt = NULL;
-    llmc_canon_clear(&c);
+    char *sem_query = cp.query;
+    size_t sem_qlen = cp.query_len;
+    fr.route_key = cp.prompt; /* the prefix router's key, owned by the flight */
+    fr.route_len = cp.prompt_len;
+    cp.query = cp.prompt = NULL;
 
     if (!fr.dec.lookup && !fr.dec.store) {
         free(sem_query);
@@ -328,14 +206,10 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         memo_put(l->memo, l->raw, rawlen, &v);
     }
     if (fr.dec.lookup) {
-        int64_t now = (int64_t)time(NULL);
-        const llmc_entry_info *e = llmc_store_get(s->store, fr.key, now);
-        if (e && fr.dec.max_age_s >= 0 && now - e->created > fr.dec.max_age_s) {
-            llmc_entry_release(e); /* older than the client accepts: refresh */
-            e = NULL;
-        }
-        if (e) {
-            int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
+        const llmc_entry_info *e;
+        if (llmc_cache_get_exact(s->cache, fr.key, fr.dec.max_age_s, (int64_t)time(NULL), &e) ==
+            0) {
+            int served = reply_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(sem_query);
@@ -348,7 +222,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     fr.shareable = 1;
     fr.cache_status = "MISS";
     /* The semantic tier: embed and search off the loop, then hit or go on. */
-    if (s->sem && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
+    if (s->semq && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
         (fr.dec.lookup || fr.dec.store)) {
         double th = sem_threshold_for(s, fr.model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
         sem_submit(l, req, &fr, sem_query, sem_qlen, th, body, len, t0);
@@ -379,7 +253,7 @@ void http_handle(struct evhttp_request *req, void *arg)
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"status\":\"ok\",\"demo_upstream\":%s}",
                             s->demo ? "true" : "false");
-        http_add_common_headers(s, req);
+        reply_common_headers(s, req);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
         evhttp_send_reply(req, 200, "OK", b);

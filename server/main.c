@@ -6,6 +6,8 @@
  * not understand) → warm load into the store → loops (each binds its own
  * SO_REUSEPORT socket) → demo upstream when none is configured → serve.
  * SIGINT/SIGTERM stop the loops, then the writer flushes what is queued.
+ * Under systemd (Type=notify) READY=1 follows the ready line and
+ * STOPPING=1 the signal (notify.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,49 +31,8 @@
 
 #include "server.h"
 
-static int log_min = LOG_INFO;
 static srv *the_srv; /* for the signal handler only */
 static volatile sig_atomic_t stop_requested;
-
-void srv_log_set_level(const char *name)
-{
-    if (!name)
-        return;
-    if (!strcmp(name, "debug"))
-        log_min = LOG_DEBUG;
-    else if (!strcmp(name, "warn"))
-        log_min = LOG_WARN;
-    else if (!strcmp(name, "error"))
-        log_min = LOG_ERROR;
-    else
-        log_min = LOG_INFO;
-}
-
-void srv_log(int level, const char *fmt, ...)
-{
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    if (level < log_min)
-        return;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[32];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s.%03dZ %-5s %s\n", ts, (int)(tv.tv_usec / 1000), names[level], msg);
-}
-
-double srv_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int main_listen_socket(const char *hostport, int *port_out)
 {
@@ -168,19 +129,10 @@ static void main_persist_error(int ok, const char *msg, uint64_t failures, void 
         srv_log(LOG_WARN, "persistence recovered after %llu failed write(s); kept entries written",
                 (unsigned long long)failures);
     else
-        srv_log(LOG_ERROR, "persistence failing: %s; entries are served from memory and kept "
-                           "for retry (see persist.* in /stats)",
+        srv_log(LOG_ERROR,
+                "persistence failing: %s; entries are served from memory and kept "
+                "for retry (see persist.* in /stats)",
                 msg);
-}
-
-/* The store tells persistence (and, later, the index) what left it. */
-static void main_on_remove(const llmc_entry_info *e, int reason, void *arg)
-{
-    srv *s = arg;
-    if (reason != LLMC_RM_REPLACE && s->persist)
-        llmc_persist_delete(s->persist, e->key);
-    if (s->sem && e->dim)
-        llmc_semantic_remove(s->sem, e->key);
 }
 
 static int main_prices(srv *s)
@@ -238,50 +190,52 @@ int main(int argc, char **argv)
     }
 
     int err = 0;
-    llmc_store_params sp = llmc_store_default_params();
-    sp.max_bytes = (size_t)s->cfg.memory;
-    sp.on_remove = main_on_remove;
-    sp.on_remove_arg = s;
-    s->store = llmc_store_new(&sp, &err);
     s->metrics = llmc_metrics_new(&err);
-    s->policy = llmc_policy_new(&s->cfg.policy, &err);
-    if (!s->store || !s->metrics || !s->policy || flights_init(s)) {
+    if (!s->metrics || flights_init(s)) {
         srv_log(LOG_ERROR, "out of memory at start");
         return 1;
     }
     if (main_prices(s))
         return 2;
 
+    /* The cache: store, policy, and (persist on) the SQLite file, loaded. */
+    llmc_cache_params cp = llmc_cache_default_params();
+    cp.max_bytes = (size_t)s->cfg.memory;
+    cp.ttl_s = s->cfg.ttl;
+    cp.policy = s->cfg.policy;
+    cp.canon_flags = (s->cfg.scope_user ? LLMC_CANON_SCOPE_USER : 0) | s->cfg.semantic_query_flag;
+    char path[4096];
     if (s->cfg.persist) {
         if (mkdir(s->cfg.data_dir, 0755) && errno != EEXIST) {
             srv_log(LOG_ERROR, "data-dir %s: %s", s->cfg.data_dir, strerror(errno));
             return 1;
         }
-        char path[4096], msg[1024] = "";
         snprintf(path, sizeof path, "%s/llmcached.db", s->cfg.data_dir);
-        llmc_persist_params pp = llmc_persist_default_params();
-        pp.path = path;
-        pp.sync = s->cfg.persist_sync;
-        pp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
-        pp.on_error = main_persist_error;
-        s->persist = llmc_persist_open(&pp, &err, msg, sizeof msg);
-        if (!s->persist) {
-            srv_log(LOG_ERROR, "cannot use the cache database: %s (%s)", msg, llmc_strerror(err));
-            return 1;
-        }
-        double t = srv_now();
-        int lrc = llmc_persist_load(s->persist, s->store, (int64_t)time(NULL));
-        llmc_persist_stats ps;
-        llmc_persist_get_stats(s->persist, &ps);
-        if (lrc) {
-            srv_log(LOG_ERROR, "%s: loading entries failed: %s", path, llmc_strerror(lrc));
-            return 1;
-        }
-        srv_log(LOG_INFO, "warm start: %llu entries loaded from %s in %.0f ms (%llu expired, %llu "
-                          "failed their checksum and were skipped)",
-                (unsigned long long)ps.loaded, path, (srv_now() - t) * 1000,
-                (unsigned long long)ps.skipped_expired, (unsigned long long)ps.skipped_corrupt);
-        llmc_persist_start(s->persist);
+        cp.persist_path = path;
+        cp.persist_sync = s->cfg.persist_sync;
+        cp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
+        cp.persist_on_error = main_persist_error;
+    }
+    char msg[1024] = "";
+    double t = srv_now();
+    s->cache = llmc_cache_new(&cp, &err, msg, sizeof msg);
+    if (!s->cache) {
+        if (s->cfg.persist)
+            srv_log(LOG_ERROR, "cannot use the cache database %s: %s (%s)", path, msg,
+                    llmc_strerror(err));
+        else
+            srv_log(LOG_ERROR, "cannot create the cache: %s", llmc_strerror(err));
+        return 1;
+    }
+    if (s->cfg.persist) {
+        llmc_cache_stats cs;
+        llmc_cache_get_stats(s->cache, &cs);
+        srv_log(LOG_INFO,
+                "warm start: %llu entries loaded from %s in %.0f ms (%llu expired, %llu "
+                "failed their checksum and were skipped)",
+                (unsigned long long)cs.persist.loaded, path, (srv_now() - t) * 1000,
+                (unsigned long long)cs.persist.skipped_expired,
+                (unsigned long long)cs.persist.skipped_corrupt);
     }
 
     if (sem_start(s))
@@ -369,12 +323,14 @@ int main(int argc, char **argv)
     /* Ready line for scripts and tests: the real port (listen may say :0). */
     printf("llmcached ready port=%d\n", port);
     fflush(stdout);
+    notify_ready(port);
 
     while (!stop_requested) {
         /* Expire in the background so the request path never sweeps. */
         usleep(200 * 1000);
-        llmc_store_expire(s->store, (int64_t)time(NULL), 10000);
+        llmc_cache_expire(s->cache, (int64_t)time(NULL), 10000);
     }
+    notify_stopping();
     srv_log(LOG_INFO, "shutting down: %d request(s) in flight, up to %lld ms to finish",
             atomic_load(&s->active), s->cfg.shutdown_timeout_ms);
     for (int i = 0; i < s->nloops; i++)
@@ -397,12 +353,9 @@ int main(int argc, char **argv)
         event_base_free(l->base);
     }
     pool_free(s->upstreams);
-    llmc_persist_close(s->persist); /* flushes the queue */
+    llmc_cache_free(s->cache); /* finishes the backend's queued writes */
     flights_free(s);
-    llmc_store_free(s->store);
     llmc_metrics_free(s->metrics);
-    llmc_policy_free(s->policy);
-    llmc_semantic_free(s->sem);
     curl_global_cleanup();
     free(s->loops);
     conn_free_all();

@@ -1,5 +1,26 @@
 /*
- * server.h — the daemon's types, and who owns what.
+ * server.h — the daemon's types, its layers, and who owns what.
+ *
+ * Layers (a module calls only into its own layer's lower neighbours or
+ * below, never up; what must come back up is a callback it was given —
+ * nginx's upstream module knows nothing of its users):
+ *
+ *   top          main.c (start, run, stop)   http.c (the dispatcher)
+ *   request path admin.c    sem.c → flight.c (sem hands a miss on to a
+ *                flight; flight never calls sem)
+ *   below it     pool.c  verify.c → upstream.c  memo.c  demo.c
+ *   ground       reply.c (common headers, errors, serving an entry)
+ *                log.c (srv_log, srv_now)   config.c (plain data)
+ *   library      libllmcache (include/llmcache.h): llmc_cache holds the
+ *                tiers, the store backend, persistence and the policy
+ *
+ * The two edges that used to point up are callbacks: upstream.c hands a
+ * finished transfer back through the upstream_xfer its owner put in
+ * CURLOPT_PRIVATE (flight.c's flight_xfer_done), and reply_entry tells
+ * verify.c of a hit through srv.on_hit (verify_start installs it). The
+ * declarations below follow the layers, ground first. To check: every
+ * call from a file goes to its own prefix, a lower layer, or the library
+ * (grep -oE "\b(http|flight|sem|...)_[a-z_]+\(" server/X.c).
  *
  * Threads (the one place this is written down):
  *   - The main thread reads the configuration, opens the store and its
@@ -70,7 +91,8 @@ typedef struct srv_config {
     unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     char *embed_query_prefix; /* NULL: the model's own prompt */
-    long long embed_threads;
+    long long embed_threads;   /* 0: one per CPU */
+    long long semantic_budget_ms; /* queueing a lookup may cost before it is skipped */
     char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
@@ -88,7 +110,15 @@ typedef struct srv_config {
     char *tenant_from;           /* authorization, header:NAME or none */
     char *anonymous;             /* share, no-cache or reject */
     char *forward_headers;       /* extra client headers forwarded upstream */
+    /* KV events (kvsub.c): "BACKEND=PUB[,REPLAY]" per backend, repeatable */
+    char *kv_events[SRV_MAX_UPSTREAMS];
+    int n_kv_events;
+    long long kv_index_max_blocks; /* distinct block hashes kept by the index */
+    long long kv_tokenize_cache;   /* prompt prefixes whose tokens are kept */
+    char *kv_new_prefix;           /* "tree" or "smallest": where a prefix nobody holds goes */
 } srv_config;
+
+/* ==== ground: config.c, log.c, reply.c ================================ */
 
 /* config.c */
 void config_defaults(srv_config *c);
@@ -102,11 +132,25 @@ void config_print_help(FILE *f);
  * icase: names compare case-insensitively and an item ending in '*'
  * matches every name it prefixes (header names); otherwise exact. */
 int config_list_has(const char *list, const char *name, int icase);
+/* The embedder parameters the configuration asks for (strings borrowed
+ * from c). */
+void config_embed_params(const srv_config *c, llmc_embed_params *ep);
+/* The man page llmcached(8) in roff, from the same option table. */
+void config_print_man(FILE *f);
+/* A configuration file with every option commented out at its value in c. */
+void config_print_conf(FILE *f, const srv_config *c);
 
-/* log */
+/* notify.c: systemd's Type=notify (no-ops without NOTIFY_SOCKET) */
+/* READY=1 (and the port in STATUS=) once the listeners are up. */
+void notify_ready(int port);
+/* STOPPING=1 when the drain begins. */
+void notify_stopping(void);
+
+/* log.c — the log and the clock */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void srv_log_set_level(const char *name);
+double srv_now(void); /* monotonic seconds */
 
 typedef struct srv srv;
 typedef struct srv_loop srv_loop;
@@ -148,13 +192,15 @@ struct srv {
     srv_config cfg;
     srv_loop *loops;
     int nloops;
-    llmc_store *store;
-    llmc_persist *persist;
+    llmc_cache *cache; /* store, semantic index, persistence, policy */
     llmc_metrics *metrics;
-    llmc_policy *policy;
-    llmc_semantic *sem; /* NULL: semantic tier off */
-    struct sem_pool *semq;
+    struct sem_pool *semq; /* NULL: semantic tier off */
     struct verify *verify; /* NULL: no re-asks (verify.c) */
+    /* Called by reply_entry as each hit is served, before the reply goes
+     * out (it may read the request's headers); NULL: none. verify.c
+     * installs verify_sample: a callback, so reply.c calls nothing above. */
+    void (*on_hit)(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
+                   const char *body, size_t len);
     pool *upstreams;
     pthread_mutex_t flights_mu;
     flight **flights; /* open hash table on key */
@@ -168,9 +214,93 @@ struct srv {
     atomic_int active; /* client requests being answered (subs, semantic jobs) */
 };
 
+/* reply.c — answering a client */
+/* A connection closed while *reqp was still being answered: forget the
+ * request (sets *reqp to NULL), freeing it when libevent left it to us. */
+void reply_request_lost(struct evhttp_request **reqp);
+void reply_error(struct evhttp_request *req, int status, const char *type, const char *msg);
+void reply_common_headers(srv *s, struct evhttp_request *req);
+/* Serve entry e to req as a hit (semantic when similarity is not NAN);
+ * body/len are the client's request, for s->on_hit. Returns 0, or -1 when
+ * it cannot be rendered in the mode asked (the caller then goes upstream). */
+int reply_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int client_stream,
+                double similarity, double t0, const char *body, size_t len);
+
+/* ==== below the request path: upstream.c, pool.c, memo.c, verify.c, demo.c ==== */
+
 /* upstream.c — curl multi on a loop */
 int upstream_loop_init(srv_loop *l);
 void upstream_loop_free(srv_loop *l);
+/* A transfer on a loop's multi handle carries one of these as
+ * CURLOPT_PRIVATE; when curl finishes it, upstream.c removes the handle
+ * from the multi and calls done(x, result) on the loop. */
+typedef struct upstream_xfer upstream_xfer;
+struct upstream_xfer {
+    void (*done)(upstream_xfer *x, CURLcode rc);
+};
+/* The headers of req that go upstream (hop-by-hop, x-llm-cache-*, the
+ * namespace header dropped; Authorization replaced by --upstream-key when
+ * set). plain_json: for a request the daemon makes itself, without the
+ * client's Accept and Content-Type, with Content-Type: application/json. */
+struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
+
+/* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
+memo *memo_new(size_t max_bytes);
+void memo_free(memo *m);
+const memo_val *memo_get(memo *m, const char *raw, size_t len);
+void memo_put(memo *m, const char *raw, size_t len, const memo_val *v);
+
+/* pool.c — upstream backends, routing, health, scraped engine metrics */
+pool *pool_new(srv *s, int *err);
+int pool_start(pool *p);
+void pool_free(pool *p);
+int pool_count(pool *p);
+/* Backend for a request (key: its prompt text, may be NULL), never `avoid`
+ * when another is usable; records the choice for prefix affinity. */
+int pool_pick(pool *p, const char *key, size_t len, int avoid);
+char *pool_url(pool *p, int backend, const char *uri);
+void pool_begin(pool *p, int backend);
+void pool_end(pool *p, int backend, int refused);
+void pool_write_json(pool *p, FILE *f);
+void pool_write_prometheus(pool *p, FILE *f);
+/* libcurl write callback: appends to the NUL-terminated malloc'd string at
+ * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
+size_t pool_sink(char *buf, size_t size, size_t n, void *arg);
+
+/* kvsub.c — the engines' KV events, for precise prefix routing (used by
+ * pool.c only). NULL from kvsub_new with *err 0 when none is configured. */
+typedef struct kvsub kvsub;
+kvsub *kvsub_new(srv *s, int n_backends, int *err);
+int kvsub_start(kvsub *k);
+void kvsub_free(kvsub *k);
+/* held[i] = leading blocks of the prompt key[0..len) that backend i holds,
+ * from its events: the number of blocks of the prompt hashed (> 0) when
+ * known, -1 when not (no tokens for this prompt
+ * yet: queued for tokenization; or no events yet). total[i]: all the
+ * blocks backend i holds. *first: the prompt's
+ * first block hash (a tie-breaker all gateways share). Never blocks on I/O. */
+int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
+               uint64_t *first);
+/* Backend i restarted: forget what it held. */
+void kvsub_forget(kvsub *k, int backend);
+void kvsub_write_json(kvsub *k, FILE *f);
+void kvsub_write_prometheus(kvsub *k, FILE *f);
+
+/* verify.c — a sample of hits re-asked upstream and compared */
+int verify_start(srv *s); /* installs s->on_hit */
+void verify_stop(srv *s);
+/* On a loop, as hit e is served to req (semantic at similarity, exact when
+ * it is NAN): maybe queue a re-ask of body. Copies what it needs; never
+ * blocks. */
+void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
+                   const char *body, size_t len);
+void verify_write_json(srv *s, FILE *f);
+void verify_write_prometheus(srv *s, FILE *f);
+
+/* demo.c */
+int demo_start(srv_loop *l);
+
+/* ==== the request path: flight.c, sem.c, admin.c ======================= */
 
 /* flight.c */
 int flights_init(srv *s);
@@ -195,13 +325,12 @@ typedef struct {
     char *query;              /* query text to store with the answer (owned) */
     char *route_key;          /* prompt text for the prefix router (owned), or NULL */
     size_t route_len;
+    char reason_buf[112];     /* a formatted X-LLM-Cache-Reason; wins over reason */
+    /* Called by the flight once the answer is stored (on the flight's loop),
+     * with this request's key and query; NULL: nothing. How sem.c learns of
+     * an answer whose semantic lookup it skipped, without flight calling up. */
+    void (*on_stored)(srv *s, const uint8_t key[LLMC_KEY_LEN], const char *query);
 } flight_req;
-
-/* The headers of req that go upstream (hop-by-hop, x-llm-cache-*, the
- * namespace header dropped; Authorization replaced by --upstream-key when
- * set). plain_json: for a request the daemon makes itself, without the
- * client's Accept and Content-Type, with Content-Type: application/json. */
-struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
 
 /* Start or join the upstream call for req on loop l. Takes over the reply
  * of req, and ownership of fr->vec, fr->query and fr->route_key. Body is the raw client
@@ -224,20 +353,6 @@ int conn_request_begin(struct evhttp_request *req);
 /* Client connections open now, all loops. */
 int conn_count(void);
 
-/* http.c */
-void http_handle(struct evhttp_request *req, void *arg);
-/* A connection closed while *reqp was still being answered: forget the
- * request (sets *reqp to NULL), freeing it when libevent left it to us. */
-void http_request_lost(struct evhttp_request **reqp);
-void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
-void http_add_common_headers(srv *s, struct evhttp_request *req);
-/* Serve entry e to req as a hit (semantic when similarity is not NAN);
- * body/len are the client's request, for verify_sample. */
-int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0, const char *body,
-                     size_t len);
-double srv_now(void);
-
 /* sem.c — the semantic tier in the daemon: embedding off the loops */
 int sem_start(srv *s);
 void sem_stop(srv *s);
@@ -247,46 +362,19 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
-/* The embedder parameters the configuration asks for. */
-void sem_embed_params(srv *s, llmc_embed_params *ep);
-
-/* verify.c — a sample of hits re-asked upstream and compared */
-int verify_start(srv *s);
-void verify_stop(srv *s);
-/* On a loop, as hit e is served to req (semantic at similarity, exact when
- * it is NAN): maybe queue a re-ask of body. Copies what it needs; never
- * blocks. */
-void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
-                   const char *body, size_t len);
-void verify_write_json(srv *s, FILE *f);
-void verify_write_prometheus(srv *s, FILE *f);
-
-/* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
-memo *memo_new(size_t max_bytes);
-void memo_free(memo *m);
-const memo_val *memo_get(memo *m, const char *raw, size_t len);
-void memo_put(memo *m, const char *raw, size_t len, const memo_val *v);
-
-/* pool.c — upstream backends, routing, health, scraped engine metrics */
-pool *pool_new(srv *s, int *err);
-int pool_start(pool *p);
-void pool_free(pool *p);
-int pool_count(pool *p);
-/* Backend for a request (key: its prompt text, may be NULL), never `avoid`
- * when another is usable; records the choice for prefix affinity. */
-int pool_pick(pool *p, const char *key, size_t len, int avoid);
-char *pool_url(pool *p, int backend, const char *uri);
-void pool_begin(pool *p, int backend);
-void pool_end(pool *p, int backend, int refused);
-void pool_write_json(pool *p, FILE *f);
-void pool_write_prometheus(pool *p, FILE *f);
+/* The semantic tier's counters: outcomes by reason kind, skips, deferred
+ * inserts, batches. */
+void sem_write_prometheus(srv *s, FILE *f);
+void sem_write_json(srv *s, FILE *f);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);
 /* /dashboard and /dashboard.js: 1 when path was one of them (answered). */
 int admin_static(srv *s, struct evhttp_request *req, const char *path);
 
-/* demo.c */
-int demo_start(srv_loop *l);
+/* ==== top: http.c (the dispatcher), main.c ============================== */
+
+/* http.c */
+void http_handle(struct evhttp_request *req, void *arg);
 
 #endif

@@ -147,7 +147,7 @@ void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
     memcpy(j->served, e->body, e->body_len);
     j->served[e->body_len] = 0;
     j->served_len = e->body_len;
-    j->hdrs = flight_upstream_headers(s, req, 1);
+    j->hdrs = upstream_headers(s, req, 1);
     pthread_mutex_lock(&v->mu);
     if (v->stop) {
         pthread_mutex_unlock(&v->mu);
@@ -264,8 +264,8 @@ static void verify_run(struct verify *v, verify_job *j)
     /* A semantic hit the model answers otherwise: this entry must not
      * answer queries this far from it again (its learned floor). */
     if (r == 0 && j->semantic) {
-        const llmc_entry_info *served = llmc_store_get(s->store, j->key, (int64_t)time(NULL));
-        if (served) {
+        const llmc_entry_info *served;
+        if (llmc_cache_get_exact(s->cache, j->key, -1, (int64_t)time(NULL), &served) == 0) {
             llmc_entry_raise_semantic_floor(served, j->similarity);
             llmc_entry_release(served);
             srv_log(LOG_INFO,
@@ -311,9 +311,9 @@ int verify_start(srv *s)
     v->s = s;
     pthread_mutex_init(&v->mu, NULL);
     pthread_cond_init(&v->cv, NULL);
-    if (s->sem) {
+    if (llmc_cache_semantic_model(s->cache)) {
         llmc_embed_params ep;
-        sem_embed_params(s, &ep);
+        config_embed_params(&s->cfg, &ep);
         int err = 0;
         v->em = llmc_embedder_new(&ep, &err);
         if (!v->em)
@@ -326,6 +326,7 @@ int verify_start(srv *s)
         return -1;
     }
     s->verify = v;
+    s->on_hit = verify_sample; /* reply.c calls it as each hit is served */
     srv_log(LOG_INFO, "verify: re-asking %.4g of hits upstream, answers compared %s",
             s->cfg.verify_rate, v->em ? "by embedding" : "byte for byte");
     return 0;
