@@ -23,7 +23,7 @@
  *              model, vec-model, query (each NUL-terminated), body
  *   end-8  8   XXH3-64 of every byte before it
  *
- * The key in Redis is PREFIX "e:" NS ":" KEY (hex) and Redis's own expiry
+ * The key in Redis is PREFIX "e:" KEY (hex) and Redis's own expiry
  * (SET ... PXAT expires*1000) carries the absolute TTL, so an expired entry
  * is gone from Redis for every instance at the same moment; the record's
  * expires field is also checked by the reader (clocks of two hosts may
@@ -70,19 +70,15 @@ static uint64_t re_get64(const uint8_t *p)
 
 static const char re_hex[] = "0123456789abcdef";
 
-int redis_entry_key(const char *prefix, uint64_t ns_hash, const uint8_t key[LLMC_KEY_LEN],
-                    char *out, size_t cap)
+int redis_entry_key(const char *prefix, const uint8_t key[LLMC_KEY_LEN], char *out, size_t cap)
 {
-    size_t pl = strlen(prefix), n = pl + 2 + 16 + 1 + 2 * LLMC_KEY_LEN;
+    size_t pl = strlen(prefix), n = pl + 2 + 2 * LLMC_KEY_LEN;
     if (cap < n + 1)
         return LLMC_ETOOBIG;
     char *o = out;
     memcpy(o, prefix, pl);
     o += pl;
     *o++ = 'e';
-    *o++ = ':';
-    for (int i = 15; i >= 0; i--)
-        *o++ = re_hex[(ns_hash >> (4 * i)) & 15];
     *o++ = ':';
     for (int i = 0; i < LLMC_KEY_LEN; i++) {
         *o++ = re_hex[key[i] >> 4];
@@ -92,13 +88,12 @@ int redis_entry_key(const char *prefix, uint64_t ns_hash, const uint8_t key[LLMC
     return (int)n;
 }
 
-int redis_entry_pattern(const char *prefix, uint64_t ns_hash, int all, char *out, size_t cap)
+int redis_entry_pattern(const char *prefix, char *out, size_t cap)
 {
     size_t pl = strlen(prefix);
     /* A prefix holding glob characters would match other deployments' keys:
      * escape them. */
-    size_t need = 2 * pl + 2 + 16 + 3;
-    if (cap < need)
+    if (cap < 2 * pl + 4)
         return LLMC_ETOOBIG;
     char *o = out;
     for (size_t i = 0; i < pl; i++) {
@@ -108,14 +103,27 @@ int redis_entry_pattern(const char *prefix, uint64_t ns_hash, int all, char *out
     }
     *o++ = 'e';
     *o++ = ':';
-    if (!all) {
-        for (int i = 15; i >= 0; i--)
-            *o++ = re_hex[(ns_hash >> (4 * i)) & 15];
-        *o++ = ':';
-    }
     *o++ = '*';
     *o = 0;
     return (int)(o - out);
+}
+
+uint64_t redis_entry_ns(const void *eight_bytes)
+{
+    return re_get64(eight_bytes);
+}
+
+int redis_entry_key_parse(const char *hex, size_t len, uint8_t key[LLMC_KEY_LEN])
+{
+    if (len != 2 * LLMC_KEY_LEN)
+        return LLMC_EINVAL;
+    for (int i = 0; i < LLMC_KEY_LEN; i++) {
+        const char *h = strchr(re_hex, hex[2 * i]), *l = strchr(re_hex, hex[2 * i + 1]);
+        if (!hex[2 * i] || !hex[2 * i + 1] || !h || !l)
+            return LLMC_EINVAL;
+        key[i] = (uint8_t)((h - re_hex) << 4 | (l - re_hex));
+    }
+    return 0;
 }
 
 static size_t re_slen(const char *s)

@@ -15,17 +15,22 @@
 #define REDIS_ENTRY_HEADER 112 /* bytes before the vector */
 
 /*
- * The Redis key of an entry: PREFIX "e:" NS(16 hex) ":" KEY(64 hex). The
- * namespace is in the name so that a namespace flush is a SCAN with MATCH;
- * the tenant is already inside the exact key, so two tenants' keys never
- * meet. Writes at most cap bytes (NUL included); returns the length, or
- * LLMC_ETOOBIG when cap is too small.
+ * The Redis key of an entry: PREFIX "e:" KEY(64 hex). The tenant is inside
+ * the exact key, so two tenants' keys never meet; the key alone finds the
+ * entry (a fetch knows nothing else). Writes at most cap bytes (NUL
+ * included); returns the length, or LLMC_ETOOBIG when cap is too small.
  */
-int redis_entry_key(const char *prefix, uint64_t ns_hash, const uint8_t key[LLMC_KEY_LEN],
-                    char *out, size_t cap);
-/* The SCAN pattern of a namespace's keys (ns_hash) or of every entry
- * (all != 0). Same return as redis_entry_key(). */
-int redis_entry_pattern(const char *prefix, uint64_t ns_hash, int all, char *out, size_t cap);
+int redis_entry_key(const char *prefix, const uint8_t key[LLMC_KEY_LEN], char *out, size_t cap);
+/* The SCAN MATCH pattern of every entry under prefix (glob characters of
+ * the prefix escaped). Same return as redis_entry_key(). */
+int redis_entry_pattern(const char *prefix, char *out, size_t cap);
+/* Where the namespace hash sits in a value (GETRANGE key OFF OFF+7: a
+ * namespace flush reads 8 bytes per entry, not the whole value), and
+ * reading it from those 8 bytes. */
+#define REDIS_ENTRY_NS_OFF 40
+uint64_t redis_entry_ns(const void *eight_bytes);
+/* Parse the 64 hex digits at hex into key: 0 or LLMC_EINVAL. */
+int redis_entry_key_parse(const char *hex, size_t len, uint8_t key[LLMC_KEY_LEN]);
 
 /* Bytes redis_entry_encode() writes for e. */
 size_t redis_entry_size(const llmc_entry_info *e);

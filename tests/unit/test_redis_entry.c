@@ -122,30 +122,43 @@ static void test_bad_values(void)
 
 static void test_keys(void)
 {
-    uint8_t key[LLMC_KEY_LEN];
+    uint8_t key[LLMC_KEY_LEN], back[LLMC_KEY_LEN];
     for (int i = 0; i < LLMC_KEY_LEN; i++)
-        key[i] = (uint8_t)i;
+        key[i] = (uint8_t)(i * 9);
     char k[256];
-    int n = redis_entry_key("llmc:", 0xabcull, key, k, sizeof k);
+    int n = redis_entry_key("llmc:", key, k, sizeof k);
     CHECK_EQ_INT(n, (int)strlen(k));
-    CHECK(!strcmp(k, "llmc:e:0000000000000abc:"
-                     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
-    CHECK_EQ_INT(redis_entry_key("llmc:", 1, key, k, 20), LLMC_ETOOBIG);
+    CHECK(!strncmp(k, "llmc:e:0009121b", 15) && n == 7 + 64);
+    CHECK_EQ_INT(redis_entry_key_parse(k + 7, (size_t)n - 7, back), 0);
+    CHECK(!memcmp(back, key, sizeof key));
+    CHECK_EQ_INT(redis_entry_key_parse("zz", 2, back), LLMC_EINVAL);
+    char bad[65];
+    memset(bad, 'a', 64);
+    bad[10] = 'g';
+    bad[64] = 0;
+    CHECK_EQ_INT(redis_entry_key_parse(bad, 64, back), LLMC_EINVAL);
+    CHECK_EQ_INT(redis_entry_key("llmc:", key, k, 20), LLMC_ETOOBIG);
     /* two tenants' keys differ (the tenant is inside the exact key) */
     uint8_t key2[LLMC_KEY_LEN];
     memcpy(key2, key, sizeof key2);
     key2[0] ^= 0x80;
     char k2[256];
-    redis_entry_key("llmc:", 0xabcull, key2, k2, sizeof k2);
+    redis_entry_key("llmc:", key2, k2, sizeof k2);
     CHECK(strcmp(k, k2) != 0);
 
-    CHECK(redis_entry_pattern("llmc:", 0xabcull, 0, k, sizeof k) > 0);
-    CHECK(!strcmp(k, "llmc:e:0000000000000abc:*"));
-    CHECK(redis_entry_pattern("llmc:", 0, 1, k, sizeof k) > 0);
+    CHECK(redis_entry_pattern("llmc:", k, sizeof k) > 0);
     CHECK(!strcmp(k, "llmc:e:*"));
     /* glob characters of a prefix are escaped */
-    CHECK(redis_entry_pattern("a*[b]:", 0, 1, k, sizeof k) > 0);
+    CHECK(redis_entry_pattern("a*[b]:", k, sizeof k) > 0);
     CHECK(!strcmp(k, "a\\*\\[b\\]:e:*"));
+
+    /* the namespace is read from 8 bytes at REDIS_ENTRY_NS_OFF */
+    float vec[1];
+    llmc_entry_info e = sample(key, vec, 0);
+    uint8_t *buf = malloc(redis_entry_size(&e));
+    redis_entry_encode(&e, buf);
+    CHECK(redis_entry_ns(buf + REDIS_ENTRY_NS_OFF) == e.ns_hash);
+    free(buf);
 }
 
 int main(void)
