@@ -847,6 +847,257 @@ const char *llmc_semantic_model(llmc_semantic *sem);
 
 /* ==== end semantic =================================================== */
 
+/* ==== cache: the cache as one object ================================= */
+/* (section owned by src/cache.c, src/cache_sqlite.c)
+ *
+ * llmc_cache is what the daemon is, minus sockets and threads: one object
+ * that owns the exact-tier store, the semantic index, the store backend
+ * (persistence) and the policy, with calls in the shape of the request
+ * path:
+ *
+ *   llmc_cache_prepare       canonical form, exact key, partition, decision
+ *   llmc_cache_get_exact     the exact tier (TTL and max-age, one place)
+ *   llmc_cache_fetch         a near-cache miss asked of a remote backend
+ *   llmc_cache_get_semantic  the semantic tier (blocking; worker threads)
+ *   llmc_cache_put           an upstream answer: parsed once, checked by the
+ *                            policy, stored in memory, index and backend
+ *   llmc_cache_delete/_flush administration
+ *
+ * Every rule about what may be served (expiry, the client's max-age, the
+ * entry's exact-only flag) and what may be stored lives here; callers do
+ * not repeat it. Thread safety: every function may be called from any
+ * thread, except llmc_cache_enable_semantic and llmc_cache_free (before and
+ * after the threads that use the cache).
+ */
+typedef struct llmc_cache llmc_cache;
+
+/* Bytes and counters of a cache (llmc_cache_get_stats). */
+typedef struct {
+    llmc_store_stats store;     /* the in-memory (near) tier */
+    uint64_t puts;              /* answers stored */
+    uint64_t put_refused;       /* answers the checks or the store refused */
+    const char *backend;        /* static name of the backend ("memory", "sqlite", ...) */
+    int has_persist;            /* persist below is filled */
+    llmc_persist_stats persist; /* the SQLite backend's counters */
+    const char *semantic_model; /* NULL: semantic tier off; valid while the cache lives */
+    size_t semantic_indexed;    /* entries in the semantic index */
+} llmc_cache_stats;
+
+/*
+ * The store backend seam. The cache always keeps entries in its in-memory
+ * store; a backend is where they live beyond it. Today's backend is SQLite
+ * (src/cache_sqlite.c): a mirror of the memory store, written behind, read
+ * at start. A remote backend (Redis, shared by a fleet) is the source of
+ * truth with the memory store as a bounded near cache in front; its calls
+ * may complete asynchronously on the caller's event loop. Every op may be
+ * NULL (nothing to do). `be` is the backend's own state (params.backend_state).
+ */
+/* Completion of llmc_cache_fetch: rc 0 and e a new reference (release it),
+ * or rc < 0 (LLMC_ENOTFOUND: not there or too old; another code: the
+ * backend failed, treat as a miss) and e NULL. */
+typedef void (*llmc_cache_fetch_cb)(int rc, const llmc_entry_info *e, void *arg);
+
+typedef struct llmc_cache_backend_ops {
+    const char *name; /* static, for stats and logs */
+    /* 1: the memory store is a bounded near cache in front of a backend
+     * that holds more (Redis). Then the semantic index follows the backend
+     * (llmc_cache_notify_put/_delete), not the near cache's evictions.
+     * 0: the backend mirrors the memory store (SQLite). */
+    int near_cache;
+    /* At llmc_cache_new: fill the near cache `near` with what the backend
+     * holds that is live at now (a warm start; with llmc_store_put) and
+     * start any background work. May block (start-up). 0 or LLMC_E*. */
+    int (*load)(void *be, llmc_store *near, int64_t now);
+    /* Per event loop, before it serves: the backend's handle for fetches
+     * completing on that loop (`base` is the loop's struct event_base).
+     * NULL is a valid handle. */
+    void *(*loop_attach)(void *be, void *base);
+    void (*loop_detach)(void *be, void *loop);
+    /* A near-cache miss for key: start fetching it and return 0, then call
+     * done(rc, e, arg) exactly once, later, on `loop`'s thread (never from
+     * inside fetch); or return a negative code without calling done
+     * (LLMC_ENOTFOUND: nothing to fetch). e, when found, is the entry as
+     * the backend holds it (borrowed for the call); the cache copies it
+     * into the near cache and applies the age rules before its caller
+     * sees it. */
+    int (*fetch)(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN], llmc_cache_fetch_cb done,
+                 void *arg);
+    /* An entry was stored in the near cache by this instance (e is a
+     * reference valid for the call; take llmc_entry_ref to keep it). May
+     * queue the write and return at once; never blocks on the network. */
+    int (*put)(void *be, const llmc_entry_info *e);
+    /* e left the near cache (reason LLMC_RM_*), with the store's lock held:
+     * must not call back into the cache or the store. A mirror (SQLite)
+     * follows every removal but REPLACE; a source of truth ignores them
+     * (its deletes come through del/flush). */
+    void (*removed)(void *be, const llmc_entry_info *e, int reason);
+    /* This instance deletes a key / flushes a namespace (ns_hash != 0) or
+     * everything (all): asynchronous allowed. */
+    int (*del)(void *be, const uint8_t key[LLMC_KEY_LEN]);
+    void (*flush)(void *be, uint64_t ns_hash, int all);
+    /* Fill the backend's part of st (has_persist, persist, ...). */
+    void (*stats)(void *be, llmc_cache_stats *st);
+    /* Finish queued writes and free be. */
+    void (*close)(void *be);
+} llmc_cache_backend_ops;
+
+/* Store an entry already in hand (an import, a test, an evaluation):
+ * copied into memory, indexed when it has a vector of the index's model
+ * and is not exact-only, written to the backend. The caller's rules, not
+ * the policy's, decide that it may be stored. 0 or the llmc_store_put
+ * error. */
+int llmc_cache_insert(llmc_cache *c, const llmc_entry_info *e, int64_t now);
+
+/* What a backend calls when another instance inserted or deleted an entry:
+ * the near cache and the semantic index follow, and nothing is written back
+ * to the backend. Any thread (a remote backend calls them on the loop that
+ * reads its change stream). notify_put copies e; 0 or LLMC_E*. */
+int llmc_cache_notify_put(llmc_cache *c, const llmc_entry_info *e, int64_t now);
+void llmc_cache_notify_delete(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN]);
+
+typedef struct {
+    size_t max_bytes;          /* memory budget of the store (256 MiB) */
+    long long ttl_s;           /* TTL of an answer the policy gives none (3600) */
+    llmc_policy_params policy; /* the policy (llmc_policy_default_params) */
+    unsigned canon_flags;      /* LLMC_CANON_* bits for llmc_cache_prepare (0) */
+    /* The built-in backend: SQLite at persist_path (NULL: memory only). */
+    const char *persist_path;
+    int persist_sync;      /* commit each put before it returns (0) */
+    int flush_interval_ms; /* write-behind period (1000) */
+    /* Another backend instead (persist_path then ignored): ops must stay
+     * valid while the cache lives; backend_state is handed to ops->close. */
+    const llmc_cache_backend_ops *backend;
+    void *backend_state;
+} llmc_cache_params;
+
+llmc_cache_params llmc_cache_default_params(void);
+/* Create the cache: store, policy, backend (opened and loaded: a warm
+ * start). NULL on failure with *err set and a message in errbuf (errlen
+ * bytes; may be 0) — a foreign or corrupt SQLite file is refused, never
+ * rewritten. Free with llmc_cache_free (closes the backend: queued writes
+ * are finished). */
+llmc_cache *llmc_cache_new(const llmc_cache_params *p, int *err, char *errbuf, size_t errlen);
+void llmc_cache_free(llmc_cache *c);
+
+/* Turn the semantic tier on: create its index from p (dim and model must be
+ * the embedder's) and index every live entry that has a vector. Call
+ * before other threads use the cache. 0, LLMC_EEXIST (already on) or the
+ * llmc_semantic_new error. */
+int llmc_cache_enable_semantic(llmc_cache *c, const llmc_semantic_params *p);
+/* The embedder name the index holds vectors of, or NULL when off. */
+const char *llmc_cache_semantic_model(const llmc_cache *c);
+/* The personalisation header the policy reads ("" none): the caller puts
+ * its value in llmc_cache_request.personal. Valid while c lives. */
+const char *llmc_cache_personal_header(const llmc_cache *c);
+
+/* One request as the caller received it. Pointers are borrowed for the
+ * call; strings are NUL-terminated; NULL when absent. */
+typedef struct {
+    llmc_endpoint ep;
+    const char *body;
+    size_t len;
+    const char *authorization; /* Authorization header */
+    const char *ns;            /* namespace header */
+    int ns_shared;             /* ns is declared shared */
+    const char *personal;      /* the personalisation header's value */
+    const char *cache_control; /* Cache-Control header */
+} llmc_cache_request;
+
+/* What llmc_cache_prepare makes of a request. Plain data but the two
+ * owned strings, which llmc_cache_prep_clear frees (a caller may take them
+ * over and set them to NULL). */
+typedef struct {
+    llmc_endpoint ep;
+    uint8_t key[LLMC_KEY_LEN]; /* exact key */
+    uint64_t partition;        /* semantic partition (first 8 bytes of its hash) */
+    uint64_t ns_hash;          /* namespace, for flush by namespace */
+    char model[128];
+    int stream;               /* the client asked for SSE (never for embeddings) */
+    llmc_policy_decision dec; /* lookup / store / semantic, TTL class, max_age_s */
+    long long ttl_s;          /* TTL an answer is stored with */
+    uint32_t entry_flags;     /* LLMC_ENTRY_* an answer is stored with */
+    char *query;              /* what the semantic tier embeds (owned), or NULL */
+    size_t query_len;
+    char *prompt; /* the prompt as text, the prefix router's key (owned), or NULL */
+    size_t prompt_len;
+} llmc_cache_prep;
+
+/* Canonicalise and decide. 0, or LLMC_EINVAL with a static message in *why
+ * (may be NULL) for a body that is not a valid request: nothing is
+ * touched then. The decision never fails a request (BYPASS at worst). On
+ * success clear *out with llmc_cache_prep_clear. */
+int llmc_cache_prepare(llmc_cache *c, const llmc_cache_request *r, llmc_cache_prep *out,
+                       const char **why);
+void llmc_cache_prep_clear(llmc_cache_prep *p);
+
+/* The exact tier: the live entry with key that is at most max_age_s old
+ * (-1: any age) at now, as a new reference in *out (release it). 0 or
+ * LLMC_ENOTFOUND (absent, expired, or older than the client accepts). The
+ * near cache only: never blocks, never waits on a remote backend. */
+int llmc_cache_get_exact(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], long max_age_s,
+                         int64_t now, const llmc_entry_info **out);
+
+/* Attach / detach an event loop (its struct event_base) for fetches that
+ * complete on it: returns the backend's handle for the loop (NULL is
+ * valid; the memory and SQLite backends need none). */
+void *llmc_cache_loop_attach(llmc_cache *c, void *base);
+void llmc_cache_loop_detach(llmc_cache *c, void *loop);
+/* After a near-cache miss: ask the backend. LLMC_ENOTFOUND at once when
+ * the backend has nothing to fetch (memory, SQLite: done is not called);
+ * 0 when started: done(rc, e, arg) is then called once, later, on loop's
+ * thread, with the same rules as llmc_cache_get_exact (the entry found is
+ * put in the near cache first). */
+int llmc_cache_fetch(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], long max_age_s,
+                     llmc_cache_fetch_cb done, void *arg);
+
+/* The semantic tier: the best entry in partition that may answer query
+ * (text of qlen bytes, vector vec from the embedder the index was made
+ * for), under the same age rules as llmc_cache_get_exact; threshold < 0:
+ * the index's default. 0 with a new reference in *out, LLMC_ENOTFOUND
+ * (res, may be NULL, says why: llmc_semantic_result reasons plus
+ * "too-old"), LLMC_ENOTSUP when the semantic tier is off. Blocks for the
+ * search (sub-millisecond): call it off the event loops. */
+int llmc_cache_get_semantic(llmc_cache *c, uint64_t partition, const float *vec, const char *query,
+                            size_t qlen, double threshold, long max_age_s, int64_t now,
+                            llmc_semantic_result *res, const llmc_entry_info **out);
+
+/* What llmc_cache_put made of an answer. */
+typedef struct {
+    char *json; /* the answer as one complete JSON body (malloc'd,
+                   NUL-terminated; the caller frees), NULL when unreadable */
+    size_t json_len;
+    llmc_resp_info info;
+    int stored;      /* 1: in memory, index (when it has a vector) and backend */
+    const char *why; /* static: why it was not stored, or NULL */
+} llmc_cache_answer;
+
+/*
+ * An upstream answer to the request p was prepared for: parse it once (an
+ * SSE stream when is_sse, assembled into JSON), let the policy look at it
+ * (status, tool calls, truncation, code), and when p->dec.store still
+ * allows, store it in memory, in the semantic index (with vec of dim
+ * floats and query, unless exact-only; vec may be NULL) and in the
+ * backend — together, or not at all. Returns 0 when the answer was read
+ * (ans->stored says whether it was stored, ans->why why not) or a negative
+ * code when it was not a well-formed answer (LLMC_EINVAL, LLMC_ENOTSUP:
+ * ans->json NULL) or could not be stored (LLMC_ETOOBIG, LLMC_ENOMEM:
+ * ans->json set). Nothing partial is ever stored.
+ */
+int llmc_cache_put(llmc_cache *c, const llmc_cache_prep *p, const float *vec, uint32_t dim,
+                   const char *query, int http_status, const char *body, size_t len, int is_sse,
+                   int64_t now, llmc_cache_answer *ans);
+
+/* Remove one entry (memory, index, backend): 0 or LLMC_ENOTFOUND. */
+int llmc_cache_delete(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN]);
+/* Remove a namespace's entries (ns_hash != 0) or all (all != 0); returns
+ * how many left the memory store. */
+size_t llmc_cache_flush(llmc_cache *c, uint64_t ns_hash, int all);
+/* Drop up to max entries expired at now (a background sweep; the request
+ * path never needs it). Returns how many. */
+size_t llmc_cache_expire(llmc_cache *c, int64_t now, size_t max);
+void llmc_cache_get_stats(llmc_cache *c, llmc_cache_stats *st);
+
+/* ==== end cache ====================================================== */
 
 /* ==== kvblock / prefix: KV prefix tier =============================== */
 /* (section owned by src/kvblock.c, src/prefix.c)

@@ -49,8 +49,9 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    llmc_store_stats st;
-    llmc_store_get_stats(s->store, &st);
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
+    llmc_store_stats st = cst.store;
     fprintf(f, "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"demo_upstream\":%s,", LLMC_VERSION,
             (long long)(time(NULL) - s->started), s->demo ? "true" : "false");
     llmc_metrics_write_json(s->metrics, f);
@@ -70,13 +71,12 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         fputc(',', f);
         pool_write_json(s->upstreams, f);
     }
-    if (s->sem)
-        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", llmc_semantic_model(s->sem),
-                llmc_semantic_count(s->sem));
+    if (cst.semantic_model)
+        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", cst.semantic_model,
+                cst.semantic_indexed);
     verify_write_json(s, f);
-    if (s->persist) {
-        llmc_persist_stats ps;
-        llmc_persist_get_stats(s->persist, &ps);
+    if (cst.has_persist) {
+        llmc_persist_stats ps = cst.persist;
         fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
                    "\"errors\":%llu,\"queued\":%zu,\"loaded_at_start\":%llu}",
                 (unsigned long long)ps.puts, (unsigned long long)ps.deletes,
@@ -95,8 +95,9 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     llmc_metrics_write_prometheus(s->metrics, f);
-    llmc_store_stats st;
-    llmc_store_get_stats(s->store, &st);
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
+    llmc_store_stats st = cst.store;
     fprintf(f, "# HELP llmcached_entries Entries in the exact tier.\n# TYPE llmcached_entries gauge\n"
                "llmcached_entries %zu\n"
                "# HELP llmcached_bytes Bytes charged to the memory budget.\n# TYPE llmcached_bytes gauge\n"
@@ -191,7 +192,7 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
                             "a key is 64 hex digits (the X-LLM-Cache-Key header)");
             return;
         }
-        if (llmc_store_delete(s->store, key)) {
+        if (llmc_cache_delete(s->cache, key)) {
             http_send_error(req, 404, "not_found", "no entry with that key");
             return;
         }
@@ -216,9 +217,9 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
         const char *all = evhttp_find_header(&q, "all");
         size_t n;
         if (ns && *ns)
-            n = llmc_store_flush(s->store, llmc_namespace_hash(ns), 0);
+            n = llmc_cache_flush(s->cache, llmc_namespace_hash(ns), 0);
         else if (all && !strcmp(all, "1"))
-            n = llmc_store_flush(s->store, 0, 1);
+            n = llmc_cache_flush(s->cache, 0, 1);
         else {
             evhttp_clear_headers(&q);
             http_send_error(req, 400, "invalid_request_error",

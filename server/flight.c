@@ -434,78 +434,29 @@ static size_t flight_on_body(char *buf, size_t size, size_t n, void *arg)
 static void flight_store(flight *f)
 {
     srv *s = f->s;
-    llmc_resp_info info;
-    char *json = NULL;
-    size_t jl = 0;
-    int rc;
-    if (f->upstream_stream) {
-        rc = llmc_resp_from_sse(f->fr.ep, f->body, f->len, &json, &jl, &info);
-    } else {
-        rc = llmc_resp_parse(f->fr.ep, f->body, f->len, &info);
-        if (!rc) {
-            json = malloc(f->len + 1);
-            if (json) {
-                memcpy(json, f->body, f->len);
-                json[f->len] = 0;
-                jl = f->len;
-            } else {
-                rc = LLMC_ENOMEM;
-            }
-        }
-    }
-    if (rc) {
-        srv_log(LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
+    llmc_cache_prep cp;
+    memset(&cp, 0, sizeof cp);
+    cp.ep = f->fr.ep;
+    memcpy(cp.key, f->fr.key, LLMC_KEY_LEN);
+    cp.partition = f->fr.partition;
+    cp.ns_hash = f->fr.ns_hash;
+    memcpy(cp.model, f->fr.model, sizeof cp.model);
+    cp.dec = f->fr.dec;
+    cp.dec.store = f->fr.cacheable && f->fr.dec.store;
+    cp.ttl_s = f->fr.ttl;
+    cp.entry_flags = f->fr.entry_flags;
+    llmc_cache_answer ans;
+    int rc = llmc_cache_put(s->cache, &cp, f->fr.vec, f->fr.dim, f->fr.query, f->status, f->body,
+                            f->len, f->upstream_stream, (int64_t)time(NULL), &ans);
+    if (ans.stored)
+        atomic_fetch_add(&s->stores, 1);
+    else if (cp.dec.store || !ans.json)
         atomic_fetch_add(&s->store_refused, 1);
-        return;
-    }
-    /* The policy's look at the answer: tool calls, truncation, code blocks. */
-    llmc_policy_decision dec = f->fr.dec;
-    llmc_policy_check_response(s->policy, f->status, json, jl, 1, &dec);
-    int store = f->fr.cacheable && dec.store && !info.has_tool_calls && !info.truncated;
-    uint32_t flags = f->fr.entry_flags;
-    if (dec.action == LLMC_POLICY_EXACT_ONLY)
-        flags |= LLMC_ENTRY_EXACT_ONLY;
-    if (store) {
-        llmc_entry_info e;
-        memset(&e, 0, sizeof e);
-        memcpy(e.key, f->fr.key, LLMC_KEY_LEN);
-        e.ns_hash = f->fr.ns_hash;
-        e.partition = f->fr.partition;
-        e.created = (int64_t)time(NULL);
-        e.expires = e.created + (f->fr.ttl > 0 ? f->fr.ttl : 1);
-        e.endpoint = (uint32_t)f->fr.ep;
-        e.prompt_tokens = info.prompt_tokens;
-        e.completion_tokens = info.completion_tokens;
-        e.flags = flags;
-        e.model = f->fr.model;
-        e.vec_model = "";
-        if (f->fr.vec && s->sem) {
-            e.vec = f->fr.vec;
-            e.dim = f->fr.dim;
-            e.vec_model = llmc_semantic_model(s->sem);
-        }
-        e.query = f->fr.query;
-        e.body = json;
-        e.body_len = jl;
-        const llmc_entry_info *ref = NULL;
-        rc = llmc_store_put(s->store, &e, e.created, &ref);
-        if (rc == 0) {
-            atomic_fetch_add(&s->stores, 1);
-            if (s->sem && e.dim && !(flags & LLMC_ENTRY_EXACT_ONLY))
-                llmc_semantic_add(s->sem, ref);
-            if (s->persist)
-                llmc_persist_put(s->persist, ref);
-            llmc_entry_release(ref);
-        } else {
-            srv_log(LOG_WARN, "answer not stored: %s", llmc_strerror(rc));
-            atomic_fetch_add(&s->store_refused, 1);
-        }
-    } else {
-        atomic_fetch_add(&s->store_refused, f->fr.cacheable ? 1 : 0);
-    }
+    if (rc)
+        srv_log(ans.json ? LOG_WARN : LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
     pthread_mutex_lock(&f->mu);
-    f->final_json = json;
-    f->final_len = jl;
+    f->final_json = ans.json;
+    f->final_len = ans.json_len;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -783,8 +734,9 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
          * store (a semantic lookup takes milliseconds). A flight stores its
          * answer before it leaves the table, so under this lock the answer is
          * either in flight or stored: look once more. */
-        const llmc_entry_info *e =
-            fr->dec.lookup ? llmc_store_get(s->store, fr->key, (int64_t)time(NULL)) : NULL;
+        const llmc_entry_info *e = NULL;
+        if (fr->dec.lookup)
+            llmc_cache_get_exact(s->cache, fr->key, fr->dec.max_age_s, (int64_t)time(NULL), &e);
         if (e) {
             pthread_mutex_unlock(&s->flights_mu);
             int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;

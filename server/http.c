@@ -215,75 +215,57 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     const char *auth = evhttp_find_header(ih, "Authorization");
     const char *ns = s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header)
                                              : NULL;
-    const char *ph = llmc_policy_personal_header(s->policy);
+    const char *ph = llmc_cache_personal_header(s->cache);
+    if (ph && !*ph)
+        ph = NULL;
 
     /* Fast path: a byte-identical request seen before on this loop. */
     size_t rawlen = http_raw_inputs(l, ep, ih, auth, ns, ph, body, len);
     const memo_val *mv = rawlen ? memo_get(l->memo, l->raw, rawlen) : NULL;
     if (mv) {
-        int64_t now = (int64_t)time(NULL);
-        const llmc_entry_info *e = llmc_store_get(s->store, mv->key, now);
-        if (e && (mv->max_age_s < 0 || now - e->created <= mv->max_age_s)) {
+        const llmc_entry_info *e;
+        if (llmc_cache_get_exact(s->cache, mv->key, mv->max_age_s, (int64_t)time(NULL), &e) == 0) {
             int served = http_serve_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served)
                 return;
-        } else {
-            llmc_entry_release(e);
         }
     }
-    llmc_tenant t;
-    llmc_tenant_make(&t, auth, ns, ns && http_ns_shared(s, ns));
-    llmc_canon c;
+    llmc_cache_request cr = {.ep = ep,
+                             .body = body,
+                             .len = len,
+                             .authorization = auth,
+                             .ns = ns,
+                             .ns_shared = ns && http_ns_shared(s, ns),
+                             .personal = ph ? evhttp_find_header(ih, ph) : NULL,
+                             .cache_control = evhttp_find_header(ih, "Cache-Control")};
+    llmc_cache_prep cp;
     const char *why = NULL;
-    unsigned cflags = (s->cfg.scope_user ? LLMC_CANON_SCOPE_USER : 0) | s->cfg.semantic_query_flag;
-    int rc = llmc_canon_request(ep, &t, body, len, cflags, &c, &why);
-    if (rc) {
+    if (llmc_cache_prepare(s->cache, &cr, &cp, &why)) {
         http_add_common_headers(s, req);
         http_send_error(req, 400, "invalid_request_error",
                         why ? why : "request body could not be read");
         return;
     }
-    /* Policy: may this request be answered from the cache, stored, how long? */
-    llmc_policy_request pr;
-    memset(&pr, 0, sizeof pr);
-    pr.endpoint = ep == LLMC_EP_CHAT          ? "/v1/chat/completions"
-                  : ep == LLMC_EP_COMPLETIONS ? "/v1/completions"
-                                              : "/v1/embeddings";
-    pr.temperature = c.temperature;
-    pr.n = (int)c.n;
-    pr.user = c.user;
-    pr.personal = ph ? evhttp_find_header(ih, ph) : NULL;
-    pr.has_tools = c.has_tools;
-    pr.query_text = c.query;
-    pr.query_len = c.query_len;
-    pr.system_text = c.system;
-    pr.system_len = c.system_len;
-    pr.cache_control = evhttp_find_header(ih, "Cache-Control");
     flight_req fr;
     memset(&fr, 0, sizeof fr);
-    llmc_policy_decide(s->policy, &pr, &fr.dec); /* never fails a request: BYPASS at worst */
+    fr.dec = cp.dec;
     fr.ep = ep;
-    fr.client_stream = c.stream && ep != LLMC_EP_EMBEDDINGS;
-    memcpy(fr.key, c.key, LLMC_KEY_LEN);
-    memcpy(&fr.partition, c.partition, sizeof fr.partition);
-    fr.ns_hash = t.ns_hash;
-    snprintf(fr.model, sizeof fr.model, "%s", c.model);
-    fr.ttl = fr.dec.ttl_s > 0 ? fr.dec.ttl_s : s->cfg.ttl;
-    fr.entry_flags = fr.dec.action == LLMC_POLICY_EXACT_ONLY ? LLMC_ENTRY_EXACT_ONLY : 0;
+    fr.client_stream = cp.stream;
+    memcpy(fr.key, cp.key, LLMC_KEY_LEN);
+    fr.partition = cp.partition;
+    fr.ns_hash = cp.ns_hash;
+    memcpy(fr.model, cp.model, sizeof fr.model);
+    fr.ttl = cp.ttl_s;
+    fr.entry_flags = cp.entry_flags;
     fr.reason = strcmp(fr.dec.reason, "default") ? fr.dec.reason : NULL;
     /* Kept for the semantic tier: the last user message, or the turns
      * --semantic-query asks for. */
-    char *sem_query = c.semantic_query ? c.semantic_query : c.query;
-    size_t sem_qlen = c.semantic_query ? c.semantic_query_len : c.query_len;
-    if (c.semantic_query)
-        c.semantic_query = NULL;
-    else
-        c.query = NULL;
-    fr.route_key = c.prompt; /* the prefix router's key, owned by the flight */
-    fr.route_len = c.prompt_len;
-    c.prompt = NULL;
-    llmc_canon_clear(&c);
+    char *sem_query = cp.query;
+    size_t sem_qlen = cp.query_len;
+    fr.route_key = cp.prompt; /* the prefix router's key, owned by the flight */
+    fr.route_len = cp.prompt_len;
+    cp.query = cp.prompt = NULL;
 
     if (!fr.dec.lookup && !fr.dec.store) {
         free(sem_query);
@@ -300,13 +282,9 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         memo_put(l->memo, l->raw, rawlen, &v);
     }
     if (fr.dec.lookup) {
-        int64_t now = (int64_t)time(NULL);
-        const llmc_entry_info *e = llmc_store_get(s->store, fr.key, now);
-        if (e && fr.dec.max_age_s >= 0 && now - e->created > fr.dec.max_age_s) {
-            llmc_entry_release(e); /* older than the client accepts: refresh */
-            e = NULL;
-        }
-        if (e) {
+        const llmc_entry_info *e;
+        if (llmc_cache_get_exact(s->cache, fr.key, fr.dec.max_age_s, (int64_t)time(NULL), &e) ==
+            0) {
             int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
@@ -320,7 +298,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     fr.shareable = 1;
     fr.cache_status = "MISS";
     /* The semantic tier: embed and search off the loop, then hit or go on. */
-    if (s->sem && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
+    if (s->semq && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
         (fr.dec.lookup || fr.dec.store)) {
         double th = sem_threshold_for(s, fr.model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
         sem_submit(l, req, &fr, sem_query, sem_qlen, th, body, len, t0);

@@ -160,16 +160,6 @@ static void main_on_signal(int sig)
     stop_requested = 1;
 }
 
-/* The store tells persistence (and, later, the index) what left it. */
-static void main_on_remove(const llmc_entry_info *e, int reason, void *arg)
-{
-    srv *s = arg;
-    if (reason != LLMC_RM_REPLACE && s->persist)
-        llmc_persist_delete(s->persist, e->key);
-    if (s->sem && e->dim)
-        llmc_semantic_remove(s->sem, e->key);
-}
-
 static int main_prices(srv *s)
 {
     if (!s->cfg.prices || !*s->cfg.prices)
@@ -225,49 +215,51 @@ int main(int argc, char **argv)
     }
 
     int err = 0;
-    llmc_store_params sp = llmc_store_default_params();
-    sp.max_bytes = (size_t)s->cfg.memory;
-    sp.on_remove = main_on_remove;
-    sp.on_remove_arg = s;
-    s->store = llmc_store_new(&sp, &err);
     s->metrics = llmc_metrics_new(&err);
-    s->policy = llmc_policy_new(&s->cfg.policy, &err);
-    if (!s->store || !s->metrics || !s->policy || flights_init(s)) {
+    if (!s->metrics || flights_init(s)) {
         srv_log(LOG_ERROR, "out of memory at start");
         return 1;
     }
     if (main_prices(s))
         return 2;
 
+    /* The cache: store, policy, and (persist on) the SQLite file, loaded. */
+    llmc_cache_params cp = llmc_cache_default_params();
+    cp.max_bytes = (size_t)s->cfg.memory;
+    cp.ttl_s = s->cfg.ttl;
+    cp.policy = s->cfg.policy;
+    cp.canon_flags = (s->cfg.scope_user ? LLMC_CANON_SCOPE_USER : 0) | s->cfg.semantic_query_flag;
+    char path[4096];
     if (s->cfg.persist) {
         if (mkdir(s->cfg.data_dir, 0755) && errno != EEXIST) {
             srv_log(LOG_ERROR, "data-dir %s: %s", s->cfg.data_dir, strerror(errno));
             return 1;
         }
-        char path[4096], msg[1024] = "";
         snprintf(path, sizeof path, "%s/llmcached.db", s->cfg.data_dir);
-        llmc_persist_params pp = llmc_persist_default_params();
-        pp.path = path;
-        pp.sync = s->cfg.persist_sync;
-        pp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
-        s->persist = llmc_persist_open(&pp, &err, msg, sizeof msg);
-        if (!s->persist) {
-            srv_log(LOG_ERROR, "cannot use the cache database: %s (%s)", msg, llmc_strerror(err));
-            return 1;
-        }
-        double t = srv_now();
-        int lrc = llmc_persist_load(s->persist, s->store, (int64_t)time(NULL));
-        llmc_persist_stats ps;
-        llmc_persist_get_stats(s->persist, &ps);
-        if (lrc) {
-            srv_log(LOG_ERROR, "%s: loading entries failed: %s", path, llmc_strerror(lrc));
-            return 1;
-        }
-        srv_log(LOG_INFO, "warm start: %llu entries loaded from %s in %.0f ms (%llu expired, %llu "
-                          "failed their checksum and were skipped)",
-                (unsigned long long)ps.loaded, path, (srv_now() - t) * 1000,
-                (unsigned long long)ps.skipped_expired, (unsigned long long)ps.skipped_corrupt);
-        llmc_persist_start(s->persist);
+        cp.persist_path = path;
+        cp.persist_sync = s->cfg.persist_sync;
+        cp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
+    }
+    char msg[1024] = "";
+    double t = srv_now();
+    s->cache = llmc_cache_new(&cp, &err, msg, sizeof msg);
+    if (!s->cache) {
+        if (s->cfg.persist)
+            srv_log(LOG_ERROR, "cannot use the cache database %s: %s (%s)", path, msg,
+                    llmc_strerror(err));
+        else
+            srv_log(LOG_ERROR, "cannot create the cache: %s", llmc_strerror(err));
+        return 1;
+    }
+    if (s->cfg.persist) {
+        llmc_cache_stats cs;
+        llmc_cache_get_stats(s->cache, &cs);
+        srv_log(LOG_INFO,
+                "warm start: %llu entries loaded from %s in %.0f ms (%llu expired, %llu "
+                "failed their checksum and were skipped)",
+                (unsigned long long)cs.persist.loaded, path, (srv_now() - t) * 1000,
+                (unsigned long long)cs.persist.skipped_expired,
+                (unsigned long long)cs.persist.skipped_corrupt);
     }
 
     if (sem_start(s))
@@ -355,7 +347,7 @@ int main(int argc, char **argv)
     while (!stop_requested) {
         /* Expire in the background so the request path never sweeps. */
         usleep(200 * 1000);
-        llmc_store_expire(s->store, (int64_t)time(NULL), 10000);
+        llmc_cache_expire(s->cache, (int64_t)time(NULL), 10000);
     }
     srv_log(LOG_INFO, "shutting down: %d request(s) in flight, up to %lld ms to finish",
             atomic_load(&s->active), s->cfg.shutdown_timeout_ms);
@@ -378,12 +370,9 @@ int main(int argc, char **argv)
         event_base_free(l->base);
     }
     pool_free(s->upstreams);
-    llmc_persist_close(s->persist); /* flushes the queue */
+    llmc_cache_free(s->cache); /* finishes the backend's queued writes */
     flights_free(s);
-    llmc_store_free(s->store);
     llmc_metrics_free(s->metrics);
-    llmc_policy_free(s->policy);
-    llmc_semantic_free(s->sem);
     curl_global_cleanup();
     free(s->loops);
     config_free(&s->cfg);

@@ -133,7 +133,7 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
     }
     if (j->fr.reason == NULL && j->res.guard_rejected)
         j->fr.reason = "semantic: guard refused a similar entry";
-    else if (j->fr.reason == NULL && !strcmp(j->res.reason, "learned-floor"))
+    else if (j->fr.reason == NULL && j->res.reason && !strcmp(j->res.reason, "learned-floor"))
         j->fr.reason = "semantic: a similar entry answered such a question differently before";
     flight_req fr = j->fr;
     memset(&j->fr, 0, sizeof j->fr); /* ownership of vec/query moves on */
@@ -170,8 +170,9 @@ static void *sem_worker(void *arg)
                 j->vec = NULL;
             }
             if (j->vec && j->fr.dec.lookup)
-                j->hit = llmc_semantic_lookup(s->sem, s->store, j->fr.partition, j->vec, j->query,
-                                              j->qlen, j->threshold, (int64_t)time(NULL), &j->res);
+                llmc_cache_get_semantic(s->cache, j->fr.partition, j->vec, j->query, j->qlen,
+                                        j->threshold, j->fr.dec.max_age_s, (int64_t)time(NULL),
+                                        &j->res, &j->hit);
         }
         j->t_lookup = srv_now() - t;
         event_active(j->done, EV_READ, 0);
@@ -215,12 +216,6 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
     p->tail = j;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-}
-
-static void sem_index_entry(const llmc_entry_info *e, void *arg)
-{
-    if (e->dim)
-        llmc_semantic_add(arg, e);
 }
 
 void sem_embed_params(srv *s, llmc_embed_params *ep)
@@ -282,16 +277,14 @@ int sem_start(srv *s)
                           "(Debian package wordnet-base)", lex);
         synonyms = "none";
     }
-    s->sem = llmc_semantic_new(&sp, &err);
-    if (!s->sem) {
+    err = llmc_cache_enable_semantic(s->cache, &sp);
+    if (err) {
         srv_log(LOG_ERROR, "semantic index (lexicon %s): %s", synonyms, llmc_strerror(err));
         for (int k = 0; k < n; k++)
             llmc_embedder_free(p->em[k]);
         free(p);
         return -1;
     }
-    size_t indexed = llmc_store_foreach(s->store, sem_index_entry, s->sem);
-    (void)indexed;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->n = n;
@@ -302,11 +295,14 @@ int sem_start(srv *s)
         arg[1] = p->em[i];
         pthread_create(&p->th[i], NULL, sem_worker, arg);
     }
-    srv_log(LOG_INFO, "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, "
-                      "query %s, guard synonyms %s, %zu entries indexed",
-            llmc_semantic_model(s->sem), sp.index.dim, n, sp.threshold,
+    llmc_cache_stats cst;
+    llmc_cache_get_stats(s->cache, &cst);
+    srv_log(LOG_INFO,
+            "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, "
+            "query %s, guard synonyms %s, %zu entries indexed",
+            llmc_cache_semantic_model(s->cache), sp.index.dim, n, sp.threshold,
             s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
-            llmc_semantic_count(s->sem));
+            cst.semantic_indexed);
     return 0;
 }
 

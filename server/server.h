@@ -132,12 +132,9 @@ struct srv {
     srv_config cfg;
     srv_loop *loops;
     int nloops;
-    llmc_store *store;
-    llmc_persist *persist;
+    llmc_cache *cache; /* store, semantic index, persistence, policy */
     llmc_metrics *metrics;
-    llmc_policy *policy;
-    llmc_semantic *sem; /* NULL: semantic tier off */
-    struct sem_pool *semq;
+    struct sem_pool *semq; /* NULL: semantic tier off */
     struct verify *verify; /* NULL: no re-asks (verify.c) */
     pool *upstreams;
     pthread_mutex_t flights_mu;

@@ -264,8 +264,8 @@ static void verify_run(struct verify *v, verify_job *j)
     /* A semantic hit the model answers otherwise: this entry must not
      * answer queries this far from it again (its learned floor). */
     if (r == 0 && j->semantic) {
-        const llmc_entry_info *served = llmc_store_get(s->store, j->key, (int64_t)time(NULL));
-        if (served) {
+        const llmc_entry_info *served;
+        if (llmc_cache_get_exact(s->cache, j->key, -1, (int64_t)time(NULL), &served) == 0) {
             llmc_entry_raise_semantic_floor(served, j->similarity);
             llmc_entry_release(served);
             srv_log(LOG_INFO,
@@ -311,7 +311,7 @@ int verify_start(srv *s)
     v->s = s;
     pthread_mutex_init(&v->mu, NULL);
     pthread_cond_init(&v->cv, NULL);
-    if (s->sem) {
+    if (llmc_cache_semantic_model(s->cache)) {
         llmc_embed_params ep;
         sem_embed_params(s, &ep);
         int err = 0;

@@ -246,6 +246,27 @@ describe('Cache-Control and policy', () => {
     assert.equal(c.headers.get('x-llm-cache'), 'HIT-EXACT');
   });
 
+  test('max-age > 0: an exact entry is served while young enough, refreshed once older', async () => {
+    const body = chat(q('max-age positive'));
+    const maxAge = (n) => ({ headers: { 'Cache-Control': `max-age=${n}` } });
+    const a = await client.chat.completions.create(body).withResponse();
+    assert.equal(a.response.headers.get('x-llm-cache'), 'MISS');
+    // Young enough: served (and remembered by the loop's fast path).
+    const b = await client.chat.completions.create(body, maxAge(1)).withResponse();
+    assert.equal(b.response.headers.get('x-llm-cache'), 'HIT-EXACT');
+    assert.equal(mockSerial(b.data), mockSerial(a.data));
+    await sleep(2200);
+    // Now 2 s old: the fast path and the slow path both refuse it.
+    const c = await client.chat.completions.create(body, maxAge(1)).withResponse();
+    assert.equal(c.response.headers.get('x-llm-cache'), 'MISS');
+    assert.notEqual(mockSerial(c.data), mockSerial(a.data));
+    // The refreshed entry is young: served again under the same limit.
+    const e = await client.chat.completions.create(body, maxAge(1)).withResponse();
+    assert.equal(e.response.headers.get('x-llm-cache'), 'HIT-EXACT');
+    assert.equal(mockSerial(e.data), mockSerial(c.data));
+    assert.ok(Number(e.response.headers.get('age')) <= 1);
+  });
+
   test('temperature above 0.8 and n > 1 bypass', async () => {
     for (const extra of [{ temperature: 0.9 }, { n: 2 }]) {
       const body = chat(q('creative'), extra);

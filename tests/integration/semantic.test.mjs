@@ -194,3 +194,42 @@ test('--semantic-query user-turns compares whole conversations instead of keying
     await d2.stop();
   }
 });
+
+test('max-age > 0 holds on the semantic tier: a stale entry is never a semantic hit', { skip }, async () => {
+  const t = tag();
+  const client = makeClient(d.url, { apiKey: 'sk-sem' });
+  const chat = (content, maxAge) => client.chat.completions.create(
+    { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
+    maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+  const original = `Could you please explain in detail how the process of photosynthesis turns sunlight, water and carbon dioxide into sugar inside the leaves of a plant?`;
+  const paraphrase = `Can you please explain in detail how the process of photosynthesis turns sunlight, water and carbon dioxide into sugar inside the leaves of a plant?`;
+  const a = await chat(original);
+  assert.equal(a.response.headers.get('x-llm-cache'), 'MISS');
+  // Young: a paraphrase within max-age is a semantic hit.
+  const young = await chat(paraphrase, 60);
+  assert.equal(young.response.headers.get('x-llm-cache'), 'HIT-SEMANTIC');
+  await sleep(2200);
+  // 2 s old, the client accepts 1 s: neither the paraphrase ...
+  const p = await chat(paraphrase, 1);
+  assert.equal(p.response.headers.get('x-llm-cache'), 'MISS');
+  assert.notEqual(mockSerial(p.data), mockSerial(a.data));
+});
+
+test('max-age > 0: the exact request refused as too old is not served as HIT-SEMANTIC', { skip }, async () => {
+  const t = tag();
+  const client = makeClient(d.url, { apiKey: 'sk-sem' });
+  const chat = (content, maxAge) => client.chat.completions.create(
+    { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
+    maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+  const question = `Could you please describe the main differences between the climate of the northern and the southern coast of Spain throughout the year?`;
+  const a = await chat(question);
+  assert.equal(a.response.headers.get('x-llm-cache'), 'MISS');
+  await sleep(2200);
+  const b = await chat(question, 1);
+  assert.equal(b.response.headers.get('x-llm-cache'), 'MISS');
+  assert.notEqual(mockSerial(b.data), mockSerial(a.data));
+  // The refreshed answer is young: served under the same limit, exactly.
+  const c = await chat(question, 1);
+  assert.equal(c.response.headers.get('x-llm-cache'), 'HIT-EXACT');
+  assert.equal(mockSerial(c.data), mockSerial(b.data));
+});
