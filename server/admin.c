@@ -44,6 +44,32 @@ static void admin_reply(srv *s, struct evhttp_request *req, const char *ctype, c
     evbuffer_free(b);
 }
 
+/* The shared store's part of /stats: backend, round trips, errors,
+ * reconnects, stream lag. The URL is shown with its password masked. */
+static void admin_redis_json(llmc_redis_backend *rb, FILE *f)
+{
+    llmc_redis_backend_stats r;
+    llmc_redis_backend_get_stats(rb, &r);
+    fprintf(f,
+            ",\"store_backend\":{\"kind\":\"%s\",\"url\":\"%s\",\"connections\":%u,"
+            "\"connections_up\":%u,\"fetches\":%llu,\"fetch_hits\":%llu,\"fetch_misses\":%llu,"
+            "\"unavailable\":%llu,\"bad_values\":%llu,\"puts\":%llu,\"put_errors\":%llu,"
+            "\"deletes\":%llu,\"flushes\":%llu,\"loaded\":%llu,\"rtt_p50_ms\":%.3f,"
+            "\"rtt_p99_ms\":%.3f,\"errors\":%llu,\"timeouts\":%llu,\"reconnects\":%llu,"
+            "\"auth_failures\":%llu,\"stream_out\":%llu,\"stream_in\":%llu,"
+            "\"stream_errors\":%llu,\"stream_lag_ms\":%.3f,\"stream_lag_ms_max\":%.3f}",
+            r.cluster ? "redis-cluster" : "redis", r.url, r.connections, r.connections_up,
+            (unsigned long long)r.fetches, (unsigned long long)r.fetch_hits,
+            (unsigned long long)r.fetch_misses, (unsigned long long)r.unavailable,
+            (unsigned long long)r.bad_values, (unsigned long long)r.puts,
+            (unsigned long long)r.put_errors, (unsigned long long)r.deletes,
+            (unsigned long long)r.flushes, (unsigned long long)r.loaded, r.rtt_p50_ms, r.rtt_p99_ms,
+            (unsigned long long)r.errors, (unsigned long long)r.timeouts,
+            (unsigned long long)r.reconnects, (unsigned long long)r.auth_failures,
+            (unsigned long long)r.stream_out, (unsigned long long)r.stream_in,
+            (unsigned long long)r.stream_errors, r.stream_lag_ms, r.stream_lag_ms_max);
+}
+
 static void admin_stats(srv *s, struct evhttp_request *req)
 {
     char *buf = NULL;
@@ -75,6 +101,10 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", cst.semantic_model,
                 cst.semantic_indexed);
     verify_write_json(s, f);
+    fprintf(f, ",\"store_unavailable\":%llu",
+            (unsigned long long)atomic_load(&s->store_unavailable));
+    if (s->redis)
+        admin_redis_json(s->redis, f);
     if (cst.has_persist) {
         llmc_persist_stats ps = cst.persist;
         fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"

@@ -293,20 +293,34 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
                 return;
             }
         }
+        /* Not in memory: a shared store (Redis) may hold it. */
+        if (s->redis) {
+            fetch_submit(l, req, &fr, sem_query, sem_qlen, body, len, t0);
+            return;
+        }
     }
-    fr.cacheable = fr.dec.store;
-    fr.shareable = 1;
-    fr.cache_status = "MISS";
+    http_after_exact(l, req, &fr, sem_query, sem_qlen, body, len, t0);
+}
+
+void http_after_exact(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
+                      size_t sem_qlen, const char *body, size_t len, double t0)
+{
+    srv *s = l->s;
+    fr->cacheable = fr->dec.store;
+    fr->shareable = 1;
+    fr->cache_status = "MISS";
     /* The semantic tier: embed and search off the loop, then hit or go on. */
-    if (s->semq && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
-        (fr.dec.lookup || fr.dec.store)) {
-        double th = sem_threshold_for(s, fr.model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
-        sem_submit(l, req, &fr, sem_query, sem_qlen, th, body, len, t0);
+    if (s->semq && fr->dec.semantic && sem_query && sem_qlen && fr->ep != LLMC_EP_EMBEDDINGS &&
+        (fr->dec.lookup || fr->dec.store)) {
+        struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+        double th =
+            sem_threshold_for(s, fr->model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
+        sem_submit(l, req, fr, sem_query, sem_qlen, th, body, len, t0);
         free(sem_query);
         return;
     }
     free(sem_query);
-    flight_submit(l, req, &fr, body, len, t0);
+    flight_submit(l, req, fr, body, len, t0);
 }
 
 void http_handle(struct evhttp_request *req, void *arg)

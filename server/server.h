@@ -78,6 +78,9 @@ typedef struct srv_config {
     long long shutdown_timeout_ms;
     double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
     double verify_similarity; /* answer cosine that counts as the same answer */
+    char *store;              /* "sqlite", redis://... or redis-cluster://... */
+    char *store_password, *store_prefix;
+    long long store_timeout_ms, store_near_ttl;
 } srv_config;
 
 /* config.c */
@@ -122,6 +125,7 @@ struct srv_loop {
     struct event *curl_timer;
     struct event *stop_ev;
     memo *memo;       /* raw request → exact key (memo.c) */
+    void *store_loop; /* the store backend's handle for fetches on this loop */
     char *raw;        /* scratch for a request's raw inputs */
     size_t rawcap;
     /* demo upstream (loop 0 only) */
@@ -132,7 +136,8 @@ struct srv {
     srv_config cfg;
     srv_loop *loops;
     int nloops;
-    llmc_cache *cache; /* store, semantic index, persistence, policy */
+    llmc_cache *cache;         /* store, semantic index, persistence, policy */
+    llmc_redis_backend *redis; /* --store redis://...: owned by cache; NULL otherwise */
     llmc_metrics *metrics;
     struct sem_pool *semq; /* NULL: semantic tier off */
     struct verify *verify; /* NULL: no re-asks (verify.c) */
@@ -146,6 +151,7 @@ struct srv {
     int demo_port;
     time_t started;
     atomic_uint_fast64_t requests, coalesced, upstream_calls, stores, store_refused;
+    atomic_uint_fast64_t store_unavailable; /* lookups the shared store could not answer */
     atomic_int active; /* client requests being answered (subs, semantic jobs) */
 };
 
@@ -192,6 +198,18 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
 
 /* http.c */
 void http_handle(struct evhttp_request *req, void *arg);
+/* After the exact tier missed: the semantic tier (when it applies) or the
+ * upstream. Takes over req's reply and sem_query (owned, may be NULL). */
+void http_after_exact(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
+                      size_t sem_qlen, const char *body, size_t len, double t0);
+
+/* fetch.c — an exact-tier miss asked of the shared store (--store redis) */
+/* Ask the store backend for fr->key; serve the entry when found, else (not
+ * there, or the store unavailable: counted, X-LLM-Cache-Reason
+ * store_unavailable) continue with http_after_exact. Takes over req's reply
+ * and sem_query. */
+void fetch_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
+                  size_t sem_qlen, const char *body, size_t len, double t0);
 /* A connection closed while *reqp was still being answered: forget the
  * request (sets *reqp to NULL), freeing it when libevent left it to us. */
 void http_request_lost(struct evhttp_request **reqp);

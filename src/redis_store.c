@@ -749,14 +749,15 @@ static void rs_on_follow_get(redis_client *c, int status, redisReply *rep, void 
     if (rc == 0 && rs->p.on_put)
         rs->p.on_put(rs->p.arg, &e);
     free(own);
+    pthread_mutex_lock(&rs->mu);
     if (rc && rc != LLMC_ENOTFOUND) {
-        pthread_mutex_lock(&rs->mu);
         if (status)
             rs->st.stream_errors++;
         else
             rs->st.bad_values++;
-        pthread_mutex_unlock(&rs->mu);
     }
+    rs_publish_bg(rs);
+    pthread_mutex_unlock(&rs->mu);
     free(f);
 }
 
@@ -820,6 +821,9 @@ static void rs_on_xread(redis_client *c, int status, redisReply *rep, void *arg)
 {
     redis_store *rs = arg;
     rs->xread_pending = 0;
+    pthread_mutex_lock(&rs->mu);
+    rs_publish_bg(rs);
+    pthread_mutex_unlock(&rs->mu);
     if (status) {
         pthread_mutex_lock(&rs->mu);
         rs->st.stream_errors++;
