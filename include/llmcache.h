@@ -1140,6 +1140,7 @@ typedef struct {
     double stream_lag_ms, stream_lag_ms_max; /* another instance's XADD to our reading it */
     double rtt_p50_ms, rtt_p99_ms;           /* fetch round trips (power-of-two buckets) */
     uint64_t reconnects, timeouts, errors, auth_failures;
+    uint64_t redirects; /* Redis Cluster MOVED and ASK redirections followed */
 } llmc_redis_backend_stats;
 
 llmc_redis_backend_params llmc_redis_backend_default_params(void);

@@ -57,7 +57,8 @@ static void admin_redis_json(llmc_redis_backend *rb, FILE *f)
             "\"deletes\":%llu,\"flushes\":%llu,\"loaded\":%llu,\"rtt_p50_ms\":%.3f,"
             "\"rtt_p99_ms\":%.3f,\"errors\":%llu,\"timeouts\":%llu,\"reconnects\":%llu,"
             "\"auth_failures\":%llu,\"stream_out\":%llu,\"stream_in\":%llu,"
-            "\"stream_errors\":%llu,\"stream_lag_ms\":%.3f,\"stream_lag_ms_max\":%.3f}",
+            "\"stream_errors\":%llu,\"stream_lag_ms\":%.3f,\"stream_lag_ms_max\":%.3f,"
+            "\"redirects\":%llu}",
             r.cluster ? "redis-cluster" : "redis", r.url, r.connections, r.connections_up,
             (unsigned long long)r.fetches, (unsigned long long)r.fetch_hits,
             (unsigned long long)r.fetch_misses, (unsigned long long)r.unavailable,
@@ -67,7 +68,8 @@ static void admin_redis_json(llmc_redis_backend *rb, FILE *f)
             (unsigned long long)r.errors, (unsigned long long)r.timeouts,
             (unsigned long long)r.reconnects, (unsigned long long)r.auth_failures,
             (unsigned long long)r.stream_out, (unsigned long long)r.stream_in,
-            (unsigned long long)r.stream_errors, r.stream_lag_ms, r.stream_lag_ms_max);
+            (unsigned long long)r.stream_errors, r.stream_lag_ms, r.stream_lag_ms_max,
+            (unsigned long long)r.redirects);
 }
 
 static void admin_stats(srv *s, struct evhttp_request *req)

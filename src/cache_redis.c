@@ -226,4 +226,5 @@ void llmc_redis_backend_get_stats(llmc_redis_backend *b, llmc_redis_backend_stat
     st->timeouts = s.timeouts;
     st->errors = s.errors + s.refused;
     st->auth_failures = s.auth_failures;
+    st->redirects = s.redirects;
 }

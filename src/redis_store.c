@@ -1057,6 +1057,8 @@ void redis_store_loop_detach(redis_store_loop *l)
     rs->lst.errors += l->cst.errors;
     rs->lst.refused += l->cst.refused;
     rs->lst.auth_failures += l->cst.auth_failures;
+    rs->lst.moved += l->cst.moved;
+    rs->lst.ask += l->cst.ask;
     pthread_mutex_unlock(&rs->mu);
     redis_free(l->c);
     free(l);
@@ -1134,6 +1136,7 @@ static void rs_sum(redis_store_stats *st, const redis_stats *c)
     st->errors += c->errors;
     st->refused += c->refused;
     st->auth_failures += c->auth_failures;
+    st->redirects += c->moved + c->ask;
     st->nodes_up += c->nodes_up;
     st->nodes += c->nodes;
 }

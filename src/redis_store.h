@@ -49,6 +49,7 @@ typedef struct {
     uint64_t fetch_rtt_hist[REDIS_RTT_BUCKETS];   /* answered fetches, as redis_stats */
     /* summed over every connection of the store */
     uint64_t reconnects, timeouts, errors, refused, auth_failures;
+    uint64_t redirects; /* cluster MOVED + ASK followed */
     uint32_t nodes_up, nodes; /* connections up / connections, over all of them */
     int cluster;
     char url[256]; /* the URL, password replaced by "***" */
