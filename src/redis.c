@@ -115,11 +115,25 @@ struct redis_client {
 
 /* ---- small helpers ------------------------------------------------- */
 
-static double redis_ms_since(const struct timespec *t0)
+double redis_mono_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static double redis_ms_since(const struct timespec *t0)
+{
+    return redis_mono_ms() - ((double)t0->tv_sec * 1e3 + (double)t0->tv_nsec / 1e6);
+}
+
+void redis_rtt_add(uint64_t *hist, double ms)
+{
+    double us = ms * 1e3;
+    int b = 0;
+    while (b < REDIS_RTT_BUCKETS - 1 && us >= (double)(1u << b))
+        b++;
+    hist[b]++;
 }
 
 static void redis_log(redis_client *r, const char *fmt, ...)
@@ -551,11 +565,7 @@ static void redis_finish(redis_req *q, int status, redisReply *rep)
         evtimer_del(q->timer);
     if (status == 0) {
         r->st.replies++;
-        double us = redis_ms_since(&q->t0) * 1e3;
-        int b = 0;
-        while (b < REDIS_RTT_BUCKETS - 1 && us >= (double)(1u << b))
-            b++;
-        r->st.rtt_hist[b]++;
+        redis_rtt_add(r->st.rtt_hist, redis_ms_since(&q->t0));
     } else if (status == LLMC_ETIMEDOUT) {
         r->st.timeouts++;
     } else {

@@ -132,6 +132,10 @@ int redis_ready(redis_client *r);
 unsigned redis_key_slot(const char *key, size_t len);
 
 void redis_get_stats(redis_client *r, redis_stats *st);
+/* Count a round trip of ms milliseconds in a REDIS_RTT_BUCKETS histogram. */
+void redis_rtt_add(uint64_t *hist, double ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+double redis_mono_ms(void);
 /* Quantile q (0..1) of the round-trip histogram, in milliseconds (upper
  * bound of the bucket it falls in); 0 with no data. */
 double redis_rtt_quantile(const redis_stats *st, double q);

@@ -115,13 +115,6 @@ static double rs_now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static double rs_mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static void rs_log(redis_store *rs, const char *fmt, ...)
 {
     char msg[512];
@@ -165,15 +158,6 @@ static redis_client *rs_client(redis_store *rs, struct event_base *base, int tim
     p.log_arg = rs->p.log_arg;
     char err[256];
     return redis_new(base, &p, NULL, err, sizeof err);
-}
-
-static void rs_rtt(uint64_t *hist, double ms)
-{
-    double us = ms * 1e3;
-    int b = 0;
-    while (b < REDIS_RTT_BUCKETS - 1 && us >= (double)(1u << b))
-        b++;
-    hist[b]++;
 }
 
 /* Decode a GET reply for key into *e (owned: free it). 0, LLMC_ENOTFOUND
@@ -255,7 +239,7 @@ redis_store *redis_store_open(const redis_store_params *p, int *err, char *errbu
     d.url = d.password = d.prefix = NULL;
     rs->p = d;
     snprintf(rs->stream_key, sizeof rs->stream_key, "%sstream", rs->prefix);
-    uint64_t o = (uint64_t)rs_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)rs;
+    uint64_t o = (uint64_t)redis_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)rs;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f) {
         if (fread(&o, sizeof o, 1, f) != 1) {
@@ -513,9 +497,9 @@ int redis_store_load(redis_store *rs, void (*fn)(void *arg, const llmc_entry_inf
     }
     struct timeval tv = {0, 5000};
     event_add(t, &tv);
-    double end = rs_mono_ms() + deadline_ms;
+    double end = redis_mono_ms() + deadline_ms;
     /* wait for the connection (and, in a cluster, the slot map) */
-    while (!redis_ready(c) && rs_mono_ms() < end)
+    while (!redis_ready(c) && redis_mono_ms() < end)
         event_base_loop(base, EVLOOP_ONCE);
     int rc = LLMC_ETIMEDOUT;
     rs_sync s = {0};
@@ -523,7 +507,7 @@ int redis_store_load(redis_store *rs, void (*fn)(void *arg, const llmc_entry_inf
     size_t al[6] = {9, strlen(rs->stream_key), 1, 1, 5, 1};
     if (redis_ready(c) &&
         redis_command(c, rs->stream_key, al[1], 6, av, al, -1, rs_on_lastid, &s) == 0) {
-        while (!s.done && rs_mono_ms() < end)
+        while (!s.done && redis_mono_ms() < end)
             event_base_loop(base, EVLOOP_ONCE);
     }
     scan_job j;
@@ -533,7 +517,7 @@ int redis_store_load(redis_store *rs, void (*fn)(void *arg, const llmc_entry_inf
     j.now = now;
     if (s.done && s.status == 0) {
         scan_step(&j);
-        while (!j.done && rs_mono_ms() < end)
+        while (!j.done && redis_mono_ms() < end)
             event_base_loop(base, EVLOOP_ONCE);
         rc = !j.done ? LLMC_ETIMEDOUT : j.failed ? LLMC_EUPSTREAM : 0;
     } else if (s.done) {
@@ -1092,7 +1076,7 @@ static void rs_on_fetch(redis_client *c, int status, redisReply *rep, void *arg)
     if (bad)
         rs->st.bad_values++;
     if (!status)
-        rs_rtt(rs->st.fetch_rtt_hist, rs_mono_ms() - f->t0);
+        redis_rtt_add(rs->st.fetch_rtt_hist, redis_mono_ms() - f->t0);
     redis_get_stats(c, &l->cst);
     pthread_mutex_unlock(&rs->mu);
     f->done(bad ? LLMC_ENOTFOUND : rc, rc == 0 ? &e : NULL, f->arg);
@@ -1111,7 +1095,7 @@ int redis_store_fetch(redis_store_loop *l, const uint8_t key[LLMC_KEY_LEN],
     memcpy(f->key, key, LLMC_KEY_LEN);
     f->done = done;
     f->arg = arg;
-    f->t0 = rs_mono_ms();
+    f->t0 = redis_mono_ms();
     char name[300];
     int nl = redis_entry_key(rs->prefix, key, name, sizeof name);
     const char *av[2] = {"GET", name};

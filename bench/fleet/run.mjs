@@ -131,7 +131,7 @@ function rounds(list, conns, threads, secs) {
 }
 
 function wrk(name, d, conns, threads, secs) {
-  const args = ['-t', String(threads), '-c', String(conns), '-d', `${secs}s`, '--latency', '-s', 'bench/fleet/wrk.lua', d.url];
+  const args = ['-t', String(threads), '-c', String(conns), '-d', `${secs}s`, '--latency', '-s', 'bench/exact/wrk.lua', d.url];
   const r = spawnSync('wrk', args, { env: { ...env, BODIES_FILE: bodiesFile }, encoding: 'utf8' });
   const line = (r.stdout || '').split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`);
@@ -229,7 +229,7 @@ if (!haveModel) {
 
 console.log('\n-- 4. Redis SIGKILLed and restarted under load (wrk on A and R, 6 s) --');
 const both = Promise.all([A, R].map((d) => new Promise((resolve) => {
-  const w = spawn('wrk', ['-t', '1', '-c', '4', '-d', '6s', '-s', 'bench/fleet/wrk.lua', d.url], { env: { ...env, BODIES_FILE: bodiesFile } });
+  const w = spawn('wrk', ['-t', '1', '-c', '4', '-d', '6s', '-s', 'bench/exact/wrk.lua', d.url], { env: { ...env, BODIES_FILE: bodiesFile } });
   let out = '';
   w.stdout.on('data', (c) => { out += c; });
   w.on('exit', () => resolve({ d: d.name, line: out.split('\n').find((l) => l.startsWith('RESULT ')) || out }));

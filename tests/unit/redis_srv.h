@@ -14,6 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 
 #define MAXSRV 8
@@ -102,6 +105,33 @@ static void stop_server(int i)
         waitpid(srv_pid[i], NULL, 0);
         srv_pid[i] = 0;
     }
+}
+
+/* ---- driving an event loop from a test ---------------------------------- */
+
+static struct event_base *base;
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void tick(evutil_socket_t fd, short w, void *a)
+{
+}
+
+/* Run base until *flag (may be set by another thread) or ms pass. */
+static void run_until(int *flag, int ms)
+{
+    struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
+    struct timeval tv = {0, 1000};
+    event_add(t, &tv);
+    double end = now_ms() + ms;
+    while ((!flag || !__atomic_load_n(flag, __ATOMIC_ACQUIRE)) && now_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
 }
 
 /* Make the temporary directory and kill every server at exit. 0 or -1. */

@@ -37,31 +37,6 @@
 
 /* ---- driving the client ------------------------------------------------ */
 
-static struct event_base *base;
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static void tick(evutil_socket_t fd, short w, void *a)
-{
-}
-
-/* Run the loop until *flag or ms pass. */
-static void run_until(int *flag, int ms)
-{
-    struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
-    struct timeval tv = {0, 2000};
-    event_add(t, &tv);
-    double end = now_ms() + ms;
-    while ((!flag || !*flag) && now_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(t);
-}
-
 typedef struct {
     int done, status, type;
     long long integer;

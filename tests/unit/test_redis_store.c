@@ -17,30 +17,6 @@
 #include "redis_store.h"
 #include "unit.h"
 
-static struct event_base *base;
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static void tick(evutil_socket_t fd, short w, void *a)
-{
-}
-
-static void run_until(int *flag, int ms)
-{
-    struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
-    struct timeval tv = {0, 1000};
-    event_add(t, &tv);
-    double end = now_ms() + ms;
-    while ((!flag || !__atomic_load_n(flag, __ATOMIC_ACQUIRE)) && now_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(t);
-}
-
 /* ---- what a follower heard (called on the store's thread) ---- */
 typedef struct {
     pthread_mutex_t mu;
