@@ -27,8 +27,10 @@ LDSAN   :=
 endif
 CFLAGS  := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc -pthread $(EXTRA_CFLAGS)
 LDFLAGS := $(LDSAN) -pthread $(EXTRA_LDFLAGS)
+# Only what the library and every binary use; a binary that needs more
+# (hiredis for a Redis store backend, say) adds it in its own rule.
 LDLIBS  := -levent -levent_pthreads -lcurl -ljansson -lcrypto -lxxhash \
-           -lsqlite3 -lhiredis -lopenblas -lm
+           -lsqlite3 -lopenblas -lm
 
 LIB_SRC    := $(wildcard src/*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)

@@ -160,6 +160,10 @@ typedef struct {
     uint32_t prompt_tokens, completion_tokens; /* from usage, 0 if absent */
     int has_tool_calls; /* tool_calls / function_call in a choice */
     int truncated;      /* a choice ended with finish_reason "length" */
+    /* Appended: what the policy's look at the answer needs, so that it
+     * works on this parse instead of parsing the body again. */
+    int refused;  /* finish_reason content_filter/refusal, or a refusal message */
+    int has_code; /* a ``` or ~~~ code fence in a choice's text */
 } llmc_resp_info;
 
 /* Check a complete JSON response for endpoint ep and fill info. Returns 0,
@@ -643,6 +647,12 @@ int llmc_policy_decide(const llmc_policy *pol, const llmc_policy_request *req,
 int llmc_policy_check_response(const llmc_policy *pol, int http_status, const char *body,
                                size_t len, int is_stream_assembled,
                                llmc_policy_decision *inout);
+
+/* The same check on an answer already parsed by llmc_resp_parse or
+ * llmc_resp_from_sse (info): what llmc_cache_put uses, so that a body is
+ * parsed once. Same rules, same reasons, same return values. */
+int llmc_policy_check_answer(const llmc_policy *pol, int http_status, const llmc_resp_info *info,
+                             llmc_policy_decision *inout);
 
 /* The configured personalisation header name ("" when none), for the
  * gateway to read that header into llmc_policy_request.personal. Owned by

@@ -38,7 +38,7 @@ static void admin_reply(srv *s, struct evhttp_request *req, const char *ctype, c
 {
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, buf, len);
-    http_add_common_headers(s, req);
+    reply_common_headers(s, req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
@@ -177,13 +177,13 @@ int admin_static(srv *s, struct evhttp_request *req, const char *path)
     }
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 405, "method_not_allowed", "use GET");
+        reply_common_headers(s, req);
+        reply_error(req, 405, "method_not_allowed", "use GET");
         return 1;
     }
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_reference(b, body, len, NULL, NULL);
-    http_add_common_headers(s, req);
+    reply_common_headers(s, req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     evhttp_add_header(oh, "Content-Type", ctype);
     evhttp_add_header(oh, "Cache-Control", "no-cache");
@@ -196,15 +196,15 @@ int admin_static(srv *s, struct evhttp_request *req, const char *path)
 void admin_handle(srv *s, struct evhttp_request *req, const char *path)
 {
     if (!admin_authorized(s, req)) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 401, "unauthorized",
-                        "admin endpoints need the admin token (Authorization: Bearer TOKEN)");
+        reply_common_headers(s, req);
+        reply_error(req, 401, "unauthorized",
+                    "admin endpoints need the admin token (Authorization: Bearer TOKEN)");
         return;
     }
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (!strcmp(path, "/stats") || !strcmp(path, "/metrics")) {
         if (m != EVHTTP_REQ_GET) {
-            http_send_error(req, 405, "method_not_allowed", "use GET");
+            reply_error(req, 405, "method_not_allowed", "use GET");
             return;
         }
         if (path[1] == 's')
@@ -215,17 +215,17 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
     }
     if (!strncmp(path, "/admin/keys/", 12)) {
         if (m != EVHTTP_REQ_DELETE) {
-            http_send_error(req, 405, "method_not_allowed", "use DELETE");
+            reply_error(req, 405, "method_not_allowed", "use DELETE");
             return;
         }
         uint8_t key[LLMC_KEY_LEN];
         if (llmc_key_parse(path + 12, key)) {
-            http_send_error(req, 400, "invalid_request_error",
-                            "a key is 64 hex digits (the X-LLM-Cache-Key header)");
+            reply_error(req, 400, "invalid_request_error",
+                        "a key is 64 hex digits (the X-LLM-Cache-Key header)");
             return;
         }
         if (llmc_cache_delete(s->cache, key)) {
-            http_send_error(req, 404, "not_found", "no entry with that key");
+            reply_error(req, 404, "not_found", "no entry with that key");
             return;
         }
         char msg[] = "{\"deleted\":1}\n";
@@ -234,15 +234,15 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
     }
     if (!strcmp(path, "/admin/flush")) {
         if (m != EVHTTP_REQ_POST) {
-            http_send_error(req, 405, "method_not_allowed", "use POST");
+            reply_error(req, 405, "method_not_allowed", "use POST");
             return;
         }
         struct evkeyvalq q;
         const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
         memset(&q, 0, sizeof q);
         if (!qs || evhttp_parse_query_str(qs, &q)) {
-            http_send_error(req, 400, "invalid_request_error",
-                            "say what to flush: ?namespace=NAME or ?all=1");
+            reply_error(req, 400, "invalid_request_error",
+                        "say what to flush: ?namespace=NAME or ?all=1");
             return;
         }
         const char *ns = evhttp_find_header(&q, "namespace");
@@ -254,8 +254,8 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
             n = llmc_cache_flush(s->cache, 0, 1);
         else {
             evhttp_clear_headers(&q);
-            http_send_error(req, 400, "invalid_request_error",
-                            "say what to flush: ?namespace=NAME or ?all=1");
+            reply_error(req, 400, "invalid_request_error",
+                        "say what to flush: ?namespace=NAME or ?all=1");
             return;
         }
         evhttp_clear_headers(&q);
@@ -264,5 +264,5 @@ void admin_handle(srv *s, struct evhttp_request *req, const char *path)
         admin_reply(s, req, "application/json", msg, (size_t)ml);
         return;
     }
-    http_send_error(req, 404, "not_found", "no such admin endpoint");
+    reply_error(req, 404, "not_found", "no such admin endpoint");
 }

@@ -493,3 +493,13 @@ void config_free(srv_config *c)
     for (int i = 0; i < c->n_upstream; i++)
         free(c->upstream[i]);
 }
+
+void config_embed_params(const srv_config *c, llmc_embed_params *ep)
+{
+    *ep = llmc_embed_default_params();
+    ep->backend = c->embed_backend;
+    ep->model_path = c->embed_model_path;
+    ep->url = c->embed_url;
+    ep->model = c->embed_model;
+    ep->api_key = c->embed_key;
+}

@@ -71,7 +71,7 @@ static void demo_chunk(demo_call *d, const char *piece, const char *finish)
 static void demo_closed(struct evhttp_connection *c, void *arg)
 {
     demo_call *d = arg;
-    http_request_lost(&d->req);
+    reply_request_lost(&d->req);
     demo_free(d);
 }
 

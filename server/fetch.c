@@ -1,5 +1,6 @@
 /*
- * fetch.c — an exact-tier miss asked of the shared store (--store redis).
+ * fetch.c — after the exact tier missed in memory: the shared store
+ * (--store redis), then the semantic tier or the upstream.
  *
  * With a Redis store, the memory store is a near cache: a request whose key
  * is not in memory may still be in Redis, written by another instance. The
@@ -18,6 +19,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/keyvalq_struct.h>
 
 #include "server.h"
 
@@ -47,8 +50,31 @@ static void fetch_job_free(fetch_job *j)
 static void fetch_closed(struct evhttp_connection *c, void *arg)
 {
     fetch_job *j = arg;
-    http_request_lost(&j->req);
+    reply_request_lost(&j->req);
     j->gone = 1;
+}
+
+/* A miss in every store: the semantic tier (when it applies) or the
+ * upstream. Takes over sem_query and what flight_submit takes. */
+static void fetch_miss(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
+                       size_t sem_qlen, const char *body, size_t len, double t0)
+{
+    srv *s = l->s;
+    fr->cacheable = fr->dec.store;
+    fr->shareable = 1;
+    fr->cache_status = "MISS";
+    /* The semantic tier: embed and search off the loop, then hit or go on. */
+    if (s->semq && fr->dec.semantic && sem_query && sem_qlen && fr->ep != LLMC_EP_EMBEDDINGS &&
+        (fr->dec.lookup || fr->dec.store)) {
+        struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+        double th =
+            sem_threshold_for(s, fr->model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
+        sem_submit(l, req, fr, sem_query, sem_qlen, th, body, len, t0);
+        free(sem_query);
+        return;
+    }
+    free(sem_query);
+    flight_submit(l, req, fr, body, len, t0);
 }
 
 /* Give the request back to the miss path (ownership moves on). */
@@ -58,7 +84,7 @@ static void fetch_go_on(fetch_job *j)
     char *q = j->sem_query;
     memset(&j->fr, 0, sizeof j->fr);
     j->sem_query = NULL;
-    http_after_exact(j->l, j->req, &fr, q, j->sem_qlen, j->body, j->len, j->t0);
+    fetch_miss(j->l, j->req, &fr, q, j->sem_qlen, j->body, j->len, j->t0);
 }
 
 static void fetch_done(int rc, const llmc_entry_info *e, void *arg)
@@ -77,8 +103,7 @@ static void fetch_done(int rc, const llmc_entry_info *e, void *arg)
         return;
     }
     if (rc == 0) {
-        int served =
-            http_serve_entry(s, req, e, j->fr.client_stream, NAN, j->t0, j->body, j->len) == 0;
+        int served = reply_entry(s, req, e, j->fr.client_stream, NAN, j->t0, j->body, j->len) == 0;
         llmc_entry_release(e);
         if (served) {
             fetch_job_free(j);
@@ -96,13 +121,16 @@ void fetch_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, char 
                   size_t sem_qlen, const char *body, size_t len, double t0)
 {
     srv *s = l->s;
+    if (!fr->dec.lookup || !s->redis) { /* nothing else to look in */
+        fetch_miss(l, req, fr, sem_query, sem_qlen, body, len, t0);
+        return;
+    }
     fetch_job *j = calloc(1, sizeof *j);
     if (j)
         j->body = malloc(len + 1);
     if (!j || !j->body) {
-        if (j)
-            free(j);
-        http_after_exact(l, req, fr, sem_query, sem_qlen, body, len, t0);
+        free(j);
+        fetch_miss(l, req, fr, sem_query, sem_qlen, body, len, t0);
         return;
     }
     memcpy(j->body, body, len);

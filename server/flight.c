@@ -53,6 +53,7 @@ typedef struct {
 } flight_hdr;
 
 struct flight {
+    upstream_xfer xfer; /* first: upstream.c hands the finished transfer back */
     pthread_mutex_t mu;
     atomic_int refs;
     srv *s;
@@ -172,14 +173,14 @@ static void sub_detach(sub *u)
 static void sub_closed(struct evhttp_connection *c, void *arg)
 {
     sub *u = arg;
-    http_request_lost(&u->req);
+    reply_request_lost(&u->req);
     sub_detach(u);
 }
 
 static void sub_headers(sub *u, const char *cache_status)
 {
     flight *f = u->f;
-    http_add_common_headers(f->s, u->req);
+    reply_common_headers(f->s, u->req);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(u->req);
     evhttp_add_header(oh, "X-LLM-Cache", cache_status);
     if (f->fr.ep) {
@@ -279,8 +280,8 @@ static void sub_wake(evutil_socket_t fd, short what, void *arg)
         evbuffer_free(out);
         sub_observe(u, srv_now());
         sub_take(u);
-        http_send_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
-                        f->fail_msg ? f->fail_msg : "upstream failed");
+        reply_error(req, code, f->fail_type ? f->fail_type : "upstream_error",
+                    f->fail_msg ? f->fail_msg : "upstream failed");
         sub_detach(u);
         return;
     }
@@ -476,7 +477,7 @@ static void flight_unlink(flight *f)
     pthread_mutex_unlock(&s->flights_mu);
 }
 
-void flight_transfer_done(flight *f, CURLcode rc)
+static void flight_transfer_done(flight *f, CURLcode rc)
 {
     srv *s = f->s;
     long code = 0;
@@ -562,6 +563,12 @@ void flight_transfer_done(flight *f, CURLcode rc)
     flight_release(f); /* the transfer's reference */
 }
 
+/* upstream.c's callback: f->xfer is the flight's first member. */
+static void flight_xfer_done(upstream_xfer *x, CURLcode rc)
+{
+    flight_transfer_done((flight *)x, rc);
+}
+
 static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
 {
     flight *f = arg;
@@ -572,55 +579,6 @@ static void flight_abort_cb(evutil_socket_t fd, short what, void *arg)
         return;
     curl_multi_remove_handle(f->owner->multi, f->easy);
     flight_transfer_done(f, CURLE_ABORTED_BY_CALLBACK);
-}
-
-static int flight_forward_header(srv *s, const char *name)
-{
-    static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
-                                      "keep-alive", "te", "trailer", "upgrade",
-                                      "proxy-authorization", "proxy-connection",
-                                      "accept-encoding", "expect", "cache-control", NULL};
-    for (int i = 0; hop[i]; i++)
-        if (!strcasecmp(name, hop[i]))
-            return 0;
-    if (!strncasecmp(name, "x-llm-cache", 11))
-        return 0;
-    if (s->cfg.namespace_header && !strcasecmp(name, s->cfg.namespace_header))
-        return 0;
-    if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
-        return 0;
-    return 1;
-}
-
-struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
-{
-    struct curl_slist *hdrs = NULL;
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
-        if (!flight_forward_header(s, h->key))
-            continue;
-        if (plain_json && (!strcasecmp(h->key, "accept") || !strcasecmp(h->key, "content-type")))
-            continue;
-        size_t n = strlen(h->key) + strlen(h->value) + 3;
-        char *line = malloc(n);
-        if (!line)
-            continue;
-        snprintf(line, n, "%s: %s", h->key, h->value);
-        hdrs = curl_slist_append(hdrs, line);
-        free(line);
-    }
-    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
-        size_t n = strlen(s->cfg.upstream_key) + 32;
-        char *line = malloc(n);
-        if (line) {
-            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
-            hdrs = curl_slist_append(hdrs, line);
-            free(line);
-        }
-    }
-    if (plain_json)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    return curl_slist_append(hdrs, "Expect:");
 }
 
 static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
@@ -651,10 +609,11 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->req_len = len;
     f->upstream_stream = fr->client_stream;
 
-    f->hdrs = flight_upstream_headers(s, req, 0);
+    f->hdrs = upstream_headers(s, req, 0);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_URL, f->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+    f->xfer.done = flight_xfer_done;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &f->xfer);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, flight_on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
@@ -739,7 +698,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             llmc_cache_get_exact(s->cache, fr->key, fr->dec.max_age_s, (int64_t)time(NULL), &e);
         if (e) {
             pthread_mutex_unlock(&s->flights_mu);
-            int served = http_serve_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(fr->vec);
@@ -774,7 +733,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             free(fr->query);
             free(fr->route_key);
         }
-        http_send_error(req, 500, "server_error", "out of memory");
+        reply_error(req, 500, "server_error", "out of memory");
         return;
     }
     flight_count_miss(s, fr);

@@ -9,9 +9,12 @@
  * misses. Every other path is proxied unchanged and never cached; /health
  * is answered here and the admin paths go to admin.c.
  *
- * Errors are OpenAI-shaped JSON ({"error":{"message","type","param",
- * "code"}}) with a 4xx/5xx status; nothing on this path can crash the
- * daemon or touch the store on bad input.
+ * The rules (key, decision, age, what is stored) are llmc_cache's; replies
+ * are written by reply.c. Errors are OpenAI-shaped JSON with a 4xx/5xx
+ * status; nothing on this path can crash the daemon or touch the store on
+ * bad input. At the top of server/ (server.h has the layers): it calls
+ * down into admin, sem, flight, memo and reply, and nothing calls it but
+ * libevent.
  */
 #include <ctype.h>
 #include <math.h>
@@ -25,51 +28,6 @@
 #include <jansson.h>
 
 #include "server.h"
-
-void http_add_common_headers(srv *s, struct evhttp_request *req)
-{
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    evhttp_add_header(oh, "Server", "llmcached/" LLMC_VERSION);
-    if (s->demo)
-        evhttp_add_header(oh, "X-LLM-Cache-Upstream",
-                          "demo (built-in demo upstream, not a language model)");
-}
-
-void http_request_lost(struct evhttp_request **reqp)
-{
-    /* A client that went away before our reply was done leaves its request
-     * detached from the connection (libevent 2.1: evcon == NULL); then it is
-     * ours to free. Otherwise the connection frees it after its close
-     * callback returns. */
-    if (*reqp && !evhttp_request_get_connection(*reqp))
-        evhttp_request_free(*reqp);
-    *reqp = NULL;
-}
-
-void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg)
-{
-    json_t *o = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",
-                          "code", type);
-    char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    struct evbuffer *b = evbuffer_new();
-    if (js)
-        evbuffer_add(b, js, strlen(js));
-    free(js);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    evhttp_remove_header(oh, "Content-Type");
-    evhttp_add_header(oh, "Content-Type", "application/json");
-    const char *reason = status == 400   ? "Bad Request"
-                         : status == 401 ? "Unauthorized"
-                         : status == 404 ? "Not Found"
-                         : status == 405 ? "Method Not Allowed"
-                         : status == 413 ? "Payload Too Large"
-                         : status == 502 ? "Bad Gateway"
-                         : status == 504 ? "Gateway Timeout"
-                                         : "Error";
-    evhttp_send_reply(req, status, reason, b);
-    evbuffer_free(b);
-}
 
 static llmc_endpoint http_endpoint(const char *path)
 {
@@ -101,62 +59,6 @@ static int http_ns_shared(srv *s, const char *ns)
             return 1;
         list = e;
     }
-    return 0;
-}
-
-static void http_entry_cleanup(const void *data, size_t len, void *arg)
-{
-    llmc_entry_release(arg);
-}
-
-/* Serve a live entry: an exact hit (similarity NAN) or a semantic one.
- * Returns 0, or -1 when it cannot be rendered in the mode asked (the caller
- * then goes upstream). */
-int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0, const char *body,
-                     size_t len)
-{
-    /* The reply goes straight into the request's own output buffer. */
-    struct evbuffer *b = evhttp_request_get_output_buffer(req);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    if (client_stream && e->endpoint != LLMC_EP_EMBEDDINGS) {
-        char *sse = NULL;
-        size_t sl = 0;
-        if (llmc_resp_to_sse((llmc_endpoint)e->endpoint, e->body, e->body_len, &sse, &sl))
-            return -1;
-        evbuffer_add(b, sse, sl);
-        free(sse);
-        evhttp_add_header(oh, "Content-Type", "text/event-stream");
-        evhttp_add_header(oh, "Cache-Control", "no-cache");
-    } else {
-        if (e->body_len <= 16384) {
-            evbuffer_add(b, e->body, e->body_len); /* a copy is cheaper than a reference */
-        } else {
-            llmc_entry_ref(e); /* large: sent from the entry itself, held until sent */
-            evbuffer_add_reference(b, e->body, e->body_len, http_entry_cleanup, (void *)e);
-        }
-        evhttp_add_header(oh, "Content-Type", "application/json");
-    }
-    int semantic = !isnan(similarity);
-    char age[32], hex[2 * LLMC_KEY_LEN + 1];
-    long long a = (long long)time(NULL) - e->created;
-    snprintf(age, sizeof age, "%lld", a < 0 ? 0 : a);
-    llmc_key_hex(e->key, hex);
-    http_add_common_headers(s, req);
-    evhttp_add_header(oh, "X-LLM-Cache", semantic ? "HIT-SEMANTIC" : "HIT-EXACT");
-    if (semantic) {
-        char sim[32];
-        snprintf(sim, sizeof sim, "%.4f", similarity);
-        evhttp_add_header(oh, "X-LLM-Cache-Similarity", sim);
-    }
-    evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
-    evhttp_add_header(oh, "Age", age);
-    if (s->verify)
-        verify_sample(s, req, e, similarity, body, len); /* reads req's headers: before the reply */
-    evhttp_send_reply(req, 200, "OK", NULL);
-    llmc_metrics_count(s->metrics, e->model, semantic ? LLMC_OUT_HIT_SEMANTIC : LLMC_OUT_HIT_EXACT);
-    llmc_metrics_saved(s->metrics, e->model, e->prompt_tokens, e->completion_tokens);
-    llmc_metrics_observe(s->metrics, LLMC_HIST_HIT, srv_now() - t0);
     return 0;
 }
 
@@ -199,15 +101,15 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
 {
     srv *s = l->s;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        http_add_common_headers(s, req);
+        reply_common_headers(s, req);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        http_send_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
+        reply_error(req, 405, "method_not_allowed", "this endpoint only accepts POST");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if ((long long)len > s->cfg.max_body) {
-        http_send_error(req, 413, "request_too_large", "request body exceeds max-body");
+        reply_error(req, 413, "request_too_large", "request body exceeds max-body");
         return;
     }
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -225,7 +127,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     if (mv) {
         const llmc_entry_info *e;
         if (llmc_cache_get_exact(s->cache, mv->key, mv->max_age_s, (int64_t)time(NULL), &e) == 0) {
-            int served = http_serve_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, mv->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served)
                 return;
@@ -242,9 +144,9 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     llmc_cache_prep cp;
     const char *why = NULL;
     if (llmc_cache_prepare(s->cache, &cr, &cp, &why)) {
-        http_add_common_headers(s, req);
-        http_send_error(req, 400, "invalid_request_error",
-                        why ? why : "request body could not be read");
+        reply_common_headers(s, req);
+        reply_error(req, 400, "invalid_request_error",
+                    why ? why : "request body could not be read");
         return;
     }
     flight_req fr;
@@ -285,7 +187,7 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
         const llmc_entry_info *e;
         if (llmc_cache_get_exact(s->cache, fr.key, fr.dec.max_age_s, (int64_t)time(NULL), &e) ==
             0) {
-            int served = http_serve_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
+            int served = reply_entry(s, req, e, fr.client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
                 free(sem_query);
@@ -293,34 +195,10 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
                 return;
             }
         }
-        /* Not in memory: a shared store (Redis) may hold it. */
-        if (s->redis) {
-            fetch_submit(l, req, &fr, sem_query, sem_qlen, body, len, t0);
-            return;
-        }
     }
-    http_after_exact(l, req, &fr, sem_query, sem_qlen, body, len, t0);
-}
-
-void http_after_exact(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
-                      size_t sem_qlen, const char *body, size_t len, double t0)
-{
-    srv *s = l->s;
-    fr->cacheable = fr->dec.store;
-    fr->shareable = 1;
-    fr->cache_status = "MISS";
-    /* The semantic tier: embed and search off the loop, then hit or go on. */
-    if (s->semq && fr->dec.semantic && sem_query && sem_qlen && fr->ep != LLMC_EP_EMBEDDINGS &&
-        (fr->dec.lookup || fr->dec.store)) {
-        struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-        double th =
-            sem_threshold_for(s, fr->model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
-        sem_submit(l, req, fr, sem_query, sem_qlen, th, body, len, t0);
-        free(sem_query);
-        return;
-    }
-    free(sem_query);
-    flight_submit(l, req, fr, body, len, t0);
+    /* Not in memory: the shared store (--store redis) when it may hold it,
+     * then the semantic tier or the upstream. */
+    fetch_submit(l, req, &fr, sem_query, sem_qlen, body, len, t0);
 }
 
 void http_handle(struct evhttp_request *req, void *arg)
@@ -341,7 +219,7 @@ void http_handle(struct evhttp_request *req, void *arg)
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"status\":\"ok\",\"demo_upstream\":%s}",
                             s->demo ? "true" : "false");
-        http_add_common_headers(s, req);
+        reply_common_headers(s, req);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
         evhttp_send_reply(req, 200, "OK", b);

@@ -29,49 +29,8 @@
 
 #include "server.h"
 
-static int log_min = LOG_INFO;
 static srv *the_srv; /* for the signal handler only */
 static volatile sig_atomic_t stop_requested;
-
-void srv_log_set_level(const char *name)
-{
-    if (!name)
-        return;
-    if (!strcmp(name, "debug"))
-        log_min = LOG_DEBUG;
-    else if (!strcmp(name, "warn"))
-        log_min = LOG_WARN;
-    else if (!strcmp(name, "error"))
-        log_min = LOG_ERROR;
-    else
-        log_min = LOG_INFO;
-}
-
-void srv_log(int level, const char *fmt, ...)
-{
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    if (level < log_min)
-        return;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[32];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s.%03dZ %-5s %s\n", ts, (int)(tv.tv_usec / 1000), names[level], msg);
-}
-
-double srv_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int main_listen_socket(const char *hostport, int *port_out)
 {

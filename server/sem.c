@@ -98,7 +98,7 @@ static void sem_job_free(sem_job *j)
 static void sem_closed(struct evhttp_connection *c, void *arg)
 {
     sem_job *j = arg;
-    http_request_lost(&j->req);
+    reply_request_lost(&j->req);
     j->gone = 1;
 }
 
@@ -118,8 +118,8 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
         sem_job_free(j);
         return;
     }
-    if (j->hit && http_serve_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity,
-                                   j->t0, j->body, j->len) == 0) {
+    if (j->hit && reply_entry(s, req, j->hit, j->fr.client_stream, j->res.similarity, j->t0,
+                              j->body, j->len) == 0) {
         sem_job_free(j);
         return;
     }
@@ -218,22 +218,12 @@ void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const c
     pthread_mutex_unlock(&p->mu);
 }
 
-void sem_embed_params(srv *s, llmc_embed_params *ep)
-{
-    *ep = llmc_embed_default_params();
-    ep->backend = s->cfg.embed_backend;
-    ep->model_path = s->cfg.embed_model_path;
-    ep->url = s->cfg.embed_url;
-    ep->model = s->cfg.embed_model;
-    ep->api_key = s->cfg.embed_key;
-}
-
 int sem_start(srv *s)
 {
     if (!s->cfg.semantic)
         return 0;
     llmc_embed_params ep;
-    sem_embed_params(s, &ep);
+    config_embed_params(&s->cfg, &ep);
     int n = (int)(s->cfg.embed_threads > 0 ? s->cfg.embed_threads : 1);
     if (n > 16)
         n = 16;

@@ -1,5 +1,27 @@
 /*
- * server.h — the daemon's types, and who owns what.
+ * server.h — the daemon's types, its layers, and who owns what.
+ *
+ * Layers (a module calls only into its own layer's lower neighbours or
+ * below, never up; what must come back up is a callback it was given —
+ * nginx's upstream module knows nothing of its users):
+ *
+ *   top          main.c (start, run, stop)   http.c (the dispatcher)
+ *   request path admin.c    fetch.c → sem.c → flight.c (fetch hands an
+ *                exact miss on to sem or a flight; sem hands a miss on to
+ *                a flight; flight never calls sem, sem never calls fetch)
+ *   below it     pool.c  verify.c → upstream.c  memo.c  demo.c
+ *   ground       reply.c (common headers, errors, serving an entry)
+ *                log.c (srv_log, srv_now)   config.c (plain data)
+ *   library      libllmcache (include/llmcache.h): llmc_cache holds the
+ *                tiers, the store backend, persistence and the policy
+ *
+ * The two edges that used to point up are callbacks: upstream.c hands a
+ * finished transfer back through the upstream_xfer its owner put in
+ * CURLOPT_PRIVATE (flight.c's flight_xfer_done), and reply_entry tells
+ * verify.c of a hit through srv.on_hit (verify_start installs it). The
+ * declarations below follow the layers, ground first. To check: every
+ * call from a file goes to its own prefix, a lower layer, or the library
+ * (grep -oE "\b(http|flight|sem|...)_[a-z_]+\(" server/X.c).
  *
  * Threads (the one place this is written down):
  *   - The main thread reads the configuration, opens the store and its
@@ -83,6 +105,8 @@ typedef struct srv_config {
     long long store_timeout_ms, store_near_ttl;
 } srv_config;
 
+/* ==== ground: config.c, log.c, reply.c ================================ */
+
 /* config.c */
 void config_defaults(srv_config *c);
 /* Parse argv (and the file and environment); returns 0 to run, 1 when it
@@ -91,11 +115,15 @@ void config_defaults(srv_config *c);
 int config_load(srv_config *c, int argc, char **argv);
 void config_free(srv_config *c);
 void config_print_help(FILE *f);
+/* The embedder parameters the configuration asks for (strings borrowed
+ * from c). */
+void config_embed_params(const srv_config *c, llmc_embed_params *ep);
 
-/* log */
+/* log.c — the log and the clock */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void srv_log_set_level(const char *name);
+double srv_now(void); /* monotonic seconds */
 
 typedef struct srv srv;
 typedef struct srv_loop srv_loop;
@@ -141,6 +169,11 @@ struct srv {
     llmc_metrics *metrics;
     struct sem_pool *semq; /* NULL: semantic tier off */
     struct verify *verify; /* NULL: no re-asks (verify.c) */
+    /* Called by reply_entry as each hit is served, before the reply goes
+     * out (it may read the request's headers); NULL: none. verify.c
+     * installs verify_sample: a callback, so reply.c calls nothing above. */
+    void (*on_hit)(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
+                   const char *body, size_t len);
     pool *upstreams;
     pthread_mutex_t flights_mu;
     flight **flights; /* open hash table on key */
@@ -155,9 +188,71 @@ struct srv {
     atomic_int active; /* client requests being answered (subs, semantic jobs) */
 };
 
+/* reply.c — answering a client */
+/* A connection closed while *reqp was still being answered: forget the
+ * request (sets *reqp to NULL), freeing it when libevent left it to us. */
+void reply_request_lost(struct evhttp_request **reqp);
+void reply_error(struct evhttp_request *req, int status, const char *type, const char *msg);
+void reply_common_headers(srv *s, struct evhttp_request *req);
+/* Serve entry e to req as a hit (semantic when similarity is not NAN);
+ * body/len are the client's request, for s->on_hit. Returns 0, or -1 when
+ * it cannot be rendered in the mode asked (the caller then goes upstream). */
+int reply_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int client_stream,
+                double similarity, double t0, const char *body, size_t len);
+
+/* ==== below the request path: upstream.c, pool.c, memo.c, verify.c, demo.c ==== */
+
 /* upstream.c — curl multi on a loop */
 int upstream_loop_init(srv_loop *l);
 void upstream_loop_free(srv_loop *l);
+/* A transfer on a loop's multi handle carries one of these as
+ * CURLOPT_PRIVATE; when curl finishes it, upstream.c removes the handle
+ * from the multi and calls done(x, result) on the loop. */
+typedef struct upstream_xfer upstream_xfer;
+struct upstream_xfer {
+    void (*done)(upstream_xfer *x, CURLcode rc);
+};
+/* The headers of req that go upstream (hop-by-hop, x-llm-cache-*, the
+ * namespace header dropped; Authorization replaced by --upstream-key when
+ * set). plain_json: for a request the daemon makes itself, without the
+ * client's Accept and Content-Type, with Content-Type: application/json. */
+struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
+
+/* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
+memo *memo_new(size_t max_bytes);
+void memo_free(memo *m);
+const memo_val *memo_get(memo *m, const char *raw, size_t len);
+void memo_put(memo *m, const char *raw, size_t len, const memo_val *v);
+
+/* pool.c — upstream backends, routing, health, scraped engine metrics */
+pool *pool_new(srv *s, int *err);
+int pool_start(pool *p);
+void pool_free(pool *p);
+int pool_count(pool *p);
+/* Backend for a request (key: its prompt text, may be NULL), never `avoid`
+ * when another is usable; records the choice for prefix affinity. */
+int pool_pick(pool *p, const char *key, size_t len, int avoid);
+char *pool_url(pool *p, int backend, const char *uri);
+void pool_begin(pool *p, int backend);
+void pool_end(pool *p, int backend, int refused);
+void pool_write_json(pool *p, FILE *f);
+void pool_write_prometheus(pool *p, FILE *f);
+
+/* verify.c — a sample of hits re-asked upstream and compared */
+int verify_start(srv *s); /* installs s->on_hit */
+void verify_stop(srv *s);
+/* On a loop, as hit e is served to req (semantic at similarity, exact when
+ * it is NAN): maybe queue a re-ask of body. Copies what it needs; never
+ * blocks. */
+void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
+                   const char *body, size_t len);
+void verify_write_json(srv *s, FILE *f);
+void verify_write_prometheus(srv *s, FILE *f);
+
+/* demo.c */
+int demo_start(srv_loop *l);
+
+/* ==== the request path: flight.c, sem.c, fetch.c, admin.c ============== */
 
 /* flight.c */
 int flights_init(srv *s);
@@ -184,43 +279,11 @@ typedef struct {
     size_t route_len;
 } flight_req;
 
-/* The headers of req that go upstream (hop-by-hop, x-llm-cache-*, the
- * namespace header dropped; Authorization replaced by --upstream-key when
- * set). plain_json: for a request the daemon makes itself, without the
- * client's Accept and Content-Type, with Content-Type: application/json. */
-struct curl_slist *flight_upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
-
 /* Start or join the upstream call for req on loop l. Takes over the reply
  * of req, and ownership of fr->vec, fr->query and fr->route_key. Body is the raw client
  * body (copied). */
 void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                    const char *body, size_t len, double t0);
-
-/* http.c */
-void http_handle(struct evhttp_request *req, void *arg);
-/* After the exact tier missed: the semantic tier (when it applies) or the
- * upstream. Takes over req's reply and sem_query (owned, may be NULL). */
-void http_after_exact(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
-                      size_t sem_qlen, const char *body, size_t len, double t0);
-
-/* fetch.c — an exact-tier miss asked of the shared store (--store redis) */
-/* Ask the store backend for fr->key; serve the entry when found, else (not
- * there, or the store unavailable: counted, X-LLM-Cache-Reason
- * store_unavailable) continue with http_after_exact. Takes over req's reply
- * and sem_query. */
-void fetch_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
-                  size_t sem_qlen, const char *body, size_t len, double t0);
-/* A connection closed while *reqp was still being answered: forget the
- * request (sets *reqp to NULL), freeing it when libevent left it to us. */
-void http_request_lost(struct evhttp_request **reqp);
-void http_send_error(struct evhttp_request *req, int status, const char *type, const char *msg);
-void http_add_common_headers(srv *s, struct evhttp_request *req);
-/* Serve entry e to req as a hit (semantic when similarity is not NAN);
- * body/len are the client's request, for verify_sample. */
-int http_serve_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
-                     int client_stream, double similarity, double t0, const char *body,
-                     size_t len);
-double srv_now(void);
 
 /* sem.c — the semantic tier in the daemon: embedding off the loops */
 int sem_start(srv *s);
@@ -231,46 +294,24 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
-/* The embedder parameters the configuration asks for. */
-void sem_embed_params(srv *s, llmc_embed_params *ep);
 
-/* verify.c — a sample of hits re-asked upstream and compared */
-int verify_start(srv *s);
-void verify_stop(srv *s);
-/* On a loop, as hit e is served to req (semantic at similarity, exact when
- * it is NAN): maybe queue a re-ask of body. Copies what it needs; never
- * blocks. */
-void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e, double similarity,
-                   const char *body, size_t len);
-void verify_write_json(srv *s, FILE *f);
-void verify_write_prometheus(srv *s, FILE *f);
-
-/* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
-memo *memo_new(size_t max_bytes);
-void memo_free(memo *m);
-const memo_val *memo_get(memo *m, const char *raw, size_t len);
-void memo_put(memo *m, const char *raw, size_t len, const memo_val *v);
-
-/* pool.c — upstream backends, routing, health, scraped engine metrics */
-pool *pool_new(srv *s, int *err);
-int pool_start(pool *p);
-void pool_free(pool *p);
-int pool_count(pool *p);
-/* Backend for a request (key: its prompt text, may be NULL), never `avoid`
- * when another is usable; records the choice for prefix affinity. */
-int pool_pick(pool *p, const char *key, size_t len, int avoid);
-char *pool_url(pool *p, int backend, const char *uri);
-void pool_begin(pool *p, int backend);
-void pool_end(pool *p, int backend, int refused);
-void pool_write_json(pool *p, FILE *f);
-void pool_write_prometheus(pool *p, FILE *f);
+/* fetch.c — after the exact tier missed in memory: the shared store
+ * (--store redis) when it may hold the key, then the semantic tier or the
+ * upstream. Serves the entry when the store has it; else (not there, or
+ * the store unavailable: counted, X-LLM-Cache-Reason store_unavailable)
+ * goes on to sem_submit / flight_submit. Takes over req's reply, sem_query
+ * (owned, may be NULL) and what flight_submit takes. */
+void fetch_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
+                  size_t sem_qlen, const char *body, size_t len, double t0);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);
 /* /dashboard and /dashboard.js: 1 when path was one of them (answered). */
 int admin_static(srv *s, struct evhttp_request *req, const char *path);
 
-/* demo.c */
-int demo_start(srv_loop *l);
+/* ==== top: http.c (the dispatcher), main.c ============================== */
+
+/* http.c */
+void http_handle(struct evhttp_request *req, void *arg);
 
 #endif

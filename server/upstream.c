@@ -5,14 +5,20 @@
  * curl tells us which sockets to watch (socket callback) and when to call
  * it back (timer callback); we translate both into libevent events and hand
  * readiness back with curl_multi_socket_action(). Finished transfers are
- * collected with curl_multi_info_read() and passed to the flight that owns
- * them (CURLOPT_PRIVATE). All of this runs on the loop's own thread.
+ * collected with curl_multi_info_read() and handed back through the
+ * callback their owner gave (an upstream_xfer as CURLOPT_PRIVATE): this
+ * module knows nothing of flights. All of this runs on the loop's own
+ * thread. It also builds the header list a request sends upstream
+ * (upstream_headers), which flight.c and verify.c share.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/keyvalq_struct.h>
 
 #include "server.h"
-
-void flight_transfer_done(flight *f, CURLcode rc);
 
 typedef struct {
     struct event *ev;
@@ -28,10 +34,10 @@ static void upstream_check_done(srv_loop *l)
             continue;
         CURL *easy = m->easy_handle;
         CURLcode rc = m->data.result;
-        flight *f = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&f);
+        upstream_xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(l->multi, easy);
-        flight_transfer_done(f, rc);
+        x->done(x, rc);
     }
 }
 
@@ -118,4 +124,53 @@ void upstream_loop_free(srv_loop *l)
         curl_multi_cleanup(l->multi);
     if (l->curl_timer)
         event_free(l->curl_timer);
+}
+
+static int upstream_forward_header(srv *s, const char *name)
+{
+    static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
+                                      "keep-alive", "te", "trailer", "upgrade",
+                                      "proxy-authorization", "proxy-connection",
+                                      "accept-encoding", "expect", "cache-control", NULL};
+    for (int i = 0; hop[i]; i++)
+        if (!strcasecmp(name, hop[i]))
+            return 0;
+    if (!strncasecmp(name, "x-llm-cache", 11))
+        return 0;
+    if (s->cfg.namespace_header && !strcasecmp(name, s->cfg.namespace_header))
+        return 0;
+    if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
+        return 0;
+    return 1;
+}
+
+struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json)
+{
+    struct curl_slist *hdrs = NULL;
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
+        if (!upstream_forward_header(s, h->key))
+            continue;
+        if (plain_json && (!strcasecmp(h->key, "accept") || !strcasecmp(h->key, "content-type")))
+            continue;
+        size_t n = strlen(h->key) + strlen(h->value) + 3;
+        char *line = malloc(n);
+        if (!line)
+            continue;
+        snprintf(line, n, "%s: %s", h->key, h->value);
+        hdrs = curl_slist_append(hdrs, line);
+        free(line);
+    }
+    if (s->cfg.upstream_key && *s->cfg.upstream_key) {
+        size_t n = strlen(s->cfg.upstream_key) + 32;
+        char *line = malloc(n);
+        if (line) {
+            snprintf(line, n, "Authorization: Bearer %s", s->cfg.upstream_key);
+            hdrs = curl_slist_append(hdrs, line);
+            free(line);
+        }
+    }
+    if (plain_json)
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    return curl_slist_append(hdrs, "Expect:");
 }

@@ -147,7 +147,7 @@ void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
     memcpy(j->served, e->body, e->body_len);
     j->served[e->body_len] = 0;
     j->served_len = e->body_len;
-    j->hdrs = flight_upstream_headers(s, req, 1);
+    j->hdrs = upstream_headers(s, req, 1);
     pthread_mutex_lock(&v->mu);
     if (v->stop) {
         pthread_mutex_unlock(&v->mu);
@@ -313,7 +313,7 @@ int verify_start(srv *s)
     pthread_cond_init(&v->cv, NULL);
     if (llmc_cache_semantic_model(s->cache)) {
         llmc_embed_params ep;
-        sem_embed_params(s, &ep);
+        config_embed_params(&s->cfg, &ep);
         int err = 0;
         v->em = llmc_embedder_new(&ep, &err);
         if (!v->em)
@@ -326,6 +326,7 @@ int verify_start(srv *s)
         return -1;
     }
     s->verify = v;
+    s->on_hit = verify_sample; /* reply.c calls it as each hit is served */
     srv_log(LOG_INFO, "verify: re-asking %.4g of hits upstream, answers compared %s",
             s->cfg.verify_rate, v->em ? "by embedding" : "byte for byte");
     return 0;

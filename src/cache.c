@@ -409,14 +409,15 @@ int llmc_cache_put(llmc_cache *c, const llmc_cache_prep *p, const float *vec, ui
             atomic_fetch_add(&c->put_refused, 1);
         return rc;
     }
-    /* The policy's look at the answer: status, tool calls, truncation, code. */
+    /* The policy's look at the answer (status, tool calls, truncation,
+     * refusals, code), on the parse above: the body is parsed once. */
     llmc_policy_decision dec = p->dec;
-    llmc_policy_check_response(c->policy, http_status, ans->json, ans->json_len, 1, &dec);
+    llmc_policy_check_answer(c->policy, http_status, &ans->info, &dec);
     if (!p->dec.store) {
         ans->why = "the request's decision";
         return 0;
     }
-    if (!dec.store || ans->info.has_tool_calls || ans->info.truncated) {
+    if (!dec.store) {
         ans->why = "the policy's look at the answer";
         atomic_fetch_add(&c->put_refused, 1);
         return 0;

@@ -10,7 +10,7 @@
  *   them apart, a look at the words can.
  *
  * Design
- *   Both texts are tokenized (policy.h) and five checks run, each one
+ *   Both texts are tokenized (words.h) and five checks run, each one
  *   switchable in llmc_guard_params:
  *     numbers   the sets of numbers must be equal. Digits ("3", "3rd",
  *               "1,000" -> "1000", "v2.10" -> "2.10") and number words
@@ -91,7 +91,7 @@
 #include <jansson.h>
 
 #include "llmcache.h"
-#include "policy.h"
+#include "words.h"
 
 #define GUARD_TEXT_MAX 4096
 #define GUARD_TOKENS_MAX 256
@@ -107,10 +107,10 @@ struct llmc_guard_vocab {
 };
 
 typedef struct {
-    char word[POLICY_TOK_MAX]; /* lowercased */
-    char stem[POLICY_TOK_MAX];
+    char word[WORDS_TOK_MAX]; /* lowercased */
+    char stem[WORDS_TOK_MAX];
     char caps[8];             /* capitals of the original spelling ("JavaScript": "js") */
-    char num[POLICY_TOK_MAX]; /* canonical number, "" when not a number */
+    char num[WORDS_TOK_MAX];  /* canonical number, "" when not a number */
     int covered;              /* matched through an acronym of the other side */
     int weak;                 /* num from an ambiguous word ("one", "first") */
     unsigned flags;
@@ -226,14 +226,14 @@ static void guard_stem(const char *w, char *out)
 }
 
 /* Canonical number for a token, or 0 when it is not one. */
-static int guard_number(const policy_tok *t, char *out)
+static int guard_number(const words_tok *t, char *out)
 {
     unsigned from = 0;
     if (t->w[0] == 'v' && isdigit((unsigned char)t->w[1]))
         from = 1; /* a version: "v2.10.0" is "2.10.0" */
-    if ((t->flags & POLICY_TOK_NUM) || from) {
+    if ((t->flags & WORDS_NUM) || from) {
         size_t k = 0;
-        for (unsigned i = from; i < t->wl && k + 1 < POLICY_TOK_MAX; i++) {
+        for (unsigned i = from; i < t->wl && k + 1 < WORDS_TOK_MAX; i++) {
             char c = t->w[i];
             if (isdigit((unsigned char)c) || c == '.')
                 out[k++] = c;
@@ -284,9 +284,9 @@ static void guard_prepare(const char *s, size_t len, guard_text *g)
     g->n = 0;
     g->negated = 0;
     size_t pos = 0;
-    policy_tok t;
+    words_tok t;
     unsigned caps = 0, alpha = 0;
-    while (g->n < GUARD_TOKENS_MAX && policy_next_token(s, len, &pos, &t)) {
+    while (g->n < GUARD_TOKENS_MAX && words_next(s, len, &pos, &t)) {
         guard_word *w = &g->w[g->n++];
         w->flags = t.flags;
         w->covered = 0;
@@ -308,7 +308,7 @@ static void guard_prepare(const char *s, size_t len, guard_text *g)
             w->neg = 0;
         if (w->neg && !strcmp(t.w, "no")) {
             char next = t.off + t.len < len ? s[t.off + t.len] : '.';
-            if (((t.flags & POLICY_TOK_SENTSTART) && next == ',') || next == '.' || next == '?')
+            if (((t.flags & WORDS_SENTSTART) && next == ',') || next == '.' || next == '?')
                 w->neg = 0;
         }
         g->negated |= w->neg;
@@ -321,15 +321,15 @@ static void guard_prepare(const char *s, size_t len, guard_text *g)
                 pw->word[pl] = t.w[0];
                 pw->word[pl + 1] = 0;
                 strcpy(pw->caps, pw->word);
-                pw->flags |= POLICY_TOK_ALLCAPS;
+                pw->flags |= WORDS_ALLCAPS;
                 g->n--;
                 continue;
             }
         }
         guard_stem(t.w, w->stem);
-        if (!(t.flags & POLICY_TOK_NUM) && isalpha((unsigned char)t.w[0])) {
+        if (!(t.flags & WORDS_NUM) && isalpha((unsigned char)t.w[0])) {
             alpha++;
-            if ((t.flags & POLICY_TOK_CAP) && !w->stop)
+            if ((t.flags & WORDS_CAP) && !w->stop)
                 caps++;
         }
     }
@@ -339,13 +339,13 @@ static void guard_prepare(const char *s, size_t len, guard_text *g)
         guard_word *w = &g->w[i];
         unsigned f = w->flags;
         int ent = 0;
-        if (f & (POLICY_TOK_ALLCAPS | POLICY_TOK_MIXED))
+        if (f & (WORDS_ALLCAPS | WORDS_MIXED))
             ent = 1;
-        else if ((f & POLICY_TOK_ALNUM) && !w->num[0])
+        else if ((f & WORDS_ALNUM) && !w->num[0])
             ent = 1;
-        else if ((f & POLICY_TOK_CAP) && !(f & POLICY_TOK_SENTSTART) && !title)
+        else if ((f & WORDS_CAP) && !(f & WORDS_SENTSTART) && !title)
             ent = 1;
-        if (w->stop || w->neg || (w->num[0] && !(f & POLICY_TOK_ALNUM)))
+        if (w->stop || w->neg || (w->num[0] && !(f & WORDS_ALNUM)))
             ent = 0;
         if (!strcmp(w->stem, "i"))
             ent = 0;
@@ -389,7 +389,7 @@ static int guard_occurs(const guard_text *x, unsigned xi, const guard_text *g)
     for (int side = 0; side < 2; side++) {
         if ((side == 0 && xi == 0) || (side == 1 && xi + 1 >= x->n))
             continue;
-        char cat[2 * POLICY_TOK_MAX];
+        char cat[2 * WORDS_TOK_MAX];
         const guard_word *l = side ? w : &x->w[xi - 1], *r = side ? &x->w[xi + 1] : w;
         snprintf(cat, sizeof cat, "%s%s", l->word, r->word);
         for (unsigned i = 0; i < g->n; i++)
@@ -405,7 +405,7 @@ static int guard_occurs(const guard_text *x, unsigned xi, const guard_text *g)
         if (lo >= 4 && hi - lo <= 3 && !strncmp(o->word, w->word, lo))
             return 1;
         if (lo >= 2 && hi - lo == 1 && !strncmp(o->word, w->word, lo) &&
-            (o->flags & POLICY_TOK_ALLCAPS) && (w->flags & POLICY_TOK_ALLCAPS))
+            (o->flags & WORDS_ALLCAPS) && (w->flags & WORDS_ALLCAPS))
             return 1; /* "US" ~ "USA" */
         if (ol < wl && !strncmp(o->word, w->word, ol)) {
             size_t at = ol;
@@ -429,11 +429,11 @@ static void guard_cover(guard_text *x, guard_text *y)
     for (unsigned i = 0; i < x->n; i++) {
         guard_word *a = &x->w[i];
         size_t n = strlen(a->word);
-        if (!(a->flags & POLICY_TOK_ALLCAPS) || n < 2 || n > 6)
+        if (!(a->flags & WORDS_ALLCAPS) || n < 2 || n > 6)
             continue;
         for (unsigned j = 0; j < y->n; j++) {
             if (strlen(y->w[j].caps) >= 2 && !strcmp(y->w[j].caps, a->word) &&
-                !(y->w[j].flags & POLICY_TOK_ALLCAPS)) {
+                !(y->w[j].flags & WORDS_ALLCAPS)) {
                 y->w[j].covered = a->covered = 1;
                 continue;
             }

@@ -30,6 +30,12 @@
  *   completions, the Responses API, Anthropic messages; plain or as SSE
  *   events) and refuses to store tool calls, errors, truncated and filtered
  *   answers; a ``` fence in the answer downgrades it to exact-only.
+ *   llmc_policy_check_answer applies the same rules to an answer resp.c has
+ *   already parsed (llmc_resp_info: tool calls, truncation, refusal, code
+ *   fence), which is what llmc_cache_put uses so a body is parsed once;
+ *   both end in policy_resp_apply, the one place that turns the rules that
+ *   fired into "refuse" or "exact-only". The phrase lists are in
+ *   policy_phrases.h, the tokenizer in words.c.
  *
  * Invariants
  *   - Decisions never fail a request: every error path yields BYPASS with
@@ -51,337 +57,16 @@
 #include <jansson.h>
 
 #include "llmcache.h"
-#include "policy.h"
+#include "words.h"
 
 #define POLICY_SCAN_MAX (64 * 1024)
 #define POLICY_PHRASE_WORDS 5
 #define POLICY_RING 8
 #define POLICY_SPANS 64
 
-/* ---- tokenizer ---------------------------------------------------------- */
-
-/* Length of the typographic quote at s (U+2018/2019/201C/201D), else 0. */
-static size_t policy_quote_len(const unsigned char *s, size_t left)
-{
-    if (left >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
-        (s[2] == 0x98 || s[2] == 0x99 || s[2] == 0x9C || s[2] == 0x9D))
-        return 3;
-    return 0;
-}
-
-static int policy_is_word_byte(const unsigned char *s, size_t left)
-{
-    if (isalnum(s[0]))
-        return 1;
-    if (s[0] >= 0x80)
-        return policy_quote_len(s, left) == 0;
-    return 0;
-}
-
-int policy_next_token(const char *text, size_t len, size_t *pos, policy_tok *t)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = *pos;
-    size_t gap_start = i;
-    while (i < len && !policy_is_word_byte(s + i, len - i))
-        i++;
-    if (i >= len) {
-        *pos = len;
-        return 0;
-    }
-    /* Sentence start: first token, or the gap holds an end of sentence. */
-    int sent = (i == 0);
-    if (!sent && gap_start == 0) {
-        sent = 1;
-        for (size_t k = 0; k < i; k++)
-            if (!isspace(s[k]) && s[k] != '"' && s[k] != '\'' && s[k] != '(' && s[k] != '*' &&
-                s[k] != '#' && s[k] != '-' && s[k] < 0x80)
-                sent = 0;
-    }
-    /* An opening quote starts a title or a citation: its capital is no name. */
-    for (size_t k = gap_start; k < i && !sent; k++)
-        if (s[k] == '.' || s[k] == '!' || s[k] == '?' || s[k] == ':' || s[k] == '\n' ||
-            s[k] == '"' || (s[k] == 0xE2 && k + 2 < i && s[k + 2] == 0x9C))
-            sent = 1;
-    size_t start = i;
-    unsigned wl = 0, flags = 0;
-    int letters = 0, digits = 0, uppers = 0, prev_lower = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t step = 1;
-        char out;
-        if (isalnum(c) || (c >= 0x80 && policy_quote_len(s + i, len - i) == 0)) {
-            out = (char)tolower(c);
-            if (isalpha(c)) {
-                letters++;
-                if (isupper(c)) {
-                    uppers++;
-                    if (prev_lower)
-                        flags |= POLICY_TOK_MIXED;
-                    prev_lower = 0;
-                } else {
-                    prev_lower = 1;
-                }
-            } else if (isdigit(c)) {
-                digits++;
-            } else {
-                flags |= POLICY_TOK_NONASCII;
-                letters++;
-            }
-        } else {
-            /* Joiners: apostrophe inside a word, . or , inside a number. */
-            size_t q = (c == '\'') ? 1 : 0;
-            if (!q && policy_quote_len(s + i, len - i) && s[i + 2] == 0x99)
-                q = 3;
-            if (q && i + q < len && i > start && isalpha(s[i + q]) &&
-                (isalpha(s[i - 1]) || s[i - 1] >= 0x80)) {
-                out = '\'';
-                step = q;
-            } else if ((c == '.' || c == ',') && i > start && isdigit(s[i - 1]) && i + 1 < len &&
-                       isdigit(s[i + 1])) {
-                out = (char)c;
-            } else {
-                break;
-            }
-        }
-        if (wl < POLICY_TOK_MAX - 1)
-            t->w[wl++] = out;
-        i += step;
-    }
-    t->w[wl] = '\0';
-    t->wl = wl;
-    t->off = start;
-    t->len = i - start;
-    if (isdigit(s[start]))
-        flags |= POLICY_TOK_NUM;
-    if (isupper(s[start]))
-        flags |= POLICY_TOK_CAP;
-    if (letters >= 2 && uppers == letters)
-        flags |= POLICY_TOK_ALLCAPS;
-    if (letters && digits)
-        flags |= POLICY_TOK_ALNUM;
-    if (sent)
-        flags |= POLICY_TOK_SENTSTART;
-    t->flags = flags;
-    *pos = i;
-    return 1;
-}
-
 /* ---- lexicon -------------------------------------------------------------- */
 
-enum { CAT_TIME = 0, CAT_FIN = 1, CAT_CODE = 2, CAT_N = 3 };
-
-typedef struct {
-    const char *phrase;
-    int cat;
-} policy_phrase;
-
-/* Word classes. Each list is sorted for bsearch. */
-static const char *const cls_month[] = {
-    "apr", "april",    "aug", "august",  "dec", "december", "feb",      "february",
-    "jan", "january",  "jul", "july",    "jun", "june",     "march",    "may",
-    "nov", "november", "oct", "october", "sep", "sept",     "september"};
-static const char *const cls_weekday[] = {"friday",   "monday",  "saturday", "sunday",
-                                          "thursday", "tuesday", "wednesday"};
-static const char *const cls_lang[] = {
-    "assembly",   "bash",   "c",          "clojure",    "cobol",   "cpp",     "csharp", "css",
-    "dart",       "elixir", "erlang",     "fortran",    "golang",  "haskell", "html",   "java",
-    "javascript", "js",     "julia",      "kotlin",     "latex",   "lua",     "matlab", "nodejs",
-    "perl",       "php",    "powershell", "python",     "ruby",    "rust",    "scala",  "sh",
-    "solidity",   "sql",    "swift",      "typescript", "verilog", "vhdl",    "zsh"};
-static const char *const cls_ccy[] = {
-    "aud",     "bitcoin", "brl",    "btc",  "cad",   "chf",   "cny",    "dollar",
-    "dollars", "eth",     "eur",    "euro", "euros", "franc", "francs", "gbp",
-    "hkd",     "inr",     "jpy",    "krw",  "mxn",   "nok",   "nzd",    "peso",
-    "pesos",   "pound",   "pounds", "rmb",  "rub",   "ruble", "rubles", "rupee",
-    "rupees",  "sek",     "sgd",    "usd",  "yen",   "yuan"};
-static const char *const cls_cverb[] = {
-    "build", "code",     "create", "debug",    "fix",     "generate", "give",      "implement",
-    "make",  "optimize", "port",   "refactor", "rewrite", "show",     "translate", "write"};
-static const char *const cls_cnoun[] = {
-    "algorithm", "api",       "class",          "code",    "component", "endpoint",
-    "function",  "functions", "implementation", "macro",   "method",    "methods",
-    "module",    "one-liner", "oneliner",       "program", "programs",  "query",
-    "regex",     "script",    "scripts",        "snippet", "snippets",  "subroutine"};
-
-static const policy_phrase lexicon[] = {
-    /* time- and date-relative */
-    {"today", CAT_TIME},
-    {"tonight", CAT_TIME},
-    {"now", CAT_TIME},
-    {"nowadays", CAT_TIME},
-    {"currently", CAT_TIME},
-    {"current", CAT_TIME},
-    {"latest", CAT_TIME},
-    {"recent", CAT_TIME},
-    {"recently", CAT_TIME},
-    {"yesterday", CAT_TIME},
-    {"tomorrow", CAT_TIME},
-    {"upcoming", CAT_TIME},
-    {"ongoing", CAT_TIME},
-    {"minutes ago", CAT_TIME},
-    {"hours ago", CAT_TIME},
-    {"days ago", CAT_TIME},
-    {"weeks ago", CAT_TIME},
-    {"an hour ago", CAT_TIME},
-    {"a day ago", CAT_TIME},
-    {"a week ago", CAT_TIME},
-    {"a month ago", CAT_TIME},
-    {"months ago", CAT_TIME},
-    {"weather", CAT_TIME},
-    {"forecast", CAT_TIME},
-    {"breaking news", CAT_TIME},
-    {"news today", CAT_TIME},
-    {"news about", CAT_TIME},
-    {"news on", CAT_TIME},
-    {"in the news", CAT_TIME},
-    {"headlines", CAT_TIME},
-    {"trending", CAT_TIME},
-    {"this week", CAT_TIME},
-    {"this month", CAT_TIME},
-    {"this year", CAT_TIME},
-    {"this weekend", CAT_TIME},
-    {"this morning", CAT_TIME},
-    {"this afternoon", CAT_TIME},
-    {"this evening", CAT_TIME},
-    {"this season", CAT_TIME},
-    {"this quarter", CAT_TIME},
-    {"next week", CAT_TIME},
-    {"next month", CAT_TIME},
-    {"next year", CAT_TIME},
-    {"next weekend", CAT_TIME},
-    {"last week", CAT_TIME},
-    {"last month", CAT_TIME},
-    {"last year", CAT_TIME},
-    {"last night", CAT_TIME},
-    {"last weekend", CAT_TIME},
-    {"past week", CAT_TIME},
-    {"past month", CAT_TIME},
-    {"past year", CAT_TIME},
-    {"past # days", CAT_TIME},
-    {"past # hours", CAT_TIME},
-    {"last # days", CAT_TIME},
-    {"last # hours", CAT_TIME},
-    {"this @weekday", CAT_TIME},
-    {"next @weekday", CAT_TIME},
-    {"last @weekday", CAT_TIME},
-    {"on @weekday", CAT_TIME},
-    {"coming @weekday", CAT_TIME},
-    {"at the moment", CAT_TIME},
-    {"these days", CAT_TIME},
-    {"so far", CAT_TIME},
-    {"as of", CAT_TIME},
-    {"up to date", CAT_TIME},
-    {"what time is it", CAT_TIME},
-    {"what's the time", CAT_TIME},
-    {"what is the time", CAT_TIME},
-    {"whats the time", CAT_TIME},
-    {"what day is it", CAT_TIME},
-    {"what date is it", CAT_TIME},
-    {"what's the date", CAT_TIME},
-    {"what is the date", CAT_TIME},
-    {"what year is it", CAT_TIME},
-    {"@month #", CAT_TIME},
-    {"# @month", CAT_TIME},
-    {"# of @month", CAT_TIME},
-    {"!electric current", CAT_TIME},
-    {"!alternating current", CAT_TIME},
-    {"!direct current", CAT_TIME},
-    {"!ocean current", CAT_TIME},
-    {"!current density", CAT_TIME},
-    {"!current flow", CAT_TIME},
-    {"!current flows", CAT_TIME},
-    {"!current account", CAT_TIME},
-    {"!current accounts", CAT_TIME},
-    {"!end current", CAT_TIME},
-    {"!current transformer", CAT_TIME},
-    {"!current source", CAT_TIME},
-    /* volatile financial data */
-    {"price", CAT_FIN},
-    {"prices", CAT_FIN},
-    {"pricing", CAT_FIN},
-    {"stock", CAT_FIN},
-    {"stocks", CAT_FIN},
-    {"shares of", CAT_FIN},
-    {"share price", CAT_FIN},
-    {"stock quote", CAT_FIN},
-    {"price quote", CAT_FIN},
-    {"exchange rate", CAT_FIN},
-    {"conversion rate", CAT_FIN},
-    {"interest rate", CAT_FIN},
-    {"mortgage rate", CAT_FIN},
-    {"inflation rate", CAT_FIN},
-    {"market cap", CAT_FIN},
-    {"bitcoin", CAT_FIN},
-    {"btc", CAT_FIN},
-    {"ethereum", CAT_FIN},
-    {"crypto", CAT_FIN},
-    {"cryptocurrency", CAT_FIN},
-    {"cryptocurrencies", CAT_FIN},
-    {"dogecoin", CAT_FIN},
-    {"solana", CAT_FIN},
-    {"nasdaq", CAT_FIN},
-    {"nyse", CAT_FIN},
-    {"dow jones", CAT_FIN},
-    {"s p 500", CAT_FIN},
-    {"ftse", CAT_FIN},
-    {"nikkei", CAT_FIN},
-    {"forex", CAT_FIN},
-    {"ticker", CAT_FIN},
-    {"trading at", CAT_FIN},
-    {"@ccy to @ccy", CAT_FIN},
-    {"@ccy in @ccy", CAT_FIN},
-    {"@ccy @ccy", CAT_FIN},
-    {"!chicken stock", CAT_FIN},
-    {"!beef stock", CAT_FIN},
-    {"!vegetable stock", CAT_FIN},
-    {"!fish stock", CAT_FIN},
-    {"!in stock", CAT_FIN},
-    {"!out of stock", CAT_FIN},
-    {"!stock photo", CAT_FIN},
-    {"!stock image", CAT_FIN},
-    {"!stock footage", CAT_FIN},
-    {"!stock browser", CAT_FIN},
-    {"!stock android", CAT_FIN},
-    {"!stock rom", CAT_FIN},
-    {"!stock firmware", CAT_FIN},
-    {"!price elasticity", CAT_FIN},
-    {"!price discrimination", CAT_FIN},
-    {"!pounds to kg", CAT_FIN},
-    {"!pounds to kilograms", CAT_FIN},
-    {"!pounds to grams", CAT_FIN},
-    {"!pounds in kg", CAT_FIN},
-    /* code generation */
-    {"@cverb @cnoun", CAT_CODE},
-    {"@cverb * @cnoun", CAT_CODE},
-    {"@cverb * * @cnoun", CAT_CODE},
-    {"@cverb * * * @cnoun", CAT_CODE},
-    {"implement", CAT_CODE},
-    {"in @lang", CAT_CODE},
-    {"using @lang", CAT_CODE},
-    {"with @lang", CAT_CODE},
-    {"@lang code", CAT_CODE},
-    {"@lang script", CAT_CODE},
-    {"@lang function", CAT_CODE},
-    {"@lang program", CAT_CODE},
-    {"@lang snippet", CAT_CODE},
-    {"@lang class", CAT_CODE},
-    {"@lang module", CAT_CODE},
-    {"@lang query", CAT_CODE},
-    {"regex", CAT_CODE},
-    {"regexp", CAT_CODE},
-    {"regular expression", CAT_CODE},
-    {"sql", CAT_CODE},
-    {"code to", CAT_CODE},
-    {"code for", CAT_CODE},
-    {"code that", CAT_CODE},
-    {"code which", CAT_CODE},
-    {"code snippet", CAT_CODE},
-    {"source code", CAT_CODE},
-    {"shell command", CAT_CODE},
-    {"bash command", CAT_CODE},
-    {"unit test", CAT_CODE},
-};
+#include "policy_phrases.h"
 
 typedef struct {
     const char *key; /* last word or "@class" / "#" */
@@ -389,7 +74,7 @@ typedef struct {
 } policy_index_ent;
 
 typedef struct {
-    char words[POLICY_PHRASE_WORDS][POLICY_TOK_MAX];
+    char words[POLICY_PHRASE_WORDS][WORDS_TOK_MAX];
     unsigned n;
     int cat;
     int negative;
@@ -414,9 +99,9 @@ static int policy_in(const char *w, const char *const *list, size_t n)
 
 #define IN_CLASS(w, arr) policy_in((w), (arr), sizeof(arr) / sizeof(arr[0]))
 
-static int policy_is_number(const policy_tok *t)
+static int policy_is_number(const words_tok *t)
 {
-    if (!(t->flags & POLICY_TOK_NUM))
+    if (!(t->flags & WORDS_NUM))
         return 0;
     size_t i = 0;
     while (i < t->wl && (isdigit((unsigned char)t->w[i]) || t->w[i] == '.' || t->w[i] == ','))
@@ -427,12 +112,12 @@ static int policy_is_number(const policy_tok *t)
 }
 
 /* Does token t belong to class cls ("@month", "#", ...)? */
-static int policy_tok_class(const policy_tok *t, const char *cls)
+static int policy_tok_class(const words_tok *t, const char *cls)
 {
     if (cls[0] == '#')
         return policy_is_number(t);
     if (!strcmp(cls, "@month")) {
-        if ((!strcmp(t->w, "may") || !strcmp(t->w, "march")) && !(t->flags & POLICY_TOK_CAP))
+        if ((!strcmp(t->w, "may") || !strcmp(t->w, "march")) && !(t->flags & WORDS_CAP))
             return 0;
         return IN_CLASS(t->w, cls_month);
     }
@@ -450,7 +135,7 @@ static int policy_tok_class(const policy_tok *t, const char *cls)
 }
 
 /* Token t's word, with a trailing "'s" removed ("today's" -> "today"). */
-static void policy_base(const policy_tok *t, char *out)
+static void policy_base(const words_tok *t, char *out)
 {
     memcpy(out, t->w, t->wl + 1);
     if (t->wl > 2 && out[t->wl - 2] == '\'' && out[t->wl - 1] == 's')
@@ -458,7 +143,7 @@ static void policy_base(const policy_tok *t, char *out)
 }
 
 /* Does phrase word pw match token t? Literals accept a plural -s / -es. */
-static int policy_word_match(const char *pw, const policy_tok *t)
+static int policy_word_match(const char *pw, const words_tok *t)
 {
     if (pw[0] == '*' && pw[1] == 0)
         return 1;
@@ -466,7 +151,7 @@ static int policy_word_match(const char *pw, const policy_tok *t)
         return policy_tok_class(t, pw);
     if (!strcmp(pw, t->w))
         return 1;
-    char b[POLICY_TOK_MAX];
+    char b[WORDS_TOK_MAX];
     policy_base(t, b);
     size_t n = strlen(pw), bl = strlen(b);
     if (bl < n || strncmp(b, pw, n) != 0)
@@ -500,7 +185,7 @@ static int policy_compile(llmc_policy *pol)
             size_t k = strcspn(s, " ");
             if (!k)
                 break;
-            if (c->n == POLICY_PHRASE_WORDS || k >= POLICY_TOK_MAX)
+            if (c->n == POLICY_PHRASE_WORDS || k >= WORDS_TOK_MAX)
                 return LLMC_EINVAL;
             memcpy(c->words[c->n], s, k);
             c->words[c->n][k] = 0;
@@ -546,7 +231,7 @@ static void policy_add_hit(policy_hits *h, int cat, int negative, size_t start, 
 }
 
 /* Try every phrase whose last word is key, ending at ring[cur]. */
-static void policy_try_key(const llmc_policy *pol, const char *key, const policy_tok *ring,
+static void policy_try_key(const llmc_policy *pol, const char *key, const words_tok *ring,
                            unsigned have, unsigned cur, policy_hits *h)
 {
     policy_index_ent probe = {key, 0};
@@ -562,11 +247,11 @@ static void policy_try_key(const llmc_policy *pol, const char *key, const policy
             continue;
         int ok = policy_word_match(c->words[c->n - 1], &ring[cur]);
         for (unsigned k = 1; ok && k < c->n; k++) {
-            const policy_tok *t = &ring[(cur + POLICY_RING - k) % POLICY_RING];
+            const words_tok *t = &ring[(cur + POLICY_RING - k) % POLICY_RING];
             ok = policy_word_match(c->words[c->n - 1 - k], t);
         }
         if (ok) {
-            const policy_tok *first = &ring[(cur + POLICY_RING - (c->n - 1)) % POLICY_RING];
+            const words_tok *first = &ring[(cur + POLICY_RING - (c->n - 1)) % POLICY_RING];
             policy_add_hit(h, c->cat, c->negative, first->off, ring[cur].off + ring[cur].len);
         }
     }
@@ -660,20 +345,20 @@ static unsigned policy_scan(const llmc_policy *pol, const char *s, size_t len)
         len = POLICY_SCAN_MAX;
     policy_hits h;
     memset(&h, 0, sizeof h);
-    policy_tok ring[POLICY_RING];
+    words_tok ring[POLICY_RING];
     unsigned have = 0, cur = 0;
     size_t pos = 0;
-    policy_tok t;
-    while (policy_next_token(s, len, &pos, &t)) {
+    words_tok t;
+    while (words_next(s, len, &pos, &t)) {
         cur = (have == 0) ? 0 : (cur + 1) % POLICY_RING;
         ring[cur] = t;
         if (have < POLICY_RING)
             have++;
-        char b[POLICY_TOK_MAX];
+        char b[WORDS_TOK_MAX];
         policy_base(&t, b);
         policy_try_key(pol, b, ring, have, cur, &h);
         if (t.wl > 3 && b[strlen(b) - 1] == 's') {
-            char st[POLICY_TOK_MAX];
+            char st[WORDS_TOK_MAX];
             size_t bl = strlen(b);
             memcpy(st, b, bl - 1);
             st[bl - 1] = 0;
@@ -1152,26 +837,12 @@ int llmc_policy_decide(const llmc_policy *pol, const llmc_policy_request *req,
 
 typedef struct {
     uint32_t fired;
-    int backticks; /* run of ` or ~ carried across content pieces */
-    char fence_ch;
-    int code;
+    words_fence fence; /* a ``` fence, carried across content pieces */
 } policy_resp;
 
 static void policy_text(policy_resp *r, const char *s)
 {
-    if (!s)
-        return;
-    for (; *s; s++) {
-        if (*s == '`' || *s == '~') {
-            if (r->backticks && r->fence_ch != *s)
-                r->backticks = 0;
-            r->fence_ch = *s;
-            if (++r->backticks >= 3)
-                r->code = 1;
-        } else {
-            r->backticks = 0;
-        }
-    }
+    words_fence_scan(&r->fence, s);
 }
 
 static int policy_jstr_is(json_t *o, const char *key, const char *val)
@@ -1339,6 +1010,8 @@ static void policy_sse(policy_resp *r, const char *b, size_t len)
         r->fired |= LLMC_FIRED_RESP_INVALID;
 }
 
+static int policy_resp_apply(const llmc_policy *pol, uint32_t fired, llmc_policy_decision *inout);
+
 int llmc_policy_check_response(const llmc_policy *pol, int http_status, const char *body,
                                size_t len, int is_stream_assembled, llmc_policy_decision *inout)
 {
@@ -1367,8 +1040,17 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
             json_decref(o);
         }
     }
-    if (r.code)
+    if (r.fence.found)
         r.fired |= LLMC_FIRED_RESP_CODE;
+    return policy_resp_apply(pol, r.fired, inout);
+}
+
+/* What the response rules that fired (LLMC_FIRED_RESP_* bits) do to the
+ * decision: refuse to store, or downgrade to exact-only. The one place
+ * for both checks (raw body and parsed answer). */
+static int policy_resp_apply(const llmc_policy *pol, uint32_t fired, llmc_policy_decision *inout)
+{
+    policy_resp r = {.fired = fired};
     const llmc_policy_params *p = &pol->p;
     if (!p->truncated)
         r.fired &= ~(uint32_t)LLMC_FIRED_RESP_TRUNC;
@@ -1398,4 +1080,28 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
         inout->reason = "code-answer";
     }
     return 0;
+}
+
+int llmc_policy_check_answer(const llmc_policy *pol, int http_status, const llmc_resp_info *info,
+                             llmc_policy_decision *inout)
+{
+    if (!pol || !inout || !info) {
+        if (inout) {
+            inout->store = 0;
+            inout->reason = "policy-error";
+        }
+        return LLMC_EINVAL;
+    }
+    uint32_t fired = 0;
+    if (http_status < 200 || http_status > 299)
+        return policy_resp_apply(pol, LLMC_FIRED_RESP_STATUS, inout); /* body not looked at */
+    if (info->has_tool_calls)
+        fired |= LLMC_FIRED_RESP_TOOL;
+    if (info->truncated)
+        fired |= LLMC_FIRED_RESP_TRUNC;
+    if (info->refused)
+        fired |= LLMC_FIRED_RESP_INVALID;
+    if (info->has_code)
+        fired |= LLMC_FIRED_RESP_CODE;
+    return policy_resp_apply(pol, fired, inout);
 }

@@ -21,8 +21,33 @@
 #include <jansson.h>
 
 #include "llmcache.h"
+#include "words.h"
 
 #define RESP_MAX_CHOICES 64
+
+/* Content as a string or an array of parts ({type, text}): fences into f,
+ * tool-use parts into info. */
+static void resp_content(json_t *c, words_fence *f, llmc_resp_info *info)
+{
+    if (json_is_string(c)) {
+        words_fence_scan(f, json_string_value(c));
+        return;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(c, i, part)
+    {
+        if (json_is_string(part)) {
+            words_fence_scan(f, json_string_value(part));
+            continue;
+        }
+        const char *type = json_string_value(json_object_get(part, "type"));
+        if (type && (!strcmp(type, "tool_use") || !strcmp(type, "function_call") ||
+                     !strcmp(type, "server_tool_use")))
+            info->has_tool_calls = 1;
+        words_fence_scan(f, json_string_value(json_object_get(part, "text")));
+    }
+}
 
 static void resp_info_fill(llmc_endpoint ep, json_t *o, llmc_resp_info *info)
 {
@@ -48,11 +73,25 @@ static void resp_info_fill(llmc_endpoint ep, json_t *o, llmc_resp_info *info)
         if (json_is_string(fr) && (strcmp(json_string_value(fr), "tool_calls") == 0 ||
                                    strcmp(json_string_value(fr), "function_call") == 0))
             info->has_tool_calls = 1;
+        if (json_is_string(fr) && (strcmp(json_string_value(fr), "content_filter") == 0 ||
+                                   strcmp(json_string_value(fr), "refusal") == 0))
+            info->refused = 1;
         json_t *msg = json_object_get(c, "message");
         json_t *tc = json_object_get(msg, "tool_calls");
         if ((json_is_array(tc) && json_array_size(tc)) ||
             json_is_object(json_object_get(msg, "function_call")))
             info->has_tool_calls = 1;
+        json_t *refusal = json_object_get(msg, "refusal");
+        if (refusal && !json_is_null(refusal) &&
+            !(json_is_string(refusal) && json_string_length(refusal) == 0))
+            info->refused = 1;
+        /* one fence state per choice: a fence is never split across choices */
+        words_fence f;
+        memset(&f, 0, sizeof f);
+        resp_content(json_object_get(msg, "content"), &f, info);
+        words_fence_scan(&f, json_string_value(json_object_get(c, "text")));
+        if (f.found)
+            info->has_code = 1;
     }
 }
 

@@ -71,7 +71,7 @@
 #include <string.h>
 
 #include "llmcache.h"
-#include "policy.h"
+#include "words.h"
 
 #define SEMANTIC_MAX_K 16
 #define SEMANTIC_VOCAB "data/models/use-lite/vocab.json"
@@ -89,8 +89,8 @@ static unsigned semantic_words(const char *s, size_t len)
 {
     size_t pos = 0;
     unsigned n = 0;
-    policy_tok t;
-    while (n < 255 && policy_next_token(s, len, &pos, &t))
+    words_tok t;
+    while (n < 255 && words_next(s, len, &pos, &t))
         n++;
     return n;
 }

@@ -338,7 +338,15 @@ int main(int argc, char **argv)
         sp.guard_params.lexicon_senses = (int)o_senses;
     if (o_glong >= 0)
         sp.guard_params.long_words = (unsigned)o_glong;
-    llmc_semantic *full = llmc_semantic_new(&sp, &err);
+    /* Two caches (the library object the daemon uses), one per decision. */
+    llmc_cache_params cp = llmc_cache_default_params();
+    cp.max_bytes = (size_t)4 << 30;
+    cp.ttl_s = 1LL << 40;
+    llmc_cache *full = llmc_cache_new(&cp, &err, NULL, 0);
+    if (full && (err = llmc_cache_enable_semantic(full, &sp)) != 0) {
+        llmc_cache_free(full);
+        full = NULL;
+    }
     llmc_semantic_params fullp = sp;
     /* Plain cosine: the nearest neighbour at or above the threshold. */
     sp.guard = 0;
@@ -347,11 +355,12 @@ int main(int argc, char **argv)
     sp.short_boost = 0;
     sp.vocab_path = NULL;
     sp.lexicon_dir = NULL;
-    llmc_semantic *plain = llmc_semantic_new(&sp, &err);
-    llmc_store_params stp = llmc_store_default_params();
-    stp.max_bytes = (size_t)4 << 30;
-    llmc_store *st = llmc_store_new(&stp, &err);
-    if (!full || !plain || !st) {
+    llmc_cache *plain = llmc_cache_new(&cp, &err, NULL, 0);
+    if (plain && (err = llmc_cache_enable_semantic(plain, &sp)) != 0) {
+        llmc_cache_free(plain);
+        plain = NULL;
+    }
+    if (!full || !plain) {
         fprintf(stderr, "setup: %s\n", llmc_strerror(err));
         return 1;
     }
@@ -420,13 +429,8 @@ int main(int argc, char **argv)
         e.dim = (uint32_t)dim;
         e.vec_model = llmc_embedder_model(em);
         e.query = text;
-        const llmc_entry_info *ref;
-        if (llmc_store_put(st, &e, 1, &ref) == 0) {
-            llmc_semantic_add(full, ref);
-            llmc_semantic_add(plain, ref);
-            llmc_entry_release(ref);
+        if (llmc_cache_insert(full, &e, 1) == 0 && llmc_cache_insert(plain, &e, 1) == 0)
             ninserted++;
-        }
     }
     double t_insert = now_s() - t0;
 
@@ -524,8 +528,9 @@ int main(int argc, char **argv)
             memcpy(vec, vecs + (size_t)qb * dim, dim * sizeof(float));
         } else if (llmc_embed(em, text, strlen(text), vec))
             continue;
-        const llmc_entry_info *e0 =
-            llmc_semantic_lookup(full, st, 1, vec, text, strlen(text), default_threshold, 1, NULL);
+        const llmc_entry_info *e0 = NULL;
+        llmc_cache_get_semantic(full, 1, vec, text, strlen(text), default_threshold, -1, 1, NULL,
+                                &e0);
         lat[nlat++] = now_s() - s0;
         if (e0 && examples > 0) {
             int served = atoi(e0->body);
@@ -537,8 +542,9 @@ int main(int argc, char **argv)
         llmc_entry_release(e0);
         for (int t = 0; t < nth; t++) {
             for (int m = 0; m < 2; m++) {
-                const llmc_entry_info *e = llmc_semantic_lookup(
-                    m ? full : plain, st, 1, vec, text, strlen(text), thresholds[t], 1, NULL);
+                const llmc_entry_info *e = NULL;
+                llmc_cache_get_semantic(m ? full : plain, 1, vec, text, strlen(text), thresholds[t],
+                                        -1, 1, NULL, &e);
                 if (!e)
                     continue;
                 int served = atoi(e->body);
@@ -586,9 +592,8 @@ int main(int argc, char **argv)
         printf("\nsemantic lookup (embed + search + decision), one thread: p50 %.3f ms, p99 %.3f ms "
                "over %ld queries\n",
                lat[nlat / 2] * 1e3, lat[(size_t)((double)nlat * 0.99)] * 1e3, nlat);
-    llmc_semantic_free(full);
-    llmc_semantic_free(plain);
-    llmc_store_free(st);
+    llmc_cache_free(full);
+    llmc_cache_free(plain);
     llmc_embedder_free(em);
     for (int i = 0; i < qt.n; i++) {
         free(qt.text[i]);

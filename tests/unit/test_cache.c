@@ -477,8 +477,70 @@ static void test_backend_seam(void)
     CHECK_EQ_INT(rb.closed, 1);
 }
 
+#define CHAT(content, finish)                                                                      \
+    "{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\","                  \
+    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":" content "},"      \
+    "\"finish_reason\":\"" finish "\"}]}"
+
+/* The policy's look at a parsed answer decides as its look at the raw
+ * body did, and llmc_cache_put follows it. */
+static void test_answer_checks(void)
+{
+    static const char *const bodies[] = {
+        CHAT("\"Paris.\"", "stop"),
+        CHAT("\"Here:\\n```python\\nprint(1)\\n```\"", "stop"),
+        CHAT("\"~~~\\ncode\\n~~~\"", "stop"),
+        CHAT("\"cut\"", "length"),
+        CHAT("\"no\"", "content_filter"),
+        CHAT("[{\"type\":\"text\",\"text\":\"``` in parts\"}]", "stop"),
+        tool_answer,
+    };
+    llmc_policy *pol = llmc_policy_new(NULL, NULL);
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        for (int status = 200; status <= 500; status += 300) {
+            llmc_policy_decision a, b;
+            memset(&a, 0, sizeof a);
+            a.store = a.lookup = a.semantic = 1;
+            a.action = LLMC_POLICY_CACHE;
+            a.reason = "default";
+            b = a;
+            llmc_resp_info info;
+            CHECK_EQ_INT(llmc_resp_parse(LLMC_EP_CHAT, bodies[i], strlen(bodies[i]), &info), 0);
+            llmc_policy_check_response(pol, status, bodies[i], strlen(bodies[i]), 1, &a);
+            CHECK_EQ_INT(llmc_policy_check_answer(pol, status, &info, &b), 0);
+            CHECK_EQ_INT(a.store, b.store);
+            CHECK_EQ_INT(a.action, b.action);
+            CHECK_EQ_INT(a.fired, b.fired);
+            CHECK(!strcmp(a.reason, b.reason));
+        }
+    llmc_policy_free(pol);
+
+    /* In the cache: code is stored exact-only (never a semantic answer), a
+     * refusal not at all, a truncated answer only when the rule is off. */
+    llmc_cache_params cp = llmc_cache_default_params();
+    llmc_cache *c = semantic_cache(&cp);
+    float v[DIM];
+    axis(v, 4);
+    int stored = 0;
+    llmc_semantic_result r;
+    CHECK_EQ_INT(put_answer(c, "code q", bodies[1], 200, 0, v, 1000, &stored), 0);
+    CHECK(stored && has_exact(c, "code q", -1, 1000));
+    CHECK_EQ_INT(sem_get(c, "code q", v, -1, 1000, &r), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(put_answer(c, "refused q", bodies[4], 200, 0, NULL, 1000, &stored), 0);
+    CHECK(!stored && !has_exact(c, "refused q", -1, 1000));
+    CHECK_EQ_INT(put_answer(c, "cut q", bodies[3], 200, 0, NULL, 1000, &stored), 0);
+    CHECK(!stored);
+    llmc_cache_free(c);
+    cp.policy.truncated = 0;
+    c = llmc_cache_new(&cp, NULL, NULL, 0);
+    CHECK_EQ_INT(put_answer(c, "cut q", bodies[3], 200, 0, NULL, 1000, &stored), 0);
+    CHECK(stored && has_exact(c, "cut q", -1, 1000));
+    llmc_cache_free(c);
+}
+
 int main(void)
 {
+    test_answer_checks();
     test_prepare();
     test_put_get();
     test_age_rules();

@@ -1,7 +1,8 @@
-/* test_semantic.c — the semantic tier over a real index and store, with
- * hand-made vectors: partitions never leak, exact-only entries and other
- * models are never served, removed entries never come back, the threshold
- * and the guard both hold. */
+/* test_semantic.c — the semantic tier over a real index and store (an
+ * llmc_cache, which keeps the two in step), with hand-made vectors:
+ * partitions never leak, exact-only entries and other models are never
+ * served, removed entries never come back, the threshold and the guard
+ * both hold. */
 #include <math.h>
 
 #include "llmcache.h"
@@ -20,9 +21,10 @@ static void unit_vec(float *v, int a, float noise)
         v[i] /= sqrtf(n);
 }
 
-static const llmc_entry_info *put(llmc_store *st, llmc_semantic *sem, int id, uint64_t part,
-                                  const float *v, const char *query, uint32_t flags,
-                                  const char *vmodel)
+/* Store an entry with vector v through the cache (memory + index), and
+ * return a reference to it. */
+static const llmc_entry_info *put(llmc_cache *c, int id, uint64_t part, const float *v,
+                                  const char *query, uint32_t flags, const char *vmodel)
 {
     llmc_entry_info e;
     memset(&e, 0, sizeof e);
@@ -39,10 +41,41 @@ static const llmc_entry_info *put(llmc_store *st, llmc_semantic *sem, int id, ui
     e.query = query;
     e.flags = flags;
     const llmc_entry_info *ref = NULL;
-    if (llmc_store_put(st, &e, 1, &ref))
+    if (llmc_cache_insert(c, &e, 1) || llmc_cache_get_exact(c, e.key, -1, 1, &ref))
         return NULL;
-    llmc_semantic_add(sem, ref);
     return ref;
+}
+
+/* A cache whose semantic tier has params sp (store budget max_bytes; 0:
+ * the default). */
+static llmc_cache *sem_cache(const llmc_semantic_params *sp, size_t max_bytes)
+{
+    llmc_cache_params cp = llmc_cache_default_params();
+    if (max_bytes)
+        cp.max_bytes = max_bytes;
+    llmc_cache *c = llmc_cache_new(&cp, NULL, NULL, 0);
+    if (c && llmc_cache_enable_semantic(c, sp)) {
+        llmc_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The semantic tier's answer (any age), or NULL. */
+static const llmc_entry_info *look(llmc_cache *c, uint64_t part, const float *q, const char *text,
+                                   size_t len, double threshold, int64_t now,
+                                   llmc_semantic_result *r)
+{
+    const llmc_entry_info *e = NULL;
+    llmc_cache_get_semantic(c, part, q, text, len, threshold, -1, now, r, &e);
+    return e;
+}
+
+static size_t indexed(llmc_cache *c)
+{
+    llmc_cache_stats st;
+    llmc_cache_get_stats(c, &st);
+    return st.semantic_indexed;
 }
 
 /* Vector with cosine c to axis a, the rest on axis b. */
@@ -92,56 +125,54 @@ static void test_short_boost(void)
     sp.short_words = 6;
     sp.long_words = 16;
     sp.margin = 0;
-    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
-    llmc_store *st = llmc_store_new(NULL, NULL);
-    CHECK(sem && st);
+    llmc_cache *c = sem_cache(&sp, 0);
+    CHECK(c != NULL);
     float v[DIM], q[DIM];
     const char *s_short = "How do I reset my password?"; /* 6 words */
     const char *s_long = "How do I reset the password of my account when I no longer have access "
                          "to the email address it was registered with?"; /* 24 words */
     const char *s_mid = "How do I reset the password of my account on this laptop?"; /* 12 */
     mix_vec(v, 0, 1, 1.0);
-    const llmc_entry_info *a = put(st, sem, 1, 7, v, s_short, 0, "test-model");
+    const llmc_entry_info *a = put(c, 1, 7, v, s_short, 0, "test-model");
     mix_vec(v, 2, 3, 1.0);
-    const llmc_entry_info *b = put(st, sem, 2, 7, v, s_long, 0, "test-model");
+    const llmc_entry_info *b = put(c, 2, 7, v, s_long, 0, "test-model");
     mix_vec(v, 4, 5, 1.0);
-    const llmc_entry_info *c = put(st, sem, 3, 7, v, s_mid, 0, "test-model");
-    CHECK(a && b && c);
+    const llmc_entry_info *m = put(c, 3, 7, v, s_mid, 0, "test-model");
+    CHECK(a && b && m);
     llmc_semantic_result r;
     /* Cosine 0.85: enough for the long text (0.80), not the short (0.90). */
     mix_vec(q, 0, 1, 0.85);
-    CHECK(llmc_semantic_lookup(sem, st, 7, q, s_short, strlen(s_short), -1, 2, &r) == NULL);
+    CHECK(look(c, 7, q, s_short, strlen(s_short), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "below-threshold") == 0);
     mix_vec(q, 2, 3, 0.85);
-    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 7, q, s_long, strlen(s_long), -1, 2, &r);
+    const llmc_entry_info *hit = look(c, 7, q, s_long, strlen(s_long), -1, 2, &r);
     CHECK(hit == b);
     llmc_entry_release(hit);
     /* The shorter text decides: a long query against a short entry. */
     mix_vec(q, 0, 1, 0.85);
-    CHECK(llmc_semantic_lookup(sem, st, 7, q, s_long, strlen(s_long), -1, 2, &r) == NULL);
+    CHECK(look(c, 7, q, s_long, strlen(s_long), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "below-threshold") == 0);
     /* 12 words: halfway, threshold 0.84. */
     mix_vec(q, 4, 5, 0.845);
-    hit = llmc_semantic_lookup(sem, st, 7, q, s_mid, strlen(s_mid), -1, 2, &r);
-    CHECK(hit == c);
+    hit = look(c, 7, q, s_mid, strlen(s_mid), -1, 2, &r);
+    CHECK(hit == m);
     llmc_entry_release(hit);
     mix_vec(q, 4, 5, 0.835);
-    CHECK(llmc_semantic_lookup(sem, st, 7, q, s_mid, strlen(s_mid), -1, 2, &r) == NULL);
+    CHECK(look(c, 7, q, s_mid, strlen(s_mid), -1, 2, &r) == NULL);
     /* Above the raised threshold the short one is served; a per-request
      * threshold moves both. */
     mix_vec(q, 0, 1, 0.95);
-    hit = llmc_semantic_lookup(sem, st, 7, q, s_short, strlen(s_short), -1, 2, &r);
+    hit = look(c, 7, q, s_short, strlen(s_short), -1, 2, &r);
     CHECK(hit == a);
     llmc_entry_release(hit);
     mix_vec(q, 0, 1, 0.85);
-    hit = llmc_semantic_lookup(sem, st, 7, q, s_short, strlen(s_short), 0.70, 2, &r);
+    hit = look(c, 7, q, s_short, strlen(s_short), 0.70, 2, &r);
     CHECK(hit == a);
     llmc_entry_release(hit);
     llmc_entry_release(a);
     llmc_entry_release(b);
-    llmc_entry_release(c);
-    llmc_store_free(st);
-    llmc_semantic_free(sem);
+    llmc_entry_release(m);
+    llmc_cache_free(c);
 }
 
 /* Two different questions nearly as close: neither is served. */
@@ -151,61 +182,58 @@ static void test_margin(void)
     sp.threshold = 0.5;
     sp.short_boost = 0;
     sp.margin = 0.02;
-    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
-    llmc_store *st = llmc_store_new(NULL, NULL);
-    CHECK(sem && st);
+    llmc_cache *c = sem_cache(&sp, 0);
+    CHECK(c != NULL);
     float v[DIM], q[DIM];
     unit_vec(v, 0, 0.0f);
-    const llmc_entry_info *a = put(st, sem, 1, 9, v, "How do I reset my password?", 0, "test-model");
+    const llmc_entry_info *a = put(c, 1, 9, v, "How do I reset my password?", 0, "test-model");
     unit_vec(v, 1, 0.0f);
-    const llmc_entry_info *b = put(st, sem, 2, 9, v, "How can I reset my password?", 0, "test-model");
+    const llmc_entry_info *b = put(c, 2, 9, v, "How can I reset my password?", 0, "test-model");
     CHECK(a && b);
     const char *qt = "How would I reset my password?";
     llmc_semantic_result r;
     /* Equally close to both. */
     for (int i = 0; i < DIM; i++)
         q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
-    CHECK(llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(look(c, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "ambiguous") == 0);
     CHECK_EQ_INT(r.candidates, 2);
     /* Clearly closer to a: a. */
     q[0] = 0.8f;
     q[1] = 0.6f;
-    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    const llmc_entry_info *hit = look(c, 9, q, qt, strlen(qt), -1, 2, &r);
     CHECK(hit == a);
     CHECK(strcmp(r.reason, "hit") == 0);
     llmc_entry_release(hit);
     /* A close rival the guard refuses does not make it ambiguous. */
     unit_vec(v, 2, 0.0f);
-    const llmc_entry_info *c = put(st, sem, 3, 9, v, "How do I reset my password 3 times?", 0,
-                                   "test-model");
+    const llmc_entry_info *m =
+        put(c, 3, 9, v, "How do I reset my password 3 times?", 0, "test-model");
     for (int i = 0; i < DIM; i++)
         q[i] = 0.0f;
     q[0] = 0.69f;
     q[2] = 0.72f; /* c is the nearest, a second */
-    hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    hit = look(c, 9, q, qt, strlen(qt), -1, 2, &r);
     CHECK(hit == a);
     CHECK_EQ_INT(r.guard_rejected, 1);
     llmc_entry_release(hit);
     /* Margin 0: the best is served as before. */
-    llmc_semantic_free(sem);
     sp.margin = 0;
-    sem = llmc_semantic_new(&sp, NULL);
-    unit_vec(v, 0, 0.0f);
-    CHECK_EQ_INT(llmc_semantic_add(sem, a), 0);
-    unit_vec(v, 1, 0.0f);
-    CHECK_EQ_INT(llmc_semantic_add(sem, b), 0);
+    llmc_cache *c0 = sem_cache(&sp, 0);
+    CHECK(c0 != NULL);
+    CHECK_EQ_INT(llmc_cache_insert(c0, a, 1), 0);
+    CHECK_EQ_INT(llmc_cache_insert(c0, b, 1), 0);
     for (int i = 0; i < DIM; i++)
         q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
     q[0] += 0.001f;
-    hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
-    CHECK(hit == a);
+    hit = look(c0, 9, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit && memcmp(hit->key, a->key, LLMC_KEY_LEN) == 0);
     llmc_entry_release(hit);
+    llmc_cache_free(c0);
     llmc_entry_release(a);
     llmc_entry_release(b);
-    llmc_entry_release(c);
-    llmc_store_free(st);
-    llmc_semantic_free(sem);
+    llmc_entry_release(m);
+    llmc_cache_free(c);
 }
 
 /* The learned floor: an entry no longer answers queries at or below the
@@ -215,17 +243,16 @@ static void test_learned_floor(void)
     llmc_semantic_params sp = test_params();
     sp.threshold = 0.5;
     sp.short_boost = 0;
-    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
-    llmc_store *st = llmc_store_new(NULL, NULL);
-    CHECK(sem && st);
+    llmc_cache *c = sem_cache(&sp, 0);
+    CHECK(c != NULL);
     float v[DIM], q[DIM];
     unit_vec(v, 0, 0.0f);
-    const llmc_entry_info *a = put(st, sem, 1, 9, v, "How do I reset my password?", 0, "test-model");
+    const llmc_entry_info *a = put(c, 1, 9, v, "How do I reset my password?", 0, "test-model");
     CHECK(a != NULL && llmc_entry_semantic_floor(a) == 0);
     const char *qt = "How would I reset my password?";
     llmc_semantic_result r;
     mix_vec(q, 0, 1, 0.9);
-    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    const llmc_entry_info *hit = look(c, 9, q, qt, strlen(qt), -1, 2, &r);
     CHECK(hit == a);
     llmc_entry_release(hit);
     double at = r.similarity;
@@ -233,24 +260,16 @@ static void test_learned_floor(void)
     CHECK(fabs(llmc_entry_semantic_floor(a) - at) < 1e-6);
     llmc_entry_raise_semantic_floor(a, at - 0.2); /* never lowered */
     CHECK(fabs(llmc_entry_semantic_floor(a) - at) < 1e-6);
-    CHECK(llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(look(c, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "learned-floor") == 0);
     mix_vec(q, 0, 1, 0.85); /* further: refused too */
-    CHECK(llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(look(c, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
     mix_vec(q, 0, 1, 0.97); /* closer: still answered */
-    hit = llmc_semantic_lookup(sem, st, 9, q, qt, strlen(qt), -1, 2, &r);
+    hit = look(c, 9, q, qt, strlen(qt), -1, 2, &r);
     CHECK(hit == a);
     llmc_entry_release(hit);
     llmc_entry_release(a);
-    llmc_store_free(st);
-    llmc_semantic_free(sem);
-}
-
-static llmc_semantic *g_sem;
-
-static void on_rm(const llmc_entry_info *e, int reason, void *arg)
-{
-    llmc_semantic_remove(g_sem, e->key);
+    llmc_cache_free(c);
 }
 
 int main(void)
@@ -260,87 +279,80 @@ int main(void)
     sp.index.model = "test-model";
     sp.threshold = 0.9;
     sp.short_boost = 0; /* the mechanics first; the short-text rule below */
-    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
-    g_sem = sem;
-    llmc_store_params stp = llmc_store_default_params();
-    stp.on_remove = on_rm;
-    llmc_store *st = llmc_store_new(&stp, NULL);
-    CHECK(sem && st);
+    llmc_cache *c = sem_cache(&sp, 0);
+    CHECK(c != NULL);
     float v[DIM], q[DIM];
     unit_vec(v, 0, 0.0f);
-    const llmc_entry_info *a = put(st, sem, 1, 100, v, "How do I reset my password?", 0, "test-model");
+    const llmc_entry_info *a = put(c, 1, 100, v, "How do I reset my password?", 0, "test-model");
     CHECK(a != NULL);
-    CHECK_EQ_INT(llmc_semantic_count(sem), 1);
+    CHECK_EQ_INT(indexed(c), 1);
 
     /* Similar enough, same partition: served. */
     unit_vec(q, 0, 0.2f);
     llmc_semantic_result r;
     const char *qt = "How can I reset my password?";
-    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 100, q, qt, strlen(qt), -1, 2, &r);
+    const llmc_entry_info *hit = look(c, 100, q, qt, strlen(qt), -1, 2, &r);
     CHECK(hit == a);
     CHECK(r.similarity > 0.9 && r.similarity < 1.0);
     CHECK(strcmp(r.reason, "hit") == 0);
     llmc_entry_release(hit);
     /* Another partition: never. */
-    CHECK(llmc_semantic_lookup(sem, st, 101, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(look(c, 101, q, qt, strlen(qt), -1, 2, &r) == NULL);
     /* Below the threshold: no; a lower per-request threshold: yes. */
     unit_vec(q, 0, 0.8f);
-    CHECK(llmc_semantic_lookup(sem, st, 100, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(look(c, 100, q, qt, strlen(qt), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "below-threshold") == 0);
-    hit = llmc_semantic_lookup(sem, st, 100, q, qt, strlen(qt), 0.5, 2, &r);
+    hit = look(c, 100, q, qt, strlen(qt), 0.5, 2, &r);
     CHECK(hit == a);
     llmc_entry_release(hit);
     /* The guard: a near vector but another number is refused. */
     unit_vec(q, 0, 0.05f);
     const char *other = "How do I reset my password 3 times?";
-    CHECK(llmc_semantic_lookup(sem, st, 100, q, other, strlen(other), -1, 2, &r) == NULL);
+    CHECK(look(c, 100, q, other, strlen(other), -1, 2, &r) == NULL);
     CHECK(r.guard_rejected == 1);
 
     /* Exact-only entries and vectors of another model are never served. */
     unit_vec(v, 3, 0.0f);
-    const llmc_entry_info *x = put(st, sem, 2, 100, v, "write code", LLMC_ENTRY_EXACT_ONLY, "test-model");
-    const llmc_entry_info *y = put(st, sem, 3, 100, v, "write code", 0, "other-model");
-    CHECK_EQ_INT(llmc_semantic_count(sem), 1);
+    const llmc_entry_info *x = put(c, 2, 100, v, "write code", LLMC_ENTRY_EXACT_ONLY, "test-model");
+    const llmc_entry_info *y = put(c, 3, 100, v, "write code", 0, "other-model");
+    CHECK_EQ_INT(indexed(c), 1);
     unit_vec(q, 3, 0.0f);
-    CHECK(llmc_semantic_lookup(sem, st, 100, q, "write code", 10, -1, 2, &r) == NULL);
+    CHECK(look(c, 100, q, "write code", 10, -1, 2, &r) == NULL);
     llmc_entry_release(x);
     llmc_entry_release(y);
 
     /* Deleted, expired or evicted: gone from the index too. */
     unit_vec(q, 0, 0.1f);
-    CHECK_EQ_INT(llmc_store_delete(st, a->key), 0);
-    CHECK_EQ_INT(llmc_semantic_count(sem), 0);
-    CHECK(llmc_semantic_lookup(sem, st, 100, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK_EQ_INT(llmc_cache_delete(c, a->key), 0);
+    CHECK_EQ_INT(indexed(c), 0);
+    CHECK(look(c, 100, q, qt, strlen(qt), -1, 2, &r) == NULL);
     llmc_entry_release(a);
     unit_vec(v, 5, 0.0f);
-    const llmc_entry_info *b = put(st, sem, 4, 100, v, "What is the capital of France?", 0, "test-model");
-    CHECK_EQ_INT(llmc_semantic_count(sem), 1);
-    CHECK_EQ_INT(llmc_store_expire(st, 5000, 10), 3); /* b and the two above */
-    CHECK_EQ_INT(llmc_semantic_count(sem), 0);
+    const llmc_entry_info *b = put(c, 4, 100, v, "What is the capital of France?", 0, "test-model");
+    CHECK_EQ_INT(indexed(c), 1);
+    CHECK_EQ_INT(llmc_cache_expire(c, 5000, 10), 3); /* b and the two above */
+    CHECK_EQ_INT(indexed(c), 0);
     llmc_entry_release(b);
 
-    /* Evicted by the byte budget: the store's on_remove takes the vector
-     * too, so the index never holds more vectors than the store entries. */
+    /* Evicted by the byte budget: the vector goes too, so the index never
+     * holds more vectors than the store entries. */
     {
-        llmc_store_params small = llmc_store_default_params();
-        small.on_remove = on_rm;
-        small.max_bytes = 8192;
-        llmc_store *ev = llmc_store_new(&small, NULL);
+        llmc_cache *ev = sem_cache(&sp, 8192);
         CHECK(ev != NULL);
         char text[600];
         for (int i = 0; ev && i < 60; i++) {
             unit_vec(v, i % DIM, 0.0f);
             memset(text, 'a' + i % 26, sizeof text - 1);
             text[sizeof text - 1] = 0;
-            const llmc_entry_info *e = put(ev, sem, 100 + i, 200, v, text, 0, "test-model");
+            const llmc_entry_info *e = put(ev, 100 + i, 200, v, text, 0, "test-model");
             CHECK(e != NULL);
             llmc_entry_release(e);
         }
-        llmc_store_stats ss;
-        llmc_store_get_stats(ev, &ss);
-        CHECK(ss.evictions > 0);
-        CHECK_EQ_INT(llmc_semantic_count(sem), ss.entries);
-        llmc_store_free(ev);
+        llmc_cache_stats ss;
+        llmc_cache_get_stats(ev, &ss);
+        CHECK(ss.store.evictions > 0);
+        CHECK_EQ_INT(ss.semantic_indexed, ss.store.entries);
+        llmc_cache_free(ev);
     }
 
     /* Wrong dimension / model at add. */
@@ -349,11 +361,13 @@ int main(void)
     bad.vec = v;
     bad.dim = DIM - 1;
     bad.vec_model = "test-model";
+    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
+    CHECK(sem != NULL);
     CHECK_EQ_INT(llmc_semantic_add(sem, &bad), LLMC_EMISMATCH);
     bad.dim = 0;
     CHECK_EQ_INT(llmc_semantic_add(sem, &bad), LLMC_EINVAL);
-    llmc_store_free(st);
     llmc_semantic_free(sem);
+    llmc_cache_free(c);
     test_defaults();
     test_short_boost();
     test_margin();

@@ -1,0 +1,133 @@
+/*
+ * words.c — the word tokenizer the policy, the guard and the semantic tier
+ * share (the token rules are in words.h).
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "words.h"
+
+/* Length of the typographic quote at s (U+2018/2019/201C/201D), else 0. */
+static size_t words_quote_len(const unsigned char *s, size_t left)
+{
+    if (left >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
+        (s[2] == 0x98 || s[2] == 0x99 || s[2] == 0x9C || s[2] == 0x9D))
+        return 3;
+    return 0;
+}
+
+static int words_is_byte(const unsigned char *s, size_t left)
+{
+    if (isalnum(s[0]))
+        return 1;
+    if (s[0] >= 0x80)
+        return words_quote_len(s, left) == 0;
+    return 0;
+}
+
+int words_next(const char *text, size_t len, size_t *pos, words_tok *t)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = *pos;
+    size_t gap_start = i;
+    while (i < len && !words_is_byte(s + i, len - i))
+        i++;
+    if (i >= len) {
+        *pos = len;
+        return 0;
+    }
+    /* Sentence start: first token, or the gap holds an end of sentence. */
+    int sent = (i == 0);
+    if (!sent && gap_start == 0) {
+        sent = 1;
+        for (size_t k = 0; k < i; k++)
+            if (!isspace(s[k]) && s[k] != '"' && s[k] != '\'' && s[k] != '(' && s[k] != '*' &&
+                s[k] != '#' && s[k] != '-' && s[k] < 0x80)
+                sent = 0;
+    }
+    /* An opening quote starts a title or a citation: its capital is no name. */
+    for (size_t k = gap_start; k < i && !sent; k++)
+        if (s[k] == '.' || s[k] == '!' || s[k] == '?' || s[k] == ':' || s[k] == '\n' ||
+            s[k] == '"' || (s[k] == 0xE2 && k + 2 < i && s[k + 2] == 0x9C))
+            sent = 1;
+    size_t start = i;
+    unsigned wl = 0, flags = 0;
+    int letters = 0, digits = 0, uppers = 0, prev_lower = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t step = 1;
+        char out;
+        if (isalnum(c) || (c >= 0x80 && words_quote_len(s + i, len - i) == 0)) {
+            out = (char)tolower(c);
+            if (isalpha(c)) {
+                letters++;
+                if (isupper(c)) {
+                    uppers++;
+                    if (prev_lower)
+                        flags |= WORDS_MIXED;
+                    prev_lower = 0;
+                } else {
+                    prev_lower = 1;
+                }
+            } else if (isdigit(c)) {
+                digits++;
+            } else {
+                flags |= WORDS_NONASCII;
+                letters++;
+            }
+        } else {
+            /* Joiners: apostrophe inside a word, . or , inside a number. */
+            size_t q = (c == '\'') ? 1 : 0;
+            if (!q && words_quote_len(s + i, len - i) && s[i + 2] == 0x99)
+                q = 3;
+            if (q && i + q < len && i > start && isalpha(s[i + q]) &&
+                (isalpha(s[i - 1]) || s[i - 1] >= 0x80)) {
+                out = '\'';
+                step = q;
+            } else if ((c == '.' || c == ',') && i > start && isdigit(s[i - 1]) && i + 1 < len &&
+                       isdigit(s[i + 1])) {
+                out = (char)c;
+            } else {
+                break;
+            }
+        }
+        if (wl < WORDS_TOK_MAX - 1)
+            t->w[wl++] = out;
+        i += step;
+    }
+    t->w[wl] = '\0';
+    t->wl = wl;
+    t->off = start;
+    t->len = i - start;
+    if (isdigit(s[start]))
+        flags |= WORDS_NUM;
+    if (isupper(s[start]))
+        flags |= WORDS_CAP;
+    if (letters >= 2 && uppers == letters)
+        flags |= WORDS_ALLCAPS;
+    if (letters && digits)
+        flags |= WORDS_ALNUM;
+    if (sent)
+        flags |= WORDS_SENTSTART;
+    t->flags = flags;
+    *pos = i;
+    return 1;
+}
+
+void words_fence_scan(words_fence *f, const char *s)
+{
+    if (!s)
+        return;
+    for (; *s; s++) {
+        if (*s == '`' || *s == '~') {
+            if (f->run && f->ch != *s)
+                f->run = 0;
+            f->ch = *s;
+            if (++f->run >= 3)
+                f->found = 1;
+        } else {
+            f->run = 0;
+        }
+    }
+}
