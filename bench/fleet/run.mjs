@@ -16,7 +16,9 @@
 //  3. B's first semantic hit on A's entry: A stores a question, B's /stats is
 //     polled until its index holds it, then the paraphrase is asked of B
 //     (must be HIT-SEMANTIC). SEM_ROUNDS questions; p50 and max of the delay.
-//     Bar: 50 ms. Needs the USE-lite model (make test fetches it).
+//     Bar: 50 ms. Then staleness after a delete elsewhere: B holds an entry,
+//     A deletes it, B is asked until it no longer serves it. Needs the
+//     USE-lite model (make test fetches it).
 //  4. Redis SIGKILLed and restarted while wrk runs against A and R: wrk's
 //     errors + non-2xx must be 0; after the restart R hits again.
 //
@@ -58,10 +60,10 @@ const freePort = () => new Promise((res) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
 });
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-function post(url, body, headers = {}) {
+function post(url, body, headers = {}, method = body === undefined ? 'GET' : 'POST') {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: body === undefined ? 'GET' : 'POST', agent,
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, agent,
       headers: { 'content-type': 'application/json', authorization: 'Bearer bench-key', ...headers } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
@@ -225,6 +227,21 @@ if (!haveModel) {
   }
   delays.sort((x, y) => x - y);
   console.log(`  ${SEM_ROUNDS} rounds: delay from A's answer to B's index holding it p50 ${delays[delays.length >> 1].toFixed(1)} ms, max ${delays[delays.length - 1].toFixed(1)} ms (bar: 50 ms); the paraphrase was HIT-SEMANTIC on B ${hits}/${SEM_ROUNDS}`);
+  // staleness after a delete elsewhere: B holds the entry (near cache and
+  // index); A deletes it; B is asked until it stops serving it
+  const stale = [];
+  for (let i = 0; i < SEM_ROUNDS; i++) {
+    const body = { model: 'bench-model', messages: [{ role: 'user', content: `delete round ${i} of ${process.pid}: what is a fact about ${i}?` }] };
+    const a = await post(SA.url, body);
+    for (let k = 0; k < 200 && (await post(SB.url, body)).headers['x-llm-cache'] !== 'HIT-EXACT'; k++) await sleep(2);
+    const d = await post(`${SA.origin}/admin/keys/${a.headers['x-llm-cache-key']}`, undefined, { authorization: 'Bearer bench' }, 'DELETE');
+    if (d.status !== 200) throw new Error(`delete answered ${d.status}`);
+    const t0 = performance.now();
+    while ((await post(SB.url, body)).headers['x-llm-cache'] === 'HIT-EXACT' && performance.now() - t0 < 5000) { /* poll */ }
+    stale.push(performance.now() - t0);
+  }
+  stale.sort((x, y) => x - y);
+  console.log(`  staleness after a delete on A: B stopped serving the entry after p50 ${stale[stale.length >> 1].toFixed(1)} ms, max ${stale[stale.length - 1].toFixed(1)} ms (${SEM_ROUNDS} rounds)`);
 }
 
 console.log('\n-- 4. Redis SIGKILLed and restarted under load (wrk on A and R, 6 s) --');
