@@ -498,8 +498,11 @@ int redis_store_load(redis_store *rs, void (*fn)(void *arg, const llmc_entry_inf
     struct timeval tv = {0, 5000};
     event_add(t, &tv);
     double end = redis_mono_ms() + deadline_ms;
-    /* wait for the connection (and, in a cluster, the slot map) */
-    while (!redis_ready(c) && redis_mono_ms() < end)
+    /* wait for the connection (and, in a cluster, the slot map), at most
+     * 2 s: a Redis that is down at start means a cold start, not a daemon
+     * that takes the whole deadline to come up */
+    double up_by = redis_mono_ms() + (deadline_ms < 2000 ? deadline_ms : 2000);
+    while (!redis_ready(c) && redis_mono_ms() < up_by)
         event_base_loop(base, EVLOOP_ONCE);
     int rc = LLMC_ETIMEDOUT;
     rs_sync s = {0};

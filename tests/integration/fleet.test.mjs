@@ -173,6 +173,27 @@ test('a wrong Redis password: requests still answered, counted, never logged or 
   }
 });
 
+test('Redis down at start: the daemon starts cold at once and answers, counted', { skip }, async () => {
+  const nobody = await freePort(); // nothing listens there
+  const t0 = Date.now();
+  const D = await startDaemon({ upstream: mock.url,
+    args: ['--store', `redis://127.0.0.1:${nobody}/0`, '--persist', 'no', '--semantic', 'no'] });
+  try {
+    assert.ok(Date.now() - t0 < 8000, `start took ${Date.now() - t0} ms`);
+    const body = chat(uniq('no redis'));
+    const r1 = await ask(D, body);
+    assert.equal(r1.status, 200);
+    assert.equal(status(r1), 'MISS');
+    // the answer is still served from this instance's memory
+    assert.equal(status(await ask(D, body)), 'HIT-EXACT');
+    const r3 = await ask(D, chat(uniq('no redis 2')));
+    assert.equal(r3.headers.get('x-llm-cache-reason'), 'store_unavailable');
+    assert.ok((await stats(D)).store_unavailable >= 2);
+  } finally {
+    assert.equal((await D.stop()).code, 0);
+  }
+});
+
 test('tenants never cross: the same request under another API key misses on every instance', { skip }, async () => {
   const body = chat(uniq('tenant secret'));
   await ask(A, body, { authorization: 'Bearer sk-tenant-one' });
@@ -182,9 +203,14 @@ test('tenants never cross: the same request under another API key misses on ever
   assert.equal(status(await ask(A, chat(uniq('x')), { authorization: 'Bearer sk-tenant-two' })), 'MISS');
 });
 
-test('a third instance started later is warm; a bad value in Redis is never served', { skip }, async () => {
+test('a third instance started later is warm (exact and semantic); a bad value in Redis is never served', { skip }, async () => {
   const good = chat(uniq('warm start'));
   const bad = chat(uniq('tampered'));
+  const sys = { role: 'system', content: `fleet warm ${uniq('w')}` };
+  const para = (q) => ({ model: 'mock-gpt', messages: [sys, { role: 'user', content: q }] });
+  const q1 = 'Could you please tell me which mountain is the tallest in the whole world and how high its summit is above sea level?';
+  const q2 = 'Can you please tell me which mountain is the tallest in the whole world and how high its summit is above sea level?';
+  const s1 = await ask(A, para(q1));
   await ask(A, good);
   const rb = await ask(A, bad);
   await sleep(200); // A's writes land
@@ -194,6 +220,11 @@ test('a third instance started later is warm; a bad value in Redis is never serv
   try {
     const g = await ask(C, good);
     assert.equal(status(g), 'HIT-EXACT');
+    if (haveModel) {
+      const p = await ask(C, para(q2));
+      assert.equal(status(p), 'HIT-SEMANTIC');
+      assert.equal(mockSerial(p.json), mockSerial(s1.json));
+    }
     const b = await ask(C, bad);
     assert.equal(status(b), 'MISS');
     assert.notEqual(mockSerial(b.json), mockSerial(rb.json));
