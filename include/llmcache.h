@@ -441,8 +441,9 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
  *
  * An embedder turns text into a unit-length float vector. Backends:
  *   "use"    Universal Sentence Encoder lite, built in, CPU, 512-d (default)
- *   "bert"   a sentence-transformers BERT-family model read from the hub's
- *            files (model.safetensors, config.json, vocab.txt/tokenizer.json)
+ *   "bert"   a sentence-transformers BERT or XLM-RoBERTa model read from the
+ *            hub's files (model.safetensors, config.json, vocab.txt,
+ *            tokenizer.json or sentencepiece.bpe.model)
  *   "remote" any OpenAI-compatible POST {url}/embeddings endpoint
  *
  * Thread safety: an llmc_embedder is used by one thread at a time (it reuses
@@ -460,6 +461,10 @@ typedef struct {
     int retries;            /* remote: retries after a failure (default 2) */
     int max_batch;          /* texts per backend call (default 32) */
     int threads;            /* compute threads for use/bert (default 1) */
+    const char *query_prefix; /* bert: text put before every input (E5's
+                               * "query: "); NULL (default): the model's own
+                               * query prompt (config_sentence_transformers.json);
+                               * "": none */
 } llmc_embed_params;
 
 llmc_embed_params llmc_embed_default_params(void);

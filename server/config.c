@@ -83,6 +83,9 @@ static const opt opts[] = {
     {"embed-url", OPT_STR, O(embed_url), NULL, "remote embedder base URL (…/v1)"},
     {"embed-model", OPT_STR, O(embed_model), NULL, "remote embedder model name"},
     {"embed-key", OPT_STR, O(embed_key), NULL, "remote embedder API key"},
+    {"embed-query-prefix", OPT_STR, O(embed_query_prefix), NULL,
+     "bert: text put before every embedded text (E5's \"query: \"; default: the model's "
+     "config_sentence_transformers.json prompt; \"\": none)"},
     {"embed-threads", OPT_INT, O(embed_threads), "1",
      "embedding worker threads (off the event loops)"},
     {"route-policy", OPT_STR, O(route_policy), "prefix-affinity",
@@ -484,4 +487,5 @@ void config_embed_params(const srv_config *c, llmc_embed_params *ep)
     ep->url = c->embed_url;
     ep->model = c->embed_model;
     ep->api_key = c->embed_key;
+    ep->query_prefix = c->embed_query_prefix;
 }

@@ -90,6 +90,7 @@ typedef struct srv_config {
     char *semantic_query;      /* last-user, user-turns or conversation */
     unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
+    char *embed_query_prefix; /* NULL: the model's own prompt */
     long long embed_threads;
     char *route_policy;
     long long route_balance_abs;

@@ -1,7 +1,9 @@
 /*
  * embed_bert.c — the "bert" embedding backend: a BERT-family sentence
- * encoder (all-MiniLM-L6-v2, bge-small, ... — HF `model_type: bert`) read
- * directly from the files a user downloads from a model hub, run on the CPU.
+ * encoder (all-MiniLM-L6-v2, bge-small, ... — HF `model_type: bert`; and
+ * XLM-RoBERTa, `model_type: xlm-roberta`: paraphrase-multilingual-*,
+ * multilingual-e5-*, bge-m3) read directly from the files a user downloads
+ * from a model hub, run on the CPU.
  *
  * Files read from params.model_path (a sentence-transformers directory):
  *   modules.json           optional; finds the Pooling module's folder and
@@ -10,15 +12,25 @@
  *   1_Pooling/config.json  pooling_mode_{mean_tokens,cls_token,max_tokens,
  *                          mean_sqrt_len_tokens}: exactly one; default mean
  *   sentence_bert_config.json  optional max_seq_length
- *   config.json            hidden_size, num_hidden_layers, num_attention_heads,
- *                          intermediate_size, vocab_size, max_position_embeddings,
- *                          type_vocab_size, layer_norm_eps, hidden_act
+ *   config_sentence_transformers.json  optional prompts: "query", else the
+ *                          default one, is put before every text (params.query_prefix
+ *                          overrides; "" none) and is part of the model name
+ *   config.json            model_type, hidden_size, num_hidden_layers,
+ *                          num_attention_heads, intermediate_size, vocab_size,
+ *                          max_position_embeddings, type_vocab_size,
+ *                          layer_norm_eps, hidden_act (+ pad_token_id for XLM-R)
+ *   BERT:
  *   tokenizer.json         preferred when present: model WordPiece,
  *                          normalizer BertNormalizer, pre-tokenizer BertPreTokenizer
  *   vocab.txt (+ tokenizer_config.json: do_lower_case, strip_accents,
  *                          tokenize_chinese_chars) otherwise
+ *   XLM-R:
+ *   sentencepiece.bpe.model  preferred: Debian's libsentencepiece (embed_spmlib)
+ *   tokenizer.json         otherwise: Unigram + Precompiled + Metaspace, our own
+ *                          reader (embed_unigram.c), held to the same ids
  *   model.safetensors      weights, HF BertModel names, with or without a
- *                          "bert." prefix; F32, or F16/BF16 converted at load
+ *                          "bert." or "roberta." prefix; F32, or F16/BF16
+ *                          converted at load
  *
  * The output is always L2-normalised (the public contract: unit vectors),
  * whether or not the model lists a Normalize module; cosine is unchanged.
@@ -52,9 +64,17 @@
  * A text that yields no word piece gives LLMC_EEMPTY.
  * Known differences from HF's Rust tokenizer, all in rare cases: lower-casing
  * uses simple case mapping (no final-sigma rule, no one-to-many mappings),
- * and no canonical reordering of combining marks that survive NFD. Models
- * whose tokenizer is not WordPiece (XLM-R based multilingual ones use a
- * Unigram tokenizer) are refused with LLMC_ENOTSUP.
+ * and no canonical reordering of combining marks that survive NFD. A BERT
+ * whose tokenizer is not WordPiece is refused with LLMC_ENOTSUP.
+ *
+ * XLM-R differs from BERT only at the edges: the tokenizer (SentencePiece
+ * Unigram; ids in fairseq's layout, <s> 0 <pad> 1 </s> 2 <unk> 3, pieces
+ * shifted by one; <s> pieces </s>), positions numbered from pad_token_id + 1
+ * (so the window is max_position_embeddings - pad_token_id - 1), and one
+ * token type. The encoder below is the same. Input past what the window can
+ * hold is cut at a space before tokenising (words are segmented
+ * independently), so a huge text costs what a long one does. RoBERTa
+ * (byte-level BPE) is refused with LLMC_ENOTSUP.
  *
  * Weights: F32 tensors (4-byte aligned in the file, as safetensors writers
  * align them) are used in place from a read-only private mapping of the
@@ -99,6 +119,8 @@
 
 #include "embed_impl.h"
 #include "embed_math.h"
+#include "embed_spmlib.h"
+#include "embed_unigram.h"
 
 #define BERT_MAX_WORD_CHARS 100
 #define BERT_MAX_HEADER (100u << 20) /* safetensors JSON header limit */
@@ -153,6 +175,17 @@ typedef struct {
     bert_special *specials; /* matched on the raw text before anything else */
     size_t nspecials;
     const UNormalizer2 *nfd;
+    /* XLM-RoBERTa: SentencePiece ids from the library (spl, the .model file)
+     * or our Unigram reader (uni, tokenizer.json); pos_off = padding_idx + 1 */
+    int xlmr;
+    embed_spmlib *spl;
+    embed_unigram *uni;
+    int32_t pad;
+    size_t pos_off, cut; /* cut: input bytes looked at (see bert_spm_tokenize) */
+    char *prefix;        /* put before every text (E5's "query: "), or NULL */
+    size_t prefix_len;
+    char *joined; /* prefix + text */
+    size_t joined_cap;
     /* weights: F32 tensors point into the read-only mapping st (kept for
      * the backend's life); converted ones are allocations listed in allocs */
     bert_st st;
@@ -397,6 +430,10 @@ static int bert_tensor(bert_backend *b, bert_st *st, const char *name, size_t d0
         char full[256];
         snprintf(full, sizeof full, "bert.%s", name);
         t = json_object_get(st->hdr, full);
+        if (!t) {
+            snprintf(full, sizeof full, "roberta.%s", name);
+            t = json_object_get(st->hdr, full);
+        }
     }
     if (!t)
         return LLMC_EMISMATCH;
@@ -857,12 +894,73 @@ static uint32_t bert_utf8_next(const unsigned char *s, size_t n, size_t *i)
  * when there is no word piece, or LLMC_EINVAL. Internal, exported for the
  * unit test; b must come from embed_bert_new().
  */
+/*
+ * XLM-R: <s> pieces </s>. Text past b->cut bytes cannot reach the window, so
+ * it is cut at the next space (words are segmented independently) or, with
+ * none near, at a character boundary: a 1 MB text costs what a long one does.
+ */
+static int bert_spm_tokenize(bert_backend *b, const char *text, size_t len, int32_t *ids,
+                             size_t window)
+{
+    if (len > b->cut) {
+        size_t lim = len < 2 * b->cut ? len : 2 * b->cut, i = b->cut;
+        while (i < lim && text[i] != ' ')
+            i++;
+        while (i < len && ((unsigned char)text[i] & 0xc0) == 0x80)
+            i++;
+        len = i;
+    }
+    size_t n = 0;
+    int rc;
+    if (b->spl) {
+        rc = embed_spmlib_encode(b->spl, text, len, ids + 1, window - 2, &n);
+        n = n < window - 2 ? n : window - 2;
+        for (size_t i = 1; i <= n; i++)
+            ids[i] = ids[i] == 0 ? b->unk : ids[i] + 1; /* fairseq's offset */
+    } else {
+        rc = embed_unigram_encode(b->uni, text, len, ids + 1, window - 2, &n);
+    }
+    if (rc)
+        return rc;
+    if (n == 0)
+        return LLMC_EEMPTY;
+    ids[0] = b->cls;
+    ids[n + 1] = b->sep;
+    return (int)(n + 2);
+}
+
+/* The configured prefix joined to the text in b->joined. */
+static int bert_join_prefix(bert_backend *b, const char **text, size_t *len)
+{
+    size_t n = b->prefix_len + *len;
+    if (n > b->joined_cap) {
+        char *nj = realloc(b->joined, n);
+        if (!nj)
+            return LLMC_ENOMEM;
+        b->joined = nj;
+        b->joined_cap = n;
+    }
+    memcpy(b->joined, b->prefix, b->prefix_len);
+    if (*len)
+        memcpy(b->joined + b->prefix_len, *text, *len);
+    *text = b->joined;
+    *len = n;
+    return 0;
+}
+
 int embed_bert_tokenize(embed_backend *be, const char *text, size_t len, int32_t *ids, size_t cap)
 {
     bert_backend *b = (bert_backend *)be;
     size_t window = b->base.max_tokens < cap ? b->base.max_tokens : cap;
     if (window < 3)
         return LLMC_EINVAL;
+    if (b->prefix) {
+        int rc = bert_join_prefix(b, &text, &len);
+        if (rc)
+            return rc;
+    }
+    if (b->xlmr)
+        return bert_spm_tokenize(b, text, len, ids, window);
     bert_tok_state ts = {b, ids, 0, window - 2, 0};
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len && ts.n < ts.max;) {
@@ -1029,7 +1127,7 @@ static int bert_embed_batch(embed_backend *be, const char *const *texts, const s
     for (size_t s = 0; s < n; s++) {
         for (size_t i = 0; i < b->seq_len[s]; i++) {
             size_t t = b->seq_off[s] + i;
-            const float *we = b->word + (size_t)b->ids[t] * H, *pe = b->pos + i * H;
+            const float *we = b->word + (size_t)b->ids[t] * H, *pe = b->pos + (i + b->pos_off) * H;
             float *row = b->x + t * H;
             for (size_t j = 0; j < H; j++)
                 row[j] = we[j] + pe[j] + b->type[j];
@@ -1115,13 +1213,19 @@ static void bert_free(embed_backend *be)
     free(b->seq_len);
     free(b->keybuf);
     free(b->name);
+    embed_spmlib_free(b->spl);
+    embed_unigram_free(b->uni);
+    free(b->prefix);
+    free(b->joined);
     free(b);
 }
 
 static int bert_config(bert_backend *b, const json_t *cfg)
 {
     const json_t *mt = json_object_get(cfg, "model_type");
-    if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "bert") != 0))
+    if (mt && json_is_string(mt) && strcmp(json_string_value(mt), "xlm-roberta") == 0)
+        b->xlmr = 1;
+    else if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "bert") != 0))
         return LLMC_ENOTSUP;
     const json_t *pe = json_object_get(cfg, "position_embedding_type");
     if (pe && !json_is_null(pe) &&
@@ -1133,7 +1237,7 @@ static int bert_config(bert_backend *b, const json_t *cfg)
     long long NI = bert_json_int(cfg, "intermediate_size", -1);
     long long V = bert_json_int(cfg, "vocab_size", -1);
     long long P = bert_json_int(cfg, "max_position_embeddings", -1);
-    long long TV = bert_json_int(cfg, "type_vocab_size", 2);
+    long long TV = bert_json_int(cfg, "type_vocab_size", b->xlmr ? 1 : 2);
     if (H <= 0 || nl <= 0 || nh <= 0 || NI <= 0 || V <= 0 || P <= 0 || TV <= 0 ||
         H > BERT_MAX_DIM || NI > 16 * BERT_MAX_DIM || nl > 256 || H % nh != 0 || V > (1 << 24) ||
         P > (1 << 20) || TV > 1024)
@@ -1145,6 +1249,17 @@ static int bert_config(bert_backend *b, const json_t *cfg)
     b->maxpos = (size_t)P;
     b->ntypes = (size_t)TV;
     b->base.max_tokens = b->maxpos;
+    if (b->xlmr) {
+        /* RoBERTa numbers positions from padding_idx + 1 (fairseq's
+         * make_positions), so the window is that much shorter. */
+        const json_t *pad = json_object_get(cfg, "pad_token_id");
+        long long pi = json_is_integer(pad) ? json_integer_value(pad) : 1;
+        if (pi < 0 || pi >= V || (size_t)pi + 1 + 3 > b->maxpos)
+            return LLMC_ECORRUPT;
+        b->pad = (int32_t)pi;
+        b->pos_off = (size_t)pi + 1;
+        b->base.max_tokens = b->maxpos - b->pos_off;
+    }
     const json_t *eps = json_object_get(cfg, "layer_norm_eps");
     b->eps = json_is_number(eps) ? (float)json_number_value(eps) : 1e-12f;
     const json_t *act = json_object_get(cfg, "hidden_act");
@@ -1228,9 +1343,65 @@ out:
     return rc;
 }
 
+/*
+ * XLM-R's tokenizer: sentencepiece.bpe.model through libsentencepiece when
+ * the folder has it (ids shifted by fairseq's offset: <s> 0, <pad> 1, </s> 2,
+ * <unk> 3, piece i at i + 1, <mask> last), else tokenizer.json's Unigram
+ * model (ids as written, which HF's converter shifted the same way).
+ */
+static int bert_spm_tokenizer(bert_backend *b, const char *dir, const char *sub)
+{
+    json_t *tj = NULL, *tc = NULL;
+    int rc = 0;
+    char *path = bert_path(dir, sub, "sentencepiece.bpe.model");
+    if (!path)
+        return LLMC_ENOMEM;
+    if (access(path, F_OK) == 0) {
+        b->spl = embed_spmlib_load(path, &rc);
+        if (b->spl && embed_spmlib_unk(b->spl) != 0)
+            rc = LLMC_ENOTSUP; /* not fairseq's layout (<unk> <s> </s> first) */
+        if (rc == 0) {
+            b->nvocab = embed_spmlib_size(b->spl) + 2;
+            b->cls = 0;
+            b->sep = 2;
+            b->unk = 3;
+            b->cut = embed_spmlib_max_piece(b->spl);
+        }
+    } else if ((rc = bert_load_json(dir, sub, "tokenizer.json", 0, 0, &tj)) == 0) {
+        if (!tj) {
+            rc = LLMC_EIO; /* neither file */
+        } else if ((b->uni = embed_unigram_from_json(tj, &rc))) {
+            b->nvocab = embed_unigram_size(b->uni);
+            b->cls = embed_unigram_find(b->uni, "<s>", 3);
+            b->sep = embed_unigram_find(b->uni, "</s>", 4);
+            b->cut = embed_unigram_max_piece(b->uni);
+            if (b->cls < 0 || b->sep < 0)
+                rc = LLMC_ENOTSUP;
+            long long ml = bert_json_int(json_object_get(tj, "truncation"), "max_length", 0);
+            if (ml > 0 && (size_t)ml < b->base.max_tokens)
+                b->base.max_tokens = (size_t)ml;
+        }
+    }
+    free(path);
+    if (rc == 0)
+        rc = bert_load_json(dir, sub, "tokenizer_config.json", 0, JSON_DECODE_INT_AS_REAL, &tc);
+    const json_t *ml = json_object_get(tc, "model_max_length");
+    if (rc == 0 && json_is_number(ml) && json_number_value(ml) >= 1 &&
+        json_number_value(ml) < (double)b->base.max_tokens)
+        b->base.max_tokens = (size_t)json_number_value(ml);
+    /* Input past this many bytes cannot reach the window (each id covers at
+     * most the longest piece); see bert_spm_tokenize. */
+    b->cut = b->base.max_tokens * (b->cut + 4) + 1024;
+    json_decref(tj);
+    json_decref(tc);
+    return rc;
+}
+
 static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
 {
     json_t *tj = NULL, *tc = NULL;
+    if (b->xlmr)
+        return bert_spm_tokenizer(b, dir, sub);
     int rc = bert_load_json(dir, sub, "tokenizer.json", 0, 0, &tj);
     if (rc)
         return rc;
@@ -1283,6 +1454,37 @@ static int bert_tokenizer(bert_backend *b, const char *dir, const char *sub)
     return b->keybuf ? 0 : LLMC_ENOMEM;
 }
 
+/*
+ * The text put before every input: opt when not NULL ("" = none), else the
+ * prompt sentence-transformers' config_sentence_transformers.json names
+ * (its "query" prompt, else its default_prompt_name's, as sentence-
+ * transformers' encode_query picks: a cache embeds queries; E5's "query: "),
+ * else none.
+ */
+static int bert_prompt(bert_backend *b, const char *dir, const char *opt)
+{
+    json_t *cst = NULL;
+    const char *pfx = opt;
+    int rc = 0;
+    if (!pfx) {
+        if ((rc = bert_load_json(dir, NULL, "config_sentence_transformers.json", 0, 0, &cst)))
+            return rc;
+        const json_t *prompts = json_object_get(cst, "prompts");
+        const char *name = json_string_value(json_object_get(cst, "default_prompt_name"));
+        pfx = json_string_value(json_object_get(prompts, "query"));
+        if (!pfx && name)
+            pfx = json_string_value(json_object_get(prompts, name));
+    }
+    if (pfx && pfx[0]) {
+        b->prefix_len = strlen(pfx);
+        b->prefix = strdup(pfx);
+        if (!b->prefix)
+            rc = LLMC_ENOMEM;
+    }
+    json_decref(cst);
+    return rc;
+}
+
 /* Contract: see embed_impl.h. Needs p->model_path (a directory). */
 embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
 {
@@ -1328,6 +1530,8 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
         rc = LLMC_EINVAL;
         goto fail;
     }
+    if ((rc = bert_prompt(b, dir, p->query_prefix)))
+        goto fail;
     stpath = bert_path(dir, sub, "model.safetensors");
     if (!stpath) {
         rc = LLMC_ENOMEM;
@@ -1357,12 +1561,16 @@ embed_backend *embed_bert_new(const llmc_embed_params *p, int *err)
                 base = dir + i + 1;
         size_t bl = (size_t)(dir + dl - base);
         uint64_t h = XXH3_64bits(b->st.map, b->st.size);
-        b->name = malloc(bl + 32);
+        b->name = malloc(bl + 48);
         if (!b->name) {
             rc = LLMC_ENOMEM;
             goto fail;
         }
-        snprintf(b->name, bl + 32, "bert:%.*s@%016llx", (int)bl, base, (unsigned long long)h);
+        int w =
+            snprintf(b->name, bl + 48, "bert:%.*s@%016llx", (int)bl, base, (unsigned long long)h);
+        if (b->prefix) /* another prefix, other vectors */
+            snprintf(b->name + w, bl + 48 - (size_t)w, "+p%08x",
+                     (unsigned)XXH3_64bits(b->prefix, b->prefix_len));
     }
     b->base.model = b->name;
     b->base.dim = b->H;

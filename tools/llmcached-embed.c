@@ -8,7 +8,10 @@
  *   llmcached-embed --eval FILE [options]      ROC-AUC / Spearman on pairs
  *
  * Options: --backend use|bert|remote, --model-path DIR, --url URL,
- * --model NAME (remote), --batch N, --threads N, --limit N (eval: first N
+ * --model NAME (remote), --query-prefix TEXT (bert), each also under the
+ * daemon's name (--embed-backend, --embed-model-path, --embed-url,
+ * --embed-model, --embed-query-prefix) so one EMBED="..." string serves
+ * the daemon, this tool and `make eval-semantic`, --batch N, --threads N, --limit N (eval: first N
  * pairs), --threshold T (eval of gptcache_mock_data.json), --help. The
  * remote backend's key is read from the environment variable
  * LLMC_EMBED_API_KEY, never from the command line.
@@ -52,6 +55,10 @@ static void usage(FILE *f)
                "                     gptcache_mock_data.json: ROC-AUC / Spearman\n"
                "  --limit N          eval: use only the first N pairs\n"
                "  --threshold T      eval of gptcache data: hit threshold (default 0.8)\n"
+               "  --query-prefix T   bert: text put before every text (default: the\n"
+               "                     model's prompt, e.g. E5's \"query: \"; \"\": none)\n"
+               "  --embed-backend, --embed-model-path, --embed-url, --embed-model,\n"
+               "  --embed-query-prefix: the same options under the daemon's names\n"
                "  --help             this text\n");
 }
 
@@ -410,18 +417,21 @@ int main(int argc, char **argv)
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(o, "--backend")) {
+        } else if (!strcmp(o, "--backend") || !strcmp(o, "--embed-backend")) {
             TAKES();
             p.backend = val;
-        } else if (!strcmp(o, "--model-path")) {
+        } else if (!strcmp(o, "--model-path") || !strcmp(o, "--embed-model-path")) {
             TAKES();
             p.model_path = val;
-        } else if (!strcmp(o, "--url")) {
+        } else if (!strcmp(o, "--url") || !strcmp(o, "--embed-url")) {
             TAKES();
             p.url = val;
-        } else if (!strcmp(o, "--model")) {
+        } else if (!strcmp(o, "--model") || !strcmp(o, "--embed-model")) {
             TAKES();
             p.model = val;
+        } else if (!strcmp(o, "--query-prefix") || !strcmp(o, "--embed-query-prefix")) {
+            TAKES();
+            p.query_prefix = val;
         } else if (!strcmp(o, "--batch")) {
             TAKES();
             p.max_batch = atoi(val);

@@ -165,6 +165,9 @@ static void usage(FILE *f)
                "                              [--min-overlap O] [--lexicon DIR|none] [--senses N]\n"
                "                              [--guard-long-words N]\n"
                "                              [--vec-cache PATH] [--dump PATH]\n"
+               "                              [--embed-backend use|bert|remote]\n"
+               "                              [--embed-model-path DIR] [--embed-url URL]\n"
+               "                              [--embed-model NAME] [--embed-query-prefix T]\n"
                "Replays a pairs file through the semantic tier (USE-lite + index + guard)\n"
                "and prints hit rate, wrong-hit share and duplicates served per threshold,\n"
                "for plain cosine and for the full decision.\n");
@@ -179,6 +182,8 @@ int main(int argc, char **argv)
     double o_margin = -1, o_boost = -1, o_unmatched = -1, o_overlap = -1;
     long o_short = -1, o_long = -1, o_senses = -1, o_glong = -1;
     const char *o_lexicon = NULL;
+    /* The embedder, under the daemon's option names (make eval-semantic EMBED=...). */
+    const char *e_backend = "use", *e_url = NULL, *e_model = NULL, *e_prefix = NULL;
     int k = 4, examples = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
@@ -188,8 +193,17 @@ int main(int argc, char **argv)
             file = argv[++i];
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
             limit = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--model-path") && i + 1 < argc)
+        else if ((!strcmp(argv[i], "--model-path") || !strcmp(argv[i], "--embed-model-path")) &&
+                 i + 1 < argc)
             model_path = argv[++i];
+        else if (!strcmp(argv[i], "--embed-backend") && i + 1 < argc)
+            e_backend = argv[++i];
+        else if (!strcmp(argv[i], "--embed-url") && i + 1 < argc)
+            e_url = argv[++i];
+        else if (!strcmp(argv[i], "--embed-model") && i + 1 < argc)
+            e_model = argv[++i];
+        else if (!strcmp(argv[i], "--embed-query-prefix") && i + 1 < argc)
+            e_prefix = argv[++i];
         else if (!strcmp(argv[i], "--thresholds") && i + 1 < argc)
             ths = argv[++i];
         else if (!strcmp(argv[i], "--examples") && i + 1 < argc)
@@ -301,14 +315,22 @@ int main(int argc, char **argv)
         }
     used = limit > 0 && limit < np ? limit : np;
 
-    /* The encoder, a store, and two indexes: plain cosine and the full decision. */
+    /* The encoder and two caches (store + index each): plain cosine and the
+     * full decision. */
     llmc_embed_params ep = llmc_embed_default_params();
+    ep.backend = e_backend;
     ep.model_path = model_path;
+    ep.url = e_url;
+    ep.model = e_model;
+    ep.query_prefix = e_prefix;
+    const char *key = getenv("LLMC_EMBED_API_KEY");
+    if (key && *key)
+        ep.api_key = key;
     int err = 0;
     llmc_embedder *em = llmc_embedder_new(&ep, &err);
     if (!em) {
-        fprintf(stderr, "encoder (%s): %s; fetch it with scripts/fetch-use-model.sh\n", model_path,
-                llmc_strerror(err));
+        fprintf(stderr, "encoder (%s %s): %s%s\n", e_backend, model_path, llmc_strerror(err),
+                strcmp(e_backend, "use") ? "" : "; fetch it with scripts/fetch-use-model.sh");
         return 1;
     }
     size_t dim = llmc_embedder_dim(em);
@@ -319,7 +341,7 @@ int main(int argc, char **argv)
     sp.k = (size_t)k;
     char vocab[1100];
     snprintf(vocab, sizeof vocab, "%s/vocab.json", model_path);
-    sp.vocab_path = vocab;
+    sp.vocab_path = strcmp(e_backend, "use") ? NULL : vocab; /* as the daemon does */
     if (o_margin >= 0)
         sp.margin = o_margin;
     if (o_boost >= 0)

@@ -225,11 +225,13 @@ def rnd(*shape, std=0.3):
     return torch.randn(*shape) * std
 
 
-def make_weights():
+def make_weights(vocab=None, maxpos=None, types=None):
+    """Random BERT weights; the sizes default to this file's model (make_xlmr_ref.py
+    passes its own)."""
     w = {
-        "embeddings.word_embeddings.weight": rnd(len(VOCAB), H, std=1.0),
-        "embeddings.position_embeddings.weight": rnd(MAXPOS, H, std=0.5),
-        "embeddings.token_type_embeddings.weight": rnd(TYPES, H, std=0.5),
+        "embeddings.word_embeddings.weight": rnd(vocab or len(VOCAB), H, std=1.0),
+        "embeddings.position_embeddings.weight": rnd(maxpos or MAXPOS, H, std=0.5),
+        "embeddings.token_type_embeddings.weight": rnd(types or TYPES, H, std=0.5),
         "embeddings.LayerNorm.weight": 1 + rnd(H, std=0.1),
         "embeddings.LayerNorm.bias": rnd(H, std=0.1),
         "pooler.dense.weight": rnd(H, H),
@@ -256,11 +258,14 @@ def layer_norm(x, g, b):
     return torch.nn.functional.layer_norm(x, (x.shape[-1],), g, b, EPS)
 
 
-def forward(w, ids, mask):
-    """HF BertModel forward; ids, mask: [B, L]. Returns last hidden [B, L, H]."""
+def forward(w, ids, mask, pad=None):
+    """HF BertModel forward; ids, mask: [B, L]. Returns last hidden [B, L, H].
+    With pad (XLM-R's padding_idx), positions are RoBERTa's: the running count
+    of real tokens plus pad (create_position_ids_from_input_ids)."""
     B, L = ids.shape
+    pe = w["embeddings.position_embeddings.weight"]
     x = w["embeddings.word_embeddings.weight"][ids] + \
-        w["embeddings.position_embeddings.weight"][:L][None] + \
+        (pe[:L][None] if pad is None else pe[torch.cumsum(mask, dim=1) * mask + pad]) + \
         w["embeddings.token_type_embeddings.weight"][0][None, None]
     x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
     ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
@@ -289,14 +294,14 @@ def forward(w, ids, mask):
     return x
 
 
-def embed(w, seqs, pooling):
+def embed(w, seqs, pooling, pad=None):
     L = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), L, dtype=torch.long)
+    ids = torch.full((len(seqs), L), pad or 0, dtype=torch.long)
     mask = torch.zeros(len(seqs), L, dtype=torch.long)
     for i, s in enumerate(seqs):
         ids[i, :len(s)] = torch.tensor(s)
         mask[i, :len(s)] = 1
-    x = forward(w, ids, mask)
+    x = forward(w, ids, mask, pad)
     m = mask[..., None].to(x.dtype)
     if pooling == "cls":
         v = x[:, 0]

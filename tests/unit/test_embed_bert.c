@@ -13,10 +13,20 @@
  * python3 has no torch.
  *
  * Checked: exact token ids for every text (accents, CJK, controls, NUL,
- * emoji, over-long words, truncation), cosine >= 0.9999 for every vector in
- * one batch and each text alone, a 1 MB text truncated like the short
+ * emoji, over-long words, truncation), 1 - cosine <= 1e-6 for every vector
+ * in one batch and each text alone, a 1 MB text truncated like the long
  * reference, empty inputs, and corrupt / truncated / mismatched model files
  * giving their error codes.
+ *
+ * XLM-RoBERTa (tests/embed_bert/make_xlmr_ref.py, in $LLMC_XLMR_REF or
+ * $LLMCACHED_BUILD/xlmr-ref): a SentencePiece Unigram model trained with
+ * spm_train on six scripts, three random-weight XLM-R encoders (F32 + .model
+ * + mean, F16 + tokenizer.json only + "roberta." + CLS, BF16 + both files +
+ * E5's "query: " prompt + a 32-token window) held to PyTorch as above; 3,002
+ * texts whose ids through both tokenizer paths must equal python3-
+ * sentencepiece's; 2,000 random texts on which the two paths must agree; the
+ * prompt from the config, the option and "" (none); and bad tokenizer and
+ * config files refused with their codes.
  */
 #include <errno.h>
 #include <math.h>
@@ -25,6 +35,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "embed_impl.h"
 #include "llmcache.h"
@@ -64,13 +75,13 @@ static time_t mtime(const char *path)
     return stat(path, &sb) == 0 ? sb.st_mtime : 0;
 }
 
-/* Make sure dir/ref.json exists and is newer than the script. 0 ok, 1 skip. */
-static int ensure_reference(const char *dir)
+/* Make sure dir/ref.json exists and is newer than the script and the one it
+ * imports (dep, or NULL). 0 ok, 1 skip. */
+static int ensure_reference(const char *dir, const char *script, const char *dep)
 {
     char ref[1024], cmd[4096];
-    const char *script = "tests/embed_bert/make_ref.py";
     snprintf(ref, sizeof ref, "%s/ref.json", dir);
-    if (mtime(ref) && mtime(ref) >= mtime(script))
+    if (mtime(ref) && mtime(ref) >= mtime(script) && (!dep || mtime(ref) >= mtime(dep)))
         return 0;
     snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", PY);
     if (system(cmd) != 0) {
@@ -80,7 +91,7 @@ static int ensure_reference(const char *dir)
         return 1;
     }
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && %s %s '%s'", dir, PY, script, dir);
-    fprintf(stderr, "generating the BERT reference: %s\n", cmd);
+    fprintf(stderr, "generating the reference: %s\n", cmd);
     if (system(cmd) != 0 || !mtime(ref)) {
         fprintf(stderr, "FAIL: reference generation failed\n");
         return -1;
@@ -169,8 +180,8 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
             ref[j] = json_number_value(json_array_get(v, j));
         double c = cosine(out + i * dim, ref, dim);
         worst = c < worst ? c : worst;
-        CHECK(c >= 0.9999);
-        if (c < 0.9999)
+        CHECK(c >= 1 - 1e-6);
+        if (c < 1 - 1e-6)
             fprintf(stderr, "  %s text %zu: cosine %.6f\n", name, i, c);
         double nn = 0;
         for (size_t j = 0; j < dim; j++)
@@ -182,24 +193,35 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
     printf("bert %s: %zu texts, worst cosine vs PyTorch %.9f (1 - cos = %.1e)\n", name, n, worst,
            1.0 - worst);
 
-    /* A 1 MB text is truncated to the window: same vector as the reference
-     * text that starts with the same words (itself truncated). */
-    const char *phrase = "the quick brown fox jumps over the lazy dog ";
-    size_t pl = strlen(phrase), big = 1u << 20;
-    char *huge = malloc(big);
-    for (size_t i = 0; i < big; i++)
-        huge[i] = phrase[i % pl];
-    size_t li = n;
+    /* A 1 MB text is truncated to the window: a long reference text that
+     * fills the window, repeated (space-separated) to 1 MB, gives its vector. */
+    size_t li = n, big = 1u << 20, wmax = 0;
     for (size_t i = 0; i < n; i++)
-        if (lens[i] > 200 && strncmp(tx[i], phrase, pl - 1) == 0)
+        if (json_array_size(json_array_get(ids, i)) > wmax)
+            wmax = json_array_size(json_array_get(ids, i));
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] > 200 && json_array_size(json_array_get(ids, i)) == wmax)
             li = i;
     CHECK(li < n);
-    CHECK_EQ_INT(llmc_embed(e, huge, big, one), 0);
-    if (li < n)
+    if (li < n) {
+        char *huge = malloc(big);
+        for (size_t i = 0; i < big; i += lens[li] + 1) {
+            size_t c = big - i < lens[li] ? big - i : lens[li];
+            memcpy(huge + i, tx[li], c);
+            if (i + c < big)
+                huge[i + c] = ' ';
+        }
+        size_t hl = big; /* end on a whole character */
+        while (hl > 0 && ((unsigned char)huge[hl - 1] & 0x80))
+            hl--;
+        CHECK_EQ_INT(llmc_embed(e, huge, hl, one), 0);
         CHECK(cosine_ff(one, out + li * dim, dim) > 0.99999);
-    free(huge);
+        free(huge);
+    }
 
-    /* Nothing to embed. */
+    /* Nothing to embed (a model with a prompt always has the prompt). */
+    if (strstr(llmc_embedder_model(e), "+p"))
+        goto done;
     CHECK_EQ_INT(llmc_embed(e, "", 0, one), LLMC_EEMPTY);
     CHECK_EQ_INT(llmc_embed(e, " \t\r\n ", 5, one), LLMC_EEMPTY);
     CHECK_EQ_INT(llmc_embed(e, "\xe2\x80\x8b\x01", 4, one), LLMC_EEMPTY); /* ZWSP, ^A */
@@ -208,7 +230,7 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
     const char *mix[2] = {"hello", ""};
     size_t mixl[2] = {5, 0};
     CHECK_EQ_INT(llmc_embed_batch(e, mix, mixl, 2, out), LLMC_EEMPTY);
-
+done:
     free(out);
     free(one);
     free(ref);
@@ -221,12 +243,50 @@ static void check_model(const char *dir, const char *name, json_t *m, size_t dim
 
 /* Random text (ASCII, Latin, combining marks, CJK, emoji, controls, NUL,
  * spaces, punctuation): never a crash, always 0 or LLMC_EEMPTY, unit vectors. */
+static const uint32_t POOL[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',    0,
+                                '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
+                                0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900,  0x10ffff,
+                                0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,    0x3c3};
+
+/* XLM-R's texts add what NFKC composes, decomposes or maps to several
+ * characters: Hangul jamo, half-width kana + sound mark, full-width letters,
+ * circled digits, squared units, Arabic ligatures, U+2581 itself. */
+static const uint32_t POOL_NFKC[] = {'a',    ' ',    ' ',    '\t',   0,       0x301,  0x1100,
+                                     0x1161, 0x11a8, 0xff76, 0xff9e, 0xff21,  0x2460, 0x338f,
+                                     0xfefb, 0x2581, 0x43f,  0x4e2d, 0x1f600, 0x200d, 0xfe0f,
+                                     0xe9,   0x65,   0xfb01, 0xa0,   0x3000,  0x2028, 0x7f};
+
+/* Up to 149 characters drawn from pool[0..np) into buf (>= 600 bytes); its
+ * length. */
+static size_t random_text(uint64_t *rng, const uint32_t *pool, size_t np, char *buf)
+{
+    size_t n = 0;
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    int len = (int)(*rng % 150);
+    for (int i = 0; i < len; i++) {
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        uint32_t c = pool[*rng % np];
+        if (c < 0x80) {
+            buf[n++] = (char)c;
+        } else if (c < 0x800) {
+            buf[n++] = (char)(0xc0 | (c >> 6));
+            buf[n++] = (char)(0x80 | (c & 0x3f));
+        } else if (c < 0x10000) {
+            buf[n++] = (char)(0xe0 | (c >> 12));
+            buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+            buf[n++] = (char)(0x80 | (c & 0x3f));
+        } else {
+            buf[n++] = (char)(0xf0 | (c >> 18));
+            buf[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
+            buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
+            buf[n++] = (char)(0x80 | (c & 0x3f));
+        }
+    }
+    return n;
+}
+
 static void check_random_text(const char *dir)
 {
-    static const uint32_t pool[] = {'a',    'z',    'Q',    ' ',    '\t',   '\n',    0,
-                                    '.',    '#',    0xe9,   0x301,  0x4e2d, 0x1f600, 0x200b,
-                                    0x3000, 0x130,  0x1e9e, 0xfb01, 0xd55c, 0xf900,  0x10ffff,
-                                    0x7f,   0xfffd, 0x2028, 0x5f,   0x2d,   0x41,    0x3c3};
     int err = 0;
     llmc_embedder *e = open_bert(dir, "mean-f32", 8, &err);
     CHECK(e != NULL);
@@ -238,28 +298,7 @@ static void check_random_text(const char *dir)
     int ok = 1;
     for (int t = 0; t < 300; t++) {
         char buf[1024];
-        size_t n = 0;
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        int len = (int)(rng % 150);
-        for (int i = 0; i < len; i++) {
-            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-            uint32_t c = pool[rng % (sizeof pool / sizeof pool[0])];
-            if (c < 0x80) {
-                buf[n++] = (char)c;
-            } else if (c < 0x800) {
-                buf[n++] = (char)(0xc0 | (c >> 6));
-                buf[n++] = (char)(0x80 | (c & 0x3f));
-            } else if (c < 0x10000) {
-                buf[n++] = (char)(0xe0 | (c >> 12));
-                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-                buf[n++] = (char)(0x80 | (c & 0x3f));
-            } else {
-                buf[n++] = (char)(0xf0 | (c >> 18));
-                buf[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
-                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-                buf[n++] = (char)(0x80 | (c & 0x3f));
-            }
-        }
+        size_t n = random_text(&rng, POOL, sizeof POOL / sizeof POOL[0], buf);
         int rc = llmc_embed(e, buf, n, out);
         if (rc == 0) {
             double nn = 0;
@@ -306,9 +345,15 @@ static void write_file(const char *path, const void *buf, size_t len)
 static void make_variant(const char *src, const char *dst, const void *st, size_t stlen,
                          const char *cfg)
 {
-    static const char *files[] = {
-        "config.json",    "vocab.txt",    "tokenizer_config.json", "sentence_bert_config.json",
-        "tokenizer.json", "modules.json", "1_Pooling/config.json"};
+    static const char *files[] = {"config.json",
+                                  "vocab.txt",
+                                  "tokenizer_config.json",
+                                  "sentence_bert_config.json",
+                                  "tokenizer.json",
+                                  "modules.json",
+                                  "1_Pooling/config.json",
+                                  "sentencepiece.bpe.model",
+                                  "config_sentence_transformers.json"};
     char a[2048], b[2048];
     mkdir(dst, 0755);
     snprintf(b, sizeof b, "%s/1_Pooling", dst);
@@ -601,21 +646,334 @@ static void check_corrupt(const char *dir)
     CHECK_EQ_INT(err, LLMC_EINVAL);
 }
 
-int main(void)
+/* ---- XLM-RoBERTa (tests/embed_bert/make_xlmr_ref.py) ------------------- */
+
+/* A few thousand texts: both tokenizer paths give python3-sentencepiece's ids. */
+static void check_xlmr_tokens(const char *dir, json_t *tok)
 {
-    char dir[512];
-    const char *env = getenv("LLMC_BERT_REF");
+    json_t *texts = json_object_get(tok, "texts"), *ids = json_object_get(tok, "ids");
+    json_t *models = json_object_get(tok, "models");
+    size_t n = json_array_size(texts);
+    CHECK(n >= 2000 && json_array_size(ids) == n && json_array_size(models) == 2);
+    for (size_t m = 0; m < json_array_size(models); m++) {
+        const char *name = json_string_value(json_array_get(models, m));
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        int err = 0;
+        embed_backend *b = open_backend(path, &err);
+        CHECK(b != NULL);
+        if (!b) {
+            fprintf(stderr, "open %s: %s\n", name, llmc_strerror(err));
+            continue;
+        }
+        size_t differ = 0, empty = 0, unk = 0;
+        int32_t got[1024];
+        for (size_t i = 0; i < n; i++) {
+            json_t *t = json_array_get(texts, i), *want = json_array_get(ids, i);
+            int k = embed_bert_tokenize(b, json_string_value(t), json_string_length(t), got, 1024);
+            size_t wn = json_array_size(want);
+            int same = wn == 0 ? k == LLMC_EEMPTY : k == (int)wn;
+            for (int j = 0; same && wn && j < k; j++)
+                same = got[j] == json_integer_value(json_array_get(want, (size_t)j));
+            empty += wn == 0;
+            for (int j = 0; same && j < k; j++)
+                unk += got[j] == 3;
+            if (!same && differ++ < 5) {
+                char *q = json_dumps(t, JSON_ENCODE_ANY);
+                fprintf(stderr, "  %s text %zu %s: got %d ids:", name, i, q, k);
+                free(q);
+                for (int j = 0; j < k && j < 40; j++)
+                    fprintf(stderr, " %d", got[j]);
+                fprintf(stderr, "\n  want %zu:", wn);
+                for (size_t j = 0; j < wn && j < 40; j++)
+                    fprintf(stderr, " %lld",
+                            (long long)json_integer_value(json_array_get(want, j)));
+                fprintf(stderr, "\n");
+            }
+        }
+        CHECK_EQ_INT(differ, 0);
+        CHECK(empty > 0 && unk > 0); /* the set reaches those cases */
+        printf("xlmr tokens %s: %zu texts, %zu differ from python3-sentencepiece (%zu empty, %zu "
+               "<unk>)\n",
+               name, n, differ, empty, unk);
+        b->free(b);
+    }
+}
+
+/* Random text (NUL, controls, combining marks, ligatures, Hangul, emoji,
+ * U+10FFFF, runs of white space): the two tokenizer paths agree on every id. */
+static void check_xlmr_random(const char *dir)
+{
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s/xlmr-spm-f32", dir);
+    snprintf(b, sizeof b, "%s/xlmr-json-f16", dir);
+    int err = 0;
+    embed_backend *lib = open_backend(a, &err), *own = open_backend(b, &err);
+    CHECK(lib && own);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    size_t differ = 0, empty = 0;
+    for (int t = 0; lib && own && t < 2000; t++) {
+        char buf[1024];
+        int32_t x[1024], y[1024];
+        size_t n = t % 2
+                       ? random_text(&rng, POOL, sizeof POOL / sizeof POOL[0], buf)
+                       : random_text(&rng, POOL_NFKC, sizeof POOL_NFKC / sizeof POOL_NFKC[0], buf);
+        int kx = embed_bert_tokenize(lib, buf, n, x, 1024);
+        int ky = embed_bert_tokenize(own, buf, n, y, 1024);
+        int same = kx == ky;
+        for (int j = 0; same && j < kx; j++)
+            same = x[j] == y[j];
+        differ += !same;
+        empty += kx == LLMC_EEMPTY;
+    }
+    CHECK_EQ_INT(differ, 0);
+    CHECK(empty > 0);
+    printf("xlmr random texts: 2000, %zu differ between libsentencepiece and tokenizer.json\n",
+           differ);
+    if (lib)
+        lib->free(lib);
+    if (own)
+        own->free(own);
+}
+
+/* The E5-style model's "query: " prompt: from its config, or the option. */
+static void check_xlmr_prompt(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/e5-bf16", dir);
+    llmc_embed_params p = llmc_embed_default_params();
+    p.backend = "bert";
+    p.model_path = path;
+    int err = 0;
+    llmc_embedder *dflt = llmc_embedder_new(&p, &err);
+    p.query_prefix = "query: ";
+    llmc_embedder *same = llmc_embedder_new(&p, &err);
+    p.query_prefix = "";
+    llmc_embedder *none = llmc_embedder_new(&p, &err);
+    CHECK(dflt && same && none);
+    if (!dflt || !same || !none)
+        goto out;
+    CHECK(strcmp(llmc_embedder_model(dflt), llmc_embedder_model(same)) == 0);
+    CHECK(strstr(llmc_embedder_model(dflt), "+p") != NULL);
+    CHECK(strcmp(llmc_embedder_model(dflt), llmc_embedder_model(none)) != 0);
+    size_t dim = llmc_embedder_dim(dflt);
+    float *a = calloc(3 * dim, sizeof *a);
+    const char *t = "what is the weather today";
+    CHECK_EQ_INT(llmc_embed(dflt, t, strlen(t), a), 0);
+    CHECK_EQ_INT(llmc_embed(same, t, strlen(t), a + dim), 0);
+    CHECK_EQ_INT(llmc_embed(none, t, strlen(t), a + 2 * dim), 0);
+    CHECK(cosine_ff(a, a + dim, dim) > 0.999999);
+    CHECK(cosine_ff(a, a + 2 * dim, dim) < 0.9999);
+    /* the prompt alone is still a text */
+    CHECK_EQ_INT(llmc_embed(dflt, "", 0, a), 0);
+    CHECK_EQ_INT(llmc_embed(none, "", 0, a), LLMC_EEMPTY);
+    free(a);
+out:
+    llmc_embedder_free(dflt);
+    llmc_embedder_free(same);
+    llmc_embedder_free(none);
+}
+
+static void put_json(const char *dir, const char *name, json_t *j)
+{
+    char *s = json_dumps(j, 0);
+    put_file(dir, name, s);
+    free(s);
+}
+
+/* Write j as dir/name, then open dir: its error (0 if it opens). */
+static int open_with(const char *dir, const char *name, json_t *j)
+{
+    put_json(dir, name, j);
+    return open_err(dir);
+}
+
+/* A charsmap whose framing is right but whose trie and strings are random
+ * bytes (no NUL in the strings): it loads, and tokenising random text stays
+ * inside its arrays (ASan watches) and gives ids or LLMC_EEMPTY. */
+static void check_xlmr_garbage_charsmap(const char *dst, json_t *tj, json_t *pc)
+{
+    unsigned char raw[4 + 4096 + 256];
+    unsigned char b64[sizeof raw * 2];
+    uint64_t rng = 12345;
+    for (int round = 0; round < 4; round++) {
+        raw[0] = 0, raw[1] = 16, raw[2] = 0, raw[3] = 0; /* 4096 bytes of trie */
+        for (size_t i = 4; i < sizeof raw; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            raw[i] = (unsigned char)(rng | (i >= 4 + 4096)); /* strings: no NUL */
+        }
+        EVP_EncodeBlock(b64, raw, (int)sizeof raw);
+        json_object_set_new(pc, "precompiled_charsmap", json_string((const char *)b64));
+        put_json(dst, "tokenizer.json", tj);
+        int err = 0;
+        embed_backend *b = open_backend(dst, &err);
+        CHECK(b != NULL);
+        for (int t = 0; b && t < 200; t++) {
+            char buf[1024];
+            int32_t ids[1024];
+            size_t n = random_text(&rng, POOL_NFKC, sizeof POOL_NFKC / sizeof POOL_NFKC[0], buf);
+            int k = embed_bert_tokenize(b, buf, n, ids, 1024);
+            CHECK(k >= 2 || k == LLMC_EEMPTY);
+        }
+        if (b)
+            b->free(b);
+    }
+}
+
+/* With dir/config_sentence_transformers.json = cst: 1 when the model has a
+ * prompt (its name says so), 0 when not, or the error opening it. */
+static int prompted(const char *dir, const char *cst)
+{
+    put_file(dir, "config_sentence_transformers.json", cst);
+    llmc_embed_params p = llmc_embed_default_params();
+    p.backend = "bert";
+    p.model_path = dir;
+    int err = 0;
+    llmc_embedder *e = llmc_embedder_new(&p, &err);
+    if (!e)
+        return err;
+    int has = strstr(llmc_embedder_model(e), "+p") != NULL;
+    llmc_embedder_free(e);
+    return has;
+}
+
+/* Bad XLM-R files are refused with their codes. */
+static void check_xlmr_refused(const char *dir)
+{
+    char src[1024], dst[1024], path[1100];
+    unsigned char *st;
+    size_t len;
+    snprintf(src, sizeof src, "%s/xlmr-json-f16", dir);
+    snprintf(dst, sizeof dst, "%s/refused", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    CHECK(read_file(path, &st, &len) == 0);
+    make_variant(src, dst, st, len, NULL);
+    CHECK_EQ_INT(open_err(dst), 0);
+    snprintf(path, sizeof path, "%s/tokenizer.json", src);
+    json_t *tj = json_load_file(path, 0, NULL);
+    CHECK(tj != NULL);
+    json_t *model = json_object_get(tj, "model");
+    json_t *pc =
+        json_array_get(json_object_get(json_object_get(tj, "normalizer"), "normalizers"), 0);
+    json_t *cm = json_incref(json_object_get(pc, "precompiled_charsmap"));
+    /* byte fallback; another pre-tokenizer; no unk id: not implemented */
+    json_object_set_new(model, "byte_fallback", json_true());
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ENOTSUP);
+    json_object_set_new(model, "byte_fallback", json_false());
+    json_object_set_new(json_object_get(tj, "pre_tokenizer"), "type", json_string("ByteLevel"));
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ENOTSUP);
+    json_object_set_new(json_object_get(tj, "pre_tokenizer"), "type", json_string("Metaspace"));
+    /* a charsmap that is not base64; one whose trie runs past its end */
+    json_object_set_new(pc, "precompiled_charsmap", json_string("!!!!"));
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
+    json_object_set_new(pc, "precompiled_charsmap", json_string("/////w=="));
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
+    check_xlmr_garbage_charsmap(dst, tj, pc);
+    json_object_set(pc, "precompiled_charsmap", cm);
+    /* a vocabulary entry that is not [piece, score]; unk out of range */
+    json_t *vocab = json_object_get(model, "vocab");
+    json_t *keep = json_incref(json_array_get(vocab, 10));
+    json_array_set_new(vocab, 10, json_string("x"));
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
+    json_array_set_new(vocab, 10, keep);
+    json_object_set_new(model, "unk_id", json_integer(1 << 30));
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), LLMC_ECORRUPT);
+    json_object_set_new(model, "unk_id", json_integer(3));
+    /* more pieces than the embedding table has rows */
+    CHECK_EQ_INT(open_with(dst, "tokenizer.json", tj), 0);
+    snprintf(path, sizeof path, "%s/config.json", src);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    CHECK(cfg != NULL);
+    json_object_set_new(cfg, "vocab_size", json_integer((json_int_t)json_array_size(vocab) - 1));
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_EMISMATCH);
+    /* RoBERTa (byte-level BPE) is another tokenizer: not implemented */
+    json_object_set_new(cfg, "vocab_size", json_integer((json_int_t)json_array_size(vocab)));
+    json_object_set_new(cfg, "model_type", json_string("roberta"));
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_ENOTSUP);
+    /* a padding id that leaves no window */
+    json_object_set_new(cfg, "model_type", json_string("xlm-roberta"));
+    json_object_set_new(cfg, "pad_token_id", json_integer(600));
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), LLMC_ECORRUPT);
+    json_object_set_new(cfg, "pad_token_id", json_integer(1));
+    CHECK_EQ_INT(open_with(dst, "config.json", cfg), 0);
+    /* the prompt: "query", else the default one, else none; a file that is
+     * not JSON is refused */
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":{\"passage\":\"p: \"}}"), 0);
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":{\"passage\":\"p: \"},\"default_prompt_name\":"
+                               "\"passage\"}"),
+                 1);
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":{\"query\":\"q: \"}}"), 1);
+    CHECK_EQ_INT(prompted(dst, "{\"prompts\":"), LLMC_ECORRUPT);
+    snprintf(path, sizeof path, "%s/config_sentence_transformers.json", dst);
+    unlink(path);
+    /* no tokenizer file at all; a sentencepiece model that is not one */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dst);
+    unlink(path);
+    CHECK_EQ_INT(open_err(dst), LLMC_EIO);
+    put_file(dst, "sentencepiece.bpe.model", "this is not a protobuf \xff\xfe");
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    put_file(dst, "sentencepiece.bpe.model", "");
+    CHECK_EQ_INT(open_err(dst), LLMC_ECORRUPT);
+    json_decref(cm);
+    json_decref(cfg);
+    json_decref(tj);
+    free(st);
+}
+
+static void check_xlmr(const char *dir)
+{
+    int r =
+        ensure_reference(dir, "tests/embed_bert/make_xlmr_ref.py", "tests/embed_bert/make_ref.py");
+    if (r > 0)
+        return;
+    CHECK(r == 0);
+    char ref[1100];
+    snprintf(ref, sizeof ref, "%s/ref.json", dir);
+    json_error_t je;
+    json_t *root = r == 0 ? json_load_file(ref, 0, &je) : NULL;
+    CHECK(root != NULL);
+    if (!root)
+        return;
+    size_t dim = (size_t)json_integer_value(json_object_get(root, "dim"));
+    const char *name;
+    json_t *m;
+    int count = 0;
+    json_object_foreach(json_object_get(root, "models"), name, m)
+    {
+        check_model(dir, name, m, dim);
+        count++;
+    }
+    CHECK_EQ_INT(count, 3);
+    check_xlmr_tokens(dir, json_object_get(root, "tok"));
+    check_xlmr_random(dir);
+    check_xlmr_prompt(dir);
+    check_xlmr_refused(dir);
+    json_decref(root);
+}
+
+/* $var, or $LLMCACHED_BUILD/sub (set by the test runner), or build/sub. */
+static void ref_dir(char *dir, size_t n, const char *var, const char *sub)
+{
+    const char *env = getenv(var);
     const char *build = getenv("LLMCACHED_BUILD");
     if (env && env[0])
-        snprintf(dir, sizeof dir, "%s", env);
+        snprintf(dir, n, "%s", env);
     else if (build && build[0])
-        snprintf(dir, sizeof dir, "%s/bert-ref", build);
+        snprintf(dir, n, "%s/%s", build, sub);
     else
-        snprintf(dir, sizeof dir, "build/bert-ref");
+        snprintf(dir, n, "build/%s", sub);
+}
+
+int main(void)
+{
+    char dir[512], xdir[512];
+    ref_dir(dir, sizeof dir, "LLMC_BERT_REF", "bert-ref");
+    ref_dir(xdir, sizeof xdir, "LLMC_XLMR_REF", "xlmr-ref");
     const char *py = getenv("LLMC_PYTHON");
     if (py && py[0])
         PY = py;
-    int r = ensure_reference(dir);
+    check_xlmr(xdir);
+    int r = ensure_reference(dir, "tests/embed_bert/make_ref.py", NULL);
     if (r > 0)
         return UNIT_DONE();
     CHECK(r == 0);
