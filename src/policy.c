@@ -57,6 +57,7 @@
 #include <jansson.h>
 
 #include "llmcache.h"
+#include "resp.h"
 #include "words.h"
 
 #define POLICY_SCAN_MAX (64 * 1024)
@@ -862,29 +863,11 @@ static int policy_nonempty(json_t *v)
     return 1;
 }
 
-/* Content as a string or an array of parts {type, text}. */
+/* Content as a string or an array of parts {type, text} (resp.c reads it). */
 static void policy_content(policy_resp *r, json_t *c)
 {
-    if (json_is_string(c)) {
-        policy_text(r, json_string_value(c));
-        return;
-    }
-    if (!json_is_array(c))
-        return;
-    size_t i;
-    json_t *part;
-    json_array_foreach(c, i, part)
-    {
-        if (json_is_string(part)) {
-            policy_text(r, json_string_value(part));
-            continue;
-        }
-        const char *type = json_string_value(json_object_get(part, "type"));
-        if (type && (!strcmp(type, "tool_use") || !strcmp(type, "function_call") ||
-                     !strcmp(type, "server_tool_use")))
-            r->fired |= LLMC_FIRED_RESP_TOOL;
-        policy_text(r, json_string_value(json_object_get(part, "text")));
-    }
+    if (resp_content_scan(c, &r->fence))
+        r->fired |= LLMC_FIRED_RESP_TOOL;
 }
 
 static void policy_finish(policy_resp *r, const char *fr)

@@ -195,12 +195,15 @@ test('--semantic-query user-turns compares whole conversations instead of keying
   }
 });
 
+// The openai client, in this test's partition, with Cache-Control: max-age
+// when maxAge is given.
+const chatMaxAge = (content, maxAge) => makeClient(d.url, { apiKey: 'sk-sem' }).chat.completions.create(
+  { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
+  maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+
 test('max-age > 0 holds on the semantic tier: a stale entry is never a semantic hit', { skip }, async () => {
   const t = tag();
-  const client = makeClient(d.url, { apiKey: 'sk-sem' });
-  const chat = (content, maxAge) => client.chat.completions.create(
-    { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
-    maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+  const chat = chatMaxAge;
   const original = `Could you please explain in detail how the process of photosynthesis turns sunlight, water and carbon dioxide into sugar inside the leaves of a plant?`;
   const paraphrase = `Can you please explain in detail how the process of photosynthesis turns sunlight, water and carbon dioxide into sugar inside the leaves of a plant?`;
   const a = await chat(original);
@@ -217,10 +220,7 @@ test('max-age > 0 holds on the semantic tier: a stale entry is never a semantic 
 
 test('max-age > 0: the exact request refused as too old is not served as HIT-SEMANTIC', { skip }, async () => {
   const t = tag();
-  const client = makeClient(d.url, { apiKey: 'sk-sem' });
-  const chat = (content, maxAge) => client.chat.completions.create(
-    { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
-    maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+  const chat = chatMaxAge;
   const question = `Could you please describe the main differences between the climate of the northern and the southern coast of Spain throughout the year?`;
   const a = await chat(question);
   assert.equal(a.response.headers.get('x-llm-cache'), 'MISS');
