@@ -88,6 +88,8 @@ static const opt opts[] = {
      "config_sentence_transformers.json prompt; \"\": none)"},
     {"embed-threads", OPT_INT, O(embed_threads), "1",
      "embedding worker threads (off the event loops)"},
+    {"embed-precision", OPT_STR, O(embed_precision), "auto",
+     "use encoder: auto (int8 where the CPU has VNNI, else fp16), int8, fp16 or fp32"},
     {"route-policy", OPT_STR, O(route_policy), "prefix-affinity",
      "several upstreams: prefix-affinity, least-loaded or round-robin"},
     {"route-balance-abs", OPT_INT, O(route_balance_abs), "0",
@@ -400,6 +402,18 @@ static int config_check(srv_config *c)
                         "or redis-cluster://HOST:PORT,...)\n");
         return -1;
     }
+    static const char *const precisions[] = {"auto", "int8", "fp16", "fp32"};
+    const char *pr = c->embed_precision ? c->embed_precision : "auto";
+    size_t pi = 0;
+    while (pi < 4 && strcmp(pr, precisions[pi]))
+        pi++;
+    if (pi == 4) {
+        fprintf(stderr,
+                "llmcached: invalid value '%s' for embed-precision (expected auto, int8, fp16 or "
+                "fp32)\n",
+                pr);
+        return -1;
+    }
     const char *q = c->semantic_query ? c->semantic_query : "last-user";
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(q, modes[i].name)) {
@@ -506,4 +520,5 @@ void config_embed_params(const srv_config *c, llmc_embed_params *ep)
     ep->model = c->embed_model;
     ep->api_key = c->embed_key;
     ep->query_prefix = c->embed_query_prefix;
+    ep->precision = c->embed_precision;
 }

@@ -93,6 +93,7 @@ typedef struct srv_config {
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     char *embed_query_prefix; /* NULL: the model's own prompt */
     long long embed_threads;
+    char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
     double route_balance_rel;
