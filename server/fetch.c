@@ -142,7 +142,7 @@ void fetch_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, char 
     j->sem_qlen = sem_qlen;
     j->t0 = t0;
     atomic_fetch_add(&s->active, 1);
-    int rc = llmc_cache_fetch(s->cache, l->store_loop, fr->key, fr->dec.max_age_s, fetch_done, j);
+    int rc = llmc_cache_fetch(s->cache, l->cache_loop, fr->key, fr->dec.max_age_s, fetch_done, j);
     if (rc == 0) {
         evhttp_connection_set_closecb(evhttp_request_get_connection(req), fetch_closed, j);
         return;

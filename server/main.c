@@ -280,7 +280,8 @@ int main(int argc, char **argv)
         l->base = event_base_new();
         l->http = l->base ? evhttp_new(l->base) : NULL;
         l->memo = memo_new((size_t)s->cfg.memo_memory);
-        l->store_loop = l->base ? llmc_cache_loop_attach(s->cache, l->base) : NULL;
+        if (l->base)
+            l->cache_loop = llmc_cache_loop_attach(s->cache, l->base);
         if (!l->http || upstream_loop_init(l))
             return 1;
         char lbuf[300];
@@ -361,7 +362,7 @@ int main(int argc, char **argv)
             evhttp_free(l->demo_http);
         upstream_loop_free(l);
         memo_free(l->memo);
-        llmc_cache_loop_detach(s->cache, l->store_loop); /* before its event_base goes */
+        llmc_cache_loop_detach(s->cache, l->cache_loop);
         free(l->raw);
         event_free(l->stop_ev);
         event_free(l->drain_ev);

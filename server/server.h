@@ -155,7 +155,8 @@ struct srv_loop {
     struct event *curl_timer;
     struct event *stop_ev;
     memo *memo;       /* raw request → exact key (memo.c) */
-    void *store_loop; /* the store backend's handle for fetches on this loop */
+    void *cache_loop; /* the store backend's handle for this loop (llmc_cache_loop_attach):
+                         what llmc_cache_fetch completes on; NULL for memory/SQLite */
     char *raw;        /* scratch for a request's raw inputs */
     size_t rawcap;
     /* demo upstream (loop 0 only) */
