@@ -7,7 +7,10 @@
  * environment. Later sources override earlier ones: built-in defaults, then
  * the file (--config FILE, or LLMCACHED_CONFIG), then the environment, then
  * the command line. `--help` prints this table; nothing else documents the
- * options, so they cannot drift apart.
+ * options, so they cannot drift apart: the man page llmcached(8)
+ * (`--help-man`) and the example configuration file with every option
+ * commented (`--print-config`, which shows the values the other options on
+ * its command line give) are printed from it too, by the build.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +20,17 @@
 
 #include "server.h"
 
-typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_MS, OPT_SEC, OPT_BOOL, OPT_LIST, OPT_DOUBLE } opt_type;
+typedef enum {
+    OPT_STR,
+    OPT_INT,
+    OPT_SIZE,
+    OPT_MS,
+    OPT_SEC,
+    OPT_BOOL,
+    OPT_LIST,
+    OPT_DOUBLE,
+    OPT_APPEND /* repeatable: kv_events[] and n_kv_events */
+} opt_type;
 
 typedef struct {
     const char *name;
@@ -96,6 +109,17 @@ static const opt opts[] = {
      "prefix-affinity yields when a backend has this many more requests in flight (0: 32)"},
     {"route-balance-rel", OPT_DOUBLE, O(route_balance_rel), "0",
      "...and this times the least loaded's (0: the router's default)"},
+    {"kv-events", OPT_APPEND, O(kv_events), NULL,
+     "BACKEND=tcp://HOST:PORT[,tcp://HOST:PORT]: subscribe to that upstream's KV events "
+     "(vLLM format; BACKEND = its index from 0 or its URL; the second endpoint is its replay "
+     "socket) and route on what it really holds; repeatable"},
+    {"kv-index-max-blocks", OPT_INT, O(kv_index_max_blocks), "1048576",
+     "block hashes the KV event index keeps (about 64 bytes each at most)"},
+    {"kv-tokenize-cache", OPT_INT, O(kv_tokenize_cache), "4096",
+     "prompt prefixes whose tokens (from the backends' /tokenize) are kept for KV routing"},
+    {"kv-new-prefix", OPT_STR, O(kv_new_prefix), "tree",
+     "with --kv-events, where a prompt no engine holds goes: tree (this gateway's tree, "
+     "then the least loaded) or smallest (the engine holding the fewest blocks)"},
     {"health-interval", OPT_MS, O(health_interval_ms), "2000",
      "health check and metrics scrape period of several upstreams, ms"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",
@@ -195,6 +219,14 @@ static int config_set(srv_config *c, const opt *o, const char *v, const char *wh
             return -1;
         }
         c->upstream[c->n_upstream++] = strdup(v);
+        return 0;
+    case OPT_APPEND:
+        if (c->n_kv_events >= SRV_MAX_UPSTREAMS) {
+            fprintf(stderr, "llmcached: %s: too many --%s (at most %d)\n", where, o->name,
+                    SRV_MAX_UPSTREAMS);
+            return -1;
+        }
+        c->kv_events[c->n_kv_events++] = strdup(v);
         return 0;
     case OPT_INT:
         errno = 0;
@@ -347,6 +379,13 @@ static int config_env(srv_config *c)
     return rc;
 }
 
+/* The policy module's keys, in the order --help and the man page list them. */
+static const char *const config_policy_keys[] = {
+    "enabled",   "cache-control", "temperature-max", "n",        "time-relative",
+    "financial", "code",          "code-answer",     "personal", "personal-header",
+    "tools",     "truncated"};
+#define NPOLICY (sizeof config_policy_keys / sizeof config_policy_keys[0])
+
 void config_print_help(FILE *f)
 {
     fprintf(f, "llmcached %s — an LLM inference cache for OpenAI-compatible endpoints\n\n"
@@ -365,15 +404,173 @@ void config_print_help(FILE *f)
     }
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
             "print the version and exit");
-    static const char *const pk[] = {"enabled", "cache-control", "temperature-max", "n",
-                                      "time-relative", "financial", "code", "code-answer",
-                                      "personal", "personal-header", "tools", "truncated"};
     fprintf(f, "\nWhen not to cache (file lines 'policy.KEY VALUE' or flags --policy.KEY VALUE):\n");
-    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
+    for (size_t i = 0; i < NPOLICY; i++) {
         char left[64];
-        snprintf(left, sizeof left, "--policy.%s", pk[i]);
-        const char *h = llmc_policy_key_help(pk[i]);
+        snprintf(left, sizeof left, "--policy.%s", config_policy_keys[i]);
+        const char *h = llmc_policy_key_help(config_policy_keys[i]);
         fprintf(f, "  %-28s %s\n", left, h ? h : "");
+    }
+    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--print-config",
+            "print a configuration file of every option, commented, with the values the "
+            "other options give, and exit",
+            "--help-man", "print the man page llmcached(8) (roff) and exit");
+}
+
+/* roff: a backslash and a hyphen escaped, a leading '.' or '\'' guarded,
+ * UTF-8 beyond ASCII as \[uXXXX] (troff reads bytes). */
+static void config_roff(FILE *f, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\\') {
+            fputs("\\e", f);
+        } else if (c == '-') {
+            fputs("\\-", f);
+        } else if (c >= 0xc0 && c < 0xf0) {
+            int more = c >= 0xe0 ? 2 : 1;
+            unsigned cp = c & (more == 2 ? 0x0f : 0x1f);
+            for (int k = 0; k < more && (s[1] & 0xc0) == 0x80; k++)
+                cp = (cp << 6) | ((unsigned char)*++s & 0x3f);
+            fprintf(f, "\\[u%04X]", cp);
+        } else if (c < 0x80) {
+            fputc(c, f);
+        }
+    }
+}
+
+void config_print_man(FILE *f)
+{
+    fprintf(f,
+            ".\\\" Generated by `llmcached --help-man` from the option table of server/config.c.\n"
+            ".TH LLMCACHED 8 \"\" \"llmcached %s\" \"System Administration\"\n"
+            ".SH NAME\nllmcached \\- an LLM inference cache for OpenAI\\-compatible endpoints\n"
+            ".SH SYNOPSIS\n.B llmcached\n[\\fB\\-\\-config\\fR \\fIFILE\\fR] "
+            "[\\fB\\-\\-\\fR\\fIoption\\fR \\fIvalue\\fR]...\n"
+            ".SH DESCRIPTION\n"
+            "llmcached sits between clients and OpenAI\\-compatible model endpoints (a hosted "
+            "API, vLLM, SGLang, llama.cpp). Clients change their base URL only; repeated "
+            "requests (exact tier) and reworded ones (semantic tier) are answered from memory, "
+            "the rest go upstream, routed for the engines' prefix caches.\n.PP\n"
+            "Each option is a line \\fIoption value\\fR in the configuration file, an "
+            "environment variable \\fBLLMCACHED_\\fR\\fIOPTION\\fR (upper case, '\\-' as "
+            "'_'), and a flag \\fB\\-\\-\\fR\\fIoption value\\fR; flags override the "
+            "environment, which overrides the file.\n"
+            ".SH OPTIONS\n",
+            LLMC_VERSION);
+    for (size_t i = 0; i < NOPTS; i++) {
+        fputs(".TP\n.B \\-\\-", f);
+        config_roff(f, opts[i].name);
+        fputc('\n', f);
+        config_roff(f, opts[i].help);
+        if (opts[i].defval && *opts[i].defval) {
+            fputs(" (default: ", f);
+            config_roff(f, opts[i].defval);
+            fputc(')', f);
+        }
+        fputc('\n', f);
+    }
+    fputs(".TP\n.B \\-\\-help\nprint the options and exit\n"
+          ".TP\n.B \\-\\-version\nprint the version and exit\n"
+          ".TP\n.B \\-\\-print\\-config\nprint a configuration file with every option "
+          "commented, with the values the other options on the command line give, and exit\n"
+          ".TP\n.B \\-\\-help\\-man\nprint this page and exit\n"
+          ".SH WHEN NOT TO CACHE\nFile lines \\fBpolicy.\\fR\\fIKEY VALUE\\fR or flags "
+          "\\fB\\-\\-policy.\\fR\\fIKEY VALUE\\fR:\n",
+          f);
+    for (size_t i = 0; i < NPOLICY; i++) {
+        const char *h = llmc_policy_key_help(config_policy_keys[i]);
+        fputs(".TP\n.B \\-\\-policy.", f);
+        config_roff(f, config_policy_keys[i]);
+        fputc('\n', f);
+        config_roff(f, h ? h : "");
+        fputc('\n', f);
+    }
+    fputs(".SH ADMINISTRATION\nWith the admin token (\\fBAuthorization: Bearer\\fR "
+          "\\fITOKEN\\fR): \\fBGET /stats\\fR (JSON), \\fBGET /metrics\\fR (Prometheus), "
+          "\\fBDELETE /admin/keys/\\fR\\fIKEY\\fR, \\fBPOST /admin/flush\\fR. Without it: "
+          "\\fBGET /health\\fR and \\fBGET /dashboard\\fR (the page asks for the token).\n"
+          ".SH SIGNALS\n\\fBSIGTERM\\fR, \\fBSIGINT\\fR: stop accepting, let requests in "
+          "flight finish (\\fB\\-\\-shutdown\\-timeout\\fR), flush the database, exit 0. Under "
+          "systemd (\\fBType=notify\\fR) the daemon says READY=1 once it listens and STOPPING=1 "
+          "when it begins to stop.\n"
+          ".SH FILES\n.TP\n.I /etc/llmcached/llmcached.conf\nthe configuration file of the "
+          "packaged service (every option, commented)\n"
+          ".TP\n.I /var/lib/llmcached/llmcached.db\nthe cache's SQLite database (the service's "
+          "\\fB\\-\\-data\\-dir\\fR)\n"
+          ".SH EXIT STATUS\n0 after a clean stop or \\fB\\-\\-help\\fR; 1 when it cannot start "
+          "(database, listener, model); 2 for a bad option or configuration.\n"
+          ".SH SEE ALSO\n\\fBllmcached\\-replay\\fR (the KPI report: \\fBllmcached\\-replay "
+          "\\-\\-help\\fR), \\fBsystemd.service\\fR(5)\n",
+          f);
+}
+
+/* An option's current value as it would be written in the file ("" when unset). */
+static void config_value(FILE *f, const srv_config *c, const opt *o)
+{
+    const void *p = (const char *)c + o->off;
+    switch (o->type) {
+    case OPT_STR: {
+        const char *v = *(char *const *)p;
+        fputs(v ? v : "", f);
+        break;
+    }
+    case OPT_LIST:
+        for (int i = 0; i < c->n_upstream; i++)
+            fprintf(f, "%s%s", i ? "," : "", c->upstream[i]);
+        break;
+    case OPT_APPEND: /* repeatable (kv-events): the commented-out line shows the first */
+        if (c->n_kv_events)
+            fputs(c->kv_events[0], f);
+        break;
+    case OPT_INT:
+    case OPT_SIZE:
+    case OPT_MS:
+    case OPT_SEC:
+        fprintf(f, "%lld", *(const long long *)p);
+        break;
+    case OPT_DOUBLE:
+        fprintf(f, "%g", *(const double *)p);
+        break;
+    case OPT_BOOL:
+        fputs(*(const int *)p ? "yes" : "no", f);
+        break;
+    }
+}
+
+void config_print_conf(FILE *f, const srv_config *c)
+{
+    fprintf(f,
+            "# llmcached.conf — llmcached %s configuration (generated by\n"
+            "# `llmcached --print-config` from the daemon's option table).\n"
+            "#\n"
+            "# One option a line, 'option value'; '#' starts a comment. Every option is\n"
+            "# here, commented out, with the value it has now: uncomment a line to set\n"
+            "# it. Environment variables LLMCACHED_OPTION and --option flags override\n"
+            "# this file. Policy keys are lines 'policy.KEY VALUE'. See llmcached(8).\n",
+            LLMC_VERSION);
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].off == O(config_file))
+            continue;
+        fprintf(f, "\n# %s\n", opts[i].help);
+        if (opts[i].type == OPT_LIST) {
+            fprintf(f, "# (one line per upstream; several: routed by route-policy)\n");
+            if (!c->n_upstream)
+                fprintf(f, "#%s https://api.openai.com/v1\n", opts[i].name);
+            for (int u = 0; u < c->n_upstream; u++)
+                fprintf(f, "#%s %s\n", opts[i].name, c->upstream[u]);
+            continue;
+        }
+        fprintf(f, "#%s ", opts[i].name);
+        config_value(f, c, &opts[i]);
+        fputc('\n', f);
+    }
+    fputs("\n# When not to cache:\n", f);
+    for (size_t i = 0; i < NPOLICY; i++) {
+        const char *h = llmc_policy_key_help(config_policy_keys[i]);
+        fprintf(f, "# policy.%s: %s\n", config_policy_keys[i], h ? h : "");
     }
 }
 
@@ -428,8 +625,9 @@ static int config_check(srv_config *c)
 
 int config_load(srv_config *c, int argc, char **argv)
 {
-    /* Pass 1: --help, --version and --config only. */
+    /* Pass 1: --help, --version, --help-man, --print-config and --config only. */
     const char *file = getenv("LLMCACHED_CONFIG");
+    int print_conf = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             config_print_help(stdout);
@@ -439,6 +637,12 @@ int config_load(srv_config *c, int argc, char **argv)
             printf("llmcached %s\n", LLMC_VERSION);
             return 1;
         }
+        if (!strcmp(argv[i], "--help-man")) {
+            config_print_man(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--print-config"))
+            print_conf = 1;
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             file = argv[i + 1];
         else if (!strncmp(argv[i], "--config=", 9))
@@ -467,6 +671,8 @@ int config_load(srv_config *c, int argc, char **argv)
             return -1;
         }
         a += 2;
+        if (!strcmp(a, "print-config"))
+            continue;
         const char *eq = strchr(a, '=');
         size_t kl = eq ? (size_t)(eq - a) : strlen(a);
         if (config_is_policy(a, kl)) {
@@ -498,6 +704,10 @@ int config_load(srv_config *c, int argc, char **argv)
     }
     if (!rc && config_check(c))
         rc = -1;
+    if (!rc && print_conf) {
+        config_print_conf(stdout, c);
+        return 1;
+    }
     return rc;
 }
 
@@ -509,6 +719,8 @@ void config_free(srv_config *c)
     }
     for (int i = 0; i < c->n_upstream; i++)
         free(c->upstream[i]);
+    for (int i = 0; i < c->n_kv_events; i++)
+        free(c->kv_events[i]);
 }
 
 void config_embed_params(const srv_config *c, llmc_embed_params *ep)

@@ -105,6 +105,12 @@ typedef struct srv_config {
     char *store;              /* "sqlite", redis://... or redis-cluster://... */
     char *store_password, *store_prefix;
     long long store_timeout_ms, store_near_ttl;
+    /* KV events (kvsub.c): "BACKEND=PUB[,REPLAY]" per backend, repeatable */
+    char *kv_events[SRV_MAX_UPSTREAMS];
+    int n_kv_events;
+    long long kv_index_max_blocks; /* distinct block hashes kept by the index */
+    long long kv_tokenize_cache;   /* prompt prefixes whose tokens are kept */
+    char *kv_new_prefix;           /* "tree" or "smallest": where a prefix nobody holds goes */
 } srv_config;
 
 /* ==== ground: config.c, log.c, reply.c ================================ */
@@ -120,6 +126,16 @@ void config_print_help(FILE *f);
 /* The embedder parameters the configuration asks for (strings borrowed
  * from c). */
 void config_embed_params(const srv_config *c, llmc_embed_params *ep);
+/* The man page llmcached(8) in roff, from the same option table. */
+void config_print_man(FILE *f);
+/* A configuration file with every option commented out at its value in c. */
+void config_print_conf(FILE *f, const srv_config *c);
+
+/* notify.c: systemd's Type=notify (no-ops without NOTIFY_SOCKET) */
+/* READY=1 (and the port in STATUS=) once the listeners are up. */
+void notify_ready(int port);
+/* STOPPING=1 when the drain begins. */
+void notify_stopping(void);
 
 /* log.c — the log and the clock */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -203,7 +219,7 @@ void reply_common_headers(srv *s, struct evhttp_request *req);
 int reply_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int client_stream,
                 double similarity, double t0, const char *body, size_t len);
 
-/* ==== below the request path: upstream.c, pool.c, memo.c, verify.c, demo.c ==== */
+/* ==== below the request path: upstream.c, pool.c, kvsub.c, memo.c, verify.c, demo.c ==== */
 
 /* upstream.c — curl multi on a loop */
 int upstream_loop_init(srv_loop *l);
@@ -240,6 +256,28 @@ void pool_begin(pool *p, int backend);
 void pool_end(pool *p, int backend, int refused);
 void pool_write_json(pool *p, FILE *f);
 void pool_write_prometheus(pool *p, FILE *f);
+/* libcurl write callback: appends to the NUL-terminated malloc'd string at
+ * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
+size_t pool_sink(char *buf, size_t size, size_t n, void *arg);
+
+/* kvsub.c — the engines' KV events, for precise prefix routing (used by
+ * pool.c only). NULL from kvsub_new with *err 0 when none is configured. */
+typedef struct kvsub kvsub;
+kvsub *kvsub_new(srv *s, int n_backends, int *err);
+int kvsub_start(kvsub *k);
+void kvsub_free(kvsub *k);
+/* held[i] = leading blocks of the prompt key[0..len) that backend i holds,
+ * from its events: the number of blocks of the prompt hashed (> 0) when
+ * known, -1 when not (no tokens for this prompt
+ * yet: queued for tokenization; or no events yet). total[i]: all the
+ * blocks backend i holds. *first: the prompt's
+ * first block hash (a tie-breaker all gateways share). Never blocks on I/O. */
+int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
+               uint64_t *first);
+/* Backend i restarted: forget what it held. */
+void kvsub_forget(kvsub *k, int backend);
+void kvsub_write_json(kvsub *k, FILE *f);
+void kvsub_write_prometheus(kvsub *k, FILE *f);
 
 /* verify.c — a sample of hits re-asked upstream and compared */
 int verify_start(srv *s); /* installs s->on_hit */
