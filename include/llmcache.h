@@ -465,6 +465,14 @@ typedef struct {
                                * "query: "); NULL (default): the model's own
                                * query prompt (config_sentence_transformers.json);
                                * "": none */
+    /* use: the dense products' weights: "int8" (int8 weights, per-row
+     * 8-bit activations, VNNI kernels; the 256-wide products of layer 0
+     * stay binary16), "fp16" (binary16 weights, float32 sums), "fp32" (the
+     * reference), or "auto"/NULL (default: int8 where the CPU has AVX-512
+     * VNNI or AVX-VNNI, else fp16). All give vectors of the same model
+     * name (int8 vs fp32 worst cosine 0.9992 on the reference texts).
+     * Other backends ignore it. */
+    const char *precision;
 } llmc_embed_params;
 
 llmc_embed_params llmc_embed_default_params(void);
@@ -478,6 +486,10 @@ void llmc_embedder_free(llmc_embedder *e);
  * output dimension. Vectors of two different names are never compared. */
 const char *llmc_embedder_model(const llmc_embedder *e);
 size_t llmc_embedder_dim(const llmc_embedder *e);
+/* What the encoder's products run in ("int8 (avx512-vnni)", "fp16", "fp32",
+ * ...; "fp32" for backends that do not say). Owned by e, valid until
+ * llmc_embedder_free. */
+const char *llmc_embedder_precision(const llmc_embedder *e);
 
 /* Embed one text of len bytes (UTF-8, need not be NUL-terminated) into out
  * (llmc_embedder_dim(e) floats, unit length). Returns 0, LLMC_EUTF8 for
@@ -485,8 +497,15 @@ size_t llmc_embedder_dim(const llmc_embedder *e);
  * LLMC_E* code. Text beyond the model's window is truncated. */
 int llmc_embed(llmc_embedder *e, const char *text, size_t len, float *out);
 
-/* Embed n texts; out holds n * dim floats. Same errors as llmc_embed; any
- * failing text fails the call. */
+/* Embed n texts; out holds n * dim floats (text i at out + i * dim). Same
+ * errors as llmc_embed; any failing text fails the call (out's contents are
+ * then unspecified). Each text gets the vector llmc_embed would give it
+ * (use: bit for bit in int8 mode, to 1 - cosine < 1e-6 in fp16/fp32 mode,
+ * where large batches go through OpenBLAS), and for use a batch costs less
+ * per text than one call per text: the texts' token rows are packed into
+ * one pass (up to 512 rows), so every weight is read once for all of them.
+ * Calls of max_batch texts at a time (llmc_embed_params); same thread rule
+ * as llmc_embed. */
 int llmc_embed_batch(llmc_embedder *e, const char *const *texts, const size_t *lens, size_t n,
                      float *out);
 /* ==== end embed ====================================================== */

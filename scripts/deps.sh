@@ -46,7 +46,11 @@ fi
 
 for g in "${groups[@]}"; do
 	if [ "$g" = test ] && [ -f tests/integration/package.json ]; then
-		if [ ! -d tests/integration/node_modules/openai ]; then
+		# every dependency of package.json present, or npm ci (a new one
+		# added by a merge is installed on the next run)
+		if ! node -e 'const p=require("./tests/integration/package.json");
+			for (const d of Object.keys(p.dependencies||{}))
+				require("fs").statSync("tests/integration/node_modules/"+d);' 2>/dev/null; then
 			echo "deps: npm ci in tests/integration" >&2
 			(cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 		fi

@@ -146,6 +146,17 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
             (unsigned long long)atomic_load(&s->coalesced));
     pool_write_prometheus(s->upstreams, f);
     verify_write_prometheus(s, f);
+    if (cst.has_persist) { /* for the alert on persistence errors (contrib/prometheus) */
+        llmc_persist_stats ps = cst.persist;
+        fprintf(f,
+                "# HELP llmcached_persist_errors_total SQLite writes that failed.\n"
+                "# TYPE llmcached_persist_errors_total counter\n"
+                "llmcached_persist_errors_total %llu\n"
+                "# HELP llmcached_persist_queued Changes waiting for the writer.\n"
+                "# TYPE llmcached_persist_queued gauge\n"
+                "llmcached_persist_queued %zu\n",
+                (unsigned long long)ps.errors, ps.queued);
+    }
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);

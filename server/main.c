@@ -6,6 +6,8 @@
  * not understand) → warm load into the store → loops (each binds its own
  * SO_REUSEPORT socket) → demo upstream when none is configured → serve.
  * SIGINT/SIGTERM stop the loops, then the writer flushes what is queued.
+ * Under systemd (Type=notify) READY=1 follows the ready line and
+ * STOPPING=1 the signal (notify.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -304,12 +306,14 @@ int main(int argc, char **argv)
     /* Ready line for scripts and tests: the real port (listen may say :0). */
     printf("llmcached ready port=%d\n", port);
     fflush(stdout);
+    notify_ready(port);
 
     while (!stop_requested) {
         /* Expire in the background so the request path never sweeps. */
         usleep(200 * 1000);
         llmc_cache_expire(s->cache, (int64_t)time(NULL), 10000);
     }
+    notify_stopping();
     srv_log(LOG_INFO, "shutting down: %d request(s) in flight, up to %lld ms to finish",
             atomic_load(&s->active), s->cfg.shutdown_timeout_ms);
     for (int i = 0; i < s->nloops; i++)

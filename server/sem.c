@@ -288,10 +288,10 @@ int sem_start(srv *s)
     llmc_cache_stats cst;
     llmc_cache_get_stats(s->cache, &cst);
     srv_log(LOG_INFO,
-            "semantic tier on: embedder %s (%zu-d), %d worker(s), threshold %.3f, "
+            "semantic tier on: embedder %s (%zu-d, %s), %d worker(s), threshold %.3f, "
             "query %s, guard synonyms %s, %zu entries indexed",
-            llmc_cache_semantic_model(s->cache), sp.index.dim, n, sp.threshold,
-            s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
+            llmc_cache_semantic_model(s->cache), sp.index.dim, llmc_embedder_precision(p->em[0]), n,
+            sp.threshold, s->cfg.semantic_query ? s->cfg.semantic_query : "last-user", synonyms,
             cst.semantic_indexed);
     return 0;
 }

@@ -11,6 +11,7 @@
  *   below it     pool.c  verify.c → upstream.c  memo.c  demo.c
  *   ground       reply.c (common headers, errors, serving an entry)
  *                log.c (srv_log, srv_now)   config.c (plain data)
+ *                notify.c (systemd's sd_notify, for main)
  *   library      libllmcache (include/llmcache.h): llmc_cache holds the
  *                tiers, the store backend, persistence and the policy
  *
@@ -92,6 +93,7 @@ typedef struct srv_config {
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     char *embed_query_prefix; /* NULL: the model's own prompt */
     long long embed_threads;
+    char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
     double route_balance_rel;
@@ -102,7 +104,7 @@ typedef struct srv_config {
     double verify_similarity; /* answer cosine that counts as the same answer */
 } srv_config;
 
-/* ==== ground: config.c, log.c, reply.c ================================ */
+/* ==== ground: config.c, notify.c, log.c, reply.c ======================= */
 
 /* config.c */
 void config_defaults(srv_config *c);
@@ -115,6 +117,16 @@ void config_print_help(FILE *f);
 /* The embedder parameters the configuration asks for (strings borrowed
  * from c). */
 void config_embed_params(const srv_config *c, llmc_embed_params *ep);
+/* The man page llmcached(8) in roff, from the same option table. */
+void config_print_man(FILE *f);
+/* A configuration file with every option commented out at its value in c. */
+void config_print_conf(FILE *f, const srv_config *c);
+
+/* notify.c: systemd's Type=notify (no-ops without NOTIFY_SOCKET) */
+/* READY=1 (and the port in STATUS=) once the listeners are up. */
+void notify_ready(int port);
+/* STOPPING=1 when the drain begins. */
+void notify_stopping(void);
 
 /* log.c — the log and the clock */
 enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };

@@ -78,6 +78,11 @@ size_t llmc_embedder_dim(const llmc_embedder *e)
     return e->b->dim;
 }
 
+const char *llmc_embedder_precision(const llmc_embedder *e)
+{
+    return e->b->precision ? e->b->precision : "fp32";
+}
+
 /* Strict UTF-8 check: no overlongs, no surrogates, nothing above U+10FFFF. */
 static int embed_utf8_valid(const unsigned char *s, size_t n)
 {

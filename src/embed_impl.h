@@ -27,6 +27,9 @@ struct embed_backend {
     int (*embed_batch)(embed_backend *b, const char *const *texts, const size_t *lens, size_t n,
                        float *out);
     void (*free)(embed_backend *b);
+    /* what the products run in, e.g. "int8 (avx512-vnni)", "fp16", "fp32";
+     * owned by the backend; NULL reads as "fp32" */
+    const char *precision;
 };
 
 /* Constructors: NULL on failure with *err set (err may be NULL). */

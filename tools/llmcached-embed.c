@@ -11,8 +11,10 @@
  * --model NAME (remote), --query-prefix TEXT (bert), each also under the
  * daemon's name (--embed-backend, --embed-model-path, --embed-url,
  * --embed-model, --embed-query-prefix) so one EMBED="..." string serves
- * the daemon, this tool and `make eval-semantic`, --batch N, --threads N, --limit N (eval: first N
- * pairs), --threshold T (eval of gptcache_mock_data.json), --help. The
+ * the daemon, this tool and `make eval-semantic`, --embed-precision P
+ * (use: auto, int8, fp16, fp32; also --precision), --batch N, --threads N,
+ * --limit N (eval: first N pairs), --threshold T (eval of
+ * gptcache_mock_data.json), --help. The
  * remote backend's key is read from the environment variable
  * LLMC_EMBED_API_KEY, never from the command line.
  *
@@ -50,6 +52,7 @@ static void usage(FILE *f)
                "  --model NAME       remote: model name (key from $LLMC_EMBED_API_KEY)\n"
                "  --batch N          texts per embedding call (default 32)\n"
                "  --threads N        compute threads (default 1)\n"
+               "  --embed-precision P  use: auto (default), int8, fp16 or fp32 (the reference)\n"
                "  --cosine           print pairwise cosines instead of vectors\n"
                "  --eval FILE        qqp_dev.jsonl, mrpc_train.tsv, stsb_*.tsv or\n"
                "                     gptcache_mock_data.json: ROC-AUC / Spearman\n"
@@ -438,6 +441,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(o, "--threads")) {
             TAKES();
             p.threads = atoi(val);
+        } else if (!strcmp(o, "--precision") || !strcmp(o, "--embed-precision")) {
+            TAKES();
+            p.precision = val;
         } else if (!strcmp(o, "--eval")) {
             TAKES();
             eval = val;

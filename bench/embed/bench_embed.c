@@ -2,13 +2,19 @@
  * bench_embed.c — throughput and latency of an llmcached embedder.
  *
  *   bench_embed [--model-path DIR] [--texts FILE] [--n N] [--threads T]
+ *               [--precision auto|int8|fp16|fp32]
  *
  * Texts: one a line from --texts (default: the "a" questions of
  * $LLMC_SHARED_DATA/pairs/qqp_dev.jsonl, else a built-in list). Measures,
  * on one thread:
  *   single   one short query per call (texts of <= 16 tokens, the semantic
  *            tier's hot path): p50/p99 latency and sentences/s
+ *   long     one text of 25-35 words per call (--long FILE, one a line):
+ *            p50/p99 latency
  *   batch32  calls of 32 texts: p50/p99 per call and sentences/s
+ *   seq32    the same 32-text groups, one llmc_embed call per text: per-text
+ *            time beside batch32's, so the batch's gain is measured on the
+ *            same texts
  * and with --threads T > 1 the batch32 run on T threads at once, each with
  * its own embedder (OpenBLAS single-threaded), aggregate sentences/s.
  * Prints one "RESULT name key=value ..." line per measurement for run.sh;
@@ -68,6 +74,7 @@ static const char *builtin[] = {
 
 typedef struct {
     const char *model_path;
+    const char *precision;
     char **texts;
     size_t n;
     double secs; /* out */
@@ -79,6 +86,7 @@ static void *batch_worker(void *arg)
     job *j = arg;
     llmc_embed_params p = llmc_embed_default_params();
     p.model_path = j->model_path;
+    p.precision = j->precision;
     int err = 0;
     llmc_embedder *e = llmc_embedder_new(&p, &err);
     if (!e)
@@ -103,6 +111,7 @@ int main(int argc, char **argv)
     const char *model = "data/models/use-lite", *texts_path = NULL;
     size_t n = 2048;
     int threads = 1;
+    const char *precision = NULL, *long_path = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model-path"))
             model = argv[i + 1];
@@ -112,6 +121,10 @@ int main(int argc, char **argv)
             n = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--precision"))
+            precision = argv[i + 1];
+        else if (!strcmp(argv[i], "--long"))
+            long_path = argv[i + 1];
     }
     /* load texts */
     char **all = calloc(n, sizeof *all);
@@ -166,6 +179,7 @@ int main(int argc, char **argv)
 
     llmc_embed_params p = llmc_embed_default_params();
     p.model_path = model;
+    p.precision = precision;
     llmc_embedder *e = llmc_embedder_new(&p, &err);
     if (!e) {
         fprintf(stderr, "bench_embed: cannot open USE lite in %s: %s\n", model, llmc_strerror(err));
@@ -192,6 +206,43 @@ int main(int argc, char **argv)
            ns, (double)tok_total / (double)ns, pct(lat, ns, 0.5), pct(lat, ns, 0.99),
            (double)ns / secs, pct(cpu, ns, 0.5), (double)ns / csecs);
 
+    printf("RESULT precision name=%s\n", llmc_embedder_precision(e));
+    /* 25-35-word texts, one a call */
+    FILE *lf = long_path ? fopen(long_path, "r") : NULL;
+    if (lf) {
+        char *line = NULL;
+        size_t cap = 0, nl = 0;
+        double *ll = malloc(4096 * sizeof *ll), *lc = malloc(4096 * sizeof *lc);
+        while (nl < 4096 && getline(&line, &cap, lf) > 0) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (!*line)
+                continue;
+            llmc_embed(e, line, strlen(line), out); /* warm the line's path */
+            double a = now_ms(), ca = cpu_ms();
+            llmc_embed(e, line, strlen(line), out);
+            ll[nl] = now_ms() - a;
+            lc[nl++] = cpu_ms() - ca;
+        }
+        free(line);
+        fclose(lf);
+        if (nl)
+            printf("RESULT long n=%zu p50_ms=%.3f p99_ms=%.3f cpu_p50_ms=%.3f\n", nl,
+                   pct(ll, nl, 0.5), pct(ll, nl, 0.99), pct(lc, nl, 0.5));
+        free(ll);
+        free(lc);
+    }
+
+    /* the same 32-text groups one text per call, then as batches: per text */
+    double seq_cpu = 0;
+    size_t nseq = 0;
+    for (size_t i = 0; i + 32 <= na; i += 32)
+        for (int k = 0; k < 32; k++, nseq++) {
+            double ca = cpu_ms();
+            llmc_embed(e, all[i + k], strlen(all[i + k]), out);
+            seq_cpu += cpu_ms() - ca;
+        }
+    printf("RESULT seq32 n=%zu per_text_cpu_ms=%.4f\n", nseq, seq_cpu / (double)nseq);
+
     /* batches of 32 (all texts, any length) */
     size_t nb = 0;
     size_t lens[32];
@@ -208,9 +259,9 @@ int main(int argc, char **argv)
     secs = (now_ms() - t0) / 1e3;
     csecs = (cpu_ms() - c0) / 1e3;
     printf("RESULT batch32 n=%zu p50_ms=%.3f p99_ms=%.3f per_s=%.1f cpu_p50_ms=%.3f "
-           "per_cpu_s=%.1f\n",
+           "per_cpu_s=%.1f per_text_cpu_ms=%.4f\n",
            nb * 32, pct(lat, nb, 0.5), pct(lat, nb, 0.99), (double)(nb * 32) / secs,
-           pct(cpu, nb, 0.5), (double)(nb * 32) / csecs);
+           pct(cpu, nb, 0.5), (double)(nb * 32) / csecs, csecs * 1e3 / (double)(nb * 32));
     llmc_embedder_free(e);
 
     if (threads > 1) {
@@ -220,7 +271,7 @@ int main(int argc, char **argv)
             threads = 64;
         t0 = now_ms();
         for (int t = 0; t < threads; t++) {
-            jb[t] = (job){model, all, na, 0, 0};
+            jb[t] = (job){model, precision, all, na, 0, 0};
             pthread_create(&th[t], NULL, batch_worker, &jb[t]);
         }
         size_t done = 0;

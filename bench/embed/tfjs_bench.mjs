@@ -4,8 +4,10 @@
 // measured exactly as bench_embed.c measures the C encoder.
 //
 //   node tfjs_bench.mjs MODEL_DIR TEXTS_FILE [--backend wasm|cpu] [--threads N]
+//                       [--long FILE]
 //
-// Prints "RESULT tfjs_single ..." and "RESULT tfjs_batch32 ..." lines (short
+// Prints "RESULT tfjs_single ...", "RESULT tfjs_batch32 ..." and, with
+// --long (one 25-35-word text a line), "RESULT tfjs_long ..." lines (short
 // queries = texts of <= 16 tokens, as in bench_embed.c).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -105,4 +107,20 @@ csecs = (cpuMs() - c0) / 1e3;
 console.log(`RESULT tfjs_batch32 n=${nb * 32} p50_ms=${pct(blat, 0.5).toFixed(3)} ` +
   `p99_ms=${pct(blat, 0.99).toFixed(3)} per_s=${(nb * 32 / secs).toFixed(1)} ` +
   `cpu_p50_ms=${pct(bcpu, 0.5).toFixed(3)} per_cpu_s=${(nb * 32 / csecs).toFixed(1)}`);
+const longFile = opt('--long', '');
+if (longFile) {
+  const longs = readFileSync(longFile, 'utf8').split('\n').filter((s) => s.length);
+  const llat = [];
+  const lcpu = [];
+  for (const t of longs) {
+    await embed([t]); // as bench_embed.c: each text once to warm, then timed
+    const a = performance.now();
+    const ca = cpuMs();
+    await embed([t]);
+    llat.push(performance.now() - a);
+    lcpu.push(cpuMs() - ca);
+  }
+  console.log(`RESULT tfjs_long n=${longs.length} p50_ms=${pct(llat, 0.5).toFixed(3)} ` +
+    `p99_ms=${pct(llat, 0.99).toFixed(3)} cpu_p50_ms=${pct(lcpu, 0.5).toFixed(3)}`);
+}
 console.log(`INFO tfjs backend=${tf.getBackend()} threads=${threads} tfjs-core=${tf.version_core}`);

@@ -308,3 +308,47 @@ export function mockSerial(obj) {
   const m = /serial=(\d+)/.exec(text || '');
   return m ? Number(m[1]) : null;
 }
+
+/** The reference engine and its test model (shared data), or why a test must skip. */
+export const engineModel = (() => {
+  const data = process.env.LLMC_SHARED_DATA || path.resolve(repoRoot, '../shared/data');
+  const model = path.join(data, 'models/stories260K.bin');
+  const tok = path.join(data, 'models/tok512.bin');
+  const bin = path.join(buildDir(), 'llmcached-engine');
+  const skip = fs.existsSync(model) && fs.existsSync(tok) && fs.existsSync(bin) ? false
+    : `needs ${bin} and the test model in ${data}/models`;
+  return { model, tok, bin, skip };
+})();
+
+/**
+ * Start llmcached-engine (vLLM-format metrics, prefix caching) on a free
+ * port with the shared test model; extra: more flags (e.g. --workers 2). Resolves to { proc, base (origin),
+ * stop() } once it listens; killed at exit like every child started here.
+ */
+export async function startEngine(extra = []) {
+  const { model, tok, bin } = engineModel;
+  const p = spawn(bin, ['--model', model, '--tokenizer', tok, '--listen', '127.0.0.1:0', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(p);
+  p.on('exit', () => live.delete(p));
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error('engine did not start')), 20000);
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+    p.on('exit', (c) => { clearTimeout(t); reject(new Error(`engine exited ${c}`)); });
+  });
+  return {
+    proc: p,
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (p.exitCode !== null || p.signalCode) return;
+      const done = new Promise((r) => p.on('exit', r));
+      p.kill('SIGTERM');
+      await done;
+    },
+  };
+}

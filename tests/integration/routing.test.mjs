@@ -3,39 +3,11 @@
 // the engines' prefix-cache metrics show up in the gateway's /stats.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { startDaemon, request, buildDir, sleep } from './helpers.mjs';
+import { startDaemon, startEngine as startEngineProc, engineModel, request, sleep } from './helpers.mjs';
 
-const DATA = process.env.LLMC_SHARED_DATA || path.resolve('../shared/data');
-const MODEL = path.join(DATA, 'models/stories260K.bin');
-const TOK = path.join(DATA, 'models/tok512.bin');
-const BIN = path.join(buildDir(), 'llmcached-engine');
-const skip = existsSync(MODEL) && existsSync(TOK) && existsSync(BIN) ? false
-  : `needs ${BIN} and the test model in ${DATA}/models`;
-
-async function startEngine() {
-  const p = spawn(BIN, ['--model', MODEL, '--tokenizer', TOK, '--listen', '127.0.0.1:0', '--workers', '2'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error('engine did not start')), 20000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(t); resolve(Number(m[1])); }
-    });
-    p.on('exit', (c) => { clearTimeout(t); reject(new Error(`engine exited ${c}`)); });
-  });
-  return { proc: p, base: `http://127.0.0.1:${port}` };
-}
-const stop = async (e) => {
-  if (e.proc.exitCode !== null || e.proc.signalCode) return;
-  const done = new Promise((r) => e.proc.on('exit', r));
-  e.proc.kill('SIGTERM');
-  await done;
-};
+const skip = engineModel.skip;
+const startEngine = () => startEngineProc(['--workers', '2']);
+const stop = (e) => e.stop();
 
 let engines = [], d;
 before(async () => {

@@ -43,12 +43,18 @@ static double cosine(const float *a, const float *b, size_t n)
     return ab / (sqrt(aa) * sqrt(bb) + 1e-30);
 }
 
-static llmc_embedder *open_use(const char *dir, int *err)
+static llmc_embedder *open_use_prec(const char *dir, const char *precision, int *err)
 {
     llmc_embed_params p = llmc_embed_default_params();
     p.backend = "use";
     p.model_path = dir;
+    p.precision = precision;
     return llmc_embedder_new(&p, err);
+}
+
+static llmc_embedder *open_use(const char *dir, int *err)
+{
+    return open_use_prec(dir, NULL, err);
 }
 
 /* ---- reference: ids and vectors ---------------------------------------- */
@@ -147,6 +153,94 @@ static void test_reference(llmc_embedder *e, const char *ref_path)
     free(batch);
     free(ref);
     json_decref(root);
+}
+
+/* ---- int8 against the fp32 reference path -------------------------------- */
+
+/* The int8 products (embed_q8.c) against float32 on every reference text:
+ * worst cosine >= 0.999 (the issue's bar), and a batch gives each text the
+ * same vector as embedding it alone (rows are quantised one by one). */
+static void test_int8(const char *ref_path)
+{
+    int err = 0;
+    llmc_embedder *e32 = open_use_prec(model_dir(), "fp32", &err);
+    llmc_embedder *e8 = open_use_prec(model_dir(), "int8", &err);
+    CHECK(e32 != NULL && e8 != NULL);
+    json_t *root = json_load_file(ref_path, 0, NULL);
+    CHECK(root != NULL);
+    if (!e32 || !e8 || !root)
+        goto out;
+    CHECK(strcmp(llmc_embedder_precision(e32), "fp32") == 0);
+    CHECK(strncmp(llmc_embedder_precision(e8), "int8", 4) == 0);
+    CHECK(strcmp(llmc_embedder_model(e8), llmc_embedder_model(e32)) == 0);
+    json_t *items = json_object_get(root, "items");
+    size_t n = json_array_size(items), nv = 0;
+    const char **texts = calloc(n, sizeof *texts);
+    size_t *lens = calloc(n, sizeof *lens);
+    float *v32 = malloc(n * 512 * sizeof *v32), *v8 = malloc(n * 512 * sizeof *v8);
+    float *b8 = malloc(n * 512 * sizeof *b8);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(items, i);
+        if (!json_is_array(json_object_get(it, "embedding")))
+            continue;
+        texts[nv] = json_string_value(json_object_get(it, "text"));
+        lens[nv++] = json_string_length(json_object_get(it, "text"));
+    }
+    CHECK(nv >= 290);
+    double worst = 1.0, sum = 0.0, worst_tf = 1.0, batch_diff = 0.0;
+    for (size_t i = 0; i < nv; i++) {
+        CHECK_EQ_INT(llmc_embed(e32, texts[i], lens[i], v32 + i * 512), 0);
+        CHECK_EQ_INT(llmc_embed(e8, texts[i], lens[i], v8 + i * 512), 0);
+        double c = cosine(v32 + i * 512, v8 + i * 512, 512);
+        sum += c;
+        if (c < worst)
+            worst = c;
+    }
+    CHECK_EQ_INT(llmc_embed_batch(e8, texts, lens, nv, b8), 0);
+    for (size_t i = 0; i < nv * 512; i++) {
+        double d = fabs((double)b8[i] - v8[i]);
+        batch_diff = d > batch_diff ? d : batch_diff;
+    }
+    /* the same against TensorFlow.js's vectors, for the record */
+    for (size_t i = 0, k = 0; i < n; i++) {
+        json_t *jv = json_object_get(json_array_get(items, i), "embedding");
+        if (!json_is_array(jv))
+            continue;
+        float r[512];
+        for (size_t j = 0; j < 512; j++)
+            r[j] = (float)json_number_value(json_array_get(jv, j));
+        double c = cosine(r, v8 + k++ * 512, 512);
+        worst_tf = c < worst_tf ? c : worst_tf;
+    }
+    printf("use int8 (%s) vs fp32: %zu texts, worst cosine %.5f, mean %.6f; vs TF.js worst "
+           "%.5f; batch vs single max |diff| %.1e\n",
+           llmc_embedder_precision(e8), nv, worst, sum / (double)nv, worst_tf, batch_diff);
+    CHECK(worst >= 0.999);
+    CHECK(worst_tf >= 0.999);
+    CHECK(batch_diff <= 1e-6);
+    free(texts);
+    free(lens);
+    free(v32);
+    free(v8);
+    free(b8);
+out:
+    json_decref(root);
+    llmc_embedder_free(e32);
+    llmc_embedder_free(e8);
+}
+
+/* An unknown precision is refused, not silently mapped. */
+static void test_precision_names(void)
+{
+    int err = 0;
+    llmc_embedder *e = open_use_prec(model_dir(), "int4", &err);
+    CHECK(e == NULL);
+    CHECK_EQ_INT(err, LLMC_EINVAL);
+    e = open_use_prec(model_dir(), "fp16", &err);
+    CHECK(e != NULL);
+    if (e)
+        CHECK(strcmp(llmc_embedder_precision(e), "fp16") == 0);
+    llmc_embedder_free(e);
 }
 
 /* ---- inputs -------------------------------------------------------------- */
@@ -531,11 +625,18 @@ int main(void)
     char ref[4096];
     snprintf(ref, sizeof ref, "%s/embed/use_lite_reference.json",
              sd && *sd ? sd : "../shared/data");
-    if (file_exists(ref))
-        test_reference(e, ref);
-    else
-        printf("skip: reference vectors not found at %s\n", ref);
     llmc_embedder_free(e);
+    /* the reference path (fp32) against TensorFlow.js, then int8 against it */
+    e = open_use_prec(model_dir(), "fp32", &err);
+    CHECK(e != NULL);
+    if (e && file_exists(ref)) {
+        test_reference(e, ref);
+        test_int8(ref);
+    } else {
+        printf("skip: reference vectors not found at %s\n", ref);
+    }
+    llmc_embedder_free(e);
+    test_precision_names();
     test_corrupt();
     test_tool();
     return UNIT_DONE();
