@@ -99,9 +99,11 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         fputc(',', f);
         pool_write_json(s->upstreams, f);
     }
-    if (cst.semantic_model)
-        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", cst.semantic_model,
-                cst.semantic_indexed);
+    if (cst.semantic_model) {
+        const char *prec = sem_precision(s);
+        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"precision\":\"%s\",\"indexed\":%zu}",
+                cst.semantic_model, prec ? prec : "unknown", cst.semantic_indexed);
+    }
     admin_languages(f);
     verify_write_json(s, f);
     if (cst.has_persist) {

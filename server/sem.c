@@ -55,6 +55,11 @@ struct sem_pool {
     llmc_embedder *em[16];
 };
 
+const char *sem_precision(srv *s)
+{
+    return (s->semq && s->semq->n > 0) ? llmc_embedder_precision(s->semq->em[0]) : NULL;
+}
+
 double sem_threshold_for(srv *s, const char *model, const char *header)
 {
     if (header) {

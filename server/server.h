@@ -302,6 +302,9 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
+/* What the semantic tier's encoder runs in (llmc_embedder_precision, from
+ * --embed-precision and the CPU), or NULL when the tier is off. */
+const char *sem_precision(srv *s);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);
