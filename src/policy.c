@@ -26,6 +26,16 @@
  *   so the scan is linear in the text: per token, a few binary searches and
  *   a check of at most five preceding tokens held in a ring.
  *
+ *   Languages: the phrases come in lists, one per language, each with its
+ *   ISO 639-1 tag (policy_phrases.h: English, Russian); all lists are
+ *   indexed together, so a text is matched against every language at once
+ *   and needs no language detection. llmc_policy_rule_langs reads the tags
+ *   (for /stats), so what is reported is what the lists hold. For inflected
+ *   languages a phrase word may be a stem, "stem~": the stem followed by at
+ *   most POLICY_STEM_TAIL more characters. A non-ASCII token looks itself
+ *   up as a stem less 0..POLICY_STEM_TAIL final characters, so stems cost
+ *   four more binary searches per such token and nothing for ASCII.
+ *
  *   The response check reads the JSON body with jansson (OpenAI chat and
  *   completions, the Responses API, Anthropic messages; plain or as SSE
  *   events) and refuses to store tool calls, errors, truncated and filtered
