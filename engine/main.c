@@ -4,20 +4,28 @@
  *   llmcached-engine --model FILE --tokenizer FILE [--listen HOST:PORT]
  *                    [--served-model-name NAME] [--workers N]
  *                    [--block-size B] [--num-blocks N] [--no-prefix-caching]
+ *                    [--kv-events tcp://HOST:PORT [--kv-events-replay tcp://HOST:PORT]]
+ *                    [--kv-events-topic TOPIC]
  *
- * PORT 0 picks a free port; the line printed at start says which.
+ * PORT 0 picks a free port; the line printed at start says which. With
+ * --kv-events the engine publishes its KV cache events in vLLM's format
+ * (kvpub.c; port * = any free port, printed on a line "llmcached-engine: kv
+ * events on ENDPOINT replay ENDPOINT" before the listening line).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvpub.h"
 #include "server.h"
 
 static void usage(void)
 {
     fprintf(stderr, "usage: llmcached-engine --model FILE --tokenizer FILE [--listen HOST:PORT]\n"
                     "         [--served-model-name NAME] [--workers N] [--block-size B]\n"
-                    "         [--num-blocks N] [--no-prefix-caching]\n");
+                    "         [--num-blocks N] [--no-prefix-caching]\n"
+                    "         [--kv-events tcp://HOST:PORT [--kv-events-replay tcp://HOST:PORT]]\n"
+                    "         [--kv-events-topic TOPIC]\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -36,6 +44,7 @@ int main(int argc, char **argv)
     srv_params sp = {0};
     char host[256] = "127.0.0.1";
     const char *name = NULL;
+    kvpub_params kp = {0};
     sp.port = 8000;
     sp.workers = 2;
     for (int i = 1; i < argc; i++) {
@@ -70,6 +79,12 @@ int main(int argc, char **argv)
             bad = parse_int(v, 1, 4096, &rp.block_size);
         else if (!strcmp(a, "--num-blocks"))
             bad = parse_int(v, 1, 1 << 24, &rp.num_blocks);
+        else if (!strcmp(a, "--kv-events"))
+            bad = strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6), kp.endpoint = v;
+        else if (!strcmp(a, "--kv-events-replay"))
+            bad = strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6), kp.replay_endpoint = v;
+        else if (!strcmp(a, "--kv-events-topic"))
+            kp.topic = v;
         else if (!strcmp(a, "--listen")) {
             const char *c = strrchr(v, ':');
             if (!c || (size_t)(c - v) >= sizeof host || parse_int(c + 1, 0, 65535, &sp.port))
@@ -86,7 +101,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!rp.model_path || !rp.tokenizer_path) {
+    if (!rp.model_path || !rp.tokenizer_path || (kp.replay_endpoint && !kp.endpoint)) {
         usage();
         return 2;
     }
@@ -109,7 +124,23 @@ int main(int argc, char **argv)
     sp.host = host;
     sp.model_name = name;
     sp.r = r;
+    sp.prefix_caching = rp.enable_prefix_caching;
+    kvpub *kv = NULL;
+    if (kp.endpoint) {
+        char bound[256], rbound[256], why[320];
+        kp.block_size = llmc_kvpool_block_size(runner_pool(r));
+        kv = kvpub_new(&kp, bound, sizeof bound, rbound, sizeof rbound, why, sizeof why);
+        if (!kv) {
+            fprintf(stderr, "llmcached-engine: --kv-events: %s\n", why);
+            runner_free(r);
+            return 1;
+        }
+        llmc_kvpool_set_listener(runner_pool(r), kvpub_listener, kv);
+        printf("llmcached-engine: kv events on %s replay %s\n", bound, rbound[0] ? rbound : "-");
+    }
     int rc = srv_run(&sp);
+    llmc_kvpool_set_listener(runner_pool(r), NULL, NULL);
+    kvpub_free(kv);
     runner_free(r);
     return rc ? 1 : 0;
 }

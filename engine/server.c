@@ -1065,6 +1065,19 @@ static void srv_metrics(srv *s, struct evhttp_request *req)
     srv_metric(&o, "vllm:kv_cache_usage_perc", "gauge",
                "KV-cache usage. 1 means 100 percent usage.", "", m,
                ks.blocks_total ? (double)ks.blocks_in_use / ks.blocks_total : 0.0);
+    /* vLLM 0.x's name of the same gauge, so either generation's dashboards work */
+    srv_metric(&o, "vllm:gpu_cache_usage_perc", "gauge",
+               "GPU KV-cache usage. 1 means 100 percent usage.", "", m,
+               ks.blocks_total ? (double)ks.blocks_in_use / ks.blocks_total : 0.0);
+    {
+        char lab[160];
+        snprintf(lab, sizeof lab,
+                 "block_size=\"%d\",enable_prefix_caching=\"%s\",num_gpu_blocks=\"%d\",",
+                 llmc_kvpool_block_size(runner_pool(s->r)), s->p->prefix_caching ? "True" : "False",
+                 ks.blocks_total);
+        srv_metric(&o, "vllm:cache_config_info", "gauge",
+                   "Information of the LLMEngine CacheConfig", lab, m, 1.0);
+    }
     srv_metric(&o, "vllm:prefix_cache_queries_total", "counter",
                "Prefix cache queries, in terms of number of queried tokens.", "", m,
                (double)ks.queries_tokens);
@@ -1110,6 +1123,19 @@ static void srv_metrics(srv *s, struct evhttp_request *req)
         evbuffer_free(b);
 }
 
+/* POST /reset_prefix_cache (vLLM's): drop every cached block; refused with
+ * 409 while requests hold blocks, so nothing running loses its prefix. */
+static void srv_reset(srv *s, struct evhttp_request *req)
+{
+    int e = llmc_kvpool_reset(runner_pool(s->r));
+    if (e == LLMC_EBUSY) {
+        srv_error(req, 409, "invalid_request_error", NULL, "busy",
+                  "requests are running; retry when the engine is idle");
+        return;
+    }
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
 static void srv_handle(struct evhttp_request *req, void *arg)
 {
     srv *s = arg;
@@ -1123,7 +1149,7 @@ static void srv_handle(struct evhttp_request *req, void *arg)
         int post;
     } routes[] = {{"/v1/completions", 1}, {"/v1/chat/completions", 1}, {"/tokenize", 1},
                   {"/detokenize", 1},     {"/v1/models", 0},           {"/health", 0},
-                  {"/metrics", 0}};
+                  {"/metrics", 0},        {"/reset_prefix_cache", 1}};
     int r = -1;
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
         if (!strcmp(path, routes[i].path))
@@ -1157,8 +1183,11 @@ static void srv_handle(struct evhttp_request *req, void *arg)
     case 5:
         evhttp_send_reply(req, 200, "OK", NULL);
         break;
-    default:
+    case 6:
         srv_metrics(s, req);
+        break;
+    default:
+        srv_reset(s, req);
         break;
     }
 }

@@ -12,6 +12,7 @@ typedef struct {
     const char *model_name; /* served model name */
     int workers;            /* generation threads (default 2) */
     runner *r;              /* borrowed; outlives the server */
+    int prefix_caching;     /* for vllm:cache_config_info */
 } srv_params;
 
 /* Serve until SIGINT or SIGTERM. Prints one line

@@ -1296,6 +1296,32 @@ void llmc_kvpool_get_stats(llmc_kvpool *pool, llmc_kvpool_stats *st);
  * 0 or LLMC_ECORRUPT. For tests and debugging; takes the lock. */
 int llmc_kvpool_check(llmc_kvpool *pool);
 
+/* What the pool did to a cached block, for an engine that publishes its KV
+ * events (vLLM's BlockStored / BlockRemoved / AllBlocksCleared):
+ *   LLMC_KV_STORED   a full block was registered under hash (its KV is
+ *                    committed); parent is the previous block's hash or NULL
+ *                    for the first block; tokens[0..n_tokens) its token ids.
+ *   LLMC_KV_REMOVED  the block cached under hash was evicted (its id reused).
+ *   LLMC_KV_CLEARED  every cached hash was dropped (llmc_kvpool_reset).
+ * Pointers are valid only during the call. */
+enum { LLMC_KV_STORED = 1, LLMC_KV_REMOVED = 2, LLMC_KV_CLEARED = 3 };
+typedef struct {
+    int kind; /* LLMC_KV_* */
+    const uint8_t *hash, *parent;
+    const int32_t *tokens;
+    size_t n_tokens;
+} llmc_kv_event;
+/* Called under the pool's lock, in the order the pool changed: it must be
+ * quick and must not call back into the pool. */
+typedef void (*llmc_kv_listener)(void *ud, const llmc_kv_event *ev);
+/* Set (or with fn NULL remove) the pool's one listener. Set it before the
+ * pool is shared between threads. */
+void llmc_kvpool_set_listener(llmc_kvpool *pool, llmc_kv_listener fn, void *ud);
+/* Drop every cached hash (vLLM's reset_prefix_cache): only when no block is
+ * in use, so that nothing running loses blocks it attached. 0 (the listener
+ * sees LLMC_KV_CLEARED), or LLMC_EBUSY while a sequence holds blocks. */
+int llmc_kvpool_reset(llmc_kvpool *pool);
+
 /* ---- prefix: the prefix-affinity router --------------------------------
  *
  * Chooses which of n backends (engine replicas serving one model) gets a
@@ -1373,6 +1399,7 @@ typedef struct {
     size_t bytes;      /* memory held by the tree */
     size_t nodes;      /* tree nodes, root included */
     size_t held_bytes[LLMC_PREFIX_MAX_BACKENDS]; /* key bytes marked per backend */
+    uint64_t precise; /* llmc_prefix_route_held answers (also counted above) */
 } llmc_prefix_stats;
 
 llmc_prefix_params llmc_prefix_default_params(void);
@@ -1412,6 +1439,82 @@ int llmc_prefix_forget_backend(llmc_prefix_router *r, int backend);
 void llmc_prefix_expire(llmc_prefix_router *r);
 
 void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
+/* Choose a backend from what each backend is known to hold: held[i] = how
+ * many leading blocks of the request's prompt (n_blocks in all) backend i
+ * holds (from its KV events, llmc_kvindex_match). Only a run longer than
+ * match_threshold x n_blocks, and longer than what every backend holds (a
+ * preamble all prompts share), decides; otherwise LLMC_ENOTFOUND and the
+ * caller's tree decides (it keeps a prefix where it was sent, which under
+ * eviction beats chasing a few leftover blocks). The same load guard as
+ * llmc_prefix_route:
+ * among healthy backends that are not overloaded, the one holding the most
+ * blocks (ties: the least loaded, then a rendezvous hash of tie, e.g. the
+ * prompt's first block hash, and the backend, so that gateways seeing the
+ * same events and loads agree); when the backends that are not overloaded
+ * hold less than half of the longest run, the least loaded (a "balance"
+ * decision). When no healthy backend holds a
+ * block (a new prefix) and total is given (total[i]: all the blocks
+ * backend i holds), the backend with the fewest among those not
+ * overloaded (SGLang's smallest tree, from real trees; ties by the
+ * rendezvous hash): a "miss" decision. Returns LLMC_ENOTFOUND, counting
+ * nothing, when nobody holds a block and total is NULL (the caller falls
+ * back to llmc_prefix_route), or when no backend is healthy. */
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
+                           const size_t *total, uint64_t tie, const int *load,
+                           const int *healthy);
+
+/* ---- kvindex: which backend holds which block (from KV events) ----------
+ *
+ * Engines that publish KV events (vLLM's --kv-events-config, our engine's
+ * --kv-events) say which blocks they store and evict. The index folds
+ * those events into a map block hash -> backends, bounded in memory, so a
+ * router can ask how many leading blocks of a prompt each backend holds.
+ * Hashes are 64-bit: an engine's integer hash, or the last 8 bytes
+ * (big-endian) of a bytes hash; for our engine llmc_kvindex_hash64 of the
+ * chain hash (llmc_kv_hash_chain) gives the same value. The formats read
+ * are written down in src/kvindex.c. Thread-safe (one internal mutex).
+ */
+typedef struct llmc_kvindex llmc_kvindex;
+
+typedef struct {
+    size_t max_entries; /* distinct hashes kept (default 1M); beyond, new ones are dropped */
+} llmc_kvindex_params;
+
+typedef struct {
+    uint64_t batches, events;        /* applied */
+    uint64_t stored, removed;        /* block hashes in BlockStored / BlockRemoved */
+    uint64_t cleared;                /* AllBlocksCleared */
+    uint64_t malformed;              /* payloads refused whole */
+    uint64_t dropped;                /* stored hashes not kept: max_entries reached */
+    uint64_t matches;                /* llmc_kvindex_match calls */
+    size_t entries;                  /* distinct hashes held by some backend */
+    size_t bytes;                    /* memory held */
+    size_t held[LLMC_PREFIX_MAX_BACKENDS];     /* blocks per backend */
+    int block_size[LLMC_PREFIX_MAX_BACKENDS];  /* from BlockStored, 0 until seen */
+} llmc_kvindex_stats;
+
+llmc_kvindex_params llmc_kvindex_default_params(void);
+/* An empty index for n_backends (1..LLMC_PREFIX_MAX_BACKENDS). p NULL =
+ * defaults. NULL with *err set. */
+llmc_kvindex *llmc_kvindex_new(const llmc_kvindex_params *p, int n_backends, int *err);
+void llmc_kvindex_free(llmc_kvindex *x);
+/* Apply one KVEventBatch payload (msgpack) published by backend. Returns
+ * the number of events in it, or LLMC_ECORRUPT (nothing applied) when it
+ * is not a well-formed batch, LLMC_EINVAL on bad arguments. Unknown event
+ * kinds are skipped. */
+long llmc_kvindex_apply(llmc_kvindex *x, int backend, const void *payload, size_t len);
+/* Forget everything backend holds (it restarted, or its stream had a gap
+ * that replay could not fill). 0 or LLMC_EINVAL. */
+int llmc_kvindex_clear_backend(llmc_kvindex *x, int backend);
+/* For a prompt's chain of block hashes[0..n): held[i] = how many leading
+ * blocks backend i holds (held has one slot per backend). Returns the
+ * largest. */
+size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held);
+/* The 64-bit form of one of our chain hashes: its last 8 bytes, big-endian. */
+uint64_t llmc_kvindex_hash64(const uint8_t h[LLMC_KV_HASH_LEN]);
+/* The block size the backends announced (first one seen), or 0. */
+int llmc_kvindex_block_size(llmc_kvindex *x);
+void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st);
 /* ==== end prefix ===================================================== */
 
 

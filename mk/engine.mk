@@ -10,7 +10,9 @@
 
 ENGINE_CORE_SRC := engine/model.c engine/tok.c engine/runner.c
 ENGINE_CORE_OBJ := $(ENGINE_CORE_SRC:%.c=$(B)/%.o)
-ENGINE_SRV_OBJ  := $(B)/engine/server.o $(B)/engine/main.o
+ENGINE_SRV_OBJ  := $(B)/engine/server.o $(B)/engine/main.o $(B)/engine/kvpub.o
+# KV events (engine/kvpub.c publishes, server/ subscribes): ZeroMQ + msgpack-c
+LDLIBS          += -lzmq -lmsgpackc
 ENGINE          := $(B)/llmcached-engine
 ENGINE_TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_engine*.c))
 

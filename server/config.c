@@ -20,7 +20,17 @@
 
 #include "server.h"
 
-typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_MS, OPT_SEC, OPT_BOOL, OPT_LIST, OPT_DOUBLE } opt_type;
+typedef enum {
+    OPT_STR,
+    OPT_INT,
+    OPT_SIZE,
+    OPT_MS,
+    OPT_SEC,
+    OPT_BOOL,
+    OPT_LIST,
+    OPT_DOUBLE,
+    OPT_APPEND /* repeatable: kv_events[] and n_kv_events */
+} opt_type;
 
 typedef struct {
     const char *name;
@@ -99,6 +109,17 @@ static const opt opts[] = {
      "prefix-affinity yields when a backend has this many more requests in flight (0: 32)"},
     {"route-balance-rel", OPT_DOUBLE, O(route_balance_rel), "0",
      "...and this times the least loaded's (0: the router's default)"},
+    {"kv-events", OPT_APPEND, O(kv_events), NULL,
+     "BACKEND=tcp://HOST:PORT[,tcp://HOST:PORT]: subscribe to that upstream's KV events "
+     "(vLLM format; BACKEND = its index from 0 or its URL; the second endpoint is its replay "
+     "socket) and route on what it really holds; repeatable"},
+    {"kv-index-max-blocks", OPT_INT, O(kv_index_max_blocks), "1048576",
+     "block hashes the KV event index keeps (about 64 bytes each at most)"},
+    {"kv-tokenize-cache", OPT_INT, O(kv_tokenize_cache), "4096",
+     "prompt prefixes whose tokens (from the backends' /tokenize) are kept for KV routing"},
+    {"kv-new-prefix", OPT_STR, O(kv_new_prefix), "tree",
+     "with --kv-events, where a prompt no engine holds goes: tree (this gateway's tree, "
+     "then the least loaded) or smallest (the engine holding the fewest blocks)"},
     {"health-interval", OPT_MS, O(health_interval_ms), "2000",
      "health check and metrics scrape period of several upstreams, ms"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",
@@ -186,6 +207,14 @@ static int config_set(srv_config *c, const opt *o, const char *v, const char *wh
             return -1;
         }
         c->upstream[c->n_upstream++] = strdup(v);
+        return 0;
+    case OPT_APPEND:
+        if (c->n_kv_events >= SRV_MAX_UPSTREAMS) {
+            fprintf(stderr, "llmcached: %s: too many --%s (at most %d)\n", where, o->name,
+                    SRV_MAX_UPSTREAMS);
+            return -1;
+        }
+        c->kv_events[c->n_kv_events++] = strdup(v);
         return 0;
     case OPT_INT:
         errno = 0;
@@ -492,6 +521,8 @@ static void config_value(FILE *f, const srv_config *c, const opt *o)
     case OPT_BOOL:
         fputs(*(const int *)p ? "yes" : "no", f);
         break;
+    case OPT_APPEND: /* one line per value: config_print_conf writes them */
+        break;
     }
 }
 
@@ -516,6 +547,14 @@ void config_print_conf(FILE *f, const srv_config *c)
                 fprintf(f, "#%s https://api.openai.com/v1\n", opts[i].name);
             for (int u = 0; u < c->n_upstream; u++)
                 fprintf(f, "#%s %s\n", opts[i].name, c->upstream[u]);
+            continue;
+        }
+        if (opts[i].type == OPT_APPEND) { /* kv-events: repeatable, one line each */
+            fprintf(f, "# (one line per backend; repeatable)\n");
+            if (!c->n_kv_events)
+                fprintf(f, "#%s \n", opts[i].name);
+            for (int k = 0; k < c->n_kv_events; k++)
+                fprintf(f, "#%s %s\n", opts[i].name, c->kv_events[k]);
             continue;
         }
         fprintf(f, "#%s ", opts[i].name);
@@ -668,6 +707,8 @@ void config_free(srv_config *c)
     }
     for (int i = 0; i < c->n_upstream; i++)
         free(c->upstream[i]);
+    for (int i = 0; i < c->n_kv_events; i++)
+        free(c->kv_events[i]);
 }
 
 void config_embed_params(const srv_config *c, llmc_embed_params *ep)

@@ -19,6 +19,10 @@
  * loses no request. A backend that comes back is forgotten by the router:
  * its KV cache restarted empty.
  *
+ * KV events: with --kv-events for every backend (kvsub.c), prefix affinity
+ * routes on the blocks each engine says it holds (llmc_prefix_route_held)
+ * and falls back to the tree for prompts it cannot place yet.
+ *
  * Locking: mu guards the router and the scraped figures; inflight and the
  * health flags are atomics read on the request path.
  */
@@ -49,6 +53,8 @@ struct pool {
     pool_backend b[SRV_MAX_UPSTREAMS];
     pthread_mutex_t mu;
     llmc_prefix_router *router;
+    kvsub *kv;       /* the engines' KV events (--kv-events), or NULL */
+    int kv_smallest; /* --kv-new-prefix smallest */
     int policy;
     pthread_t th;
     int th_started;
@@ -67,7 +73,7 @@ int pool_count(pool *p)
     return p->n;
 }
 
-static size_t pool_sink(char *buf, size_t size, size_t n, void *arg)
+size_t pool_sink(char *buf, size_t size, size_t n, void *arg)
 {
     char **acc = arg;
     size_t len = size * n, cur = *acc ? strlen(*acc) : 0;
@@ -108,6 +114,7 @@ static void pool_probe(pool *p, int i, CURL *c)
         pthread_mutex_lock(&p->mu);
         llmc_prefix_forget_backend(p->router, i); /* a restart empties its KV cache */
         pthread_mutex_unlock(&p->mu);
+        kvsub_forget(p->kv, i);
         srv_log(LOG_INFO, "upstream %s is back", b->base);
     } else if (!now_alive && was) {
         srv_log(LOG_WARN, "upstream %s failed its health check; routing around it", b->base);
@@ -177,8 +184,9 @@ pool *pool_new(srv *s, int *err)
     llmc_prefix_params pp = llmc_prefix_default_params();
     int pol = llmc_prefix_policy_parse(s->cfg.route_policy ? s->cfg.route_policy : "prefix");
     if (pol < 0) {
-        srv_log(LOG_ERROR, "route-policy: '%s' is not round-robin, least-loaded or "
-                           "prefix-affinity",
+        srv_log(LOG_ERROR,
+                "route-policy: '%s' is not round-robin, least-loaded or "
+                "prefix-affinity",
                 s->cfg.route_policy);
         *err = LLMC_EINVAL;
         pool_free(p);
@@ -195,6 +203,19 @@ pool *pool_new(srv *s, int *err)
         pool_free(p);
         return NULL;
     }
+    p->kv = kvsub_new(s, n, err);
+    if (!p->kv && *err) {
+        pool_free(p);
+        return NULL;
+    }
+    const char *np = s->cfg.kv_new_prefix ? s->cfg.kv_new_prefix : "tree";
+    if (strcmp(np, "tree") && strcmp(np, "smallest")) {
+        srv_log(LOG_ERROR, "kv-new-prefix: '%s' is not tree or smallest", np);
+        *err = LLMC_EINVAL;
+        pool_free(p);
+        return NULL;
+    }
+    p->kv_smallest = !strcmp(np, "smallest");
     return p;
 }
 
@@ -205,7 +226,7 @@ int pool_start(pool *p)
     if (pthread_create(&p->th, NULL, pool_main, p))
         return -1;
     p->th_started = 1;
-    return 0;
+    return kvsub_start(p->kv);
 }
 
 void pool_free(pool *p)
@@ -216,6 +237,7 @@ void pool_free(pool *p)
         atomic_store(&p->stop, 1);
         pthread_join(p->th, NULL);
     }
+    kvsub_free(p->kv);
     for (int i = 0; i < p->n; i++) {
         free(p->b[i].base);
         free(p->b[i].origin);
@@ -233,14 +255,25 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
     long long now = pool_ms();
     for (int i = 0; i < p->n; i++) {
         load[i] = atomic_load(&p->b[i].inflight);
-        ok[i] = i != avoid && atomic_load(&p->b[i].alive) && atomic_load(&p->b[i].down_until) <= now;
+        ok[i] =
+            i != avoid && atomic_load(&p->b[i].alive) && atomic_load(&p->b[i].down_until) <= now;
         any |= ok[i];
     }
     if (!any) /* everyone looks down: try anyone but the one that just failed */
         for (int i = 0; i < p->n; i++)
             ok[i] = i != avoid || p->n == 1;
+    /* precise: what the engines say they hold (hashing outside the lock) */
+    size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS];
+    uint64_t first = 0;
+    int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len
+                 ? kvsub_held(p->kv, key, len, held, total, &first)
+                 : -1;
     pthread_mutex_lock(&p->mu);
-    int r = llmc_prefix_route(p->router, key ? key : "", key ? len : 0, load, ok);
+    int r = nb > 0 ? llmc_prefix_route_held(p->router, held, (size_t)nb,
+                                            p->kv_smallest ? total : NULL, first, load, ok)
+                   : LLMC_ENOTFOUND;
+    if (r < 0) /* no events for this prompt, or nobody holds a block: the tree */
+        r = llmc_prefix_route(p->router, key ? key : "", key ? len : 0, load, ok);
     if (r < 0)
         r = avoid >= 0 ? (avoid + 1) % p->n : 0;
     if (key && len)
@@ -291,18 +324,20 @@ void pool_write_json(pool *p, FILE *f)
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->n; i++) {
         pool_backend *b = &p->b[i];
-        fprintf(f, "%s{\"url\":\"%s\",\"healthy\":%s,\"inflight\":%d,\"requests\":%llu,"
-                   "\"failures\":%llu",
+        fprintf(f,
+                "%s{\"url\":\"%s\",\"healthy\":%s,\"inflight\":%d,\"requests\":%llu,"
+                "\"failures\":%llu",
                 i ? "," : "", b->base,
                 atomic_load(&b->alive) && atomic_load(&b->down_until) <= pool_ms() ? "true"
-                                                                                    : "false",
+                                                                                   : "false",
                 atomic_load(&b->inflight), (unsigned long long)atomic_load(&b->requests),
                 (unsigned long long)atomic_load(&b->failures));
         if (b->scraped) {
             double hr = b->prefix_queries > 0 ? b->prefix_hits / b->prefix_queries : 0;
-            fprintf(f, ",\"prefix_cache_queries\":%.0f,\"prefix_cache_hits\":%.0f,"
-                       "\"prefix_cache_hit_rate\":%.4f,\"kv_cache_usage\":%.4f,"
-                       "\"requests_running\":%.0f",
+            fprintf(f,
+                    ",\"prefix_cache_queries\":%.0f,\"prefix_cache_hits\":%.0f,"
+                    "\"prefix_cache_hit_rate\":%.4f,\"kv_cache_usage\":%.4f,"
+                    "\"requests_running\":%.0f",
                     b->prefix_queries, b->prefix_hits, hr, isnan(b->kv_usage) ? 0 : b->kv_usage,
                     isnan(b->running) ? 0 : b->running);
         }
@@ -311,10 +346,13 @@ void pool_write_json(pool *p, FILE *f)
     llmc_prefix_stats st;
     llmc_prefix_get_stats(p->router, &st);
     pthread_mutex_unlock(&p->mu);
-    fprintf(f, "],\"router\":{\"routed\":%llu,\"affinity\":%llu,\"balance\":%llu,\"miss\":%llu,"
-               "\"tree_bytes\":%zu}",
+    fprintf(f,
+            "],\"router\":{\"routed\":%llu,\"affinity\":%llu,\"balance\":%llu,\"miss\":%llu,"
+            "\"tree_bytes\":%zu,\"on_events\":%llu}",
             (unsigned long long)st.routed, (unsigned long long)st.affinity,
-            (unsigned long long)st.balance, (unsigned long long)st.miss, st.bytes);
+            (unsigned long long)st.balance, (unsigned long long)st.miss, st.bytes,
+            (unsigned long long)st.precise);
+    kvsub_write_json(p->kv, f);
 }
 
 void pool_write_prometheus(pool *p, FILE *f)
@@ -353,4 +391,5 @@ void pool_write_prometheus(pool *p, FILE *f)
         }
     }
     pthread_mutex_unlock(&p->mu);
+    kvsub_write_prometheus(p->kv, f);
 }

@@ -8,7 +8,7 @@
  *   top          main.c (start, run, stop)   http.c (the dispatcher)
  *   request path admin.c    sem.c → flight.c (sem hands a miss on to a
  *                flight; flight never calls sem)
- *   below it     pool.c  verify.c → upstream.c  memo.c  demo.c
+ *   below it     pool.c → kvsub.c   verify.c → upstream.c  memo.c  demo.c
  *   ground       reply.c (common headers, errors, serving an entry)
  *                log.c (srv_log, srv_now)   config.c (plain data)
  *                notify.c (systemd's sd_notify, for main)
@@ -102,6 +102,12 @@ typedef struct srv_config {
     long long shutdown_timeout_ms;
     double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
     double verify_similarity; /* answer cosine that counts as the same answer */
+    /* KV events (kvsub.c): "BACKEND=PUB[,REPLAY]" per backend, repeatable */
+    char *kv_events[SRV_MAX_UPSTREAMS];
+    int n_kv_events;
+    long long kv_index_max_blocks; /* distinct block hashes kept by the index */
+    long long kv_tokenize_cache;   /* prompt prefixes whose tokens are kept */
+    char *kv_new_prefix;           /* "tree" or "smallest": where a prefix nobody holds goes */
 } srv_config;
 
 /* ==== ground: config.c, notify.c, log.c, reply.c ======================= */
@@ -245,6 +251,28 @@ void pool_begin(pool *p, int backend);
 void pool_end(pool *p, int backend, int refused);
 void pool_write_json(pool *p, FILE *f);
 void pool_write_prometheus(pool *p, FILE *f);
+/* libcurl write callback: appends to the NUL-terminated malloc'd string at
+ * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
+size_t pool_sink(char *buf, size_t size, size_t n, void *arg);
+
+/* kvsub.c — the engines' KV events, for precise prefix routing (used by
+ * pool.c only). NULL from kvsub_new with *err 0 when none is configured. */
+typedef struct kvsub kvsub;
+kvsub *kvsub_new(srv *s, int n_backends, int *err);
+int kvsub_start(kvsub *k);
+void kvsub_free(kvsub *k);
+/* held[i] = leading blocks of the prompt key[0..len) that backend i holds,
+ * from its events: the number of blocks of the prompt hashed (> 0) when
+ * known, -1 when not (no tokens for this prompt
+ * yet: queued for tokenization; or no events yet). total[i]: all the
+ * blocks backend i holds. *first: the prompt's
+ * first block hash (a tie-breaker all gateways share). Never blocks on I/O. */
+int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
+               uint64_t *first);
+/* Backend i restarted: forget what it held. */
+void kvsub_forget(kvsub *k, int backend);
+void kvsub_write_json(kvsub *k, FILE *f);
+void kvsub_write_prometheus(kvsub *k, FILE *f);
 
 /* verify.c — a sample of hits re-asked upstream and compared */
 int verify_start(srv *s); /* installs s->on_hit */

@@ -37,11 +37,17 @@
  *     hash, and no two registered blocks share a hash;
  *   - 0 <= reserved <= n_free.
  *
+ * Events. An optional listener (llmc_kvpool_set_listener) hears, under the
+ * lock and in order, each block registered (stored), each cached block
+ * evicted (removed) and a reset (cleared): what an engine publishes as
+ * vLLM's KV events, so a router can know what the pool holds.
+ *
  * Locking. One mutex (pool->mu) guards everything in the pool, including the
  * counters. A sequence's own fields are touched only by its owner thread;
  * functions that also touch the pool take the mutex. SHA-256 hashing is done
  * outside the lock.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +77,8 @@ struct llmc_kvpool {
     int32_t head, tail; /* free queue */
     int n_free, n_reserved, n_cached;
     uint64_t queries, hits, requests, evictions;
+    llmc_kv_listener listener;
+    void *listener_ud;
 };
 
 struct llmc_kvseq {
@@ -238,6 +246,10 @@ static int32_t kvblock_alloc(llmc_kvpool *p)
     int32_t id = p->head;
     kvblock_fq_remove(p, id);
     if (p->blocks[id].has_hash) {
+        if (p->listener) {
+            llmc_kv_event ev = {LLMC_KV_REMOVED, p->blocks[id].hash, NULL, NULL, 0};
+            p->listener(p->listener_ud, &ev);
+        }
         kvblock_table_del(p, id);
         p->evictions++;
     }
@@ -516,8 +528,15 @@ int llmc_kvseq_commit(llmc_kvseq *s, size_t n_computed)
     for (size_t i = s->n_registered; i < full; i++) {
         int32_t id = s->blocks[i];
         const uint8_t *hi = s->hashes + i * LLMC_KV_HASH_LEN;
-        if (!p->blocks[id].has_hash && kvblock_table_get(p, hi) < 0)
+        if (!p->blocks[id].has_hash && kvblock_table_get(p, hi) < 0) {
             kvblock_table_put(p, id, hi);
+            if (p->listener) {
+                llmc_kv_event ev = {LLMC_KV_STORED, hi,
+                                    i ? s->hashes + (i - 1) * LLMC_KV_HASH_LEN : NULL,
+                                    s->tokens + i * B, B};
+                p->listener(p->listener_ud, &ev);
+            }
+        }
     }
     s->n_registered = full;
     pthread_mutex_unlock(&p->mu);
@@ -557,6 +576,33 @@ long llmc_kvpool_lookup(llmc_kvpool *p, const int32_t *tokens, size_t n_prompt,
     pthread_mutex_unlock(&p->mu);
     free(h);
     return (long)(k * (size_t)p->block_size);
+}
+
+void llmc_kvpool_set_listener(llmc_kvpool *p, llmc_kv_listener fn, void *ud)
+{
+    pthread_mutex_lock(&p->mu);
+    p->listener = fn;
+    p->listener_ud = ud;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int llmc_kvpool_reset(llmc_kvpool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->n_free != p->num_blocks) {
+        pthread_mutex_unlock(&p->mu);
+        return LLMC_EBUSY;
+    }
+    for (int32_t i = 0; i < p->num_blocks; i++)
+        if (p->blocks[i].has_hash)
+            kvblock_table_del(p, i);
+    assert(p->n_cached == 0);
+    if (p->listener) {
+        llmc_kv_event ev = {LLMC_KV_CLEARED, NULL, NULL, NULL, 0};
+        p->listener(p->listener_ud, &ev);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return LLMC_OK;
 }
 
 int llmc_kvpool_find(llmc_kvpool *p, const uint8_t hash[LLMC_KV_HASH_LEN])

@@ -451,11 +451,11 @@ static int prefix_least_loaded(llmc_prefix_router *r, const int *load, const int
     return best;
 }
 
-int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
-                      const int *healthy)
+/* SGLang's imbalance test, applied per backend: ok[b] = b is healthy and
+ * not overloaded (its gap to the least loaded exceeds both thresholds).
+ * Returns 0, or -1 when no backend is healthy. */
+static int prefix_guard(const llmc_prefix_router *r, const int *load, const int *healthy, int *ok)
 {
-    if (!r || !load || (!key && len))
-        return LLMC_EINVAL;
     int lo = 0, any = 0;
     for (int b = 0; b < r->n; b++) {
         if (healthy && !healthy[b])
@@ -465,6 +465,94 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
         any = 1;
     }
     if (!any)
+        return -1;
+    for (int b = 0; b < r->n; b++)
+        ok[b] = (!healthy || healthy[b]) &&
+                !(load[b] - lo > r->p.balance_abs_threshold &&
+                  (double)load[b] > (double)lo * r->p.balance_rel_threshold);
+    return 0;
+}
+
+/* A rendezvous hash of (tie, b): the same order on every gateway. */
+static uint64_t prefix_rendezvous(uint64_t tie, int b)
+{
+    uint64_t v = (tie ^ ((uint64_t)b + 1) * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+    return v ^ (v >> 31);
+}
+
+int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
+                           const size_t *total, uint64_t tie, const int *load, const int *healthy)
+{
+    if (!r || !held || !load)
+        return LLMC_EINVAL;
+    int ok[LLMC_PREFIX_MAX_BACKENDS];
+    if (prefix_guard(r, load, healthy, ok))
+        return LLMC_ENOTFOUND;
+    size_t best = 0, best_any = 0, floor = SIZE_MAX;
+    for (int b = 0; b < r->n; b++) {
+        if (healthy && !healthy[b])
+            continue;
+        if (held[b] > best_any)
+            best_any = held[b];
+        if (ok[b] && held[b] > best)
+            best = held[b];
+        if (held[b] < floor)
+            floor = held[b];
+    }
+    /* A run every backend holds (a preamble all prompts share) says nothing,
+     * and a run shorter than match_threshold of the prompt's blocks is worth
+     * less than staying where the prefix was sent (the tree's stickiness):
+     * both are left to the caller's tree. */
+    int fresh = best_any <= floor; /* nobody holds more than the common preamble */
+    if (fresh ? !total : (double)best_any <= r->p.match_threshold * (double)n_blocks)
+        return LLMC_ENOTFOUND;
+    r->st.routed++;
+    r->st.precise++;
+    if (fresh) {
+        /* a new prefix: SGLang's "smallest tree", with the engines' real
+         * trees (blocks they hold) instead of this gateway's guesses, so
+         * every gateway sees the same sizes */
+        int pick = -1;
+        for (int b = 0; b < r->n; b++) {
+            if (!ok[b])
+                continue;
+            if (pick < 0 || total[b] < total[pick] ||
+                (total[b] == total[pick] &&
+                 prefix_rendezvous(tie, b) > prefix_rendezvous(tie, pick)))
+                pick = b;
+        }
+        r->st.miss++;
+        return pick;
+    }
+    /* The longest holder is overloaded and the others that are not hold less
+     * than half as much: spill to the least loaded, as the tree does, rather
+     * than to an engine that happens to hold the first block or two. */
+    if (!best || best * 2 < best_any) {
+        r->st.balance++;
+        return prefix_least_loaded(r, load, healthy);
+    }
+    /* among equal holders the least loaded, then a rendezvous hash of (tie,
+     * backend): gateways see the same events, and when loads are equal they
+     * agree, while different prefixes spread over the holders */
+    int pick = -1;
+    for (int b = 0; b < r->n; b++) {
+        if (!ok[b] || held[b] != best)
+            continue;
+        if (pick < 0 || load[b] < load[pick] ||
+            (load[b] == load[pick] && prefix_rendezvous(tie, b) > prefix_rendezvous(tie, pick)))
+            pick = b;
+    }
+    r->st.affinity++;
+    return pick;
+}
+
+int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
+                      const int *healthy)
+{
+    if (!r || !load || (!key && len))
+        return LLMC_EINVAL;
+    int ok[LLMC_PREFIX_MAX_BACKENDS];
+    if (prefix_guard(r, load, healthy, ok))
         return LLMC_ENOTFOUND;
     r->st.routed++;
     if (r->p.policy == LLMC_ROUTE_ROUND_ROBIN) {
@@ -478,13 +566,6 @@ int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const 
     }
     if (r->p.policy == LLMC_ROUTE_LEAST_LOADED)
         return prefix_least_loaded(r, load, healthy);
-    /* SGLang's imbalance test, applied per backend: b is overloaded when its
-     * gap to the least loaded exceeds both thresholds */
-    int ok[LLMC_PREFIX_MAX_BACKENDS];
-    for (int b = 0; b < r->n; b++)
-        ok[b] = (!healthy || healthy[b]) &&
-                !(load[b] - lo > r->p.balance_abs_threshold &&
-                  (double)load[b] > (double)lo * r->p.balance_rel_threshold);
     size_t matched[LLMC_PREFIX_MAX_BACKENDS];
     uint64_t stamps[LLMC_PREFIX_MAX_BACKENDS];
     if (len > r->p.max_key_bytes)

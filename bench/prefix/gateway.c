@@ -2,7 +2,13 @@
  * gateway.c — the prefix tier with the gateway in the path (make bench-prefix):
  * 4 real llmcached-engine processes behind one llmcached daemon that routes
  * every request itself (--upstream x4 --route-policy P), for round-robin,
- * least-loaded and prefix-affinity in the same run.
+ * least-loaded, approximate prefix affinity (the daemon's tree of what it
+ * sent), precise prefix affinity (the engines publish KV events, the daemon
+ * routes on what they hold: --kv-events) and precise with two daemons
+ * sharing the clients, in the same run, over two workloads: engine pools
+ * of SMALL_POOL blocks (48: about two tenants' system prompts per engine,
+ * so engines evict and what a gateway sent stops being what an engine
+ * holds) and of LARGE_POOL blocks (512: nothing is evicted).
  *
  * This is bench/prefix/route.c (the routing decided in the client, the
  * policy in isolation) with the daemon between the clients and the engines:
@@ -34,12 +40,14 @@
  *   max/fair   the largest per-backend request count (the daemon's /stats
  *              "backends"[].requests, checked against each engine's
  *              vllm:request_success_total) over requests / 4.
- * Then the ratios the issue's bar is about: affinity hit rate over
- * round-robin's, round-robin's TTFT p50 over affinity's, affinity max/fair.
+ * Then the bars of issue 14: under eviction precise >= 1.2x approximate's
+ * hit rate with TTFT p50 no worse; without eviction precise within 3% of
+ * approximate; max/fair <= 1.25 for the affinity modes; two gateways within
+ * 3 points of one.
  *
  * Usage: gateway ENGINE_BINARY DAEMON_BINARY MODELS_DIR [REQUESTS [CLIENTS
- *                [NUM_BLOCKS [BALANCE_ABS [BALANCE_REL]]]]]
- * (defaults 400 8 128 5 1.5; see the balance note in main()).
+ *                [SMALL_POOL [BALANCE_ABS [BALANCE_REL [LARGE_POOL]]]]]]
+ * (defaults 400 8 48 5 1.5 512; see the balance note in main()).
  *
  * Processes: every child is started by fork/exec, its stdout read through
  * a pipe for the "listening on"/"ready port=" line, and stopped with
@@ -68,7 +76,19 @@
 #define NT 20
 #define TOKEN "bench-prefix-token"
 
-static const char *policies[3] = {"round-robin", "least-loaded", "prefix-affinity"};
+/* The modes of one run: the daemon's policy, whether engines publish KV
+ * events and the daemon routes on them (--kv-events), and how many
+ * gateways share the clients (each client talks to one, alternately). */
+typedef struct {
+    const char *name, *policy;
+    int kv, gateways;
+} mode_t_;
+#define NM 5
+static const mode_t_ modes[NM] = {
+    {"round-robin", "round-robin", 0, 1},       {"least-loaded", "least-loaded", 0, 1},
+    {"approximate", "prefix-affinity", 0, 1},   {"precise", "prefix-affinity", 1, 1},
+    {"precise x2 gw", "prefix-affinity", 1, 2},
+};
 
 typedef struct {
     pid_t pid;
@@ -78,7 +98,7 @@ typedef struct {
 
 typedef struct {
     pthread_mutex_t mu;
-    int gw_port;
+    int gw_port[2], n_gw, next_client;
     char **bodies;
     int n_reqs, next;
     double *ttft;
@@ -88,11 +108,16 @@ typedef struct {
 typedef struct {
     double hit, p50, p99, tput, split;
     long long count[NE];
-    long long routed, affinity, balance, miss;
+    long long routed, affinity, balance, miss, on_events;
+    double tok_ms; /* mean /tokenize call, as the daemon measured it */
+    long long tok_calls;
     int errors, anomalies;
 } result_t;
 
-static child_t start_child(char *const argv[], const char *marker, const char *errpath)
+/* kv (may be NULL): receives "PUB,REPLAY" from an engine's "kv events on
+ * PUB replay REPLAY" line, printed before its listening line. */
+static child_t start_child(char *const argv[], const char *marker, const char *errpath, char *kv,
+                           size_t kvcap)
 {
     child_t c = {-1, 0, NULL};
     int pfd[2];
@@ -116,6 +141,9 @@ static child_t start_child(char *const argv[], const char *marker, const char *e
     c.out = fdopen(pfd[0], "r");
     char line[512];
     while (c.out && fgets(line, sizeof line, c.out)) {
+        char pub[200], rep[200];
+        if (kv && sscanf(line, "llmcached-engine: kv events on %199s replay %199s", pub, rep) == 2)
+            snprintf(kv, kvcap, "%s,%s", pub, rep);
         char *p = strstr(line, marker);
         if (p) {
             c.port = atoi(p + strlen(marker));
@@ -188,7 +216,10 @@ static void *client(void *arg)
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     h = curl_slist_append(h, "Cache-Control: no-store");
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", r->gw_port);
+    pthread_mutex_lock(&r->mu);
+    int gi = r->next_client++ % r->n_gw;
+    pthread_mutex_unlock(&r->mu);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", r->gw_port[gi]);
     for (;;) {
         pthread_mutex_lock(&r->mu);
         int i = r->next++;
@@ -239,87 +270,126 @@ static int read_gateway_stats(int port, result_t *res)
         json_decref(j);
         return -1;
     }
+    /* added up over the gateways of a run */
     for (size_t i = 0; i < NE; i++)
-        res->count[i] = jint(json_array_get(bk, i), "requests");
+        res->count[i] += jint(json_array_get(bk, i), "requests");
     json_t *rt = json_object_get(j, "router");
-    res->routed = jint(rt, "routed");
-    res->affinity = jint(rt, "affinity");
-    res->balance = jint(rt, "balance");
-    res->miss = jint(rt, "miss");
+    res->routed += jint(rt, "routed");
+    res->affinity += jint(rt, "affinity");
+    res->balance += jint(rt, "balance");
+    res->miss += jint(rt, "miss");
+    long long ev = jint(rt, "on_events");
+    res->on_events += ev > 0 ? ev : 0;
+    json_t *tk = json_object_get(json_object_get(j, "kv_events"), "tokenize");
+    if (tk) {
+        long long n = jint(tk, "calls");
+        json_t *m = json_object_get(tk, "mean_ms");
+        double mean = json_is_number(m) ? json_number_value(m) : 0;
+        if (n > 0) {
+            res->tok_ms = (res->tok_ms * (double)res->tok_calls + mean * (double)n) /
+                          (double)(res->tok_calls + n);
+            res->tok_calls += n;
+        }
+    }
     json_decref(j);
     return 0;
 }
 
 typedef struct {
     const char *engine, *daemon, *models, *tmpdir;
-    int nb, clients, bal_abs;
+    const char *new_prefix; /* KV_NEW_PREFIX from the environment, or NULL */
+    const char *only;       /* KV_BENCH_MODES: the digits of the modes to run, or NULL */
+    int nb, clients, bal_abs, nb_evict;
     double bal_rel;
 } setup_t;
 
-static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, result_t *res)
+static int run_policy(const setup_t *su, int mode, char **bodies, int n_reqs, result_t *res)
 {
+    const mode_t_ *md = &modes[mode];
     memset(res, 0, sizeof *res);
-    child_t eng[NE], gw = {-1, 0, NULL};
-    char m[1024], t[1024], nbs[32], errlog[1100];
+    child_t eng[NE], gw[2] = {{-1, 0, NULL}, {-1, 0, NULL}};
+    char m[1024], t[1024], nbs[32], errlog[1100], kv[NE][420];
     snprintf(m, sizeof m, "%s/stories260K.bin", su->models);
     snprintf(t, sizeof t, "%s/tok512.bin", su->models);
     snprintf(nbs, sizeof nbs, "%d", su->nb);
-    snprintf(errlog, sizeof errlog, "%s/%s.log", su->tmpdir, policies[policy]);
+    snprintf(errlog, sizeof errlog, "%s/run.log", su->tmpdir);
     int ok = 1;
     for (int i = 0; i < NE; i++) {
-        char *av[] = {(char *)su->engine, "--model",   m,   "--tokenizer",  t,   "--listen",
-                      "127.0.0.1:0",      "--workers", "1", "--num-blocks", nbs, NULL};
-        eng[i] = start_child(av, "127.0.0.1:", errlog);
-        ok &= eng[i].port > 0;
-    }
-    char ups[NE][64], abs_s[32], rel_s[32];
-    for (int i = 0; i < NE; i++)
-        snprintf(ups[i], sizeof ups[i], "http://127.0.0.1:%d/v1", eng[i].port);
-    snprintf(abs_s, sizeof abs_s, "%d", su->bal_abs);
-    snprintf(rel_s, sizeof rel_s, "%g", su->bal_rel);
-    if (ok) {
-        char *av[] = {(char *)su->daemon,
+        char *av[] = {(char *)su->engine,
+                      "--model",
+                      m,
+                      "--tokenizer",
+                      t,
                       "--listen",
                       "127.0.0.1:0",
-                      "--upstream",
-                      ups[0],
-                      "--upstream",
-                      ups[1],
-                      "--upstream",
-                      ups[2],
-                      "--upstream",
-                      ups[3],
-                      "--route-policy",
-                      (char *)policies[policy],
-                      "--route-balance-abs",
-                      abs_s,
-                      "--route-balance-rel",
-                      rel_s,
-                      "--semantic",
-                      "no",
-                      "--persist",
-                      "no",
-                      "--data-dir",
-                      (char *)su->tmpdir,
-                      "--admin-token",
-                      TOKEN,
-                      "--log-level",
-                      "warn",
+                      "--workers",
+                      "1",
+                      "--num-blocks",
+                      nbs,
+                      md->kv ? "--kv-events" : NULL,
+                      "tcp://127.0.0.1:*",
+                      "--kv-events-replay",
+                      "tcp://127.0.0.1:*",
                       NULL};
-        gw = start_child(av, "ready port=", errlog);
-        ok &= gw.port > 0;
+        kv[i][0] = 0;
+        eng[i] = start_child(av, "listening on http://127.0.0.1:", errlog, kv[i], sizeof kv[i]);
+        ok &= eng[i].port > 0 && (!md->kv || kv[i][0]);
+    }
+    char ups[NE][64], kvs[NE][1700], abs_s[32], rel_s[32];
+    for (int i = 0; i < NE; i++) {
+        snprintf(ups[i], sizeof ups[i], "http://127.0.0.1:%d/v1", eng[i].port);
+        snprintf(kvs[i], sizeof kvs[i], "%d=%s", i, kv[i]);
+    }
+    snprintf(abs_s, sizeof abs_s, "%d", su->bal_abs);
+    snprintf(rel_s, sizeof rel_s, "%g", su->bal_rel);
+    for (int g = 0; ok && g < md->gateways; g++) {
+        char *av[48];
+        int a = 0;
+        av[a++] = (char *)su->daemon;
+        av[a++] = "--listen";
+        av[a++] = "127.0.0.1:0";
+        for (int i = 0; i < NE; i++) {
+            av[a++] = "--upstream";
+            av[a++] = ups[i];
+        }
+        for (int i = 0; md->kv && i < NE; i++) {
+            av[a++] = "--kv-events";
+            av[a++] = kvs[i];
+        }
+        if (md->kv && su->new_prefix) {
+            av[a++] = "--kv-new-prefix";
+            av[a++] = (char *)su->new_prefix;
+        }
+        char *rest[] = {"--route-policy",      (char *)md->policy,
+                        "--route-balance-abs", abs_s,
+                        "--route-balance-rel", rel_s,
+                        "--semantic",          "no",
+                        "--persist",           "no",
+                        "--data-dir",          (char *)su->tmpdir,
+                        "--admin-token",       TOKEN,
+                        "--log-level",         "warn"};
+        for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
+            av[a++] = rest[i];
+        av[a] = NULL;
+        gw[g] = start_child(av, "ready port=", errlog, NULL, 0);
+        ok &= gw[g].port > 0;
     }
     if (!ok) {
         fprintf(stderr, "could not start the engines or the gateway; see %s\n", errlog);
         for (int i = 0; i < NE; i++)
             stop_child(&eng[i]);
-        stop_child(&gw);
+        stop_child(&gw[0]);
+        stop_child(&gw[1]);
         return -1;
     }
+    if (md->kv)
+        usleep(300 * 1000); /* the gateways' subscriptions reach the engines */
     run_t r;
     memset(&r, 0, sizeof r);
     pthread_mutex_init(&r.mu, NULL);
-    r.gw_port = gw.port;
+    r.gw_port[0] = gw[0].port;
+    r.gw_port[1] = gw[1].port;
+    r.n_gw = md->gateways;
     r.bodies = bodies;
     r.n_reqs = n_reqs;
     r.ttft = calloc((size_t)n_reqs, sizeof *r.ttft);
@@ -340,15 +410,17 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
         else
             q += qi, h += hi;
     }
-    if (read_gateway_stats(gw.port, res))
-        res->anomalies++;
+    for (int g = 0; g < md->gateways; g++)
+        if (read_gateway_stats(gw[g].port, res))
+            res->anomalies++;
     for (int i = 0; i < NE; i++) /* the engines' own counts must agree */
         if (isnan(served[i]) || (long long)served[i] != res->count[i]) {
             fprintf(stderr, "backend %d: gateway sent %lld, engine served %.0f\n", i, res->count[i],
                     served[i]);
             res->anomalies++;
         }
-    stop_child(&gw);
+    stop_child(&gw[0]);
+    stop_child(&gw[1]);
     for (int i = 0; i < NE; i++)
         stop_child(&eng[i]);
 
@@ -373,9 +445,11 @@ static int run_policy(const setup_t *su, int policy, char **bodies, int n_reqs, 
     }
     printf("  load split (gateway's per-backend requests): %lld %lld %lld %lld", res->count[0],
            res->count[1], res->count[2], res->count[3]);
-    if (policy == 2)
-        printf("  router: %lld affinity, %lld balance, %lld miss", res->affinity, res->balance,
-               res->miss);
+    if (mode >= 2)
+        printf("  router: %lld affinity, %lld balance, %lld miss, %lld on events", res->affinity,
+               res->balance, res->miss, res->on_events);
+    if (res->tok_calls)
+        printf("  /tokenize: %lld calls, mean %.2f ms", res->tok_calls, res->tok_ms);
     printf("\n  engines: %.0f of %.0f prompt tokens from the prefix cache, %.1f s\n", h, q, wall);
     fflush(stdout);
     free(r.ttft);
@@ -388,16 +462,20 @@ int main(int argc, char **argv)
     if (argc < 4) {
         fprintf(stderr,
                 "usage: %s ENGINE_BINARY DAEMON_BINARY MODELS_DIR [REQUESTS [CLIENTS "
-                "[NUM_BLOCKS [BALANCE_ABS [BALANCE_REL]]]]]\n",
+                "[SMALL_POOL [BALANCE_ABS [BALANCE_REL [LARGE_POOL]]]]]]\n",
                 argv[0]);
         return 2;
     }
-    setup_t su = {argv[1], argv[2], argv[3], NULL, 128, 8, 5, 1.5};
+    setup_t su = {
+        argv[1], argv[2], argv[3], NULL, getenv("KV_NEW_PREFIX"), getenv("KV_BENCH_MODES"), 512,
+        8,       5,       48,      1.5};
     int n_reqs = argc > 4 ? atoi(argv[4]) : 400;
     if (argc > 5)
         su.clients = atoi(argv[5]);
     if (argc > 6)
-        su.nb = atoi(argv[6]);
+        su.nb_evict = atoi(argv[6]);
+    if (argc > 9)
+        su.nb = atoi(argv[9]);
     /* Balance thresholds. The daemon's defaults are SGLang's (a backend is
      * overloaded when it has more than 32 requests in flight above the
      * least loaded one and 1.0001x its load); with 8 clients no backend can
@@ -419,8 +497,8 @@ int main(int argc, char **argv)
         su.bal_abs = atoi(argv[7]);
     if (argc > 8)
         su.bal_rel = atof(argv[8]);
-    if (n_reqs < 10 || su.clients < 1 || su.clients > 64 || su.nb < 40 || su.bal_abs < 1 ||
-        su.bal_rel <= 0) {
+    if (n_reqs < 10 || su.clients < 1 || su.clients > 64 || su.nb < 40 || su.nb_evict < 40 ||
+        su.bal_abs < 1 || su.bal_rel <= 0) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
@@ -463,42 +541,75 @@ int main(int argc, char **argv)
 
     char cpu[512];
     bench_cpu_model(cpu, sizeof cpu);
-    printf("bench prefix (gateway in the path): %d engines (stories260K, 1 worker, %d KV blocks "
-           "of 16) behind llmcached, %d tenants (uniform, ~300-token system prompts), questions "
-           "Zipf s=1, %d requests, %d clients, 4 new tokens each, Cache-Control: no-store; "
-           "gateway balance thresholds abs %d rel %g\n",
-           NE, su.nb, NT, n_reqs, su.clients, su.bal_abs, su.bal_rel);
+    printf("bench prefix (gateway in the path): %d engines (stories260K, 1 worker, %d or %d KV "
+           "blocks of 16) behind llmcached, %d tenants (uniform, ~300-token system prompts), "
+           "questions Zipf s=1, %d requests, %d clients, 4 new tokens each, Cache-Control: "
+           "no-store; gateway balance thresholds abs %d rel %g\n",
+           NE, su.nb_evict, su.nb, NT, n_reqs, su.clients, su.bal_abs, su.bal_rel);
     printf("machine: nproc %ld, %s\ncommand:", sysconf(_SC_NPROCESSORS_ONLN), cpu);
     for (int i = 0; i < argc; i++)
         printf(" %s", argv[i]);
     printf("\n\n");
     fflush(stdout);
 
-    result_t res[3];
+    /* Two workloads: engine pools that hold about two tenants' system
+     * prompts (so they evict, and what a gateway sent stops being what an
+     * engine holds), and large pools (nothing is evicted). */
+    const int pools[2] = {su.nb_evict, su.nb};
+    const char *wname[2] = {"small pools (eviction)", "large pools (no eviction)"};
+    result_t res[2][NM];
     int rc = 0;
-    for (int p = 0; p < 3 && !rc; p++) {
-        printf("%s\n", policies[p]);
-        fflush(stdout);
-        rc = run_policy(&su, p, bodies, n_reqs, &res[p]);
+    for (int w = 0; w < 2 && !rc; w++) {
+        su.nb = pools[w];
+        printf("== workload: %s, %d KV blocks per engine\n", wname[w], su.nb);
+        for (int p = 0; p < NM && !rc; p++) {
+            if (su.only && !strchr(su.only, '0' + p)) { /* KV_BENCH_MODES="34": some modes */
+                memset(&res[w][p], 0, sizeof res[w][p]);
+                continue;
+            }
+            printf("%s\n", modes[p].name);
+            fflush(stdout);
+            rc = run_policy(&su, p, bodies, n_reqs, &res[w][p]);
+        }
     }
-    if (!rc) {
-        printf("\n%-16s %9s %10s %10s %8s %9s %7s %9s\n", "policy", "hit rate", "TTFT p50",
-               "TTFT p99", "req/s", "max/fair", "errors", "anomalies");
-        for (int p = 0; p < 3; p++)
-            printf("%-16s %8.1f%% %8.1fms %8.1fms %8.1f %9.2f %7d %9d\n", policies[p],
-                   res[p].hit * 100, res[p].p50 * 1e3, res[p].p99 * 1e3, res[p].tput, res[p].split,
-                   res[p].errors, res[p].anomalies);
-        double hr = res[0].hit > 0 ? res[2].hit / res[0].hit : 0;
-        double tr = res[2].p50 > 0 ? res[0].p50 / res[2].p50 : 0;
-        int met = res[2].hit >= 0.6 && hr >= 2.5 && res[2].split <= 1.25 && tr >= 2.0;
-        printf("\nprefix-affinity vs round-robin through the gateway: hit rate x%.2f (bar 2.5), "
-               "TTFT p50 x%.2f better (bar 2), max/fair %.2f (bar 1.25), affinity hit rate "
-               "%.1f%% (bar 60%%): %s\n",
-               hr, tr, res[2].split, res[2].hit * 100, met ? "bar met" : "bar NOT met");
-        for (int p = 0; p < 3; p++)
-            if (res[p].errors || res[p].anomalies)
+    int met_all = 1;
+    for (int w = 0; w < 2 && !rc; w++) {
+        result_t *r = res[w];
+        printf("\n%s, %d blocks per engine\n%-16s %9s %10s %10s %8s %9s %7s %9s\n", wname[w],
+               pools[w], "mode", "hit rate", "TTFT p50", "TTFT p99", "req/s", "max/fair", "errors",
+               "anomalies");
+        for (int p = 0; p < NM; p++)
+            printf("%-16s %8.1f%% %8.1fms %8.1fms %8.1f %9.2f %7d %9d\n", modes[p].name,
+                   r[p].hit * 100, r[p].p50 * 1e3, r[p].p99 * 1e3, r[p].tput, r[p].split,
+                   r[p].errors, r[p].anomalies);
+        double hr = r[2].hit > 0 ? r[3].hit / r[2].hit : 0;
+        double tr = r[3].p50 > 0 ? r[2].p50 / r[3].p50 : 0;
+        double gw2 = fabs(r[4].hit - r[3].hit) * 100;
+        double worst = 0;
+        for (int p = 2; p < NM; p++)
+            worst = r[p].split > worst ? r[p].split : worst;
+        int met;
+        if (w == 0) {
+            met = hr >= 1.2 && tr >= 1.0 && worst <= 1.25 && gw2 <= 3;
+            printf("precise vs approximate under eviction: hit rate x%.2f (bar 1.2), TTFT p50 "
+                   "x%.2f (bar >= 1: no worse)",
+                   hr, tr);
+        } else {
+            met = fabs(hr - 1) <= 0.03 && worst <= 1.25 && gw2 <= 3;
+            printf("precise vs approximate without eviction: hit rate x%.3f (bar within 3%%), "
+                   "TTFT p50 x%.2f",
+                   hr, tr);
+        }
+        printf("; worst max/fair of the affinity modes %.2f (bar 1.25); two gateways vs one: "
+               "%.1f points apart (bar 3): %s\n",
+               worst, gw2, met ? "bar met" : "bar NOT met");
+        met_all &= met;
+        for (int p = 0; p < NM; p++)
+            if (r[p].errors || r[p].anomalies)
                 rc = 1;
     }
+    if (!rc)
+        printf("\nall bars: %s\n", met_all ? "met" : "NOT met");
     for (int i = 0; i < n_reqs; i++)
         free(bodies[i]);
     free(bodies);
@@ -507,10 +618,8 @@ int main(int argc, char **argv)
     /* the temporary directory holds the daemons' logs: kept on failure */
     if (!rc) {
         char path[1100];
-        for (int p = 0; p < 3; p++) {
-            snprintf(path, sizeof path, "%s/%s.log", su.tmpdir, policies[p]);
-            unlink(path);
-        }
+        snprintf(path, sizeof path, "%s/run.log", su.tmpdir);
+        unlink(path);
         rmdir(su.tmpdir);
     } else {
         fprintf(stderr, "logs kept in %s\n", su.tmpdir);

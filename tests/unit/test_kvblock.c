@@ -383,6 +383,75 @@ static void test_concurrent(void)
     llmc_kvpool_free(pool);
 }
 
+/* The listener hears each registration (with its parent and tokens), each
+ * eviction of a cached block, and a reset, in order; reset refuses while a
+ * sequence holds blocks. */
+typedef struct {
+    int kind[64];
+    uint8_t hash[64][H], parent[64][H];
+    int has_parent[64];
+    int32_t tok0[64];
+    size_t n;
+} evlog;
+
+static void on_event(void *ud, const llmc_kv_event *ev)
+{
+    evlog *l = ud;
+    if (l->n >= 64)
+        return;
+    l->kind[l->n] = ev->kind;
+    if (ev->hash)
+        memcpy(l->hash[l->n], ev->hash, H);
+    l->has_parent[l->n] = ev->parent != NULL;
+    if (ev->parent)
+        memcpy(l->parent[l->n], ev->parent, H);
+    l->tok0[l->n] = ev->tokens ? ev->tokens[0] : -1;
+    l->n++;
+}
+
+static void test_events_and_reset(void)
+{
+    llmc_kvpool *pool = mkpool(4, 4, 1);
+    evlog log;
+    memset(&log, 0, sizeof log);
+    llmc_kvpool_set_listener(pool, on_event, &log);
+    int32_t p1[9], p2[16];
+    for (int i = 0; i < 9; i++)
+        p1[i] = i + 1;
+    for (int i = 0; i < 16; i++)
+        p2[i] = 100 + i;
+    uint8_t h1[2 * H];
+    CHECK_EQ_INT(llmc_kv_hash_chain(p1, 9, 4, NULL, h1, 2), 2);
+    size_t c;
+    CHECK_EQ_INT(run_req(pool, p1, 9, NULL, &c), 0); /* registers 2 full blocks */
+    CHECK_EQ_INT(log.n, 2);
+    CHECK_EQ_INT(log.kind[0], LLMC_KV_STORED);
+    CHECK(!log.has_parent[0] && memcmp(log.hash[0], h1, H) == 0 && log.tok0[0] == 1);
+    CHECK(log.has_parent[1] && memcmp(log.parent[1], h1, H) == 0);
+    CHECK(memcmp(log.hash[1], h1 + H, H) == 0 && log.tok0[1] == 5);
+    /* p2 needs all 4 blocks: both cached blocks of p1 are evicted */
+    llmc_kvseq *s = NULL;
+    CHECK_EQ_INT(llmc_kvpool_begin(pool, p2, 16, 16, NULL, &s), 0);
+    int removed = 0;
+    for (size_t i = 2; i < log.n; i++)
+        removed += log.kind[i] == LLMC_KV_REMOVED;
+    CHECK_EQ_INT(removed, 2);
+    CHECK_EQ_INT(llmc_kvpool_reset(pool), LLMC_EBUSY); /* s holds blocks */
+    CHECK_EQ_INT(llmc_kvseq_commit(s, 16), 0);
+    llmc_kvpool_end(pool, s);
+    size_t before = log.n;
+    CHECK_EQ_INT(llmc_kvpool_reset(pool), 0);
+    CHECK_EQ_INT(log.n, before + 1);
+    CHECK_EQ_INT(log.kind[before], LLMC_KV_CLEARED);
+    llmc_kvpool_stats st;
+    llmc_kvpool_get_stats(pool, &st);
+    CHECK_EQ_INT(st.blocks_cached, 0);
+    CHECK_EQ_INT(llmc_kvpool_lookup(pool, p2, 16, NULL), 0);
+    CHECK_EQ_INT(llmc_kvpool_check(pool), 0);
+    llmc_kvpool_set_listener(pool, NULL, NULL);
+    llmc_kvpool_free(pool);
+}
+
 int main(void)
 {
     test_layout();
@@ -391,5 +460,6 @@ int main(void)
     test_lru_eviction();
     test_refcounts_and_reservations();
     test_concurrent();
+    test_events_and_reset();
     return UNIT_DONE();
 }

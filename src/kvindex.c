@@ -1,0 +1,420 @@
+/*
+ * kvindex.c — which engine holds which KV block, learned from the engines'
+ * own KV events (vLLM's format, decoded with msgpack-c).
+ *
+ * Purpose. The prefix router (prefix.c) guesses what each backend holds
+ * from what it was sent; it never learns what the backend evicted, and two
+ * gateways guess apart. Engines that publish KV events (vLLM
+ * --kv-events-config, llmcached-engine --kv-events) say exactly which
+ * blocks they store and evict. This index folds those events into one map
+ * block hash -> set of backends, so a router can ask "how many leading
+ * blocks of this prompt does each backend hold now?".
+ *
+ * Input: a KVEventBatch payload (the third frame of a ZeroMQ message),
+ * either msgspec's array_like form [ts, [event...], dp_rank] with events
+ * ["BlockStored", hashes, parent, token_ids, block_size, lora_id, medium,
+ * ...], ["BlockRemoved", hashes, medium, ...], ["AllBlocksCleared"], or the
+ * map form {"ts", "events", ...} with events {"type": "BlockStored",
+ * "block_hashes": ..., ...}. Extra trailing fields are ignored. A hash is an
+ * integer (vLLM's int hashes, our engine's) or bytes (vLLM's bytes hashes,
+ * reduced to their last 8 bytes big-endian, the same reduction vLLM's int
+ * form makes). A payload is checked whole before anything is applied: a
+ * malformed one changes nothing.
+ *
+ * Design. One open-addressing table of {hash, backend bitmask} (linear
+ * probing, hash 0 = empty, an entry whose mask fell to 0 is a tombstone
+ * until the next rebuild). It grows by doubling up to max_entries live
+ * entries; beyond that a newly stored hash is dropped and counted
+ * (dropped), so memory is bounded at about 64 bytes x max_entries (16-byte
+ * slots, at most 1/4 live after a doubling). The
+ * backends' counters (blocks held, events, batches) live beside it.
+ *
+ * Invariants: live == number of slots with mask != 0; for every backend b,
+ * held[b] == number of slots whose mask has bit b; live <= max_entries.
+ *
+ * Locking: one mutex; apply (the subscriber thread) and match (event
+ * loops) may run at once. A match is O(blocks of the prompt).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "llmcache.h"
+
+typedef struct {
+    uint64_t hash; /* 0 = empty slot */
+    uint64_t mask; /* backends holding it; 0 with hash != 0 = tombstone */
+} kvslot;
+
+struct llmc_kvindex {
+    pthread_mutex_t mu;
+    llmc_kvindex_params p;
+    int n;
+    kvslot *slots;
+    size_t cap, live, used; /* used = live + tombstones */
+    llmc_kvindex_stats st;
+};
+
+llmc_kvindex_params llmc_kvindex_default_params(void)
+{
+    llmc_kvindex_params p;
+    memset(&p, 0, sizeof p);
+    p.max_entries = 1u << 20;
+    return p;
+}
+
+llmc_kvindex *llmc_kvindex_new(const llmc_kvindex_params *pp, int n_backends, int *err)
+{
+    llmc_kvindex_params d = llmc_kvindex_default_params();
+    if (!pp)
+        pp = &d;
+    if (n_backends < 1 || n_backends > LLMC_PREFIX_MAX_BACKENDS || pp->max_entries < 1) {
+        if (err)
+            *err = LLMC_EINVAL;
+        return NULL;
+    }
+    llmc_kvindex *x = calloc(1, sizeof *x);
+    if (x) {
+        x->cap = 1024;
+        x->slots = calloc(x->cap, sizeof *x->slots);
+    }
+    if (!x || !x->slots) {
+        free(x);
+        if (err)
+            *err = LLMC_ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&x->mu, NULL);
+    x->p = *pp;
+    x->n = n_backends;
+    return x;
+}
+
+void llmc_kvindex_free(llmc_kvindex *x)
+{
+    if (!x)
+        return;
+    pthread_mutex_destroy(&x->mu);
+    free(x->slots);
+    free(x);
+}
+
+static size_t kvindex_slot(const llmc_kvindex *x, uint64_t h)
+{
+    uint64_t v = h * 0x9e3779b97f4a7c15ull;
+    return (size_t)(v >> 17) & (x->cap - 1);
+}
+
+/* The slot holding h, or -1. */
+static long kvindex_find(const llmc_kvindex *x, uint64_t h)
+{
+    for (size_t i = kvindex_slot(x, h), k = 0; k < x->cap; i = (i + 1) & (x->cap - 1), k++) {
+        if (x->slots[i].hash == 0)
+            return -1;
+        if (x->slots[i].hash == h)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Rebuild into cap slots, dropping tombstones. */
+static int kvindex_rehash(llmc_kvindex *x, size_t cap)
+{
+    kvslot *ns = calloc(cap, sizeof *ns);
+    if (!ns)
+        return LLMC_ENOMEM;
+    kvslot *old = x->slots;
+    size_t oc = x->cap;
+    x->slots = ns;
+    x->cap = cap;
+    x->used = 0;
+    for (size_t j = 0; j < oc; j++) {
+        if (!old[j].hash || !old[j].mask)
+            continue;
+        size_t i = kvindex_slot(x, old[j].hash);
+        while (x->slots[i].hash)
+            i = (i + 1) & (cap - 1);
+        x->slots[i] = old[j];
+        x->used++;
+    }
+    free(old);
+    return LLMC_OK;
+}
+
+static void kvindex_store(llmc_kvindex *x, int b, uint64_t h)
+{
+    if (!h)
+        h = 1; /* 0 marks an empty slot */
+    long at = kvindex_find(x, h);
+    uint64_t bit = 1ull << b;
+    if (at >= 0) {
+        kvslot *s = &x->slots[at];
+        if (!s->mask)
+            x->live++;
+        if (!(s->mask & bit))
+            x->st.held[b]++;
+        s->mask |= bit;
+        return;
+    }
+    if (x->live >= x->p.max_entries) {
+        x->st.dropped++;
+        return;
+    }
+    if ((x->used + 1) * 2 > x->cap) {
+        size_t nc = x->live * 4 > x->cap ? x->cap * 2 : x->cap; /* else: tombstones */
+        if (kvindex_rehash(x, nc)) {
+            x->st.dropped++;
+            return;
+        }
+    }
+    size_t i = kvindex_slot(x, h);
+    while (x->slots[i].hash)
+        i = (i + 1) & (x->cap - 1);
+    x->slots[i].hash = h;
+    x->slots[i].mask = bit;
+    x->used++;
+    x->live++;
+    x->st.held[b]++;
+}
+
+static void kvindex_remove(llmc_kvindex *x, int b, uint64_t h)
+{
+    if (!h)
+        h = 1;
+    long at = kvindex_find(x, h);
+    uint64_t bit = 1ull << b;
+    if (at < 0 || !(x->slots[at].mask & bit))
+        return;
+    x->slots[at].mask &= ~bit;
+    x->st.held[b]--;
+    if (!x->slots[at].mask)
+        x->live--; /* a tombstone until the next rebuild */
+}
+
+static void kvindex_clear_locked(llmc_kvindex *x, int b)
+{
+    uint64_t bit = 1ull << b;
+    for (size_t i = 0; i < x->cap; i++) {
+        kvslot *s = &x->slots[i];
+        if (s->hash && (s->mask & bit)) {
+            s->mask &= ~bit;
+            if (!s->mask)
+                x->live--;
+        }
+    }
+    x->st.held[b] = 0;
+}
+
+int llmc_kvindex_clear_backend(llmc_kvindex *x, int b)
+{
+    if (!x || b < 0 || b >= x->n)
+        return LLMC_EINVAL;
+    pthread_mutex_lock(&x->mu);
+    kvindex_clear_locked(x, b);
+    pthread_mutex_unlock(&x->mu);
+    return LLMC_OK;
+}
+
+/* ---- decoding --------------------------------------------------------------- */
+
+static int kvindex_str_eq(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && !memcmp(o->via.str.ptr, s, n);
+}
+
+static int kvindex_hash(const msgpack_object *o, uint64_t *out)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = o->via.u64;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = (uint64_t)o->via.i64;
+        return 0;
+    case MSGPACK_OBJECT_BIN:
+    case MSGPACK_OBJECT_STR: {
+        const uint8_t *p = (const uint8_t *)o->via.bin.ptr;
+        uint32_t n = o->via.bin.size, from = n > 8 ? n - 8 : 0;
+        uint64_t v = 0;
+        for (uint32_t i = from; i < n; i++)
+            v = v << 8 | p[i];
+        *out = v;
+        return n ? 0 : -1;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* A field of a map-form object by name, or NULL. */
+static const msgpack_object *kvindex_get(const msgpack_object *m, const char *key)
+{
+    for (uint32_t i = 0; i < m->via.map.size; i++)
+        if (kvindex_str_eq(&m->via.map.ptr[i].key, key))
+            return &m->via.map.ptr[i].val;
+    return NULL;
+}
+
+enum { KV_EV_STORED = 1, KV_EV_REMOVED = 2, KV_EV_CLEARED = 3 };
+
+/* The event's kind and its hash list (NULL for a clear); -1 if malformed. */
+static int kvindex_event(const msgpack_object *e, const msgpack_object **hashes, int *bs)
+{
+    const msgpack_object *tag, *h = NULL, *b = NULL;
+    if (e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size >= 1) {
+        tag = &e->via.array.ptr[0];
+        if (e->via.array.size >= 2)
+            h = &e->via.array.ptr[1];
+        if (e->via.array.size >= 5)
+            b = &e->via.array.ptr[4];
+    } else if (e->type == MSGPACK_OBJECT_MAP) {
+        tag = kvindex_get(e, "type");
+        h = kvindex_get(e, "block_hashes");
+        b = kvindex_get(e, "block_size");
+        if (!tag)
+            return -1;
+    } else {
+        return -1;
+    }
+    *hashes = NULL;
+    int kind;
+    if (kvindex_str_eq(tag, "BlockStored"))
+        kind = KV_EV_STORED;
+    else if (kvindex_str_eq(tag, "BlockRemoved"))
+        kind = KV_EV_REMOVED;
+    else if (kvindex_str_eq(tag, "AllBlocksCleared"))
+        return KV_EV_CLEARED;
+    else
+        return 0; /* an event kind we do not know: skipped */
+    if (!h || h->type != MSGPACK_OBJECT_ARRAY)
+        return -1;
+    for (uint32_t i = 0; i < h->via.array.size; i++) {
+        uint64_t v;
+        if (kvindex_hash(&h->via.array.ptr[i], &v))
+            return -1;
+    }
+    *hashes = h;
+    if (kind == KV_EV_STORED && b && b->type == MSGPACK_OBJECT_POSITIVE_INTEGER && b->via.u64 > 0 &&
+        b->via.u64 < (1u << 20))
+        *bs = (int)b->via.u64;
+    return kind;
+}
+
+long llmc_kvindex_apply(llmc_kvindex *x, int b, const void *payload, size_t len)
+{
+    if (!x || b < 0 || b >= x->n || (!payload && len))
+        return LLMC_EINVAL;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    long rc = LLMC_ECORRUPT;
+    if (msgpack_unpack_next(&u, payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        goto out;
+    const msgpack_object *batch = &u.data, *evs = NULL;
+    if (batch->type == MSGPACK_OBJECT_ARRAY && batch->via.array.size >= 2)
+        evs = &batch->via.array.ptr[1];
+    else if (batch->type == MSGPACK_OBJECT_MAP)
+        evs = kvindex_get(batch, "events");
+    if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
+        goto out;
+    /* check everything first: a malformed batch changes nothing */
+    for (uint32_t i = 0; i < evs->via.array.size; i++) {
+        const msgpack_object *h;
+        int bs = 0;
+        if (kvindex_event(&evs->via.array.ptr[i], &h, &bs) < 0)
+            goto out;
+    }
+    pthread_mutex_lock(&x->mu);
+    for (uint32_t i = 0; i < evs->via.array.size; i++) {
+        const msgpack_object *h;
+        int bs = 0;
+        int kind = kvindex_event(&evs->via.array.ptr[i], &h, &bs);
+        if (kind == KV_EV_CLEARED) {
+            kvindex_clear_locked(x, b);
+            x->st.cleared++;
+            continue;
+        }
+        if (kind <= 0)
+            continue;
+        if (bs)
+            x->st.block_size[b] = bs;
+        for (uint32_t j = 0; j < h->via.array.size; j++) {
+            uint64_t v = 0;
+            kvindex_hash(&h->via.array.ptr[j], &v);
+            if (kind == KV_EV_STORED)
+                kvindex_store(x, b, v);
+            else
+                kvindex_remove(x, b, v);
+        }
+        if (kind == KV_EV_STORED)
+            x->st.stored += h->via.array.size;
+        else
+            x->st.removed += h->via.array.size;
+    }
+    x->st.batches++;
+    x->st.events += evs->via.array.size;
+    x->st.entries = x->live;
+    x->st.bytes = x->cap * sizeof(kvslot) + sizeof *x;
+    pthread_mutex_unlock(&x->mu);
+    rc = (long)evs->via.array.size;
+out:
+    if (rc < 0) {
+        pthread_mutex_lock(&x->mu);
+        x->st.malformed++;
+        pthread_mutex_unlock(&x->mu);
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held)
+{
+    size_t best = 0;
+    for (int b = 0; b < x->n; b++)
+        held[b] = 0;
+    pthread_mutex_lock(&x->mu);
+    uint64_t alive = x->n >= 64 ? ~0ull : (1ull << x->n) - 1;
+    for (size_t i = 0; i < n && alive; i++) {
+        long at = kvindex_find(x, hashes[i] ? hashes[i] : 1);
+        uint64_t m = at >= 0 ? x->slots[at].mask : 0;
+        alive &= m;
+        for (int b = 0; b < x->n; b++)
+            if (alive & (1ull << b))
+                held[b] = i + 1;
+        if (alive)
+            best = i + 1;
+    }
+    x->st.matches++;
+    pthread_mutex_unlock(&x->mu);
+    return best;
+}
+
+uint64_t llmc_kvindex_hash64(const uint8_t h[LLMC_KV_HASH_LEN])
+{
+    uint64_t v = 0;
+    for (int i = LLMC_KV_HASH_LEN - 8; i < LLMC_KV_HASH_LEN; i++)
+        v = v << 8 | h[i];
+    return v;
+}
+
+int llmc_kvindex_block_size(llmc_kvindex *x)
+{
+    int bs = 0;
+    pthread_mutex_lock(&x->mu);
+    for (int b = 0; b < x->n && !bs; b++)
+        bs = x->st.block_size[b];
+    pthread_mutex_unlock(&x->mu);
+    return bs;
+}
+
+void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st)
+{
+    pthread_mutex_lock(&x->mu);
+    *st = x->st;
+    st->entries = x->live;
+    st->bytes = x->cap * sizeof(kvslot) + sizeof *x;
+    pthread_mutex_unlock(&x->mu);
+}

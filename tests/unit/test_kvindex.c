@@ -1,0 +1,199 @@
+/*
+ * test_kvindex.c — the index of which backend holds which block, fed with
+ * KVEventBatch payloads built here with msgpack-c in both of vLLM's forms
+ * (array_like tagged arrays, and maps), including malformed ones.
+ */
+#include <msgpack.h>
+
+#include "llmcache.h"
+#include "unit.h"
+
+static void pstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* [ts, [ [tag, [h...], ...] ], 0] with one event of kind tag over hashes */
+static void batch1(msgpack_sbuffer *sb, const char *tag, const uint64_t *h, int n)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_double(&pk, 1.5);
+    msgpack_pack_array(&pk, 1);
+    if (!strcmp(tag, "AllBlocksCleared")) {
+        msgpack_pack_array(&pk, 1);
+        pstr(&pk, tag);
+    } else if (!strcmp(tag, "BlockStored")) {
+        msgpack_pack_array(&pk, 7);
+        pstr(&pk, tag);
+        msgpack_pack_array(&pk, (size_t)n);
+        for (int i = 0; i < n; i++)
+            msgpack_pack_uint64(&pk, h[i]);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_array(&pk, 0);
+        msgpack_pack_int(&pk, 16);
+        msgpack_pack_nil(&pk);
+        pstr(&pk, "GPU");
+    } else {
+        msgpack_pack_array(&pk, 3);
+        pstr(&pk, tag);
+        msgpack_pack_array(&pk, (size_t)n);
+        for (int i = 0; i < n; i++)
+            msgpack_pack_uint64(&pk, h[i]);
+        pstr(&pk, "GPU");
+    }
+    msgpack_pack_int(&pk, 0);
+}
+
+static long apply1(llmc_kvindex *x, int b, const char *tag, const uint64_t *h, int n)
+{
+    msgpack_sbuffer sb;
+    batch1(&sb, tag, h, n);
+    long r = llmc_kvindex_apply(x, b, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+static void test_store_remove_match(void)
+{
+    int err = 0;
+    llmc_kvindex *x = llmc_kvindex_new(NULL, 3, &err);
+    CHECK(x != NULL);
+    uint64_t a[4] = {11, 12, 13, 14}, b[2] = {11, 99};
+    CHECK_EQ_INT(apply1(x, 0, "BlockStored", a, 4), 1);
+    CHECK_EQ_INT(apply1(x, 1, "BlockStored", a, 2), 1);
+    CHECK_EQ_INT(apply1(x, 2, "BlockStored", b, 2), 1);
+    size_t held[3];
+    CHECK_EQ_INT(llmc_kvindex_match(x, a, 4, held), 4);
+    CHECK_EQ_INT(held[0], 4);
+    CHECK_EQ_INT(held[1], 2);
+    CHECK_EQ_INT(held[2], 1); /* 11 then not 12: a run, not a count */
+    /* backend 0 evicts block 13: its run stops at 2 */
+    CHECK_EQ_INT(apply1(x, 0, "BlockRemoved", a + 2, 1), 1);
+    CHECK_EQ_INT(llmc_kvindex_match(x, a, 4, held), 2);
+    CHECK_EQ_INT(held[0], 2);
+    llmc_kvindex_stats st;
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.held[0], 3);
+    CHECK_EQ_INT(st.held[1], 2);
+    CHECK_EQ_INT(st.entries, 4); /* 11 12 14 99: nobody holds 13 now */
+    CHECK_EQ_INT(st.block_size[0], 16);
+    /* a clear forgets only that backend */
+    CHECK_EQ_INT(apply1(x, 1, "AllBlocksCleared", NULL, 0), 1);
+    CHECK_EQ_INT(llmc_kvindex_match(x, a, 4, held), 2);
+    CHECK_EQ_INT(held[1], 0);
+    CHECK_EQ_INT(held[0], 2);
+    CHECK_EQ_INT(llmc_kvindex_clear_backend(x, 0), 0);
+    CHECK_EQ_INT(llmc_kvindex_match(x, a, 4, held), 1);
+    CHECK_EQ_INT(held[2], 1);
+    CHECK_EQ_INT(llmc_kvindex_clear_backend(x, 3), LLMC_EINVAL);
+    llmc_kvindex_free(x);
+}
+
+static void test_forms_and_malformed(void)
+{
+    llmc_kvindex *x = llmc_kvindex_new(NULL, 2, NULL);
+    /* map form (msgspec without array_like), bytes hashes: last 8 bytes BE */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pstr(&pk, "ts");
+    msgpack_pack_double(&pk, 2.0);
+    pstr(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    pstr(&pk, "type");
+    pstr(&pk, "BlockStored");
+    pstr(&pk, "block_hashes");
+    msgpack_pack_array(&pk, 1);
+    uint8_t h32[32] = {0};
+    h32[31] = 7;
+    h32[24] = 1;
+    msgpack_pack_bin(&pk, 32);
+    msgpack_pack_bin_body(&pk, h32, 32);
+    pstr(&pk, "block_size");
+    msgpack_pack_int(&pk, 32);
+    CHECK_EQ_INT(llmc_kvindex_apply(x, 1, sb.data, sb.size), 1);
+    msgpack_sbuffer_destroy(&sb);
+    uint64_t want = llmc_kvindex_hash64(h32);
+    CHECK(want == ((1ull << 56) | 7));
+    size_t held[2];
+    CHECK_EQ_INT(llmc_kvindex_match(x, &want, 1, held), 1);
+    CHECK_EQ_INT(held[1], 1);
+    CHECK_EQ_INT(llmc_kvindex_block_size(x), 32);
+
+    /* malformed: not msgpack, wrong shapes, a bad hash after a good event;
+     * nothing of them is applied */
+    llmc_kvindex_stats st0, st1;
+    llmc_kvindex_get_stats(x, &st0);
+    CHECK_EQ_INT(llmc_kvindex_apply(x, 0, "\xc1", 1), LLMC_ECORRUPT);
+    CHECK_EQ_INT(llmc_kvindex_apply(x, 0, "", 0), LLMC_ECORRUPT);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_double(&pk, 1.0);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_array(&pk, 2); /* good */
+    pstr(&pk, "BlockStored");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint64(&pk, 555);
+    msgpack_pack_array(&pk, 2); /* bad: a hash that is a float */
+    pstr(&pk, "BlockRemoved");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_double(&pk, 3.0);
+    msgpack_pack_int(&pk, 0);
+    CHECK_EQ_INT(llmc_kvindex_apply(x, 0, sb.data, sb.size), LLMC_ECORRUPT);
+    msgpack_sbuffer_destroy(&sb);
+    uint64_t h555 = 555;
+    CHECK_EQ_INT(llmc_kvindex_match(x, &h555, 1, held), 0);
+    llmc_kvindex_get_stats(x, &st1);
+    CHECK_EQ_INT(st1.malformed, st0.malformed + 3);
+    CHECK_EQ_INT(st1.entries, st0.entries);
+    CHECK_EQ_INT(llmc_kvindex_apply(x, 2, "", 0), LLMC_EINVAL);
+    llmc_kvindex_free(x);
+}
+
+static void test_bound(void)
+{
+    llmc_kvindex_params p = llmc_kvindex_default_params();
+    p.max_entries = 1000;
+    llmc_kvindex *x = llmc_kvindex_new(&p, 2, NULL);
+    uint64_t h[500];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 500; i++)
+            h[i] = (uint64_t)round * 1000 + (uint64_t)i + 1;
+        CHECK_EQ_INT(apply1(x, round & 1, "BlockStored", h, 500), 1);
+    }
+    llmc_kvindex_stats st;
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.entries, 1000);
+    CHECK_EQ_INT(st.dropped, 1500);
+    CHECK(st.bytes < 64 * 1000 + 4096);
+    /* removals free room (tombstones are reclaimed on growth or rebuild) */
+    for (int i = 0; i < 500; i++)
+        h[i] = (uint64_t)i + 1;
+    CHECK_EQ_INT(apply1(x, 0, "BlockRemoved", h, 500), 1);
+    for (int i = 0; i < 500; i++)
+        h[i] = 90000 + (uint64_t)i;
+    CHECK_EQ_INT(apply1(x, 1, "BlockStored", h, 500), 1);
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.entries, 1000);
+    CHECK_EQ_INT(st.held[0], 0);
+    CHECK_EQ_INT(st.held[1], 1000);
+    size_t held[2];
+    CHECK_EQ_INT(llmc_kvindex_match(x, h, 500, held), 500);
+    llmc_kvindex_free(x);
+}
+
+int main(void)
+{
+    test_store_remove_match();
+    test_forms_and_malformed();
+    test_bound();
+    return UNIT_DONE();
+}
