@@ -92,7 +92,8 @@ typedef struct srv_config {
     unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     char *embed_query_prefix; /* NULL: the model's own prompt */
-    long long embed_threads;
+    long long embed_threads;   /* 0: one per CPU */
+    long long semantic_budget_ms; /* queueing a lookup may cost before it is skipped */
     char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
@@ -313,6 +314,11 @@ typedef struct {
     char *query;              /* query text to store with the answer (owned) */
     char *route_key;          /* prompt text for the prefix router (owned), or NULL */
     size_t route_len;
+    char reason_buf[112];     /* a formatted X-LLM-Cache-Reason; wins over reason */
+    /* Called by the flight once the answer is stored (on the flight's loop),
+     * with this request's key and query; NULL: nothing. How sem.c learns of
+     * an answer whose semantic lookup it skipped, without flight calling up. */
+    void (*on_stored)(srv *s, const uint8_t key[LLMC_KEY_LEN], const char *query);
 } flight_req;
 
 /* Start or join the upstream call for req on loop l. Takes over the reply
@@ -330,9 +336,10 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
-/* What the semantic tier's encoder runs in (llmc_embedder_precision, from
- * --embed-precision and the CPU), or NULL when the tier is off. */
-const char *sem_precision(srv *s);
+/* The semantic tier's counters: outcomes by reason kind, skips, deferred
+ * inserts, batches. */
+void sem_write_prometheus(srv *s, FILE *f);
+void sem_write_json(srv *s, FILE *f);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);
