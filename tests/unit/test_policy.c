@@ -162,21 +162,24 @@ static void test_time_relative_ru(void)
                          "Что случилось позавчера?",
                          "Почему на улице такая погода?",
                          "Где ещё сегодня открыто?"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-        TRIG(yes[i], LLMC_FIRED_TIME);
-    const char *no[] = {"Как приготовить завтрак из яиц?",
-                        "Рецепт вкусного завтрака",
-                        "Погодите, объясните теорему Пифагора",
-                        "Где купить квартиру в новостройке?",
-                        "Последние новостройки в Москве",
-                        "Почему небо голубое?",
-                        "Как работает электрический ток?",
-                        "Сколько дней в високосном году?",
-                        "Напиши стихотворение о море",
-                        "Какое число больше, 7 или 9?",
-                        "Кто написал «Войну и мир»?"};
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-        NOTRIG(no[i], LLMC_FIRED_TIME);
+    const char *no_ru[] = {"Как приготовить завтрак из яиц?",
+                           "Рецепт вкусного завтрака",
+                           "Погодите, объясните теорему Пифагора",
+                           "Где купить квартиру в новостройке?",
+                           "Последние новостройки в Москве",
+                           "Почему небо голубое?",
+                           "Как работает электрический ток?",
+                           "Сколько дней в високосном году?",
+                           "Напиши стихотворение о море",
+                           "Какое число больше, 7 или 9?",
+                           "Кто написал «Войну и мир»?"};
+    /* Each question of a list, then each of the other: one loop. */
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0] + sizeof no_ru / sizeof no_ru[0]; i++) {
+        if (i < sizeof yes / sizeof yes[0])
+            TRIG(yes[i], LLMC_FIRED_TIME);
+        else
+            NOTRIG(no_ru[i - sizeof yes / sizeof yes[0]], LLMC_FIRED_TIME);
+    }
     llmc_policy_decision d = decide("Какая погода сегодня?");
     CHECK_EQ_INT(d.action, LLMC_POLICY_BYPASS);
     CHECK(!strcmp(d.reason, "time-relative"));
