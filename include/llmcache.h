@@ -784,6 +784,8 @@ enum {
     LLMC_GUARD_OVERLAP = 1u << 3,
     LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
     LLMC_GUARD_UNMATCHED = 1u << 5, /* too much (rare) content on one side only */
+    LLMC_GUARD_OPPOSITE = 1u << 6,  /* one side says on, enable, open...; the other
+                                       off, disable, close... */
 };
 
 typedef struct {
@@ -792,11 +794,16 @@ typedef struct {
     double overlap;         /* content-token overlap measured, in [0,1] */
     int entity_missing;     /* entities of either side absent from the other */
     const char *reason;     /* static: "ok", "number", "negation", "entity",
-                               "substitution", "overlap", "unmatched" */
+                               "substitution", "overlap", "unmatched",
+                               "opposite" */
     double unmatched;       /* rarity-weighted share of content one side lacks */
     double lacked[2];       /* of that, the weight of the query's [0] and the
                                candidate's [1] content the other side lacks */
     double content[2];      /* the weight of all of each side's content */
+    /* Appended. */
+    char detail[64];        /* what a user is told on a refusal: "number 2 vs 3",
+                               "entity paris vs london", "negation 'not' on one
+                               side only", or the reason; "" on accept */
 } llmc_guard_result;
 
 /* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be
@@ -848,7 +855,27 @@ typedef struct {
                                 when dir/index.noun exists; NULL or missing:
                                 no synonyms. Ignored when guard_params.lexicon
                                 is set. */
+    int agree;               /* when a second candidate passes within margin:
+                                0 always ambiguous; 1 not when the two hold the
+                                same answer; 2 nor when their stored questions
+                                are paraphrases of each other by this decision
+                                (semantic.c says which default was measured) */
 } llmc_semantic_params;
+
+/* Why a lookup served or did not (llmc_semantic_result.kind): a bounded
+ * set, so that a daemon can count them as metric labels. SKIPPED is never
+ * returned by the library: a caller that did not look up (an overloaded
+ * encoder) reports it with the same vocabulary. */
+typedef enum {
+    LLMC_SEM_HIT = 0,
+    LLMC_SEM_EMPTY,     /* nothing indexed in the partition */
+    LLMC_SEM_BELOW,     /* best candidate below the bar: similarity < needed */
+    LLMC_SEM_GUARD,     /* the guard refused the best candidate: guard_detail */
+    LLMC_SEM_AMBIGUOUS, /* two candidates that disagree passed, as close */
+    LLMC_SEM_FLOOR,     /* the entry answered such a query differently before */
+    LLMC_SEM_SKIPPED,   /* not looked up (the caller's reason) */
+    LLMC_SEM_KINDS
+} llmc_semantic_kind;
 
 typedef struct {
     double similarity;    /* cosine of the candidate served / best examined */
@@ -856,7 +883,26 @@ typedef struct {
     int guard_rejected;   /* of those, how many the guard turned away */
     const char *reason;   /* static: "hit", "empty", "below-threshold", "guard",
                              "ambiguous", "learned-floor" */
+    /* Appended: the structured reason a daemon formats for its users. */
+    llmc_semantic_kind kind;
+    double needed;        /* BELOW: the bar the best candidate missed (the
+                             threshold, raised for short texts) */
+    char guard_detail[64]; /* GUARD: llmc_guard_result.detail of the best
+                             candidate ("number 2 vs 3") */
+    int agreed;           /* HIT: other passing candidates that agreed with the
+                             one served (same answer, or paraphrases of it) */
 } llmc_semantic_result;
+
+/* Static label of a kind for metrics: "hit", "empty_partition",
+ * "below_threshold", "guard", "ambiguous", "learned_floor", "skipped". */
+const char *llmc_semantic_kind_name(llmc_semantic_kind k);
+
+/* Embed n query texts as the semantic tier compares them: each is first
+ * normalised (llmc_normalize; a text that normalises to nothing is embedded
+ * as written), the same on store and on lookup. out holds n * dim floats.
+ * Returns 0 or the embedder's error (any failing text fails the call). */
+int llmc_semantic_embed_batch(llmc_embedder *em, const char *const *texts, const size_t *lens,
+                              size_t n, float *out);
 
 llmc_semantic_params llmc_semantic_default_params(void);
 llmc_semantic *llmc_semantic_new(const llmc_semantic_params *p, int *err);
@@ -878,6 +924,21 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
                                             llmc_semantic_result *res);
 size_t llmc_semantic_count(llmc_semantic *sem);
 const char *llmc_semantic_model(llmc_semantic *sem);
+
+
+/* ---- normalize: the text the semantic tier embeds (src/normalize.c) --
+ *
+ * NFKC with Unicode case folding (ICU), white space collapsed, trailing
+ * punctuation dropped, typographic apostrophes made plain, and common
+ * English contractions spelled out ("what's" -> "what is", "can't" ->
+ * "cannot", "doesn't" -> "does not"). Only embeddings see it: the guard
+ * compares the original text, where case carries meaning. Pure, thread-safe.
+ */
+/* Normalise text (len bytes of UTF-8, need not be NUL-terminated) into a
+ * new NUL-terminated string *out (malloc'd: the caller frees it) of
+ * *out_len bytes (out_len may be NULL); the result may be empty. Returns 0,
+ * LLMC_EUTF8 for invalid UTF-8, LLMC_EINVAL for NULL arguments, LLMC_ENOMEM. */
+int llmc_normalize(const char *text, size_t len, char **out, size_t *out_len);
 
 /* ==== end semantic =================================================== */
 

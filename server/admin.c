@@ -71,9 +71,7 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         fputc(',', f);
         pool_write_json(s->upstreams, f);
     }
-    if (cst.semantic_model)
-        fprintf(f, ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu}", cst.semantic_model,
-                cst.semantic_indexed);
+    sem_write_json(s, f);
     verify_write_json(s, f);
     if (cst.has_persist) {
         llmc_persist_stats ps = cst.persist;
@@ -117,6 +115,7 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
             (unsigned long long)atomic_load(&s->coalesced));
     pool_write_prometheus(s->upstreams, f);
     verify_write_prometheus(s, f);
+    sem_write_prometheus(s, f);
     if (cst.has_persist) { /* for the alert on persistence errors (contrib/prometheus) */
         llmc_persist_stats ps = cst.persist;
         fprintf(f,

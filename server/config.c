@@ -99,8 +99,11 @@ static const opt opts[] = {
     {"embed-query-prefix", OPT_STR, O(embed_query_prefix), NULL,
      "bert: text put before every embedded text (E5's \"query: \"; default: the model's "
      "config_sentence_transformers.json prompt; \"\": none)"},
-    {"embed-threads", OPT_INT, O(embed_threads), "1",
-     "embedding worker threads (off the event loops)"},
+    {"embed-threads", OPT_INT, O(embed_threads), "0",
+     "embedding worker threads, off the event loops (0: one per CPU)"},
+    {"semantic-budget", OPT_MS, O(semantic_budget_ms), "5",
+     "longest a miss may queue for the encoder, ms (or 5ms); beyond it the semantic lookup "
+     "is skipped and the answer is indexed later"},
     {"embed-precision", OPT_STR, O(embed_precision), "auto",
      "use encoder: auto (int8 where the CPU has VNNI, else fp16), int8, fp16 or fp32"},
     {"route-policy", OPT_STR, O(route_policy), "prefix-affinity",
@@ -521,7 +524,9 @@ static void config_value(FILE *f, const srv_config *c, const opt *o)
     case OPT_BOOL:
         fputs(*(const int *)p ? "yes" : "no", f);
         break;
-    case OPT_APPEND: /* one line per value: config_print_conf writes them */
+    case OPT_APPEND: /* config_print_conf writes one line per value */
+        for (int i = 0; i < c->n_kv_events; i++)
+            fprintf(f, "%s%s", i ? " " : "", c->kv_events[i]);
         break;
     }
 }
@@ -549,8 +554,7 @@ void config_print_conf(FILE *f, const srv_config *c)
                 fprintf(f, "#%s %s\n", opts[i].name, c->upstream[u]);
             continue;
         }
-        if (opts[i].type == OPT_APPEND) { /* kv-events: repeatable, one line each */
-            fprintf(f, "# (one line per backend; repeatable)\n");
+        if (opts[i].type == OPT_APPEND) { /* repeatable: one line per value */
             if (!c->n_kv_events)
                 fprintf(f, "#%s \n", opts[i].name);
             for (int k = 0; k < c->n_kv_events; k++)

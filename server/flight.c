@@ -188,7 +188,9 @@ static void sub_headers(sub *u, const char *cache_status)
         llmc_key_hex(f->fr.key, hex);
         evhttp_add_header(oh, "X-LLM-Cache-Key", hex);
     }
-    if (f->fr.reason)
+    if (f->fr.reason_buf[0])
+        evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason_buf);
+    else if (f->fr.reason)
         evhttp_add_header(oh, "X-LLM-Cache-Reason", f->fr.reason);
 }
 
@@ -451,6 +453,8 @@ static void flight_store(flight *f)
                             f->len, f->upstream_stream, (int64_t)time(NULL), &ans);
     if (ans.stored)
         atomic_fetch_add(&s->stores, 1);
+    if (ans.stored && f->fr.on_stored)
+        f->fr.on_stored(s, f->fr.key, f->fr.query ? f->fr.query : "");
     else if (cp.dec.store || !ans.json)
         atomic_fetch_add(&s->store_refused, 1);
     if (rc)

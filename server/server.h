@@ -8,10 +8,11 @@
  *   top          main.c (start, run, stop)   http.c (the dispatcher)
  *   request path admin.c    sem.c → flight.c (sem hands a miss on to a
  *                flight; flight never calls sem)
- *   below it     pool.c → kvsub.c   verify.c → upstream.c  memo.c  demo.c
+ *   below it     pool.c → kvsub.c   verify.c   memo.c  demo.c
+ *                upstream.c (curl on the loops, upstream_headers, upstream_sink)
  *   ground       reply.c (common headers, errors, serving an entry)
  *                log.c (srv_log, srv_now)   config.c (plain data)
- *                notify.c (systemd's sd_notify, for main)
+ *                notify.c (sd_notify, for main)
  *   library      libllmcache (include/llmcache.h): llmc_cache holds the
  *                tiers, the store backend, persistence and the policy
  *
@@ -92,7 +93,8 @@ typedef struct srv_config {
     unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
     char *embed_query_prefix; /* NULL: the model's own prompt */
-    long long embed_threads;
+    long long embed_threads;   /* 0: one per CPU */
+    long long semantic_budget_ms; /* queueing a lookup may cost before it is skipped */
     char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
@@ -110,7 +112,7 @@ typedef struct srv_config {
     char *kv_new_prefix;           /* "tree" or "smallest": where a prefix nobody holds goes */
 } srv_config;
 
-/* ==== ground: config.c, notify.c, log.c, reply.c ======================= */
+/* ==== ground: config.c, log.c, reply.c ================================ */
 
 /* config.c */
 void config_defaults(srv_config *c);
@@ -231,6 +233,9 @@ struct upstream_xfer {
  * set). plain_json: for a request the daemon makes itself, without the
  * client's Accept and Content-Type, with Content-Type: application/json. */
 struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
+/* libcurl write callback: appends to the NUL-terminated malloc'd string at
+ * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
+size_t upstream_sink(char *buf, size_t size, size_t n, void *arg);
 
 /* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
 memo *memo_new(size_t max_bytes);
@@ -251,9 +256,6 @@ void pool_begin(pool *p, int backend);
 void pool_end(pool *p, int backend, int refused);
 void pool_write_json(pool *p, FILE *f);
 void pool_write_prometheus(pool *p, FILE *f);
-/* libcurl write callback: appends to the NUL-terminated malloc'd string at
- * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
-size_t pool_sink(char *buf, size_t size, size_t n, void *arg);
 
 /* kvsub.c — the engines' KV events, for precise prefix routing (used by
  * pool.c only). NULL from kvsub_new with *err 0 when none is configured. */
@@ -313,6 +315,11 @@ typedef struct {
     char *query;              /* query text to store with the answer (owned) */
     char *route_key;          /* prompt text for the prefix router (owned), or NULL */
     size_t route_len;
+    char reason_buf[112];     /* a formatted X-LLM-Cache-Reason; wins over reason */
+    /* Called by the flight once the answer is stored (on the flight's loop),
+     * with this request's key and query; NULL: nothing. How sem.c learns of
+     * an answer whose semantic lookup it skipped, without flight calling up. */
+    void (*on_stored)(srv *s, const uint8_t key[LLMC_KEY_LEN], const char *query);
 } flight_req;
 
 /* Start or join the upstream call for req on loop l. Takes over the reply
@@ -330,6 +337,10 @@ void sem_stop(srv *s);
 void sem_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, const char *query,
                 size_t qlen, double threshold, const char *body, size_t len, double t0);
 double sem_threshold_for(srv *s, const char *model, const char *header);
+/* The semantic tier's counters: outcomes by reason kind, skips, deferred
+ * inserts, batches. */
+void sem_write_prometheus(srv *s, FILE *f);
+void sem_write_json(srv *s, FILE *f);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);

@@ -17,6 +17,9 @@
  *               ("three", "third", "twenty") map to one canonical spelling;
  *               ambiguous words ("one", "first", "second", "thousand") may
  *               match a number but are not required to ("which one").
+ *     opposite  one text has a word of an opposite pair (on / off, enable /
+ *               disable, open / close, first / last, largest / smallest...)
+ *               and the other the other word (switched with negation).
  *     negation  either both texts contain a negation (not, no, never, none,
  *               nothing, without, cannot, non, absence, lack, any *n't ...)
  *               or neither does; "whether or not", a leading "No," and
@@ -95,15 +98,15 @@
 
 #define GUARD_TEXT_MAX 4096
 #define GUARD_TOKENS_MAX 256
-#define GUARD_UNK_COST 20.0 /* -log p of a byte no piece covers */
-#define GUARD_PIECE_MAX 48  /* longest piece looked up, in bytes */
+#define GUARD_UNK_COST 20.0   /* -log p of a byte no piece covers */
+#define GUARD_PIECE_MAX 48    /* longest piece looked up, in bytes */
 #define GUARD_SENSE_POOL 4096 /* sense ids kept per text; later words get none */
 
 struct llmc_guard_vocab {
-    char *arena;      /* NUL-terminated pieces, back to back */
-    uint32_t *slots;  /* offset into arena + 1, 0 = empty */
-    float *cost;      /* -logp per slot */
-    size_t mask;      /* slots - 1 */
+    char *arena;     /* NUL-terminated pieces, back to back */
+    uint32_t *slots; /* offset into arena + 1, 0 = empty */
+    float *cost;     /* -logp per slot */
+    size_t mask;     /* slots - 1 */
 };
 
 typedef struct {
@@ -530,6 +533,17 @@ static int guard_missing(const guard_text *a, const guard_text *b)
     return missing;
 }
 
+/* The first entity of a missing from b ("" when none). */
+static const char *guard_first_missing(const guard_text *a, const guard_text *b)
+{
+    for (unsigned i = 0; i < a->n; i++) {
+        const guard_word *w = &a->w[i];
+        if (w->entity && !w->covered && !guard_occurs(a, i, b) && !guard_same_lemma(a, i, b))
+            return w->word;
+    }
+    return "";
+}
+
 /* A slot substitution: the two texts are one template with a different
  * filler ("rehab center in Denali County" / "in Anchorage County", "best
  * milkshakes" / "best curly fries"). Align the common prefix and suffix of
@@ -542,8 +556,7 @@ static int guard_slot(const llmc_guard_params *p, const guard_text *a, const gua
     unsigned na = a->n, nb = b->n, pre = 0, q = 0;
     while (pre < na && pre < nb && !strcmp(a->w[pre].stem, b->w[pre].stem))
         pre++;
-    while (q < na - pre && q < nb - pre &&
-           !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
+    while (q < na - pre && q < nb - pre && !strcmp(a->w[na - 1 - q].stem, b->w[nb - 1 - q].stem))
         q++;
     unsigned ma = na - pre - q, mb = nb - pre - q;
     if (!ma || !mb || ma > (unsigned)max_fill || mb > (unsigned)max_fill)
@@ -588,7 +601,123 @@ static int guard_numbers_agree(const guard_text *a, const guard_text *b, int one
                 return 0;
         }
     }
-    return 1;
+    /* Ambiguous words need not match a missing number, but two that both
+     * sides use and that differ ("the first president" / "the second
+     * president") are different values. */
+    int wa = 0, wb = 0, common = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        if (!a->w[i].num[0] || !a->w[i].weak)
+            continue;
+        wa++;
+        for (unsigned j = 0; j < b->n && !common; j++)
+            common = !strcmp(a->w[i].num, b->w[j].num);
+    }
+    for (unsigned j = 0; j < b->n; j++)
+        wb += b->w[j].num[0] && b->w[j].weak;
+    return !(wa && wb && !common);
+}
+
+/* Words that ask the opposite of each other in the questions people put to
+ * support bots and assistants ("turn on dark mode" / "turn off ..."), which
+ * sentence embeddings place at cosine 0.95 and more. Matched on the word or
+ * its stem, each side having one and lacking the other. */
+static const char *const guard_opposites[][2] = {
+    {"on", "off"},
+    {"enable", "disable"},
+    {"enabled", "disabled"},
+    {"open", "close"},
+    {"opened", "closed"},
+    {"start", "stop"},
+    {"increase", "decrease"},
+    {"increase", "reduce"},
+    {"upgrade", "downgrade"},
+    {"add", "remove"},
+    {"subscribe", "unsubscribe"},
+    {"lock", "unlock"},
+    {"mute", "unmute"},
+    {"pin", "unpin"},
+    {"sync", "unsync"},
+    {"connect", "disconnect"},
+    {"import", "export"},
+    {"upload", "download"},
+    {"login", "logout"},
+    {"buy", "sell"},
+    {"first", "last"},
+    {"before", "after"},
+    {"minimum", "maximum"},
+    {"min", "max"},
+    {"largest", "smallest"},
+    {"biggest", "smallest"},
+    {"highest", "lowest"},
+    {"tallest", "shortest"},
+    {"longest", "shortest"},
+    {"hot", "cold"},
+    {"freezing", "boiling"},
+    {"win", "lose"},
+    {"accept", "reject"},
+    {"allow", "block"},
+    {"show", "hide"},
+    {"install", "uninstall"},
+    {"encrypt", "decrypt"},
+    {"join", "leave"},
+    {"restore", "delete"},
+    {"recover", "delete"},
+    {"archive", "unarchive"},
+    {"positive", "negative"},
+    {"best", "worst"},
+    {"advantage", "disadvantage"},
+    {"pros", "cons"},
+    {"male", "female"},
+    {"true", "false"},
+    {"cheapest", "expensive"},
+};
+
+/* x has word w (as written, lowercased, or as its stem). */
+static int guard_has_word(const guard_text *x, const char *w)
+{
+    for (unsigned i = 0; i < x->n; i++)
+        if (!strcmp(x->w[i].word, w) || !strcmp(x->w[i].stem, w))
+            return 1;
+    return 0;
+}
+
+/* The first opposite pair one text has a side of and the other the other
+ * side of; its index, or -1. */
+static int guard_opposite(const guard_text *a, const guard_text *b)
+{
+    for (size_t i = 0; i < sizeof guard_opposites / sizeof *guard_opposites; i++) {
+        const char *x = guard_opposites[i][0], *y = guard_opposites[i][1];
+        int ax = guard_has_word(a, x), ay = guard_has_word(a, y);
+        int bx = guard_has_word(b, x), by = guard_has_word(b, y);
+        if ((ax && !ay && by && !bx) || (ay && !ax && bx && !by))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The first number of x that y lacks, firm ones first ("" when none). */
+static const char *guard_first_number(const guard_text *x, const guard_text *y)
+{
+    for (unsigned i = 0; i < 2 * x->n; i++) {
+        const guard_word *w = &x->w[i % x->n];
+        if (!w->num[0] || w->weak != (i >= x->n))
+            continue;
+        int found = 0;
+        for (unsigned j = 0; j < y->n && !found; j++)
+            found = !strcmp(w->num, y->w[j].num);
+        if (!found)
+            return w->num;
+    }
+    return "";
+}
+
+/* The first negation word of x ("" when none). */
+static const char *guard_first_negation(const guard_text *x)
+{
+    for (unsigned i = 0; i < x->n; i++)
+        if (x->w[i].neg)
+            return x->w[i].word;
+    return "";
 }
 
 /* Word i of x is a content word (not a stop word, not a negation, with a
@@ -758,8 +887,8 @@ double llmc_guard_vocab_rarity(const llmc_guard_vocab *v, const char *word, size
 /* Rarity-weighted share of the content words of a and b (distinct stems,
  * no stop words, numbers or negations) that the other side lacks; 0 when
  * neither has content. */
-static double guard_unmatched(const llmc_guard_params *p, const guard_text *a,
-                              const guard_text *b, llmc_guard_result *out)
+static double guard_unmatched(const llmc_guard_params *p, const guard_text *a, const guard_text *b,
+                              llmc_guard_result *out)
 {
     const llmc_guard_vocab *v = p->vocab;
     double total = 0, missing = 0;
@@ -826,6 +955,9 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
         out->rejected |= LLMC_GUARD_NUMBER;
     if (p->negation && a.negated != b.negated && !lng)
         out->rejected |= LLMC_GUARD_NEGATION;
+    int opp = p->negation ? guard_opposite(&a, &b) : -1;
+    if (opp >= 0)
+        out->rejected |= LLMC_GUARD_OPPOSITE;
     guard_cover(&a, &b);
     guard_cover(&b, &a);
     int ma = guard_missing(&a, &b), mb = guard_missing(&b, &a);
@@ -846,12 +978,32 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
         out->rejected |= LLMC_GUARD_UNMATCHED;
 
     out->accept = out->rejected == 0;
-    out->reason = (out->rejected & LLMC_GUARD_NUMBER)     ? "number"
-                  : (out->rejected & LLMC_GUARD_NEGATION) ? "negation"
-                  : (out->rejected & LLMC_GUARD_ENTITY)   ? "entity"
-                  : (out->rejected & LLMC_GUARD_SLOT)     ? "substitution"
-                  : (out->rejected & LLMC_GUARD_OVERLAP)  ? "overlap"
+    out->reason = (out->rejected & LLMC_GUARD_NUMBER)      ? "number"
+                  : (out->rejected & LLMC_GUARD_NEGATION)  ? "negation"
+                  : (out->rejected & LLMC_GUARD_OPPOSITE)  ? "opposite"
+                  : (out->rejected & LLMC_GUARD_ENTITY)    ? "entity"
+                  : (out->rejected & LLMC_GUARD_SLOT)      ? "substitution"
+                  : (out->rejected & LLMC_GUARD_OVERLAP)   ? "overlap"
                   : (out->rejected & LLMC_GUARD_UNMATCHED) ? "unmatched"
                                                            : "ok";
+    /* The detail a user sees: query's side first, then the candidate's. */
+    if (out->rejected & LLMC_GUARD_NUMBER) {
+        const char *x = guard_first_number(&a, &b), *y = guard_first_number(&b, &a);
+        snprintf(out->detail, sizeof out->detail, "number %.24s vs %.24s", *x ? x : "none",
+                 *y ? y : "none");
+    } else if (out->rejected & LLMC_GUARD_NEGATION) {
+        const char *x = guard_first_negation(a.negated ? &a : &b);
+        snprintf(out->detail, sizeof out->detail, "negation '%.24s' on one side only", x);
+    } else if (out->rejected & LLMC_GUARD_OPPOSITE) {
+        int q0 = guard_has_word(&a, guard_opposites[opp][0]);
+        snprintf(out->detail, sizeof out->detail, "opposite %s vs %s",
+                 guard_opposites[opp][q0 ? 0 : 1], guard_opposites[opp][q0 ? 1 : 0]);
+    } else if (out->rejected & LLMC_GUARD_ENTITY) {
+        const char *x = guard_first_missing(&a, &b), *y = guard_first_missing(&b, &a);
+        snprintf(out->detail, sizeof out->detail, "entity %.24s vs %.24s", *x ? x : "none",
+                 *y ? y : "none");
+    } else if (!out->accept) {
+        snprintf(out->detail, sizeof out->detail, "%s", out->reason);
+    }
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * llmcached-semantic-eval — how good are the semantic tier's hits?
  *
- *   llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]
+ *   llmcached-semantic-eval [--file PATH] [--offset N] [--limit N] [--model-path DIR]
  *                           [--thresholds 0.7,0.75,...] [--k K] [--examples N]
  *                           [--margin M] [--short-boost B] [--short-words N]
  *                           [--long-words N] [--max-unmatched U] [--min-overlap O]
@@ -50,10 +50,10 @@ typedef struct {
 } pair;
 
 typedef struct {
-    char **text;   /* folded text per id */
-    char **orig;   /* original text per id */
+    char **text; /* folded text per id */
+    char **orig; /* original text per id */
     int n, cap;
-    int *parent;   /* union-find */
+    int *parent;     /* union-find */
     uint64_t *hkeys; /* open addressing: hash → id+1 */
     int *hvals;
     size_t hcap;
@@ -165,14 +165,22 @@ static int cmpd(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* One question's vector, as the daemon makes it (normalised text). */
+static int eval_embed(llmc_embedder *em, const char *text, float *out)
+{
+    size_t len = strlen(text);
+    return llmc_semantic_embed_batch(em, &text, &len, 1, out);
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: llmcached-semantic-eval [--file PATH] [--limit N] [--model-path DIR]\n"
+    fprintf(f, "usage: llmcached-semantic-eval [--file PATH] [--offset N] [--limit N]\n"
+               "                              [--model-path DIR]\n"
                "                              [--thresholds T1,T2,...] [--k K] [--examples N]\n"
                "                              [--margin M] [--short-boost B] [--short-words N]\n"
                "                              [--long-words N] [--max-unmatched U]\n"
                "                              [--min-overlap O] [--lexicon DIR|none] [--senses N]\n"
-               "                              [--guard-long-words N]\n"
+               "                              [--guard-long-words N] [--agree 0|1|2]\n"
                "                              [--vec-cache PATH] [--dump PATH]\n"
                "                              [--embed-backend use|bert|remote]\n"
                "                              [--embed-model-path DIR] [--embed-url URL]\n"
@@ -186,11 +194,11 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *file = NULL, *model_path = "data/models/use-lite", *ths = NULL, *precision = NULL;
-    long limit = 0;
+    long limit = 0, offset = 0;
     const char *vec_cache = NULL, *dump = NULL;
     /* Overrides of the decision's defaults (negative: keep the default). */
     double o_margin = -1, o_boost = -1, o_unmatched = -1, o_overlap = -1;
-    long o_short = -1, o_long = -1, o_senses = -1, o_glong = -1;
+    long o_short = -1, o_long = -1, o_senses = -1, o_glong = -1, o_agree = -1;
     const char *o_lexicon = NULL;
     /* The embedder, under the daemon's option names (make eval-semantic EMBED=...). */
     const char *e_backend = "use", *e_url = NULL, *e_model = NULL, *e_prefix = NULL;
@@ -203,6 +211,8 @@ int main(int argc, char **argv)
             file = argv[++i];
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
             limit = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--offset") && i + 1 < argc)
+            offset = atol(argv[++i]);
         else if ((!strcmp(argv[i], "--model-path") || !strcmp(argv[i], "--embed-model-path")) &&
                  i + 1 < argc)
             model_path = argv[++i];
@@ -237,6 +247,8 @@ int main(int argc, char **argv)
             o_lexicon = argv[++i];
         else if (!strcmp(argv[i], "--guard-long-words") && i + 1 < argc)
             o_glong = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--agree") && i + 1 < argc)
+            o_agree = atol(argv[++i]);
         else if (!strcmp(argv[i], "--senses") && i + 1 < argc)
             o_senses = atol(argv[++i]);
         else if (!strcmp(argv[i], "--vec-cache") && i + 1 < argc)
@@ -265,8 +277,12 @@ int main(int argc, char **argv)
             thresholds[nth++] = atof(t);
         free(d);
     } else {
-        for (double t = 0.70; t < 0.9801; t += 0.02)
+        double def = llmc_semantic_default_params().threshold;
+        for (double t = 0.70; t < 0.9801; t += 0.02) {
+            if (def > t - 0.02 + 1e-9 && def < t - 1e-9 && nth < 31)
+                thresholds[nth++] = def; /* the default is always a row */
             thresholds[nth++] = t;
+        }
     }
 
     /* Read pairs. */
@@ -326,10 +342,20 @@ int main(int argc, char **argv)
             if (ra != rb)
                 qt.parent[ra] = rb;
         }
+    /* --offset N: the pairs from N+1 on (the clusters above still span the
+     * whole file). The split of issue 11: settings chosen on QQP pairs
+     * 20,001-40,258 (--offset 20000), figures reported on pairs 1-20,000. */
+    if (offset > 0) {
+        if (offset >= np) {
+            fprintf(stderr, "%s: --offset %ld is past the last of %ld pairs\n", file, offset, np);
+            return 1;
+        }
+        memmove(pairs, pairs + offset, (size_t)(np - offset) * sizeof *pairs);
+        np -= offset;
+    }
     used = limit > 0 && limit < np ? limit : np;
 
-    /* The encoder and two caches (store + index each): plain cosine and the
-     * full decision. */
+    /* The encoder, a store, and two indexes: plain cosine and the full decision. */
     llmc_embed_params ep = llmc_embed_default_params();
     ep.backend = e_backend;
     ep.model_path = model_path;
@@ -374,6 +400,8 @@ int main(int argc, char **argv)
         sp.guard_params.lexicon_senses = (int)o_senses;
     if (o_glong >= 0)
         sp.guard_params.long_words = (unsigned)o_glong;
+    if (o_agree >= 0)
+        sp.agree = (int)o_agree;
     /* Two caches (the library object the daemon uses), one per decision. */
     llmc_cache_params cp = llmc_cache_default_params();
     cp.max_bytes = (size_t)4 << 30;
@@ -422,8 +450,7 @@ int main(int argc, char **argv)
                 for (int side = 0; side < 2; side++) {
                     int id = side ? pairs[i].b : pairs[i].a;
                     if (!vok[id])
-                        vok[id] = llmc_embed(em, qt.orig[id], strlen(qt.orig[id]),
-                                             vecs + (size_t)id * dim) == 0;
+                        vok[id] = eval_embed(em, qt.orig[id], vecs + (size_t)id * dim) == 0;
                 }
             vf = fopen(vec_cache, "wb");
             long h2[3] = {qt.n, used, (long)dim};
@@ -447,7 +474,7 @@ int main(int argc, char **argv)
             if (!vok[id])
                 continue;
             memcpy(vec, vecs + (size_t)id * dim, dim * sizeof(float));
-        } else if (llmc_embed(em, text, strlen(text), vec))
+        } else if (eval_embed(em, text, vec))
             continue;
         llmc_entry_info e;
         memset(&e, 0, sizeof e);
@@ -530,10 +557,12 @@ int main(int argc, char **argv)
                 llmc_guard_result g;
                 llmc_guard_check(&gp, qt.orig[qb], strlen(qt.orig[qb]), qt.orig[id],
                                  strlen(qt.orig[id]), bs[r], &g);
-                fprintf(df, "%ld\t%d\t%.4f\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%.4f\t%u\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t",
-                        i, r, bs[r], ok, g.accept, g.reason, g.overlap, g.unmatched,
-                        pairs[i].label, nn[id], (unsigned)g.rejected, g.lacked[0], g.lacked[1],
-                        g.content[0], g.content[1], qb, id);
+                fprintf(df,
+                        "%ld\t%d\t%.4f\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%.4f\t%u\t%.2f\t%.2f\t%.2f\t%."
+                        "2f\t%d\t%d\t",
+                        i, r, bs[r], ok, g.accept, g.reason, g.overlap, g.unmatched, pairs[i].label,
+                        nn[id], (unsigned)g.rejected, g.lacked[0], g.lacked[1], g.content[0],
+                        g.content[1], qb, id);
                 put_field(df, qt.orig[qb]);
                 fputc('\t', df);
                 put_field(df, qt.orig[id]);
@@ -551,7 +580,8 @@ int main(int argc, char **argv)
     long dup_queries = 0;
     for (long i = 0; i < used; i++)
         dup_queries += pairs[i].label == 1;
-    long (*cnt)[2][3] = calloc((size_t)nth, sizeof *cnt); /* [th][plain/full][correct,wrong,dupserved] */
+    long(*cnt)[2][3] =
+        calloc((size_t)nth, sizeof *cnt); /* [th][plain/full][correct,wrong,dupserved] */
     double *lat = malloc((size_t)used * sizeof *lat), *clat = malloc((size_t)used * sizeof *clat);
     long nlat = 0;
     for (long i = 0; i < used; i++) {
@@ -562,7 +592,7 @@ int main(int argc, char **argv)
             if (!vok[qb])
                 continue;
             memcpy(vec, vecs + (size_t)qb * dim, dim * sizeof(float));
-        } else if (llmc_embed(em, text, strlen(text), vec))
+        } else if (eval_embed(em, text, vec))
             continue;
         const llmc_entry_info *e0 = NULL;
         llmc_cache_get_semantic(full, 1, vec, text, strlen(text), default_threshold, -1, 1, NULL,
@@ -595,20 +625,19 @@ int main(int argc, char **argv)
     }
     qsort(lat, (size_t)nlat, sizeof *lat, cmpd);
     qsort(clat, (size_t)nlat, sizeof *clat, cmpd);
-    printf("file %s: %ld pairs used (%ld labelled duplicate), %ld questions inserted in %.1f s\n",
-           file, used, dup_queries, ninserted, t_insert);
-    printf("encoder %s (%zu-d, %s); candidates k=%d; guard on in 'full'\n",
-           llmc_embedder_model(em), dim, llmc_embedder_precision(em), k);
+    printf("file %s: pairs %ld-%ld (%ld labelled duplicate), %ld questions inserted in %.1f s\n",
+           file, offset + 1, offset + used, dup_queries, ninserted, t_insert);
+    printf("encoder %s (%zu-d, %s); candidates k=%d; guard on in 'full'\n", llmc_embedder_model(em),
+           dim, llmc_embedder_precision(em), k);
     printf("full decision: threshold + %.2f for texts of <= %u words (sliding to 0 at %u), "
-           "margin %.3f, guard min_overlap %.2f max_unmatched %.2f (%s)\n",
-           fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin,
+           "margin %.3f (agree %d), guard min_overlap %.2f max_unmatched %.2f (%s)\n",
+           fullp.short_boost, fullp.short_words, fullp.long_words, fullp.margin, fullp.agree,
            fullp.guard_params.min_overlap, fullp.guard_params.max_unmatched,
            access(vocab, R_OK) == 0 ? "rarity-weighted" : "unweighted: no vocab.json");
     if (llmc_lexicon_present(fullp.lexicon_dir))
         printf("guard synonyms: WordNet in %s, %d senses a word; one-sided negations and "
                "numbers allowed between texts of >= %u words\n",
-               fullp.lexicon_dir, fullp.guard_params.lexicon_senses,
-               fullp.guard_params.long_words);
+               fullp.lexicon_dir, fullp.guard_params.lexicon_senses, fullp.guard_params.long_words);
     else
         printf("guard synonyms: none%s; one-sided negations and numbers allowed between texts "
                "of >= %u words\n",
@@ -618,7 +647,8 @@ int main(int argc, char **argv)
     printf("%9s | %9s %10s %10s | %9s %10s %10s\n", "threshold", "hit rate", "wrong/hits",
            "dups srvd", "hit rate", "wrong/hits", "dups srvd");
     for (int t = 0; t < nth; t++) {
-        double hp = (double)(cnt[t][0][0] + cnt[t][0][1]), hf = (double)(cnt[t][1][0] + cnt[t][1][1]);
+        double hp = (double)(cnt[t][0][0] + cnt[t][0][1]),
+               hf = (double)(cnt[t][1][0] + cnt[t][1][1]);
         printf("%9.2f | %8.1f%% %9.1f%% %9.1f%% | %8.1f%% %9.1f%% %9.1f%%%s\n", thresholds[t],
                100.0 * hp / (double)used, hp ? 100.0 * (double)cnt[t][0][1] / hp : 0.0,
                dup_queries ? 100.0 * (double)cnt[t][0][2] / (double)dup_queries : 0.0,
@@ -627,10 +657,11 @@ int main(int argc, char **argv)
                fabs(thresholds[t] - default_threshold) < 1e-9 ? "  <- default" : "");
     }
     if (nlat)
-        printf("\nsemantic lookup (embed + search + decision), one thread: p50 %.3f ms, p99 %.3f ms "
-               "over %ld queries (CPU time: p50 %.3f ms, p99 %.3f ms)\n",
-               lat[nlat / 2] * 1e3, lat[(size_t)((double)nlat * 0.99)] * 1e3, nlat,
-               clat[nlat / 2] * 1e3, clat[(size_t)((double)nlat * 0.99)] * 1e3);
+        printf(
+            "\nsemantic lookup (embed + search + decision), one thread: p50 %.3f ms, p99 %.3f ms "
+            "over %ld queries (CPU time: p50 %.3f ms, p99 %.3f ms)\n",
+            lat[nlat / 2] * 1e3, lat[(size_t)((double)nlat * 0.99)] * 1e3, nlat,
+            clat[nlat / 2] * 1e3, clat[(size_t)((double)nlat * 0.99)] * 1e3);
     llmc_cache_free(full);
     llmc_cache_free(plain);
     llmc_embedder_free(em);

@@ -7,6 +7,13 @@
 // a complete stream ([DONE]). Prints the daemon's peak RSS and its CPU time,
 // and the same N straight to the mock as the baseline in the same run.
 //
+// Every request is a new question, so with the semantic tier on (the default
+// daemon, as `make run` starts it) each one is a semantic miss: the run shows
+// what the tier costs a burst of misses. The same N go through a second
+// daemon started with `--semantic no`, and the first-byte ratio (semantic on
+// / off, p50 and p99; issue 11's bar: at most 1.3) is printed, with how many
+// lookups the tier made and how many it skipped as over budget.
+//
 //   node bench/streams/run.mjs [N=5000]   (make bench-streams N=5000)
 import http from 'node:http';
 import fs from 'node:fs';
@@ -60,18 +67,49 @@ async function run(label, base) {
   return { label, ok: ok.length, wall: Date.now() - t0, ttfb50: p(0.5), ttfb99: p(0.99) };
 }
 
+async function metrics(d) {
+  const r = await fetch(`${d.url.replace(/\/v1$/, '')}/metrics`, { headers: { authorization: 'Bearer test-admin' } });
+  const out = {};
+  for (const l of (await r.text()).split('\n')) {
+    const m = /^llmcached_semantic_(lookups|skipped|deferred)_total\{(?:reason|outcome)="(\w+)"\} (\d+)/.exec(l);
+    if (m) out[`${m[1]}.${m[2]}`] = Number(m[3]);
+  }
+  return out;
+}
+
 const mock = await spawnMock();
-const d = await startDaemon({ upstream: mock.url, args: ['--persist', 'no', '--log-level', 'warn'] });
 console.log(`machine: ${os.cpus().length} cores, ${os.cpus()[0].model}; N=${N} streams of ${CHUNKS} chunks ${DELAY} ms apart`);
 console.log(`command: node bench/streams/run.mjs ${N}`);
 const base = await run('direct', mock.url);
-const cpu0 = cpuSec(d.pid);
-const ours = await run('llmcached', d.url);
-const cpu = cpuSec(d.pid) - cpu0;
-for (const r of [base, ours])
+
+// The default daemon (semantic tier on), then the same with --semantic no:
+// the baseline of what the tier adds. ORDER=off-first swaps them (to see
+// that the order does not decide the ratio).
+async function daemonRun(label, args) {
+  const dm = await startDaemon({ upstream: mock.url, args: ['--persist', 'no', '--log-level', 'warn', ...args] });
+  const c0 = cpuSec(dm.pid);
+  const r = await run(label, dm.url);
+  r.cpu = cpuSec(dm.pid) - c0;
+  r.rss = rssKb(dm.pid);
+  r.metrics = await metrics(dm);
+  await dm.stop();
+  return r;
+}
+let ours, semOff;
+if (process.env.ORDER === 'off-first') {
+  semOff = await daemonRun('sem-off', ['--semantic', 'no']);
+  ours = await daemonRun('llmcached', []);
+} else {
+  ours = await daemonRun('llmcached', []);
+  semOff = await daemonRun('sem-off', ['--semantic', 'no']);
+}
+for (const r of [base, semOff, ours])
   console.log(`${r.label.padEnd(10)} complete ${r.ok}/${N}  wall ${r.wall} ms  first byte p50 ${r.ttfb50} ms p99 ${r.ttfb99} ms`);
-console.log(`llmcached peak RSS ${(rssKb(d.pid) / 1024).toFixed(1)} MiB, CPU ${cpu.toFixed(2)} s for ${N} streams`);
+console.log(`llmcached peak RSS ${(ours.rss / 1024).toFixed(1)} MiB, CPU ${ours.cpu.toFixed(2)} s for ${N} streams (--semantic no: ${(semOff.rss / 1024).toFixed(1)} MiB, ${semOff.cpu.toFixed(2)} s)`);
 console.log(`llmcached/direct complete streams: ${(ours.ok / Math.max(1, base.ok)).toFixed(3)}`);
-await d.stop();
+const m = ours.metrics;
+const looked = Object.entries(m).filter(([k]) => k.startsWith('lookups.') && k !== 'lookups.skipped').reduce((a, [, v]) => a + v, 0);
+console.log(`semantic tier: ${looked} lookups, ${m['skipped.overload'] ?? 0} skipped (over --semantic-budget)`);
+console.log(`first byte, semantic on / off (same run; bar <= 1.3): p50 ${(ours.ttfb50 / semOff.ttfb50).toFixed(2)}x, p99 ${(ours.ttfb99 / semOff.ttfb99).toFixed(2)}x`);
 await mock.close();
-process.exit(ours.ok === N ? 0 : 1);
+process.exit(ours.ok === N && semOff.ok === N ? 0 : 1);

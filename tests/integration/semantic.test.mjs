@@ -233,3 +233,83 @@ test('max-age > 0: the exact request refused as too old is not served as HIT-SEM
   assert.equal(c.response.headers.get('x-llm-cache'), 'HIT-EXACT');
   assert.equal(mockSerial(c.data), mockSerial(b.data));
 });
+
+test('the lower-case copy of a stored question hits (normalised before embedding)', { skip }, async () => {
+  const t = tag();
+  const a = await ask(d.url, `What is the capital of France?`);
+  assert.equal(status(a), 'MISS');
+  for (const q of [`what is the capital of france`, `WHAT'S THE CAPITAL OF FRANCE ?`, `  What’s the capital of France!`]) {
+    const r = await ask(d.url, q);
+    assert.equal(status(r), 'HIT-SEMANTIC', `${q}: ${r.headers.get('x-llm-cache-reason')}`);
+    assert.equal(mockSerial(r.json), mockSerial(a.json));
+  }
+  // Case still matters to the guard where it names something: another
+  // capital is refused although the sentence is the same template.
+  const other = await ask(d.url, `What is the capital of Germany?`);
+  assert.equal(status(other), 'MISS');
+});
+
+const admin = { authorization: 'Bearer test-admin' };
+const metric = async (base, line) => {
+  const r = await request(`${base.replace(/\/v1$/, '')}/metrics`, { method: 'GET', headers: admin });
+  const m = r.text.split('\n').find((l) => l.startsWith(line + ' '));
+  return m ? Number(m.split(' ').pop()) : NaN;
+};
+
+test('every semantic miss says why, in X-LLM-Cache-Reason and /metrics', { skip }, async () => {
+  const t = tag();
+  const empty0 = await metric(d.url, 'llmcached_semantic_lookups_total{reason="empty_partition"}');
+  const first = await ask(d.url, `How many calories are in 2 boiled eggs?`);
+  assert.equal(first.headers.get('x-llm-cache-reason'), 'semantic: empty partition');
+  assert.equal(await metric(d.url, 'llmcached_semantic_lookups_total{reason="empty_partition"}'), empty0 + 1);
+  const num = await ask(d.url, `How many calories are in 3 boiled eggs?`);
+  assert.equal(status(num), 'MISS');
+  assert.equal(num.headers.get('x-llm-cache-reason'), 'semantic: guard: number 3 vs 2');
+  const far = await ask(d.url, `Which team won the first football world cup?`);
+  const m = /^semantic: below threshold \((0\.\d{3}) < (0\.\d{3})\)$/.exec(far.headers.get('x-llm-cache-reason') || '');
+  assert.ok(m, far.headers.get('x-llm-cache-reason'));
+  assert.ok(Number(m[1]) < Number(m[2]));
+  assert.ok(await metric(d.url, 'llmcached_semantic_lookups_total{reason="guard"}') >= 1);
+  assert.ok(await metric(d.url, 'llmcached_semantic_lookups_total{reason="below_threshold"}') >= 1);
+  // A hit carries no semantic reason.
+  const hit = await ask(d.url, `how many calories are in 2 boiled eggs`);
+  assert.equal(status(hit), 'HIT-SEMANTIC');
+  assert.equal(hit.headers.get('x-llm-cache-reason'), null);
+});
+
+test('an overloaded encoder is skipped: misses go upstream at once, answers are indexed later', { skip }, async () => {
+  const t = tag();
+  // Budget 0: a lookup that would wait at all is skipped; one worker.
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--persist', 'no',
+    '--embed-threads', '1', '--semantic-budget', '0'] });
+  try {
+    const N = 24;
+    const qs = Array.from({ length: N }, (_, i) => `In which year did expedition number ${i + 1} reach the summit of the highest mountain in the Alps?`);
+    const rs = await Promise.all(qs.map((q) => ask(d2.url, q)));
+    for (const r of rs) {
+      assert.equal(r.status, 200);
+      assert.equal(status(r), 'MISS');
+      assert.ok(r.json.choices[0].message.content.startsWith('mock['));
+    }
+    const skipped = rs.filter((r) => r.headers.get('x-llm-cache-reason') === 'semantic: skipped (overload)').length;
+    assert.ok(skipped >= 1, 'a burst of 24 with one worker and no budget skips some lookups');
+    assert.equal(await metric(d2.url, 'llmcached_semantic_skipped_total{reason="overload"}'), skipped);
+    // Every skipped answer was stored and is embedded + indexed off the request path.
+    let indexed = 0;
+    for (let i = 0; i < 100 && indexed < skipped; i++) {
+      indexed = await metric(d2.url, 'llmcached_semantic_deferred_total{outcome="indexed"}');
+      if (indexed < skipped) await sleep(100);
+    }
+    assert.equal(indexed, skipped);
+    assert.equal(await metric(d2.url, 'llmcached_semantic_deferred_total{outcome="dropped"}'), 0);
+    // A skipped question's lower-case copy is now a semantic hit; the exact one an exact hit.
+    const i = rs.findIndex((r) => r.headers.get('x-llm-cache-reason') === 'semantic: skipped (overload)');
+    const again = await ask(d2.url, qs[i]);
+    assert.equal(status(again), 'HIT-EXACT');
+    const lower = await ask(d2.url, qs[i].toLowerCase());
+    assert.equal(status(lower), 'HIT-SEMANTIC', lower.headers.get('x-llm-cache-reason'));
+    assert.equal(mockSerial(lower.json), mockSerial(rs[i].json));
+  } finally {
+    await d2.stop();
+  }
+});

@@ -180,7 +180,8 @@ static void test_lexicon(void)
         on.lexicon = lx;
         /* utilize ~ use, quantity ~ amount; "acquire" / "get" stays
          * unmatched ("get" is a stop word): 1 word of 13 instead of 5. */
-        const char *q = "How can I utilize the load_dataset function to acquire the quantity of rows?";
+        const char *q =
+            "How can I utilize the load_dataset function to acquire the quantity of rows?";
         const char *c = "How can I use the load_dataset function to get the amount of rows?";
         llmc_guard_result r0 = check_p(&off, q, c, NAN), r1 = check_p(&on, q, c, NAN);
         CHECK(!r0.accept && (r0.rejected & LLMC_GUARD_UNMATCHED));
@@ -238,10 +239,12 @@ static void test_lexicon(void)
     }
 
     llmc_guard_params p = llmc_guard_default_params();
-    const char *l1 = "AudioFolder is a dataset builder that eliminates the need for writing code to "
-                     "quickly load a dataset with thousands of audio files and their metadata.";
-    const char *l2 = "AudioFolder is a dataset builder that quickly loads a dataset with thousands of "
-                     "audio files and their metadata without requiring you to write any code.";
+    const char *l1 =
+        "AudioFolder is a dataset builder that eliminates the need for writing code to "
+        "quickly load a dataset with thousands of audio files and their metadata.";
+    const char *l2 =
+        "AudioFolder is a dataset builder that quickly loads a dataset with thousands of "
+        "audio files and their metadata without requiring you to write any code.";
     CHECK(check_p(&p, l1, l2, NAN).rejected & LLMC_GUARD_NEGATION);
     p.long_words = 20;
     CHECK(check_p(&p, l1, l2, NAN).accept);
@@ -253,8 +256,9 @@ static void test_lexicon(void)
                      "the Audio feature and the sampling rate of the dataset.";
     const char *n2 = "The DatasetInfo class of an audio loading script should include the Audio "
                      "feature and the sampling rate of the dataset, among other things.";
-    const char *n3 = "The DatasetInfo class of an audio loading script should include three things: "
-                     "the Audio feature and the sampling rate of the dataset.";
+    const char *n3 =
+        "The DatasetInfo class of an audio loading script should include three things: "
+        "the Audio feature and the sampling rate of the dataset.";
     CHECK(check_p(&p, n1, n2, NAN).accept);
     CHECK(check_p(&p, n1, n3, NAN).rejected & LLMC_GUARD_NUMBER);
     p.long_words = 0;
@@ -305,7 +309,8 @@ static void test_vocab(void)
         printf("skip: data/models/use-lite/vocab.json absent, rarity ordering not checked\n");
         return;
     }
-    double the = llmc_guard_vocab_rarity(v, "the", 3), county = llmc_guard_vocab_rarity(v, "county", 6);
+    double the = llmc_guard_vocab_rarity(v, "the", 3),
+           county = llmc_guard_vocab_rarity(v, "county", 6);
     double chamomile = llmc_guard_vocab_rarity(v, "chamomile", 9);
     CHECK(the > 0 && the < county && county < chamomile);
     CHECK(llmc_guard_vocab_rarity(v, "YouTube", 7) < llmc_guard_vocab_rarity(v, "Anchorage", 9));
@@ -399,8 +404,69 @@ static void test_data(void)
     CHECK(ok[0] * 100 >= cnt[0] * 62);
 }
 
+/* The detail a user is told (X-LLM-Cache-Reason: "semantic: guard: ..."). */
+static void test_detail(void)
+{
+    llmc_guard_result g;
+    const char *a = "Top 2 hiking trails in Utah", *b = "Top 3 hiking trails in Utah";
+    CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), NAN, &g), 0);
+    CHECK(!g.accept && !strcmp(g.detail, "number 2 vs 3"));
+    a = "How do I lose weight";
+    b = "How do I not lose weight";
+    CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), NAN, &g), 0);
+    CHECK(!g.accept && !strcmp(g.detail, "negation 'not' on one side only"));
+    a = "Where are the rehab centers in Denali?";
+    b = "Where are the rehab centers in Anchorage?";
+    CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), NAN, &g), 0);
+    CHECK(!g.accept && !strcmp(g.detail, "entity denali vs anchorage"));
+    a = "How do I reset my password";
+    CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), a, strlen(a), NAN, &g), 0);
+    CHECK(g.accept && g.detail[0] == 0);
+}
+
+/* Opposites and ordinals: what sentence embeddings place at cosine 0.95+
+ * although the answer differs. */
+static void test_opposites(void)
+{
+    static const char *const refused[][3] = {
+        {"How do I turn on dark mode?", "How do I turn off dark mode?", "opposite on vs off"},
+        {"How do I enable notifications?", "How do I disable notifications?",
+         "opposite enable vs disable"},
+        {"How do I open a support ticket?", "How do I close a support ticket?",
+         "opposite open vs close"},
+        {"What is the largest ocean on Earth?", "What is the smallest ocean on Earth?",
+         "opposite largest vs smallest"},
+        {"How do I restore a deleted file?", "How do I permanently delete a file?",
+         "opposite restore vs delete"},
+        {"Who was the first president of the United States?",
+         "Who was the second president of the United States?", "number 1 vs 2"},
+    };
+    llmc_guard_result g;
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        const char *a = refused[i][0], *b = refused[i][1];
+        CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), 0.97, &g), 0);
+        CHECK(!g.accept);
+        if (strcmp(g.detail, refused[i][2]))
+            fprintf(stderr, "  %s / %s: %s\n", a, b, g.detail);
+        CHECK(!strcmp(g.detail, refused[i][2]));
+    }
+    /* Both sides with the same word, or neither: not an opposite. */
+    static const char *const accepted[][2] = {
+        {"How do I turn on dark mode?", "How can I turn on dark mode?"},
+        {"Who was the first person to walk on the moon?", "Who was the first man on the moon?"},
+        {"How do I open and close a ticket?", "How can I open and close a ticket?"},
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof *accepted; i++) {
+        const char *a = accepted[i][0], *b = accepted[i][1];
+        CHECK_EQ_INT(llmc_guard_check(NULL, a, strlen(a), b, strlen(b), 0.97, &g), 0);
+        CHECK(g.accept);
+    }
+}
+
 int main(void)
 {
+    test_detail();
+    test_opposites();
     test_identity_and_paraphrase();
     test_numbers();
     test_negation();

@@ -130,7 +130,7 @@ static void test_short_boost(void)
     float v[DIM], q[DIM];
     const char *s_short = "How do I reset my password?"; /* 6 words */
     const char *s_long = "How do I reset the password of my account when I no longer have access "
-                         "to the email address it was registered with?"; /* 24 words */
+                         "to the email address it was registered with?";             /* 24 words */
     const char *s_mid = "How do I reset the password of my account on this laptop?"; /* 12 */
     mix_vec(v, 0, 1, 1.0);
     const llmc_entry_info *a = put(c, 1, 7, v, s_short, 0, "test-model");
@@ -197,6 +197,7 @@ static void test_margin(void)
         q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
     CHECK(look(c, 9, q, qt, strlen(qt), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "ambiguous") == 0);
+    CHECK_EQ_INT(r.kind, LLMC_SEM_AMBIGUOUS);
     CHECK_EQ_INT(r.candidates, 2);
     /* Clearly closer to a: a. */
     q[0] = 0.8f;
@@ -234,6 +235,105 @@ static void test_margin(void)
     llmc_entry_release(b);
     llmc_entry_release(m);
     llmc_cache_free(c);
+}
+
+/* Entry with its own answer body (put() uses the question as the answer). */
+static const llmc_entry_info *put_answer(llmc_store *st, llmc_semantic *sem, int id, const float *v,
+                                         const char *query, const char *answer)
+{
+    llmc_entry_info e;
+    memset(&e, 0, sizeof e);
+    e.key[0] = (uint8_t)id;
+    e.key[9] = 0x55;
+    e.endpoint = LLMC_EP_CHAT;
+    e.body = answer;
+    e.body_len = strlen(answer);
+    e.expires = 1000;
+    e.partition = 11;
+    e.model = "m";
+    e.vec = v;
+    e.dim = DIM;
+    e.vec_model = "test-model";
+    e.query = query;
+    const llmc_entry_info *ref = NULL;
+    if (llmc_store_put(st, &e, 1, &ref))
+        return NULL;
+    llmc_semantic_add(sem, ref);
+    return ref;
+}
+
+/* Ambiguity that means ambiguity: two close candidates that agree (the
+ * same answer, or questions that are paraphrases of each other by the
+ * tier's own decision) support a hit; two that disagree still block it. */
+static void test_agree(void)
+{
+    llmc_semantic_params sp = test_params();
+    sp.threshold = 0.5;
+    sp.short_boost = 0;
+    sp.margin = 0.05;
+    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
+    llmc_store *st = llmc_store_new(NULL, NULL);
+    CHECK(sem && st);
+    float v[DIM], q[DIM];
+    llmc_semantic_result r;
+    const char *qt = "How would I reset my password?";
+    /* Orthogonal vectors, different questions, the same answer text: the
+     * answer is right whichever is served. */
+    unit_vec(v, 0, 0.0f);
+    const llmc_entry_info *a =
+        put_answer(st, sem, 1, v, "How do I reset my password?",
+                   "{\"choices\":[{\"message\":{\"content\":\"Settings.\"}}],"
+                   "\"id\":\"a\"}");
+    unit_vec(v, 1, 0.0f);
+    const llmc_entry_info *b =
+        put_answer(st, sem, 2, v, "Where is the password reset?",
+                   "{\"choices\":[{\"message\":{\"content\":\"Settings.\"}}],"
+                   "\"id\":\"b\"}");
+    CHECK(a && b);
+    for (int i = 0; i < DIM; i++)
+        q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
+    q[0] += 0.001f;
+    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    CHECK_EQ_INT(r.kind, LLMC_SEM_HIT);
+    CHECK_EQ_INT(r.agreed, 1);
+    llmc_entry_release(hit);
+    llmc_entry_release(a);
+    llmc_entry_release(b);
+    llmc_store_free(st);
+
+    /* Different answers, but the stored questions are paraphrases: their
+     * vectors are close (cosine 0.98 >= 0.5) and the guard agrees. That
+     * counts only with agree = 2 (measured to add wrong hits on the
+     * pairs data: not the default); with the default it is ambiguous. */
+    CHECK_EQ_INT(llmc_semantic_default_params().agree, 1);
+    st = llmc_store_new(NULL, NULL);
+    llmc_semantic_free(sem);
+    sem = llmc_semantic_new(&sp, NULL);
+    mix_vec(v, 0, 2, 0.99);
+    a = put_answer(st, sem, 1, v, "How do I reset my password?", "answer one");
+    float w[DIM];
+    mix_vec(w, 0, 2, 0.985);
+    b = put_answer(st, sem, 2, w, "How can I reset my password?", "answer two");
+    CHECK(a && b);
+    unit_vec(q, 0, 0.0f);
+    CHECK(llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK_EQ_INT(r.kind, LLMC_SEM_AMBIGUOUS);
+    llmc_semantic_free(sem);
+    sp.agree = 2;
+    sem = llmc_semantic_new(&sp, NULL);
+    CHECK_EQ_INT(llmc_semantic_add(sem, a), 0);
+    CHECK_EQ_INT(llmc_semantic_add(sem, b), 0);
+    hit = llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit == a);
+    CHECK_EQ_INT(r.agreed, 1);
+    llmc_entry_release(hit);
+    /* Two that pass but disagree (orthogonal vectors: not paraphrases by
+     * this decision; different answers) stay ambiguous: test_margin. */
+    llmc_entry_release(a);
+    llmc_entry_release(b);
+    llmc_store_free(st);
+    llmc_semantic_free(sem);
 }
 
 /* The learned floor: an entry no longer answers queries at or below the
@@ -302,6 +402,10 @@ int main(void)
     unit_vec(q, 0, 0.8f);
     CHECK(look(c, 100, q, qt, strlen(qt), -1, 2, &r) == NULL);
     CHECK(strcmp(r.reason, "below-threshold") == 0);
+    /* The structured reason: the similarity found and the bar it missed. */
+    CHECK_EQ_INT(r.kind, LLMC_SEM_BELOW);
+    CHECK(r.similarity < 0.9 && fabs(r.needed - 0.9) < 1e-9);
+    CHECK(!strcmp(llmc_semantic_kind_name(r.kind), "below_threshold"));
     hit = look(c, 100, q, qt, strlen(qt), 0.5, 2, &r);
     CHECK(hit == a);
     llmc_entry_release(hit);
@@ -310,6 +414,13 @@ int main(void)
     const char *other = "How do I reset my password 3 times?";
     CHECK(look(c, 100, q, other, strlen(other), -1, 2, &r) == NULL);
     CHECK(r.guard_rejected == 1);
+    CHECK_EQ_INT(r.kind, LLMC_SEM_GUARD);
+    CHECK(!strcmp(r.guard_detail, "number 3 vs none"));
+    /* An empty partition says so. */
+    CHECK(look(c, 555, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK_EQ_INT(r.kind, LLMC_SEM_EMPTY);
+    CHECK(!strcmp(llmc_semantic_kind_name(LLMC_SEM_SKIPPED), "skipped"));
+    CHECK(!strcmp(llmc_semantic_kind_name((llmc_semantic_kind)99), "unknown"));
 
     /* Exact-only entries and vectors of another model are never served. */
     unit_vec(v, 3, 0.0f);
@@ -371,6 +482,7 @@ int main(void)
     test_defaults();
     test_short_boost();
     test_margin();
+    test_agree();
     test_learned_floor();
     return UNIT_DONE();
 }
