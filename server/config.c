@@ -555,7 +555,6 @@ void config_print_conf(FILE *f, const srv_config *c)
             continue;
         }
         if (opts[i].type == OPT_APPEND) { /* repeatable: one line per value */
-            fprintf(f, "# (one line per backend; repeatable)\n");
             if (!c->n_kv_events)
                 fprintf(f, "#%s \n", opts[i].name);
             for (int k = 0; k < c->n_kv_events; k++)

@@ -355,8 +355,7 @@ int main(int argc, char **argv)
     }
     used = limit > 0 && limit < np ? limit : np;
 
-    /* The encoder and two caches (store + index each): plain cosine and the
-     * full decision. */
+    /* The encoder, a store, and two indexes: plain cosine and the full decision. */
     llmc_embed_params ep = llmc_embed_default_params();
     ep.backend = e_backend;
     ep.model_path = model_path;
