@@ -9,9 +9,11 @@
  *   request path admin.c    fetch.c → sem.c → flight.c (fetch hands an
  *                exact miss on to sem or a flight; sem hands a miss on to
  *                a flight; flight never calls sem, sem never calls fetch)
- *   below it     pool.c  verify.c → upstream.c  memo.c  demo.c
+ *   below it     pool.c → kvsub.c   verify.c   memo.c  demo.c
+ *                upstream.c (curl on the loops, upstream_headers, upstream_sink)
  *   ground       reply.c (common headers, errors, serving an entry)
  *                log.c (srv_log, srv_now)   config.c (plain data)
+ *                notify.c (sd_notify, for main)
  *   library      libllmcache (include/llmcache.h): llmc_cache holds the
  *                tiers, the store backend, persistence and the policy
  *
@@ -237,6 +239,9 @@ struct upstream_xfer {
  * set). plain_json: for a request the daemon makes itself, without the
  * client's Accept and Content-Type, with Content-Type: application/json. */
 struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json);
+/* libcurl write callback: appends to the NUL-terminated malloc'd string at
+ * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
+size_t upstream_sink(char *buf, size_t size, size_t n, void *arg);
 
 /* memo.c — the exact-hit fast path, one per loop (not thread-safe) */
 memo *memo_new(size_t max_bytes);
@@ -257,9 +262,6 @@ void pool_begin(pool *p, int backend);
 void pool_end(pool *p, int backend, int refused);
 void pool_write_json(pool *p, FILE *f);
 void pool_write_prometheus(pool *p, FILE *f);
-/* libcurl write callback: appends to the NUL-terminated malloc'd string at
- * *(char **)arg (NULL to start), refusing bodies over 1 MiB. */
-size_t pool_sink(char *buf, size_t size, size_t n, void *arg);
 
 /* kvsub.c — the engines' KV events, for precise prefix routing (used by
  * pool.c only). NULL from kvsub_new with *err 0 when none is configured. */
