@@ -406,7 +406,7 @@ static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *text, size_t le
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pool_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, upstream_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

@@ -73,21 +73,6 @@ int pool_count(pool *p)
     return p->n;
 }
 
-size_t pool_sink(char *buf, size_t size, size_t n, void *arg)
-{
-    char **acc = arg;
-    size_t len = size * n, cur = *acc ? strlen(*acc) : 0;
-    if (cur + len > (1u << 20))
-        return 0;
-    char *nb = realloc(*acc, cur + len + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + cur, buf, len);
-    nb[cur + len] = 0;
-    *acc = nb;
-    return len;
-}
-
 static void pool_probe(pool *p, int i, CURL *c)
 {
     pool_backend *b = &p->b[i];
@@ -100,7 +85,7 @@ static void pool_probe(pool *p, int i, CURL *c)
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pool_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, upstream_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

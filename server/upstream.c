@@ -177,3 +177,18 @@ struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plai
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     return curl_slist_append(hdrs, "Expect:");
 }
+
+size_t upstream_sink(char *buf, size_t size, size_t n, void *arg)
+{
+    char **acc = arg;
+    size_t len = size * n, cur = *acc ? strlen(*acc) : 0;
+    if (cur + len > (1u << 20))
+        return 0;
+    char *nb = realloc(*acc, cur + len + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + cur, buf, len);
+    nb[cur + len] = 0;
+    *acc = nb;
+    return len;
+}

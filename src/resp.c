@@ -21,18 +21,18 @@
 #include <jansson.h>
 
 #include "llmcache.h"
+#include "resp.h"
 #include "words.h"
 
 #define RESP_MAX_CHOICES 64
 
-/* Content as a string or an array of parts ({type, text}): fences into f,
- * tool-use parts into info. */
-static void resp_content(json_t *c, words_fence *f, llmc_resp_info *info)
+int resp_content_scan(json_t *c, words_fence *f)
 {
     if (json_is_string(c)) {
         words_fence_scan(f, json_string_value(c));
-        return;
+        return 0;
     }
+    int tool = 0;
     size_t i;
     json_t *part;
     json_array_foreach(c, i, part)
@@ -44,9 +44,10 @@ static void resp_content(json_t *c, words_fence *f, llmc_resp_info *info)
         const char *type = json_string_value(json_object_get(part, "type"));
         if (type && (!strcmp(type, "tool_use") || !strcmp(type, "function_call") ||
                      !strcmp(type, "server_tool_use")))
-            info->has_tool_calls = 1;
+            tool = 1;
         words_fence_scan(f, json_string_value(json_object_get(part, "text")));
     }
+    return tool;
 }
 
 static void resp_info_fill(llmc_endpoint ep, json_t *o, llmc_resp_info *info)
@@ -88,7 +89,8 @@ static void resp_info_fill(llmc_endpoint ep, json_t *o, llmc_resp_info *info)
         /* one fence state per choice: a fence is never split across choices */
         words_fence f;
         memset(&f, 0, sizeof f);
-        resp_content(json_object_get(msg, "content"), &f, info);
+        if (resp_content_scan(json_object_get(msg, "content"), &f))
+            info->has_tool_calls = 1;
         words_fence_scan(&f, json_string_value(json_object_get(c, "text")));
         if (f.found)
             info->has_code = 1;

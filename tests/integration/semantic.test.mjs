@@ -117,8 +117,16 @@ test('deleted entries take their vectors with them; restart keeps semantic hits'
 });
 
 test('expiry and eviction remove vectors too', { skip }, async () => {
-  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '2', '--persist', 'no'] });
+  // d2 runs the fp32 reference encoder: /stats names the precision beside
+  // the model (the main daemon's is what --embed-precision auto chose).
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '2', '--persist', 'no', '--embed-precision', 'fp32'] });
   try {
+    const auth = (x) => ({ method: 'GET', headers: { authorization: `Bearer ${x.adminToken}` } });
+    const s0 = await request(`${d2.origin}/stats`, auth(d2));
+    assert.equal(s0.json.semantic.precision, 'fp32', JSON.stringify(s0.json.semantic));
+    const s1 = await request(`${d.origin}/stats`, auth(d));
+    assert.match(s1.json.semantic.precision, /^(int8|fp16|fp32)/, JSON.stringify(s1.json.semantic));
+    assert.equal(s1.json.semantic.model, s0.json.semantic.model);
     const t = tag();
     await ask(d2.url, `Could you explain in simple terms why the speed of light in a vacuum is the same for every observer?`);
     assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer?`)), 'HIT-SEMANTIC');
@@ -195,12 +203,15 @@ test('--semantic-query user-turns compares whole conversations instead of keying
   }
 });
 
+// The openai client, in this test's partition, with Cache-Control: max-age
+// when maxAge is given.
+const chatMaxAge = (content, maxAge) => makeClient(d.url, { apiKey: 'sk-sem' }).chat.completions.create(
+  { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
+  maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+
 test('max-age > 0 holds on the semantic tier: a stale entry is never a semantic hit', { skip }, async () => {
   const t = tag();
-  const client = makeClient(d.url, { apiKey: 'sk-sem' });
-  const chat = (content, maxAge) => client.chat.completions.create(
-    { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
-    maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+  const chat = chatMaxAge;
   const original = `Could you please explain in detail how the process of photosynthesis turns sunlight, water and carbon dioxide into sugar inside the leaves of a plant?`;
   const paraphrase = `Can you please explain in detail how the process of photosynthesis turns sunlight, water and carbon dioxide into sugar inside the leaves of a plant?`;
   const a = await chat(original);
@@ -217,10 +228,7 @@ test('max-age > 0 holds on the semantic tier: a stale entry is never a semantic 
 
 test('max-age > 0: the exact request refused as too old is not served as HIT-SEMANTIC', { skip }, async () => {
   const t = tag();
-  const client = makeClient(d.url, { apiKey: 'sk-sem' });
-  const chat = (content, maxAge) => client.chat.completions.create(
-    { model: 'mock-gpt', messages: [{ role: 'system', content: `test ${curTag}` }, { role: 'user', content }] },
-    maxAge === undefined ? {} : { headers: { 'Cache-Control': `max-age=${maxAge}` } }).withResponse();
+  const chat = chatMaxAge;
   const question = `Could you please describe the main differences between the climate of the northern and the southern coast of Spain throughout the year?`;
   const a = await chat(question);
   assert.equal(a.response.headers.get('x-llm-cache'), 'MISS');
