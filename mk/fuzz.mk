@@ -1,8 +1,8 @@
 # mk/fuzz.mk — libFuzzer targets (tests/fuzz/fuzz_*.c) for the parsers that
 # take outside bytes (request canonicalisation, the answer assembler, the
-# policy scanner and guard, the HNSW file loader, the SentencePiece and BERT
-# tokenizer/safetensors/config.json loaders, the WordNet loader, the config
-# file parser), built with Debian's clang 14 against a copy of the
+# policy scanner and guard, the HNSW file loader, the SQLite row loader of
+# the warm start, the SentencePiece and BERT tokenizer/safetensors/
+# config.json loaders, the WordNet loader, the config file parser), built with Debian's clang 14 against a copy of the
 # library compiled with -fsanitize=fuzzer-no-link,address,undefined
 # (build/fuzz/, a variant of its own so it never mixes with rel or san).
 #
