@@ -15,7 +15,11 @@
  * the status is 200, the body is a complete, well-formed answer (a stream
  * must have reached "data: [DONE]") and the policy allows it: a client that
  * disconnects, an upstream that drops mid-stream, an error status — none of
- * them can leave a partial entry behind.
+ * them can leave a partial entry behind. A 200 whose body is not a
+ * well-formed answer (garbage, a broken SSE event) is not relayed as a
+ * success either: a waiting client gets a 502 JSON error, and a stream
+ * already passed through is cut before the upstream's "data: [DONE]",
+ * which is held back until the answer has been read (sub_sendable).
  *
  * Lifetime: refs = 1 for the transfer + 1 per subscriber. When the last
  * subscriber leaves before the end, the owner loop aborts the transfer
@@ -31,6 +35,7 @@
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
 
 #include "server.h"
 
@@ -79,6 +84,7 @@ struct flight {
     char *body;
     size_t len, cap;
     int done, failed, fail_status;
+    int malformed; /* a 200 whose body is not a well-formed answer (flight_store) */
     const char *fail_msg, *fail_type;
     char *final_json;
     size_t final_len;
@@ -225,6 +231,28 @@ static void sub_observe(sub *u, double t_end)
         llmc_metrics_observe(f->s->metrics, LLMC_HIST_MISS_TOTAL, t_end - u->t0);
 }
 
+/* How much of the body a streaming subscriber may be sent now. The
+ * upstream's "data: [DONE]" (and a trailing prefix of it) is held back
+ * until the flight is done and its answer read: a stream whose events
+ * turned out not to be a well-formed answer is then cut before [DONE], so
+ * the client never sees a broken answer end as a complete one. */
+static size_t sub_sendable(const flight *f, size_t from)
+{
+    static const char P[] = "data: [DONE]";
+    const size_t pl = sizeof P - 1;
+    if ((f->done && !f->malformed) || from >= f->len)
+        return f->len;
+    const char *hit = memmem(f->body + from, f->len - from, P, pl);
+    if (hit)
+        return (size_t)(hit - f->body);
+    if (f->done)
+        return f->len;
+    for (size_t k = pl - 1; k > 0; k--)
+        if (f->len - from >= k && !memcmp(f->body + f->len - k, P, k))
+            return f->len - k;
+    return f->len;
+}
+
 static void sub_wake(evutil_socket_t fd, short what, void *arg)
 {
     sub *u = arg;
@@ -235,17 +263,18 @@ static void sub_wake(evutil_socket_t fd, short what, void *arg)
     /* Pass a stream through as it arrives; but an upstream that broke before
      * we sent anything gets a clean error reply instead of a cut stream. */
     int passthrough = u->client_stream && f->upstream_stream && f->headers_done &&
-                      f->status == 200 && !(f->done && f->failed && !u->started);
+                      f->status == 200 && !(f->done && (f->failed || f->malformed) && !u->started);
     if (passthrough) {
         if (!u->started) {
             sub_headers(u, f->fr.cache_status);
             sub_copy_upstream_headers(u, 1);
         }
-        if (f->len > u->sent) {
-            evbuffer_add(out, f->body + u->sent, f->len - u->sent);
-            u->sent = f->len;
+        size_t upto = sub_sendable(f, u->sent);
+        if (upto > u->sent) {
+            evbuffer_add(out, f->body + u->sent, upto - u->sent);
+            u->sent = upto;
         }
-        int done = f->done, broken = f->failed;
+        int done = f->done, broken = f->failed || f->malformed;
         pthread_mutex_unlock(&f->mu);
         if (!u->started) {
             evhttp_send_reply_start(req, 200, "OK");
@@ -276,6 +305,16 @@ static void sub_wake(evutil_socket_t fd, short what, void *arg)
     int code;
     sub_headers(u, f->fr.cache_status);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    if (f->malformed && !f->failed && f->status == 200) {
+        pthread_mutex_unlock(&f->mu);
+        evbuffer_free(out);
+        sub_observe(u, srv_now());
+        sub_take(u);
+        reply_error(req, 502, "upstream_error",
+                    "the upstream answered 200 with a body that is not a well-formed answer");
+        sub_detach(u);
+        return;
+    }
     if (f->failed && (!f->status || f->status == 200)) {
         code = f->fail_status ? f->fail_status : 502;
         pthread_mutex_unlock(&f->mu);
@@ -459,9 +498,19 @@ static void flight_store(flight *f)
         atomic_fetch_add(&s->store_refused, 1);
     if (rc)
         srv_log(ans.json ? LOG_WARN : LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
+    /* Not an answer (the client is told so, flight_store's caller stores
+     * nothing); but a JSON error object is an upstream's own clear error,
+     * relayed as it came. The transfer is over: body no longer changes. */
+    int malformed = rc == LLMC_EINVAL;
+    if (malformed && !f->upstream_stream) {
+        json_t *o = json_loadb(f->body, f->len, 0, NULL);
+        malformed = !(json_is_object(o) && json_is_object(json_object_get(o, "error")));
+        json_decref(o);
+    }
     pthread_mutex_lock(&f->mu);
     f->final_json = ans.json;
     f->final_len = ans.json_len;
+    f->malformed = malformed;
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -39,6 +39,10 @@
 //     drop_mid_stream    send half the answer, then destroy the socket
 //     stream_error       stream half the events, then an SSE error event
 //     bad_json           200 with a body (or stream event) that is not JSON
+//     truncate_chunked   the answer (plain or streamed) in chunked transfer
+//                        encoding, cut in the middle of a chunk, then the
+//                        connection closed (FIN): a malformed chunked body
+//     reset_mid_stream   send half the answer, then reset the connection (RST)
 // - Stats: per-path call counts, serial, in-flight and peak in-flight upstream
 //   calls, and a log of the last 200 calls (method, path, authorization,
 //   stream flag, hash, controls, body size, selected headers, every header's name). In-process as
@@ -414,14 +418,45 @@ export async function startMock(opts = {}) {
     obj.mock_hash = ctx.hash;
     let text = JSON.stringify(obj);
     if (controls.bad_json) text = text.slice(0, Math.floor(text.length / 2)) + '<<not json';
-    if (controls.drop_mid_stream || controls.stall_mid_stream) {
+    if (controls.truncate_chunked) return truncatedChunked(ctx, 'application/json', [text]);
+    if (controls.drop_mid_stream || controls.stall_mid_stream || controls.reset_mid_stream) {
       // Promise the whole length, deliver half: a truncated body on the wire.
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...ctx.ids });
       res.write(text.slice(0, Math.floor(text.length / 2)));
       if (controls.drop_mid_stream) ctx.later(intOr(controls.chunk_delay, dflt.chunkDelayMs), () => res.destroy());
+      if (controls.reset_mid_stream) ctx.later(intOr(controls.chunk_delay, dflt.chunkDelayMs), () => resetConnection(res));
       return;
     }
     sendJson(res, 200, text, ctx.ids);
+  }
+
+  /** Reset the connection (TCP RST, not FIN) under a response in flight. */
+  function resetConnection(res) {
+    const sock = res.socket;
+    if (sock && !sock.destroyed) sock.resetAndDestroy();
+    else res.destroy();
+  }
+
+  /**
+   * A 200 in chunked transfer encoding written on the response's own socket:
+   * every piece but the last as a whole chunk, then the last one's chunk
+   * header with only half its bytes, then FIN. node:http frames every write
+   * as a whole chunk, so the cut is made below it, on the same connection.
+   */
+  function truncatedChunked(ctx, contentType, pieces) {
+    const { res } = ctx;
+    const sock = res.socket;
+    if (!sock || sock.destroyed) return;
+    const ids = Object.entries(ctx.ids).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const wire = [Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: ${contentType}\r\n` +
+      `transfer-encoding: chunked\r\n${ids}connection: close\r\n\r\n`)];
+    pieces.forEach((p, i) => {
+      const b = Buffer.from(p);
+      wire.push(Buffer.from(`${b.length.toString(16)}\r\n`));
+      if (i < pieces.length - 1) wire.push(b, Buffer.from('\r\n'));
+      else wire.push(b.subarray(0, Math.max(1, b.length >> 1)));
+    });
+    sock.end(Buffer.concat(wire));
   }
 
   function stream(ctx, a) {
@@ -469,7 +504,9 @@ export async function startMock(opts = {}) {
     const half = Math.max(1, Math.floor(frames.length / 2));
     if (controls.bad_json) frames.splice(half, 0, 'data: {"id": "broken", "choices": [<<not json\n\n');
     let tail = 'done';
+    if (controls.truncate_chunked) return truncatedChunked(ctx, 'text/event-stream; charset=utf-8', frames.slice(0, half + 1));
     if (controls.drop_mid_stream) { frames = frames.slice(0, half); tail = 'drop'; }
+    else if (controls.reset_mid_stream) { frames = frames.slice(0, half); tail = 'reset'; }
     else if (controls.stall_mid_stream) { frames = frames.slice(0, half); tail = 'stall'; }
     else if (controls.stream_error) {
       frames = frames.slice(0, half);
@@ -489,6 +526,7 @@ export async function startMock(opts = {}) {
         return ctx.later(gap, next);
       }
       if (tail === 'drop') return res.destroy();
+      if (tail === 'reset') return resetConnection(res);
       if (tail === 'stall') return;
       res.end('data: [DONE]\n\n');
     };

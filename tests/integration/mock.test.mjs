@@ -9,6 +9,7 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -241,6 +242,53 @@ test('bad_json: a 200 whose body (or one stream event) is not JSON', async () =>
   await assert.rejects(quiet.chat.completions.create(chat('[mock:bad_json]')));
   const s = await quiet.chat.completions.create({ ...chat('[mock:bad_json]'), stream: true });
   await assert.rejects((async () => { for await (const _c of s) { /* drain */ } })());
+});
+
+/** The raw bytes of one request to the mock and how its connection ended. */
+function rawExchange(content, stream) {
+  return new Promise((resolve) => {
+    const b = JSON.stringify(chat(content, stream ? { stream: true } : {}));
+    const u = new URL(mock.url);
+    const s = net.connect(Number(u.port), u.hostname);
+    const got = [];
+    let how = 'end';
+    s.on('data', (x) => got.push(x));
+    s.on('error', (e) => { how = e.code; });
+    s.on('end', () => { how = 'fin'; });
+    s.on('close', () => resolve({ text: Buffer.concat(got).toString('latin1'), how }));
+    s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`);
+  });
+}
+
+test('truncate_chunked: a chunked 200 cut inside a chunk, then FIN', async () => {
+  for (const stream of [false, true]) {
+    const r = await rawExchange('[mock:truncate_chunked] [mock:chunks=6]', stream);
+    assert.match(r.text, /^HTTP\/1\.1 200 /);
+    assert.match(r.text, /\r\ntransfer-encoding: chunked\r\n/i);
+    assert.equal(r.how, 'fin');
+    // Walk the chunks: the last one announced is longer than what came.
+    let rest = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+    let cut = false;
+    while (rest.length) {
+      const m = /^([0-9a-f]+)\r\n/.exec(rest);
+      assert.ok(m, `a chunk header expected: ${rest.slice(0, 40)}`);
+      const n = parseInt(m[1], 16);
+      assert.ok(n > 0, 'no terminating zero chunk');
+      rest = rest.slice(m[0].length);
+      if (rest.length < n + 2) { cut = true; assert.ok(rest.length > 0 && rest.length < n); break; }
+      rest = rest.slice(n + 2);
+    }
+    assert.ok(cut, 'the body ends inside a chunk');
+  }
+});
+
+test('reset_mid_stream: half the answer, then a TCP reset', async () => {
+  for (const stream of [false, true]) {
+    const r = await rawExchange('[mock:reset_mid_stream] [mock:chunks=6]', stream);
+    assert.match(r.text, /^HTTP\/1\.1 200 /);
+    assert.equal(r.how, 'ECONNRESET');
+    assert.ok(!r.text.includes('[DONE]'));
+  }
 });
 
 test('hang and stall: nothing (more) is sent until the client gives up; in-flight is counted', async () => {
