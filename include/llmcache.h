@@ -1194,6 +1194,65 @@ void llmc_cache_get_stats(llmc_cache *c, llmc_cache_stats *st);
 
 /* ==== end cache ====================================================== */
 
+/* ==== cache_redis: the fleet's store backend ========================== */
+/* (section owned by src/cache_redis.c)
+ *
+ * Several llmcached instances share one cache in Redis (redis://) or Redis
+ * Cluster (redis-cluster://): entries live in Redis with their absolute
+ * TTL, the memory store is a bounded near cache in front of it, each
+ * instance's semantic index follows the others' inserts and deletes
+ * through a Redis stream, and a new instance loads the live entries at
+ * start. Redis unavailable: fetches fail fast (count them as
+ * store_unavailable and go upstream), writes are dropped and counted, the
+ * connections reconnect with back-off. Pass llmc_redis_backend_ops() and
+ * the backend as llmc_cache_params.backend / backend_state, then call
+ * llmc_redis_backend_start() with the cache. Thread safety: as llmc_cache.
+ */
+typedef struct llmc_redis_backend llmc_redis_backend;
+
+typedef struct {
+    const char *url;      /* redis://[USER[:PASS]@]HOST[:PORT][/DB] or
+                             redis-cluster://[USER[:PASS]@]HOST:PORT,HOST:PORT,... */
+    const char *password; /* overrides the URL's (--store-password); NULL */
+    const char *prefix;   /* key prefix of this deployment ("llmc:") */
+    int timeout_ms;       /* a fetch's deadline: a slower Redis is a miss (5) */
+    long long near_ttl_s; /* a copy fetched from Redis stays in the near cache at most this (30) */
+    long long stream_maxlen;                 /* the change stream's XADD MAXLEN ~ (100000) */
+    int load_deadline_ms;                    /* warm start gives up after this (10000) */
+    void (*log)(void *arg, const char *msg); /* connection events; never a password */
+    void *log_arg;
+} llmc_redis_backend_params;
+
+typedef struct {
+    char url[256]; /* the store URL with its password replaced by "***" */
+    int cluster;
+    uint32_t connections, connections_up;
+    uint64_t fetches, fetch_hits, fetch_misses;
+    uint64_t unavailable; /* fetches refused, failed or timed out */
+    uint64_t bad_values;  /* values that were not ours or failed their check: never served */
+    uint64_t puts, put_errors, deletes, flushes, loaded;
+    uint64_t stream_out, stream_in, stream_errors;
+    double stream_lag_ms, stream_lag_ms_max; /* another instance's XADD to our reading it */
+    double rtt_p50_ms, rtt_p99_ms;           /* fetch round trips (power-of-two buckets) */
+    uint64_t reconnects, timeouts, errors, auth_failures;
+    uint64_t redirects; /* Redis Cluster MOVED and ASK redirections followed */
+} llmc_redis_backend_stats;
+
+llmc_redis_backend_params llmc_redis_backend_default_params(void);
+/* Parse the URL and prepare (nothing connects before load). NULL with *err
+ * (LLMC_EINVAL, LLMC_ENOTSUP, LLMC_ENOMEM) and a message in errbuf that
+ * never contains the password. */
+llmc_redis_backend *llmc_redis_backend_new(const llmc_redis_backend_params *p, int *err,
+                                           char *errbuf, size_t errlen);
+/* The ops to give llmc_cache_params.backend (static; never NULL). */
+const llmc_cache_backend_ops *llmc_redis_backend_ops(void);
+/* After llmc_cache_new: start writing and following the stream into c.
+ * 0 or LLMC_ENOMEM / LLMC_EIO. llmc_cache_free closes the backend. */
+int llmc_redis_backend_start(llmc_redis_backend *b, llmc_cache *c);
+void llmc_redis_backend_get_stats(llmc_redis_backend *b, llmc_redis_backend_stats *st);
+
+/* ==== end cache_redis ================================================= */
+
 /* ==== kvblock / prefix: KV prefix tier =============================== */
 /* (section owned by src/kvblock.c, src/prefix.c)
  *

@@ -44,6 +44,34 @@ static void admin_reply(srv *s, struct evhttp_request *req, const char *ctype, c
     evbuffer_free(b);
 }
 
+/* The shared store's part of /stats: backend, round trips, errors,
+ * reconnects, stream lag. The URL is shown with its password masked. */
+static void admin_redis_json(llmc_redis_backend *rb, FILE *f)
+{
+    llmc_redis_backend_stats r;
+    llmc_redis_backend_get_stats(rb, &r);
+    fprintf(f,
+            ",\"store_backend\":{\"kind\":\"%s\",\"url\":\"%s\",\"connections\":%u,"
+            "\"connections_up\":%u,\"fetches\":%llu,\"fetch_hits\":%llu,\"fetch_misses\":%llu,"
+            "\"unavailable\":%llu,\"bad_values\":%llu,\"puts\":%llu,\"put_errors\":%llu,"
+            "\"deletes\":%llu,\"flushes\":%llu,\"loaded\":%llu,\"rtt_p50_ms\":%.3f,"
+            "\"rtt_p99_ms\":%.3f,\"errors\":%llu,\"timeouts\":%llu,\"reconnects\":%llu,"
+            "\"auth_failures\":%llu,\"stream_out\":%llu,\"stream_in\":%llu,"
+            "\"stream_errors\":%llu,\"stream_lag_ms\":%.3f,\"stream_lag_ms_max\":%.3f,"
+            "\"redirects\":%llu}",
+            r.cluster ? "redis-cluster" : "redis", r.url, r.connections, r.connections_up,
+            (unsigned long long)r.fetches, (unsigned long long)r.fetch_hits,
+            (unsigned long long)r.fetch_misses, (unsigned long long)r.unavailable,
+            (unsigned long long)r.bad_values, (unsigned long long)r.puts,
+            (unsigned long long)r.put_errors, (unsigned long long)r.deletes,
+            (unsigned long long)r.flushes, (unsigned long long)r.loaded, r.rtt_p50_ms, r.rtt_p99_ms,
+            (unsigned long long)r.errors, (unsigned long long)r.timeouts,
+            (unsigned long long)r.reconnects, (unsigned long long)r.auth_failures,
+            (unsigned long long)r.stream_out, (unsigned long long)r.stream_in,
+            (unsigned long long)r.stream_errors, r.stream_lag_ms, r.stream_lag_ms_max,
+            (unsigned long long)r.redirects);
+}
+
 static void admin_stats(srv *s, struct evhttp_request *req)
 {
     char *buf = NULL;
@@ -73,6 +101,10 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     }
     sem_write_json(s, f);
     verify_write_json(s, f);
+    fprintf(f, ",\"store_unavailable\":%llu",
+            (unsigned long long)atomic_load(&s->store_unavailable));
+    if (s->redis)
+        admin_redis_json(s->redis, f);
     if (cst.has_persist) {
         llmc_persist_stats ps = cst.persist;
         fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
@@ -127,6 +159,13 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
                 "llmcached_persist_queued %zu\n",
                 (unsigned long long)ps.errors, ps.queued);
     }
+    if (s->redis) /* the shared store could not answer: requests went upstream */
+        fprintf(f,
+                "# HELP llmcached_store_unavailable_total Lookups the shared store (Redis) "
+                "could not answer in time.\n"
+                "# TYPE llmcached_store_unavailable_total counter\n"
+                "llmcached_store_unavailable_total %llu\n",
+                (unsigned long long)atomic_load(&s->store_unavailable));
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);

@@ -130,6 +130,18 @@ static const opt opts[] = {
     {"shutdown-timeout", OPT_MS, O(shutdown_timeout_ms), "10000",
      "on SIGTERM/SIGINT, how long requests in flight may finish, ms"},
     {"log-level", OPT_STR, O(log_level), "info", "debug, info, warn or error"},
+    {"store", OPT_STR, O(store), "sqlite",
+     "where entries live: sqlite (embedded, --data-dir), redis://[USER[:PASS]@]HOST:PORT[/DB] "
+     "or redis-cluster://HOST:PORT,HOST:PORT (a fleet sharing one cache)"},
+    {"store-password", OPT_STR, O(store_password), NULL,
+     "Redis password (instead of putting it in --store); never logged"},
+    {"store-prefix", OPT_STR, O(store_prefix),
+     "llmc:", "prefix of this deployment's Redis keys (several caches can share a Redis)"},
+    {"store-timeout", OPT_MS, O(store_timeout_ms), "5",
+     "a Redis read slower than this is a miss (the request goes upstream), ms"},
+    {"store-near-ttl", OPT_SEC, O(store_near_ttl), "30",
+     "an entry read from Redis is served from memory at most this long before it is read "
+     "again, s: how stale a hit can be after a delete whose event was lost"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -589,6 +601,12 @@ static int config_check(srv_config *c)
     if (!(c->verify_similarity >= -1 && c->verify_similarity <= 1)) {
         fprintf(stderr, "llmcached: invalid value '%g' for verify-similarity (expected -1 to 1)\n",
                 c->verify_similarity);
+        return -1;
+    }
+    const char *st = c->store ? c->store : "sqlite";
+    if (strcmp(st, "sqlite") && strncmp(st, "redis://", 8) && strncmp(st, "redis-cluster://", 16)) {
+        fprintf(stderr, "llmcached: invalid value for store (expected sqlite, redis://HOST:PORT/DB "
+                        "or redis-cluster://HOST:PORT,...)\n");
         return -1;
     }
     static const char *const precisions[] = {"auto", "int8", "fp16", "fp32"};

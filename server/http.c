@@ -196,19 +196,9 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
             }
         }
     }
-    fr.cacheable = fr.dec.store;
-    fr.shareable = 1;
-    fr.cache_status = "MISS";
-    /* The semantic tier: embed and search off the loop, then hit or go on. */
-    if (s->semq && fr.dec.semantic && sem_query && sem_qlen && ep != LLMC_EP_EMBEDDINGS &&
-        (fr.dec.lookup || fr.dec.store)) {
-        double th = sem_threshold_for(s, fr.model, evhttp_find_header(ih, "X-LLM-Cache-Threshold"));
-        sem_submit(l, req, &fr, sem_query, sem_qlen, th, body, len, t0);
-        free(sem_query);
-        return;
-    }
-    free(sem_query);
-    flight_submit(l, req, &fr, body, len, t0);
+    /* Not in memory: the shared store (--store redis) when it may hold it,
+     * then the semantic tier or the upstream. */
+    fetch_submit(l, req, &fr, sem_query, sem_qlen, body, len, t0);
 }
 
 void http_handle(struct evhttp_request *req, void *arg)

@@ -121,6 +121,12 @@ static void main_on_signal(int sig)
     stop_requested = 1;
 }
 
+/* The Redis store's connection events (never holding a password). */
+static void main_store_log(void *arg, const char *msg)
+{
+    srv_log(LOG_WARN, "store: %s", msg);
+}
+
 static int main_prices(srv *s)
 {
     if (!s->cfg.prices || !*s->cfg.prices)
@@ -202,17 +208,48 @@ int main(int argc, char **argv)
         cp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
     }
     char msg[1024] = "";
+    /* --store redis://...: a fleet's shared store behind the same seam. */
+    llmc_redis_backend *rb = NULL;
+    if (s->cfg.store && strcmp(s->cfg.store, "sqlite")) {
+        llmc_redis_backend_params rp = llmc_redis_backend_default_params();
+        rp.url = s->cfg.store;
+        rp.password = s->cfg.store_password;
+        rp.prefix = s->cfg.store_prefix;
+        rp.timeout_ms = (int)s->cfg.store_timeout_ms;
+        rp.near_ttl_s = s->cfg.store_near_ttl;
+        rp.log = main_store_log;
+        rb = llmc_redis_backend_new(&rp, &err, msg, sizeof msg);
+        if (!rb) {
+            srv_log(LOG_ERROR, "--store: %s", msg);
+            return 2;
+        }
+        cp.backend = llmc_redis_backend_ops();
+        cp.backend_state = rb;
+    }
     double t = srv_now();
     s->cache = llmc_cache_new(&cp, &err, msg, sizeof msg);
     if (!s->cache) {
-        if (s->cfg.persist)
+        if (rb)
+            srv_log(LOG_ERROR, "cannot create the cache: %s (%s)", msg, llmc_strerror(err));
+        else if (s->cfg.persist)
             srv_log(LOG_ERROR, "cannot use the cache database %s: %s (%s)", path, msg,
                     llmc_strerror(err));
         else
             srv_log(LOG_ERROR, "cannot create the cache: %s", llmc_strerror(err));
         return 1;
     }
-    if (s->cfg.persist) {
+    if (rb) {
+        s->redis = rb;
+        llmc_redis_backend_stats rs;
+        llmc_redis_backend_get_stats(rb, &rs);
+        srv_log(LOG_INFO, "store: %s %s, prefix \"%s\": warm start with %llu entries in %.0f ms",
+                rs.cluster ? "Redis Cluster" : "Redis", rs.url, s->cfg.store_prefix,
+                (unsigned long long)rs.loaded, (srv_now() - t) * 1000);
+        if (llmc_redis_backend_start(rb, s->cache)) {
+            srv_log(LOG_ERROR, "cannot start the Redis store's thread");
+            return 1;
+        }
+    } else if (s->cfg.persist) {
         llmc_cache_stats cs;
         llmc_cache_get_stats(s->cache, &cs);
         srv_log(LOG_INFO,

@@ -6,8 +6,9 @@
  * nginx's upstream module knows nothing of its users):
  *
  *   top          main.c (start, run, stop)   http.c (the dispatcher)
- *   request path admin.c    sem.c → flight.c (sem hands a miss on to a
- *                flight; flight never calls sem)
+ *   request path admin.c    fetch.c → sem.c → flight.c (fetch hands an
+ *                exact miss on to sem or a flight; sem hands a miss on to
+ *                a flight; flight never calls sem, sem never calls fetch)
  *   below it     pool.c → kvsub.c   verify.c   memo.c  demo.c
  *                upstream.c (curl on the loops, upstream_headers, upstream_sink)
  *   ground       reply.c (common headers, errors, serving an entry)
@@ -104,6 +105,9 @@ typedef struct srv_config {
     long long shutdown_timeout_ms;
     double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
     double verify_similarity; /* answer cosine that counts as the same answer */
+    char *store;              /* "sqlite", redis://... or redis-cluster://... */
+    char *store_password, *store_prefix;
+    long long store_timeout_ms, store_near_ttl;
     /* KV events (kvsub.c): "BACKEND=PUB[,REPLAY]" per backend, repeatable */
     char *kv_events[SRV_MAX_UPSTREAMS];
     int n_kv_events;
@@ -182,7 +186,8 @@ struct srv {
     srv_config cfg;
     srv_loop *loops;
     int nloops;
-    llmc_cache *cache; /* store, semantic index, persistence, policy */
+    llmc_cache *cache;         /* store, semantic index, persistence, policy */
+    llmc_redis_backend *redis; /* --store redis://...: owned by cache; NULL otherwise */
     llmc_metrics *metrics;
     struct sem_pool *semq; /* NULL: semantic tier off */
     struct verify *verify; /* NULL: no re-asks (verify.c) */
@@ -201,6 +206,7 @@ struct srv {
     int demo_port;
     time_t started;
     atomic_uint_fast64_t requests, coalesced, upstream_calls, stores, store_refused;
+    atomic_uint_fast64_t store_unavailable; /* lookups the shared store could not answer */
     atomic_int active; /* client requests being answered (subs, semantic jobs) */
 };
 
@@ -216,7 +222,7 @@ void reply_common_headers(srv *s, struct evhttp_request *req);
 int reply_entry(srv *s, struct evhttp_request *req, const llmc_entry_info *e, int client_stream,
                 double similarity, double t0, const char *body, size_t len);
 
-/* ==== below the request path: upstream.c, pool.c, memo.c, verify.c, demo.c ==== */
+/* ==== below the request path: upstream.c, pool.c, kvsub.c, memo.c, verify.c, demo.c ==== */
 
 /* upstream.c — curl multi on a loop */
 int upstream_loop_init(srv_loop *l);
@@ -290,7 +296,7 @@ void verify_write_prometheus(srv *s, FILE *f);
 /* demo.c */
 int demo_start(srv_loop *l);
 
-/* ==== the request path: flight.c, sem.c, admin.c ======================= */
+/* ==== the request path: flight.c, sem.c, fetch.c, admin.c ============== */
 
 /* flight.c */
 int flights_init(srv *s);
@@ -341,6 +347,15 @@ double sem_threshold_for(srv *s, const char *model, const char *header);
  * inserts, batches. */
 void sem_write_prometheus(srv *s, FILE *f);
 void sem_write_json(srv *s, FILE *f);
+
+/* fetch.c — after the exact tier missed in memory: the shared store
+ * (--store redis) when it may hold the key, then the semantic tier or the
+ * upstream. Serves the entry when the store has it; else (not there, or
+ * the store unavailable: counted, X-LLM-Cache-Reason store_unavailable)
+ * goes on to sem_submit / flight_submit. Takes over req's reply, sem_query
+ * (owned, may be NULL) and what flight_submit takes. */
+void fetch_submit(srv_loop *l, struct evhttp_request *req, flight_req *fr, char *sem_query,
+                  size_t sem_qlen, const char *body, size_t len, double t0);
 
 /* admin.c */
 void admin_handle(srv *s, struct evhttp_request *req, const char *path);

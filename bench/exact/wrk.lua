@@ -8,6 +8,9 @@
 --   DELAY_MS   pause each connection this long between its requests
 --              (an open, moderate load instead of a closed saturating loop)
 --   AUTH       Authorization header value (default "Bearer bench-key")
+--   BODIES_FILE  instead, one JSON body per line: each connection walks the
+--              lines in turn (bench/fleet: a near cache smaller than the set
+--              must read most of them from its store)
 -- At the end it prints one machine-readable line:
 --   RESULT rps=… requests=… p50_us=… p90_us=… p99_us=… max_us=… errors=… non2xx=…
 
@@ -20,7 +23,13 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = auth
 
-if not unique then
+local bodies_file = os.getenv("BODIES_FILE")
+local bodies = {}
+if bodies_file then
+   for line in io.lines(bodies_file) do
+      if #line > 0 then table.insert(bodies, line) end
+   end
+elseif not unique then
    local f = assert(io.open(assert(os.getenv("BODY_FILE"), "BODY_FILE not set"), "rb"))
    wrk.body = f:read("*a")
    f:close()
@@ -34,7 +43,16 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-if unique then
+if bodies_file then
+   local i = 0
+   init = function(args)
+      i = (tonumber(tid) or 0) * 7919 -- threads start apart, not in step
+   end
+   request = function()
+      i = i + 1
+      return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1])
+   end
+elseif unique then
    request = function()
       counter = counter + 1
       local body = '{"model":"bench-model","messages":[{"role":"user","content":"Name a fact about the number '
