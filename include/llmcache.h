@@ -686,6 +686,19 @@ const char *llmc_policy_personal_header(const llmc_policy *pol);
 /* Static name of an action: "cache", "exact-only", "bypass". */
 const char *llmc_policy_action_name(llmc_policy_action a);
 
+/* The text rules' names: "time", "finance", "code" for i = 0, 1, 2; NULL
+ * past the last. */
+const char *llmc_policy_rule_name(int i);
+
+/* The languages whose phrase lists the text rule named rule serves (ISO
+ * 639-1 codes, static strings: "en", "ru"), read from the phrase tables
+ * themselves (a language tag per list), each once, in list order; at most
+ * max of them are written to out. Returns how many there are (which may be
+ * more than max), or LLMC_EINVAL for an unknown rule or a NULL argument.
+ * The scanners for dates, tickers and code punctuation serve any language
+ * and are not counted. */
+int llmc_policy_rule_langs(const char *rule, const char **out, int max);
+
 /* ---- guard: semantic false-hit guard (src/guard.c) -------------------
  *
  * Given a new query and a stored candidate question that the vector search
@@ -813,6 +826,13 @@ typedef struct {
  * LLMC_EINVAL for NULL texts/out. */
 int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
                      const char *cand, size_t clen, double cosine, llmc_guard_result *out);
+
+/* The languages of the guard's word lists (stop words, negations, number
+ * words), ISO 639-1 codes as static strings, at most max into out. Returns
+ * how many there are, or LLMC_EINVAL for a NULL out. The guard's other
+ * checks (digits, entities, the lexicon) run on any text, but for a language
+ * not listed its stop words count as content and its negations go unseen. */
+int llmc_guard_langs(const char **out, int max);
 
 /* ---- semantic tier (src/semantic.c) ---------------------------------
  *

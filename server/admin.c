@@ -72,6 +72,34 @@ static void admin_redis_json(llmc_redis_backend *rb, FILE *f)
             (unsigned long long)r.redirects);
 }
 
+/* ,"languages":{...}: which language each text feature serves, read from
+ * the word lists (llmc_policy_rule_langs, llmc_guard_langs); the features
+ * that read no word list serve any language. */
+static void admin_langs_list(FILE *f, const char **l, int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n && i < 16; i++)
+        fprintf(f, "%s\"%s\"", i ? "," : "", l[i]);
+    fputc(']', f);
+}
+
+static void admin_languages(FILE *f)
+{
+    const char *l[16];
+    fputs(",\"languages\":{\"policy\":{", f);
+    for (int r = 0; llmc_policy_rule_name(r); r++) {
+        int n = llmc_policy_rule_langs(llmc_policy_rule_name(r), l, 16);
+        fprintf(f, "%s\"%s\":", r ? "," : "", llmc_policy_rule_name(r));
+        admin_langs_list(f, l, n < 0 ? 0 : n);
+    }
+    fputs("},\"guard\":", f);
+    int n = llmc_guard_langs(l, 16);
+    admin_langs_list(f, l, n < 0 ? 0 : n);
+    fputs(",\"normalisation\":\"any\",\"cosine\":\"any\",\"partitioning\":\"any\","
+          "\"numbers\":\"any\"}",
+          f);
+}
+
 static void admin_stats(srv *s, struct evhttp_request *req)
 {
     char *buf = NULL;
@@ -100,6 +128,7 @@ static void admin_stats(srv *s, struct evhttp_request *req)
         pool_write_json(s->upstreams, f);
     }
     sem_write_json(s, f);
+    admin_languages(f);
     verify_write_json(s, f);
     fprintf(f, ",\"store_unavailable\":%llu",
             (unsigned long long)atomic_load(&s->store_unavailable));

@@ -677,9 +677,10 @@ void sem_write_json(srv *s, FILE *f)
     llmc_cache_stats cst;
     llmc_cache_get_stats(s->cache, &cst);
     fprintf(f,
-            ",\"semantic\":{\"model\":\"%s\",\"indexed\":%zu,\"workers\":%d,"
-            "\"budget_ms\":%lld,\"lookups\":{",
-            cst.semantic_model ? cst.semantic_model : "", cst.semantic_indexed, p->n,
+            ",\"semantic\":{\"model\":\"%s\",\"precision\":\"%s\",\"indexed\":%zu,"
+            "\"workers\":%d,\"budget_ms\":%lld,\"lookups\":{",
+            cst.semantic_model ? cst.semantic_model : "",
+            p->n > 0 ? llmc_embedder_precision(p->em[0]) : "", cst.semantic_indexed, p->n,
             s->cfg.semantic_budget_ms);
     for (int k = 0; k < LLMC_SEM_KINDS; k++)
         fprintf(f, "%s\"%s\":%llu", k ? "," : "", llmc_semantic_kind_name((llmc_semantic_kind)k),

@@ -131,6 +131,10 @@ typedef struct {
     uint32_t pool[GUARD_SENSE_POOL]; /* sense ids of the words, sorted per word */
 } guard_text;
 
+/* The language of the word lists below (stop words, negations, number
+ * words): what llmc_guard_langs reports. */
+#define GUARD_LISTS_LANG "en"
+
 /* Sorted for bsearch. Function words, question words, auxiliaries, and a
  * few words that carry no topic in questions ("best", "way", "good"). */
 static const char *const guard_stop[] = {
@@ -1006,4 +1010,13 @@ int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
         snprintf(out->detail, sizeof out->detail, "%s", out->reason);
     }
     return 0;
+}
+
+int llmc_guard_langs(const char **out, int max)
+{
+    if (!out && max > 0)
+        return LLMC_EINVAL;
+    if (max > 0)
+        out[0] = GUARD_LISTS_LANG;
+    return 1;
 }

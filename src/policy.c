@@ -26,6 +26,16 @@
  *   so the scan is linear in the text: per token, a few binary searches and
  *   a check of at most five preceding tokens held in a ring.
  *
+ *   Languages: the phrases come in lists, one per language, each with its
+ *   ISO 639-1 tag (policy_phrases.h: English, Russian); all lists are
+ *   indexed together, so a text is matched against every language at once
+ *   and needs no language detection. llmc_policy_rule_langs reads the tags
+ *   (for /stats), so what is reported is what the lists hold. For inflected
+ *   languages a phrase word may be a stem, "stem~": the stem followed by at
+ *   most POLICY_STEM_TAIL more characters. A non-ASCII token looks itself
+ *   up as a stem less 0..POLICY_STEM_TAIL final characters, so stems cost
+ *   four more binary searches per such token and nothing for ASCII.
+ *
  *   The response check reads the JSON body with jansson (OpenAI chat and
  *   completions, the Responses API, Anthropic messages; plain or as SSE
  *   events) and refuses to store tool calls, errors, truncated and filtered
@@ -64,6 +74,7 @@
 #define POLICY_PHRASE_WORDS 5
 #define POLICY_RING 8
 #define POLICY_SPANS 64
+#define POLICY_STEM_TAIL 3 /* characters a "stem~" accepts after the stem */
 
 /* ---- lexicon -------------------------------------------------------------- */
 
@@ -84,7 +95,7 @@ typedef struct {
 struct llmc_policy {
     llmc_policy_params p;
     size_t nphrases;
-    policy_compiled *ph;     /* nphrases, parallel to lexicon[] */
+    policy_compiled *ph;     /* nphrases, parallel to policy_lists' phrases */
     policy_index_ent *index; /* nphrases, sorted by key */
 };
 
@@ -143,13 +154,35 @@ static void policy_base(const words_tok *t, char *out)
         out[t->wl - 2] = 0;
 }
 
-/* Does phrase word pw match token t? Literals accept a plural -s / -es. */
+/* Characters (UTF-8 lead bytes) in s[0..n). */
+static size_t policy_chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* Does token t fit the stem pw ("сегодняшн~"): the stem, then at most
+ * POLICY_STEM_TAIL more characters? */
+static int policy_stem_match(const char *pw, size_t pl, const words_tok *t)
+{
+    size_t n = pl - 1;
+    return t->wl >= n && !memcmp(t->w, pw, n) &&
+           policy_chars(t->w + n, t->wl - n) <= POLICY_STEM_TAIL;
+}
+
+/* Does phrase word pw match token t? Literals accept a plural -s / -es;
+ * a stem ("word~") accepts up to POLICY_STEM_TAIL more characters. */
 static int policy_word_match(const char *pw, const words_tok *t)
 {
     if (pw[0] == '*' && pw[1] == 0)
         return 1;
     if (pw[0] == '#' || pw[0] == '@')
         return policy_tok_class(t, pw);
+    size_t pl = strlen(pw);
+    if (pl > 1 && pw[pl - 1] == '~')
+        return policy_stem_match(pw, pl, t);
     if (!strcmp(pw, t->w))
         return 1;
     char b[WORDS_TOK_MAX];
@@ -165,17 +198,33 @@ static int policy_index_cmp(const void *a, const void *b)
     return strcmp(((const policy_index_ent *)a)->key, ((const policy_index_ent *)b)->key);
 }
 
+#define POLICY_NLISTS (sizeof policy_lists / sizeof policy_lists[0])
+
+/* Phrase i of the concatenation of policy_lists, in list order. */
+static const policy_phrase *policy_phrase_at(size_t i)
+{
+    for (size_t l = 0; l < POLICY_NLISTS; l++) {
+        if (i < policy_lists[l].n)
+            return &policy_lists[l].phrases[i];
+        i -= policy_lists[l].n;
+    }
+    return NULL;
+}
+
 static int policy_compile(llmc_policy *pol)
 {
-    size_t n = sizeof lexicon / sizeof lexicon[0];
+    size_t n = 0;
+    for (size_t l = 0; l < POLICY_NLISTS; l++)
+        n += policy_lists[l].n;
     pol->ph = calloc(n, sizeof *pol->ph);
     pol->index = calloc(n, sizeof *pol->index);
     if (!pol->ph || !pol->index)
         return LLMC_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         policy_compiled *c = &pol->ph[i];
-        const char *s = lexicon[i].phrase;
-        c->cat = lexicon[i].cat;
+        const policy_phrase *src = policy_phrase_at(i);
+        const char *s = src->phrase;
+        c->cat = src->cat;
         if (*s == '!') {
             c->negative = 1;
             s++;
@@ -337,6 +386,26 @@ static int policy_scan_code(const char *s, size_t len)
     return score >= 4;
 }
 
+/* Try the stems ("stem~") ring[cur] may fit: its word less 0 to
+ * POLICY_STEM_TAIL final characters. Stems are written for inflected
+ * (non-ASCII) languages only, so ASCII tokens skip this. */
+static void policy_try_stems(const llmc_policy *pol, const words_tok *ring, unsigned have,
+                             unsigned cur, policy_hits *h)
+{
+    const words_tok *t = &ring[cur];
+    size_t n = t->wl;
+    for (int cut = 0; cut <= POLICY_STEM_TAIL && n > 0; cut++) {
+        char key[WORDS_TOK_MAX + 1];
+        memcpy(key, t->w, n);
+        key[n] = '~';
+        key[n + 1] = 0;
+        policy_try_key(pol, key, ring, have, cur, h);
+        do /* drop one character */
+            n--;
+        while (n > 0 && ((unsigned char)t->w[n] & 0xC0) == 0x80);
+    }
+}
+
 /* Which categories the text falls in: bit (1 << CAT_*). */
 static unsigned policy_scan(const llmc_policy *pol, const char *s, size_t len)
 {
@@ -372,6 +441,8 @@ static unsigned policy_scan(const llmc_policy *pol, const char *s, size_t len)
         for (size_t c = 0; c < sizeof policy_classes / sizeof policy_classes[0]; c++)
             if (policy_tok_class(&t, policy_classes[c]))
                 policy_try_key(pol, policy_classes[c], ring, have, cur, &h);
+        if (t.flags & WORDS_NONASCII)
+            policy_try_stems(pol, ring, have, cur, &h);
     }
     unsigned cats = 0;
     for (int c = 0; c < CAT_N; c++)
@@ -393,6 +464,38 @@ static unsigned policy_scan(const llmc_policy *pol, const char *s, size_t len)
     if (policy_scan_code(s, len))
         cats |= 1u << CAT_CODE;
     return cats;
+}
+
+/* ---- languages ------------------------------------------------------------ */
+
+const char *llmc_policy_rule_name(int i)
+{
+    return (i >= 0 && i < CAT_N) ? policy_cat_name[i] : NULL;
+}
+
+int llmc_policy_rule_langs(const char *rule, const char **out, int max)
+{
+    if (!rule || (!out && max > 0))
+        return LLMC_EINVAL;
+    int cat = -1;
+    for (int c = 0; c < CAT_N; c++)
+        if (!strcmp(rule, policy_cat_name[c]))
+            cat = c;
+    if (cat < 0)
+        return LLMC_EINVAL;
+    int n = 0;
+    for (size_t l = 0; l < POLICY_NLISTS; l++) {
+        int serves = 0; /* an exception ("!...") alone serves nothing */
+        for (size_t i = 0; i < policy_lists[l].n && !serves; i++)
+            serves = policy_lists[l].phrases[i].cat == cat &&
+                     policy_lists[l].phrases[i].phrase[0] != '!';
+        if (!serves)
+            continue;
+        if (n < max)
+            out[n] = policy_lists[l].lang;
+        n++;
+    }
+    return n;
 }
 
 /* ---- params --------------------------------------------------------------- */

@@ -45,6 +45,7 @@ static const char *const cls_cnoun[] = {
     "module",    "one-liner", "oneliner",       "program", "programs",  "query",
     "regex",     "script",    "scripts",        "snippet", "snippets",  "subroutine"};
 
+/* English ("en"). The word classes above are English too. */
 static const policy_phrase lexicon[] = {
     /* time- and date-relative */
     {"today", CAT_TIME},
@@ -223,5 +224,85 @@ static const policy_phrase lexicon[] = {
     {"bash command", CAT_CODE},
     {"unit test", CAT_CODE},
 };
+
+/* Russian ("ru"): time/date and a few exchange rates. Russian inflects, so
+ * a word is either listed in each form it needs or written as a stem with
+ * "~" (the stem plus at most three more letters: "сегодняшн~" is
+ * сегодняшний, сегодняшняя, сегодняшнего, ...). Stems are chosen so that no
+ * other word fits them: "завтра" is a literal, not a stem, because
+ * "завтрак" (breakfast) would; "погода" is listed form by form because
+ * "погодите" (wait) fits "погод~". Words are lowercase with ё written е
+ * (the tokenizer folds both). */
+static const policy_phrase lexicon_ru[] = {
+    /* time- and date-relative */
+    {"сегодня", CAT_TIME},
+    {"сегодняшн~", CAT_TIME},
+    {"завтра", CAT_TIME},
+    {"завтрашн~", CAT_TIME},
+    {"послезавтра", CAT_TIME},
+    {"вчера", CAT_TIME},
+    {"вчерашн~", CAT_TIME},
+    {"позавчера", CAT_TIME},
+    {"сейчас", CAT_TIME},
+    {"текущ~", CAT_TIME},
+    {"нынешн~", CAT_TIME},
+    {"в настоящее время", CAT_TIME},
+    {"на данный момент", CAT_TIME},
+    {"в данный момент", CAT_TIME},
+    {"на этой неделе", CAT_TIME},
+    {"на следующей неделе", CAT_TIME},
+    {"на прошлой неделе", CAT_TIME},
+    {"в этом месяце", CAT_TIME},
+    {"в следующем месяце", CAT_TIME},
+    {"в прошлом месяце", CAT_TIME},
+    {"в этом году", CAT_TIME},
+    {"в следующем году", CAT_TIME},
+    {"в прошлом году", CAT_TIME},
+    {"на этих выходных", CAT_TIME},
+    {"в эти выходные", CAT_TIME},
+    {"минут~ назад", CAT_TIME},
+    {"час~ назад", CAT_TIME},
+    {"дн~ назад", CAT_TIME},
+    {"день назад", CAT_TIME},
+    {"недел~ назад", CAT_TIME},
+    {"месяц~ назад", CAT_TIME},
+    {"последн~ новост~", CAT_TIME},
+    {"свеж~ новост~", CAT_TIME},
+    {"новост~ дня", CAT_TIME},
+    {"погода", CAT_TIME},
+    {"погоды", CAT_TIME},
+    {"погоде", CAT_TIME},
+    {"погоду", CAT_TIME},
+    {"погодой", CAT_TIME},
+    {"прогноз", CAT_TIME},
+    {"прогноза", CAT_TIME},
+    {"прогнозы", CAT_TIME},
+    {"который час", CAT_TIME},
+    /* volatile financial data */
+    {"курс доллар~", CAT_FIN},
+    {"курс евро", CAT_FIN},
+    {"курс рубл~", CAT_FIN},
+    {"курс юан~", CAT_FIN},
+    {"курс валют", CAT_FIN},
+    {"курс биткоин~", CAT_FIN},
+    {"курс акций", CAT_FIN},
+};
+
+/* The lists and their languages (ISO 639-1). Everything that reports which
+ * language a rule serves (/stats) reads this table, so a new list is
+ * reported the moment it is added here. */
+typedef struct {
+    const policy_phrase *phrases;
+    size_t n;
+    const char *lang;
+} policy_phrase_list;
+
+static const policy_phrase_list policy_lists[] = {
+    {lexicon, sizeof lexicon / sizeof lexicon[0], "en"},
+    {lexicon_ru, sizeof lexicon_ru / sizeof lexicon_ru[0], "ru"},
+};
+
+/* The name each category has outside (/stats "languages.policy"). */
+static const char *const policy_cat_name[CAT_N] = {"time", "finance", "code"};
 
 #endif

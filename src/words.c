@@ -17,6 +17,40 @@ static size_t words_quote_len(const unsigned char *s, size_t left)
     return 0;
 }
 
+/* Cyrillic case folding of the UTF-8 letter at s (2 bytes, D0/D1 lead):
+ * capitals U+0400..U+042F become their small letters, and Ё/ё (U+0401,
+ * U+0451) become е (U+0435), as Russian text writes either. Writes the
+ * folded bytes to out and returns 1, or returns 0 when s is no Cyrillic
+ * letter of those ranges (then the bytes are kept as they are). */
+static int words_fold_cyrillic(const unsigned char *s, size_t left, unsigned char out[2])
+{
+    if (left < 2 || (s[0] != 0xD0 && s[0] != 0xD1) || (s[1] & 0xC0) != 0x80)
+        return 0;
+    unsigned cp = ((unsigned)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+    if (cp == 0x401 || cp == 0x451)
+        cp = 0x435;
+    else if (cp >= 0x400 && cp <= 0x40F)
+        cp += 0x50;
+    else if (cp >= 0x410 && cp <= 0x42F)
+        cp += 0x20;
+    out[0] = (unsigned char)(0xC0 | (cp >> 6));
+    out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 1;
+}
+
+/* Bytes of the well-formed UTF-8 sequence whose lead byte is s[0] (2..4),
+ * or 1 when it is not one (then the byte stands alone, as before). */
+static size_t words_utf8_len(const unsigned char *s, size_t left)
+{
+    size_t n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
+    if (s[0] >= 0xF8 || n > left)
+        return 1;
+    for (size_t k = 1; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 1;
+    return n;
+}
+
 static int words_is_byte(const unsigned char *s, size_t left)
 {
     if (isalnum(s[0]))
@@ -53,13 +87,20 @@ int words_next(const char *text, size_t len, size_t *pos, words_tok *t)
             sent = 1;
     size_t start = i;
     unsigned wl = 0, flags = 0;
-    int letters = 0, digits = 0, uppers = 0, prev_lower = 0;
+    int letters = 0, digits = 0, uppers = 0, prev_lower = 0, full = 0;
     while (i < len) {
         unsigned char c = s[i];
         size_t step = 1;
-        char out;
+        unsigned char out[4];
+        size_t outn = 1;
         if (isalnum(c) || (c >= 0x80 && words_quote_len(s + i, len - i) == 0)) {
-            out = (char)tolower(c);
+            out[0] = (unsigned char)tolower(c);
+            if (words_fold_cyrillic(s + i, len - i, out))
+                step = outn = 2;
+            else if (c >= 0xC0 && (outn = words_utf8_len(s + i, len - i)) > 1) {
+                memcpy(out, s + i, outn); /* a whole character, as it is */
+                step = outn;
+            }
             if (isalpha(c)) {
                 letters++;
                 if (isupper(c)) {
@@ -83,17 +124,23 @@ int words_next(const char *text, size_t len, size_t *pos, words_tok *t)
                 q = 3;
             if (q && i + q < len && i > start && isalpha(s[i + q]) &&
                 (isalpha(s[i - 1]) || s[i - 1] >= 0x80)) {
-                out = '\'';
+                out[0] = '\'';
                 step = q;
             } else if ((c == '.' || c == ',') && i > start && isdigit(s[i - 1]) && i + 1 < len &&
                        isdigit(s[i + 1])) {
-                out = (char)c;
+                out[0] = c;
             } else {
                 break;
             }
         }
-        if (wl < WORDS_TOK_MAX - 1)
-            t->w[wl++] = out;
+        /* Truncate at a character boundary, and once full stay full: the
+         * kept spelling is always a prefix of whole characters. */
+        if (!full && wl + outn <= WORDS_TOK_MAX - 1) {
+            memcpy(t->w + wl, out, outn);
+            wl += (unsigned)outn;
+        } else {
+            full = 1;
+        }
         i += step;
     }
     t->w[wl] = '\0';

@@ -7,9 +7,13 @@
  * letters stay inside words). An apostrophe (' or U+2019) between two word
  * bytes stays inside the word ("don't", "what's"); '.' or ',' between two
  * digits stays inside a number ("3.5", "1,000"). Everything else separates.
- * The token keeps its lowercased (ASCII) spelling, truncated to
- * WORDS_TOK_MAX-1 bytes, and shape flags used by the detectors and the
- * guard. No allocation; the text need not be NUL-terminated.
+ * The token keeps its lowercased spelling (ASCII, and Cyrillic: А-Я and
+ * Ѐ-Џ to their small letters, Ё/ё to е), truncated to WORDS_TOK_MAX-1
+ * bytes at a character boundary (the kept spelling is a prefix of whole
+ * UTF-8 characters; a malformed byte counts as one character), and shape
+ * flags used by the detectors and the guard. The shape flags look at ASCII
+ * only (a Cyrillic capital sets no WORDS_CAP: the guard's name rules are
+ * English). No allocation; the text need not be NUL-terminated.
  */
 #ifndef WORDS_H
 #define WORDS_H

@@ -117,8 +117,16 @@ test('deleted entries take their vectors with them; restart keeps semantic hits'
 });
 
 test('expiry and eviction remove vectors too', { skip }, async () => {
-  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '2', '--persist', 'no'] });
+  // d2 runs the fp32 reference encoder: /stats names the precision beside
+  // the model (the main daemon's is what --embed-precision auto chose).
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--embed-model-path', modelDir, '--ttl', '2', '--persist', 'no', '--embed-precision', 'fp32'] });
   try {
+    const auth = (x) => ({ method: 'GET', headers: { authorization: `Bearer ${x.adminToken}` } });
+    const s0 = await request(`${d2.origin}/stats`, auth(d2));
+    assert.equal(s0.json.semantic.precision, 'fp32', JSON.stringify(s0.json.semantic));
+    const s1 = await request(`${d.origin}/stats`, auth(d));
+    assert.match(s1.json.semantic.precision, /^(int8|fp16|fp32)/, JSON.stringify(s1.json.semantic));
+    assert.equal(s1.json.semantic.model, s0.json.semantic.model);
     const t = tag();
     await ask(d2.url, `Could you explain in simple terms why the speed of light in a vacuum is the same for every observer?`);
     assert.equal(status(await ask(d2.url, `Can you explain in simple terms why the speed of light in a vacuum is the same for every observer?`)), 'HIT-SEMANTIC');

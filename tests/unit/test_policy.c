@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "llmcache.h"
+#include "words.h"
 #include "unit.h"
 
 static llmc_policy *pol;
@@ -133,6 +134,100 @@ static void test_time_relative(void)
     llmc_policy_decision d = decide("what is happening now");
     CHECK_EQ_INT(d.action, LLMC_POLICY_BYPASS);
     CHECK(!strcmp(d.reason, "time-relative"));
+}
+
+/* Russian: the time/date words, in the forms questions use, with capitals
+ * (the tokenizer folds Cyrillic case and ё); words that merely contain a
+ * listed word ("завтрак" contains "завтра", "погодите" starts like
+ * "погода", "новостройки" like "новости") do not fire. English unchanged
+ * (test_time_relative). */
+static void test_time_relative_ru(void)
+{
+    const char *yes[] = {"Какая погода сегодня в Москве?",
+                         "СЕГОДНЯ будет дождь?",
+                         "Какие новости на сегодняшний день?",
+                         "Что показывают в сегодняшнем выпуске?",
+                         "Будет ли завтра снег в Казани?",
+                         "Что было вчера на бирже?",
+                         "Сколько сейчас времени в Токио?",
+                         "Который час в Лондоне?",
+                         "Какая погода будет на этой неделе?",
+                         "Какие фильмы выходят в этом году?",
+                         "Расскажи последние новости",
+                         "Что произошло 3 часа назад?",
+                         "Кто текущий президент Франции?",
+                         "Прогноз погоды на выходные",
+                         "Что нового в прошлом месяце?",
+                         "Какие концерты в эти выходные?",
+                         "Что случилось позавчера?",
+                         "Почему на улице такая погода?",
+                         "Где ещё сегодня открыто?"};
+    const char *no_ru[] = {"Как приготовить завтрак из яиц?",
+                           "Рецепт вкусного завтрака",
+                           "Погодите, объясните теорему Пифагора",
+                           "Где купить квартиру в новостройке?",
+                           "Последние новостройки в Москве",
+                           "Почему небо голубое?",
+                           "Как работает электрический ток?",
+                           "Сколько дней в високосном году?",
+                           "Напиши стихотворение о море",
+                           "Какое число больше, 7 или 9?",
+                           "Кто написал «Войну и мир»?"};
+    /* Each question of a list, then each of the other: one loop. */
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0] + sizeof no_ru / sizeof no_ru[0]; i++) {
+        if (i < sizeof yes / sizeof yes[0])
+            TRIG(yes[i], LLMC_FIRED_TIME);
+        else
+            NOTRIG(no_ru[i - sizeof yes / sizeof yes[0]], LLMC_FIRED_TIME);
+    }
+    llmc_policy_decision d = decide("Какая погода сегодня?");
+    CHECK_EQ_INT(d.action, LLMC_POLICY_BYPASS);
+    CHECK(!strcmp(d.reason, "time-relative"));
+    d = decide("Как приготовить завтрак?");
+    CHECK_EQ_INT(d.action, LLMC_POLICY_CACHE);
+    CHECK(!strcmp(d.reason, "default"));
+    /* Exchange rates are the financial rule's, in Russian too. */
+    TRIG("Какой курс доллара к рублю?", LLMC_FIRED_FINANCIAL);
+    TRIG("Курс евро на бирже", LLMC_FIRED_FINANCIAL);
+    NOTRIG("Какой курс лечения ангины?", LLMC_FIRED_FINANCIAL);
+    NOTRIG("Курс лекций по физике", LLMC_FIRED_FINANCIAL);
+}
+
+/* The tokenizer folds Cyrillic case (and ё to е) and truncates a long word
+ * at a character boundary. */
+static void test_words_cyrillic(void)
+{
+    const char *s = "ПОГОДА Ёлка ЗаВтРа "
+                    "Превысокомногорассмотрительствующий";
+    size_t pos = 0;
+    words_tok t;
+    CHECK(words_next(s, strlen(s), &pos, &t) && !strcmp(t.w, "погода"));
+    CHECK(t.flags & WORDS_NONASCII);
+    CHECK(words_next(s, strlen(s), &pos, &t) && !strcmp(t.w, "елка"));
+    CHECK(words_next(s, strlen(s), &pos, &t) && !strcmp(t.w, "завтра"));
+    CHECK(words_next(s, strlen(s), &pos, &t));
+    CHECK_EQ_INT(t.wl, 30); /* 15 two-byte letters fit in WORDS_TOK_MAX-1 */
+    CHECK(!strncmp(t.w, "превысокомногор", 30));
+    CHECK_EQ_INT(t.len, strlen("Превысокомногорассмотрительствующий"));
+    CHECK(!words_next(s, strlen(s), &pos, &t));
+}
+
+/* Which languages each rule serves, read from the phrase tables. */
+static void test_rule_langs(void)
+{
+    const char *l[8];
+    CHECK_EQ_INT(llmc_policy_rule_langs("time", l, 8), 2);
+    CHECK(!strcmp(l[0], "en") && !strcmp(l[1], "ru"));
+    CHECK_EQ_INT(llmc_policy_rule_langs("finance", l, 8), 2);
+    CHECK_EQ_INT(llmc_policy_rule_langs("code", l, 8), 1);
+    CHECK(!strcmp(l[0], "en"));
+    CHECK_EQ_INT(llmc_policy_rule_langs("time", l, 1), 2); /* count, one written */
+    CHECK_EQ_INT(llmc_policy_rule_langs("weather", l, 8), LLMC_EINVAL);
+    CHECK_EQ_INT(llmc_policy_rule_langs(NULL, l, 8), LLMC_EINVAL);
+    CHECK(!strcmp(llmc_policy_rule_name(0), "time"));
+    CHECK(llmc_policy_rule_name(3) == NULL && llmc_policy_rule_name(-1) == NULL);
+    CHECK_EQ_INT(llmc_guard_langs(l, 8), 1);
+    CHECK(!strcmp(l[0], "en"));
 }
 
 static void test_financial(void)
@@ -589,6 +684,9 @@ int main(void)
     test_default_cache();
     test_temperature_and_n();
     test_time_relative();
+    test_time_relative_ru();
+    test_words_cyrillic();
+    test_rule_langs();
     test_financial();
     test_code();
     test_personal_tools_endpoint();
