@@ -122,7 +122,7 @@ static int tamper(sqlite3 *db, rd *r, const uint8_t keys[][LLMC_KEY_LEN], int nr
             sqlite3_bind_text(st, 1, (const char *)b, (int)blen, SQLITE_STATIC);
             break;
         case 3:
-            sqlite3_bind_int64(st, 1, blen ? (int64_t)b[0] << 56 | (int64_t)blen : -1);
+            sqlite3_bind_int64(st, 1, blen ? (int64_t)((uint64_t)b[0] << 56 | blen) : -1);
             break;
         case 4:
             sqlite3_bind_null(st, 1);
