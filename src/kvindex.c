@@ -68,8 +68,8 @@ typedef struct {
 
 /* engine hash -> our chain hash, per backend (see "Re-hashing" above). */
 typedef struct {
-    uint64_t key;                  /* kvindex_mapkey(backend, engine hash); 0 = empty */
-    int b;                         /* the backend; -1 = tombstone */
+    uint64_t key;                   /* kvindex_mapkey(backend, engine hash); 0 = empty */
+    int b;                          /* the backend; -1 = tombstone */
     uint8_t ours[LLMC_KV_HASH_LEN]; /* our chain hash of that block's tokens */
 } kvmapent;
 
@@ -234,8 +234,8 @@ static kvmapent *kvindex_map_get(llmc_kvindex *x, int b, uint64_t e)
     if (!x->map)
         return NULL;
     uint64_t k = kvindex_mapkey(b, e);
-    for (size_t i = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (x->mcap - 1), n = 0;
-         n < x->mcap; i = (i + 1) & (x->mcap - 1), n++) {
+    for (size_t i = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (x->mcap - 1), n = 0; n < x->mcap;
+         i = (i + 1) & (x->mcap - 1), n++) {
         if (!x->map[i].key)
             return NULL;
         if (x->map[i].key == k && x->map[i].b == b)
