@@ -1636,6 +1636,8 @@ typedef struct {
     uint64_t cleared;                /* AllBlocksCleared */
     uint64_t malformed;              /* payloads refused whole */
     uint64_t dropped;                /* stored hashes not kept: max_entries reached */
+    uint64_t rehashed;               /* blocks indexed under our hash of their token_ids */
+    uint64_t unchained;              /* blocks with tokens whose parent was unknown */
     uint64_t matches;                /* llmc_kvindex_match calls */
     size_t entries;                  /* distinct hashes held by some backend */
     size_t bytes;                    /* memory held */

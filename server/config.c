@@ -116,7 +116,8 @@ static const opt opts[] = {
     {"kv-events", OPT_APPEND, O(kv_events), NULL,
      "BACKEND=tcp://HOST:PORT[,tcp://HOST:PORT]: subscribe to that upstream's KV events "
      "(vLLM format; BACKEND = its index from 0 or its URL; the second endpoint is its replay "
-     "socket) and route on what it really holds; repeatable"},
+     "socket) and route on what it really holds; repeatable (environment: entries separated by "
+     "spaces or ';')"},
     {"kv-index-max-blocks", OPT_INT, O(kv_index_max_blocks), "1048576",
      "block hashes the KV event index keeps (about 64 bytes each at most)"},
     {"kv-tokenize-cache", OPT_INT, O(kv_tokenize_cache), "4096",
@@ -423,6 +424,13 @@ static int config_env(srv_config *c)
             /* comma-separated list in the environment */
             char *dup = strdup(v), *save = NULL;
             for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (config_set(c, &opts[i], t, name))
+                    rc = -1;
+            free(dup);
+        } else if (opts[i].type == OPT_APPEND) {
+            /* entries hold commas themselves (PUB,REPLAY): space or ';' separated */
+            char *dup = strdup(v), *save = NULL;
+            for (char *t = strtok_r(dup, " \t\n;", &save); t; t = strtok_r(NULL, " \t\n;", &save))
                 if (config_set(c, &opts[i], t, name))
                     rc = -1;
             free(dup);
@@ -746,6 +754,11 @@ int config_load(srv_config *c, int argc, char **argv)
         for (int i = 0; i < c->n_upstream; i++)
             free(c->upstream[i]);
         c->n_upstream = 0;
+    }
+    if (getenv("LLMCACHED_KV_EVENTS")) {
+        for (int i = 0; i < c->n_kv_events; i++)
+            free(c->kv_events[i]);
+        c->n_kv_events = 0;
     }
     if (config_env(c))
         rc = -1;

@@ -642,13 +642,15 @@ void kvsub_write_json(kvsub *k, FILE *f)
     pthread_mutex_lock(&k->mu);
     fprintf(f,
             ",\"kv_events\":{\"batches\":%llu,\"events\":%llu,\"blocks_stored\":%llu,"
-            "\"blocks_removed\":%llu,\"cleared\":%llu,\"malformed\":%llu,\"index_entries\":%zu,"
+            "\"blocks_removed\":%llu,\"rehashed\":%llu,\"unchained\":%llu,\"cleared\":%llu,"
+            "\"malformed\":%llu,\"index_entries\":%zu,"
             "\"index_bytes\":%zu,\"index_dropped\":%llu,\"routed_on_events\":%llu,"
             "\"fallback\":%llu,\"tokenize\":{\"calls\":%llu,\"errors\":%llu,\"mean_ms\":%.3f,"
             "\"max_ms\":%.3f,\"cache_entries\":%zu,\"cache_hits\":%llu,\"lookups\":%llu,"
             "\"queue_full\":%llu},\"hash_match_mean_us\":%.2f,\"backends\":[",
             (unsigned long long)st.batches, (unsigned long long)st.events,
             (unsigned long long)st.stored, (unsigned long long)st.removed,
+            (unsigned long long)st.rehashed, (unsigned long long)st.unchained,
             (unsigned long long)st.cleared, (unsigned long long)st.malformed, st.entries, st.bytes,
             (unsigned long long)st.dropped, (unsigned long long)k->held_known,
             (unsigned long long)k->held_unknown, (unsigned long long)k->tok_calls,

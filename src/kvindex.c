@@ -21,6 +21,23 @@
  * form makes). A payload is checked whole before anything is applied: a
  * malformed one changes nothing.
  *
+ * Re-hashing (what llm-d does). vLLM's block hashes are seeded (and
+ * CBOR/SHA-based) and cannot be reproduced outside it, so a gateway cannot
+ * compute them from a prompt. A BlockStored carries each block's token_ids,
+ * though: the index re-hashes them with OUR chain rule (llmc_kv_block_hash,
+ * the one the gateway's lookups use) and is keyed by that, whatever hash
+ * function the engine uses. The chain needs our hash of the parent: a map
+ * (backend, engine hash) -> our 32-byte hash, bounded by max_entries too,
+ * gives it for parent_block_hash, and a BlockRemoved's engine hash maps
+ * back to the entry to remove. A BlockStored without token_ids (or with a
+ * count that is not block_size per hash) is indexed under the engine's own
+ * hash, as is one whose parent we never saw (joined late; counted
+ * "unchained": it matches nothing until the prefix is stored again). Our
+ * engine's hashes are our rule already, so its events index the same
+ * values either way. Not in the re-hash: vLLM's extra keys (LoRA id,
+ * multimodal hashes, cache_salt) — a request with any of those is matched
+ * as if it had none.
+ *
  * Design. One open-addressing table of {hash, backend bitmask} (linear
  * probing, hash 0 = empty, an entry whose mask fell to 0 is a tombstone
  * until the next rebuild). It grows by doubling up to max_entries live
@@ -30,7 +47,8 @@
  * backends' counters (blocks held, events, batches) live beside it.
  *
  * Invariants: live == number of slots with mask != 0; for every backend b,
- * held[b] == number of slots whose mask has bit b; live <= max_entries.
+ * held[b] == number of slots whose mask has bit b; live <= max_entries;
+ * mlive == number of map entries with b >= 0, mlive <= max_entries.
  *
  * Locking: one mutex; apply (the subscriber thread) and match (event
  * loops) may run at once. A match is O(blocks of the prompt).
@@ -48,12 +66,21 @@ typedef struct {
     uint64_t mask; /* backends holding it; 0 with hash != 0 = tombstone */
 } kvslot;
 
+/* engine hash -> our chain hash, per backend (see "Re-hashing" above). */
+typedef struct {
+    uint64_t key;                   /* kvindex_mapkey(backend, engine hash); 0 = empty */
+    int b;                          /* the backend; -1 = tombstone */
+    uint8_t ours[LLMC_KV_HASH_LEN]; /* our chain hash of that block's tokens */
+} kvmapent;
+
 struct llmc_kvindex {
     pthread_mutex_t mu;
     llmc_kvindex_params p;
     int n;
     kvslot *slots;
     size_t cap, live, used; /* used = live + tombstones */
+    kvmapent *map;
+    size_t mcap, mlive, mused;
     llmc_kvindex_stats st;
 };
 
@@ -97,6 +124,7 @@ void llmc_kvindex_free(llmc_kvindex *x)
     if (!x)
         return;
     pthread_mutex_destroy(&x->mu);
+    free(x->map);
     free(x->slots);
     free(x);
 }
@@ -193,8 +221,94 @@ static void kvindex_remove(llmc_kvindex *x, int b, uint64_t h)
         x->live--; /* a tombstone until the next rebuild */
 }
 
+/* ---- engine hash -> our hash (re-hashing) ------------------------------------ */
+
+static uint64_t kvindex_mapkey(int b, uint64_t e)
+{
+    uint64_t k = e ^ ((uint64_t)(b + 1) * 0x9e3779b97f4a7c15ull); /* one-to-one for a backend */
+    return k ? k : 1;
+}
+
+static kvmapent *kvindex_map_get(llmc_kvindex *x, int b, uint64_t e)
+{
+    if (!x->map)
+        return NULL;
+    uint64_t k = kvindex_mapkey(b, e);
+    for (size_t i = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (x->mcap - 1), n = 0; n < x->mcap;
+         i = (i + 1) & (x->mcap - 1), n++) {
+        if (!x->map[i].key)
+            return NULL;
+        if (x->map[i].key == k && x->map[i].b == b)
+            return &x->map[i];
+    }
+    return NULL;
+}
+
+static int kvindex_map_rehash(llmc_kvindex *x, size_t cap)
+{
+    kvmapent *nm = calloc(cap, sizeof *nm);
+    if (!nm)
+        return LLMC_ENOMEM;
+    kvmapent *old = x->map;
+    size_t oc = x->mcap;
+    x->map = nm;
+    x->mcap = cap;
+    x->mused = 0;
+    for (size_t j = 0; j < oc; j++) {
+        if (!old[j].key || old[j].b < 0)
+            continue;
+        size_t i = (size_t)((old[j].key * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+        while (x->map[i].key)
+            i = (i + 1) & (cap - 1);
+        x->map[i] = old[j];
+        x->mused++;
+    }
+    free(old);
+    return LLMC_OK;
+}
+
+/* Remember that backend b's block e is our hash ours. */
+static void kvindex_map_put(llmc_kvindex *x, int b, uint64_t e, const uint8_t *ours)
+{
+    kvmapent *m = kvindex_map_get(x, b, e);
+    if (m) {
+        memcpy(m->ours, ours, LLMC_KV_HASH_LEN);
+        return;
+    }
+    if (x->mlive >= x->p.max_entries) {
+        x->st.dropped++;
+        return;
+    }
+    if (!x->map || (x->mused + 1) * 2 > x->mcap) {
+        size_t nc = !x->map ? 1024 : x->mlive * 4 > x->mcap ? x->mcap * 2 : x->mcap;
+        if (kvindex_map_rehash(x, nc)) {
+            x->st.dropped++;
+            return;
+        }
+    }
+    uint64_t k = kvindex_mapkey(b, e);
+    size_t i = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (x->mcap - 1);
+    while (x->map[i].key)
+        i = (i + 1) & (x->mcap - 1);
+    x->map[i].key = k;
+    x->map[i].b = b;
+    memcpy(x->map[i].ours, ours, LLMC_KV_HASH_LEN);
+    x->mused++;
+    x->mlive++;
+}
+
+static void kvindex_map_clear(llmc_kvindex *x, int b)
+{
+    for (size_t i = 0; x->map && i < x->mcap; i++)
+        if (x->map[i].key && x->map[i].b == b) {
+            x->map[i].b = -1;
+            x->mlive--;
+        }
+}
+
 static void kvindex_clear_locked(llmc_kvindex *x, int b)
 {
+    kvindex_map_clear(x, b);
     uint64_t bit = 1ull << b;
     for (size_t i = 0; i < x->cap; i++) {
         kvslot *s = &x->slots[i];
@@ -261,25 +375,38 @@ static const msgpack_object *kvindex_get(const msgpack_object *m, const char *ke
 enum { KV_EV_STORED = 1, KV_EV_REMOVED = 2, KV_EV_CLEARED = 3 };
 
 /* The event's kind and its hash list (NULL for a clear); -1 if malformed. */
-static int kvindex_event(const msgpack_object *e, const msgpack_object **hashes, int *bs)
+typedef struct {
+    const msgpack_object *hashes; /* NULL for a clear */
+    const msgpack_object *parent; /* BlockStored: parent_block_hash (may be nil), or NULL */
+    const msgpack_object *tokens; /* BlockStored: token_ids, or NULL */
+    int bs;                       /* BlockStored: block_size, 0 if absent */
+} kvevent;
+
+static int kvindex_event(const msgpack_object *e, kvevent *ev)
 {
-    const msgpack_object *tag, *h = NULL, *b = NULL;
+    const msgpack_object *tag, *h = NULL, *b = NULL, *par = NULL, *tok = NULL;
+    memset(ev, 0, sizeof *ev);
     if (e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size >= 1) {
         tag = &e->via.array.ptr[0];
         if (e->via.array.size >= 2)
             h = &e->via.array.ptr[1];
+        if (e->via.array.size >= 4) {
+            par = &e->via.array.ptr[2];
+            tok = &e->via.array.ptr[3];
+        }
         if (e->via.array.size >= 5)
             b = &e->via.array.ptr[4];
     } else if (e->type == MSGPACK_OBJECT_MAP) {
         tag = kvindex_get(e, "type");
         h = kvindex_get(e, "block_hashes");
         b = kvindex_get(e, "block_size");
+        par = kvindex_get(e, "parent_block_hash");
+        tok = kvindex_get(e, "token_ids");
         if (!tag)
             return -1;
     } else {
         return -1;
     }
-    *hashes = NULL;
     int kind;
     if (kvindex_str_eq(tag, "BlockStored"))
         kind = KV_EV_STORED;
@@ -296,11 +423,77 @@ static int kvindex_event(const msgpack_object *e, const msgpack_object **hashes,
         if (kvindex_hash(&h->via.array.ptr[i], &v))
             return -1;
     }
-    *hashes = h;
-    if (kind == KV_EV_STORED && b && b->type == MSGPACK_OBJECT_POSITIVE_INTEGER && b->via.u64 > 0 &&
+    ev->hashes = h;
+    if (kind != KV_EV_STORED)
+        return kind;
+    if (b && b->type == MSGPACK_OBJECT_POSITIVE_INTEGER && b->via.u64 > 0 &&
         b->via.u64 < (1u << 20))
-        *bs = (int)b->via.u64;
+        ev->bs = (int)b->via.u64;
+    uint64_t v;
+    if (par && par->type != MSGPACK_OBJECT_NIL && kvindex_hash(par, &v))
+        return -1;
+    ev->parent = par && par->type != MSGPACK_OBJECT_NIL ? par : NULL;
+    if (tok && tok->type != MSGPACK_OBJECT_NIL) {
+        if (tok->type != MSGPACK_OBJECT_ARRAY)
+            return -1;
+        for (uint32_t i = 0; i < tok->via.array.size; i++) {
+            const msgpack_object *t = &tok->via.array.ptr[i];
+            if (t->type != MSGPACK_OBJECT_POSITIVE_INTEGER || t->via.u64 > INT32_MAX)
+                return -1;
+        }
+        ev->tokens = tok;
+    }
     return kind;
+}
+
+/* x->mu held: index a BlockStored. With its token_ids (block_size of them
+ * per hash) and a parent that is either none or a block we re-hashed, each
+ * block is indexed under OUR chain hash of its tokens (llmc_kv_block_hash,
+ * the rule the gateway's lookups use) and the engine's hash is mapped to
+ * it; otherwise under the engine's own hash (our engine's hashes are our
+ * rule already; a vLLM block whose parent we never saw cannot be chained
+ * and will match nothing). */
+static void kvindex_stored(llmc_kvindex *x, int b, const kvevent *ev)
+{
+    const msgpack_object *h = ev->hashes;
+    uint32_t nh = h->via.array.size;
+    uint8_t par[LLMC_KV_HASH_LEN], ours[LLMC_KV_HASH_LEN];
+    int have_par = 0, chain = ev->tokens && ev->bs > 0 && nh &&
+                              ev->tokens->via.array.size == (uint64_t)nh * (uint64_t)ev->bs;
+    if (chain && ev->parent) {
+        uint64_t pe = 0;
+        kvindex_hash(ev->parent, &pe);
+        const kvmapent *m = kvindex_map_get(x, b, pe);
+        if (m) {
+            memcpy(par, m->ours, LLMC_KV_HASH_LEN);
+            have_par = 1;
+        } else {
+            chain = 0;
+            x->st.unchained += nh;
+        }
+    }
+    int32_t *tok = chain ? malloc((size_t)ev->bs * sizeof *tok) : NULL;
+    for (uint32_t j = 0; j < nh; j++) {
+        uint64_t v = 0;
+        kvindex_hash(&h->via.array.ptr[j], &v);
+        if (!tok) {
+            kvindex_store(x, b, v);
+            continue;
+        }
+        const msgpack_object *t = ev->tokens->via.array.ptr + (size_t)j * (size_t)ev->bs;
+        for (int i = 0; i < ev->bs; i++)
+            tok[i] = (int32_t)t[i].via.u64;
+        if (llmc_kv_block_hash(have_par ? par : NULL, tok, (size_t)ev->bs, NULL, ours)) {
+            kvindex_store(x, b, v);
+            continue;
+        }
+        kvindex_map_put(x, b, v, ours);
+        kvindex_store(x, b, llmc_kvindex_hash64(ours));
+        x->st.rehashed++;
+        memcpy(par, ours, LLMC_KV_HASH_LEN);
+        have_par = 1;
+    }
+    free(tok);
 }
 
 long llmc_kvindex_apply(llmc_kvindex *x, int b, const void *payload, size_t len)
@@ -322,16 +515,14 @@ long llmc_kvindex_apply(llmc_kvindex *x, int b, const void *payload, size_t len)
         goto out;
     /* check everything first: a malformed batch changes nothing */
     for (uint32_t i = 0; i < evs->via.array.size; i++) {
-        const msgpack_object *h;
-        int bs = 0;
-        if (kvindex_event(&evs->via.array.ptr[i], &h, &bs) < 0)
+        kvevent ev;
+        if (kvindex_event(&evs->via.array.ptr[i], &ev) < 0)
             goto out;
     }
     pthread_mutex_lock(&x->mu);
     for (uint32_t i = 0; i < evs->via.array.size; i++) {
-        const msgpack_object *h;
-        int bs = 0;
-        int kind = kvindex_event(&evs->via.array.ptr[i], &h, &bs);
+        kvevent ev;
+        int kind = kvindex_event(&evs->via.array.ptr[i], &ev);
         if (kind == KV_EV_CLEARED) {
             kvindex_clear_locked(x, b);
             x->st.cleared++;
@@ -339,25 +530,32 @@ long llmc_kvindex_apply(llmc_kvindex *x, int b, const void *payload, size_t len)
         }
         if (kind <= 0)
             continue;
-        if (bs)
-            x->st.block_size[b] = bs;
+        const msgpack_object *h = ev.hashes;
+        if (kind == KV_EV_STORED) {
+            if (ev.bs)
+                x->st.block_size[b] = ev.bs;
+            kvindex_stored(x, b, &ev);
+            x->st.stored += h->via.array.size;
+            continue;
+        }
         for (uint32_t j = 0; j < h->via.array.size; j++) {
             uint64_t v = 0;
             kvindex_hash(&h->via.array.ptr[j], &v);
-            if (kind == KV_EV_STORED)
-                kvindex_store(x, b, v);
-            else
+            kvmapent *m = kvindex_map_get(x, b, v);
+            if (m) { /* indexed under our hash of its tokens */
+                kvindex_remove(x, b, llmc_kvindex_hash64(m->ours));
+                m->b = -1;
+                x->mlive--;
+            } else {
                 kvindex_remove(x, b, v);
+            }
         }
-        if (kind == KV_EV_STORED)
-            x->st.stored += h->via.array.size;
-        else
-            x->st.removed += h->via.array.size;
+        x->st.removed += h->via.array.size;
     }
     x->st.batches++;
     x->st.events += evs->via.array.size;
     x->st.entries = x->live;
-    x->st.bytes = x->cap * sizeof(kvslot) + sizeof *x;
+    x->st.bytes = x->cap * sizeof(kvslot) + x->mcap * sizeof(kvmapent) + sizeof *x;
     pthread_mutex_unlock(&x->mu);
     rc = (long)evs->via.array.size;
 out:
@@ -415,6 +613,6 @@ void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st)
     pthread_mutex_lock(&x->mu);
     *st = x->st;
     st->entries = x->live;
-    st->bytes = x->cap * sizeof(kvslot) + sizeof *x;
+    st->bytes = x->cap * sizeof(kvslot) + x->mcap * sizeof(kvmapent) + sizeof *x;
     pthread_mutex_unlock(&x->mu);
 }

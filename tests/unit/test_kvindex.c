@@ -190,10 +190,129 @@ static void test_bound(void)
     llmc_kvindex_free(x);
 }
 
+/* A vLLM-shaped BlockStored: opaque engine hashes h[0..n), parent (0 = nil),
+ * token_ids tok[0..ntok), block size bs. */
+static long stored_tokens(llmc_kvindex *x, int b, const uint64_t *h, int n, uint64_t parent,
+                          const int32_t *tok, int ntok, int bs)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_double(&pk, 1.5);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 7);
+    pstr(&pk, "BlockStored");
+    msgpack_pack_array(&pk, (size_t)n);
+    for (int i = 0; i < n; i++)
+        msgpack_pack_uint64(&pk, h[i]);
+    if (parent)
+        msgpack_pack_uint64(&pk, parent);
+    else
+        msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, (size_t)ntok);
+    for (int i = 0; i < ntok; i++)
+        msgpack_pack_int32(&pk, tok[i]);
+    msgpack_pack_int(&pk, bs);
+    msgpack_pack_nil(&pk);
+    pstr(&pk, "GPU");
+    msgpack_pack_int(&pk, 0);
+    long r = llmc_kvindex_apply(x, b, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+/* Engine hashes unrelated to our rule (vLLM's seeded ones): the index is
+ * keyed by our chain hash of the token_ids, so a lookup computed from the
+ * tokens matches; parents chain through the engine-hash map, and
+ * BlockRemoved maps back. */
+static void test_rehash(void)
+{
+    llmc_kvindex *x = llmc_kvindex_new(NULL, 2, NULL);
+    CHECK(x != NULL);
+    enum { BS = 4, NB = 6 };
+    int32_t tok[BS * NB];
+    for (int i = 0; i < BS * NB; i++)
+        tok[i] = 1000 + i * 7;
+    uint8_t ours[NB * LLMC_KV_HASH_LEN];
+    CHECK_EQ_INT(llmc_kv_hash_chain(tok, BS * NB, BS, NULL, ours, NB), NB);
+    uint64_t want[NB];
+    for (int i = 0; i < NB; i++)
+        want[i] = llmc_kvindex_hash64(ours + i * LLMC_KV_HASH_LEN);
+    /* backend 1: blocks 0-2 in one event, 3-4 in a second whose parent is
+     * engine hash of block 2 */
+    uint64_t e1[NB] = {0xdead0001, 0xdead0002, 0xdead0003, 0xdead0004, 0xdead0005, 0xdead0006};
+    CHECK_EQ_INT(stored_tokens(x, 1, e1, 3, 0, tok, 3 * BS, BS), 1);
+    CHECK_EQ_INT(stored_tokens(x, 1, e1 + 3, 2, e1[2], tok + 3 * BS, 2 * BS, BS), 1);
+    /* backend 0: other engine hashes for the same tokens, first 2 blocks */
+    uint64_t e0[2] = {77, 78};
+    CHECK_EQ_INT(stored_tokens(x, 0, e0, 2, 0, tok, 2 * BS, BS), 1);
+    size_t held[2];
+    CHECK_EQ_INT(llmc_kvindex_match(x, want, NB, held), 5);
+    CHECK_EQ_INT(held[0], 2);
+    CHECK_EQ_INT(held[1], 5);
+    CHECK_EQ_INT(llmc_kvindex_match(x, e1, NB, held), 0); /* not keyed by the engine's */
+    llmc_kvindex_stats st;
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.rehashed, 7);
+    CHECK_EQ_INT(st.held[1], 5);
+    CHECK_EQ_INT(st.block_size[1], BS);
+    /* the engine evicts block 1 (by its own hash): the run stops at 1 */
+    CHECK_EQ_INT(apply1(x, 1, "BlockRemoved", e1 + 1, 1), 1);
+    CHECK_EQ_INT(llmc_kvindex_match(x, want, NB, held), 2);
+    CHECK_EQ_INT(held[1], 1);
+    CHECK_EQ_INT(held[0], 2);
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.held[1], 4);
+    /* a parent never seen (joined late): not chained, counted, matches nothing */
+    uint64_t e9 = 0xbeef;
+    CHECK_EQ_INT(stored_tokens(x, 0, &e9, 1, 0x1234, tok + 5 * BS, BS, BS), 1);
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.unchained, 1);
+    CHECK_EQ_INT(st.held[0], 3);
+    /* the same tokens with a token count that is not block_size per hash:
+     * malformed for re-hashing, indexed under the engine's hash instead */
+    uint64_t e10 = 0xbeef10;
+    CHECK_EQ_INT(stored_tokens(x, 0, &e10, 1, 0, tok, BS - 1, BS), 1);
+    CHECK_EQ_INT(llmc_kvindex_match(x, &e10, 1, held), 1);
+    /* token_ids that are not integers: the whole batch is refused */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_double(&pk, 1.0);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 5);
+    pstr(&pk, "BlockStored");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint64(&pk, 5);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, 1);
+    pstr(&pk, "x");
+    msgpack_pack_int(&pk, 1);
+    llmc_kvindex_stats st0;
+    llmc_kvindex_get_stats(x, &st0);
+    CHECK_EQ_INT(llmc_kvindex_apply(x, 0, sb.data, sb.size), LLMC_ECORRUPT);
+    msgpack_sbuffer_destroy(&sb);
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.entries, st0.entries);
+    /* AllBlocksCleared forgets the map too: a later child of e1[0] is unchained */
+    CHECK_EQ_INT(apply1(x, 1, "AllBlocksCleared", NULL, 0), 1);
+    CHECK_EQ_INT(stored_tokens(x, 1, e1 + 1, 1, e1[0], tok + BS, BS, BS), 1);
+    llmc_kvindex_get_stats(x, &st);
+    CHECK_EQ_INT(st.unchained, 2);
+    CHECK_EQ_INT(llmc_kvindex_match(x, want, NB, held), 2);
+    CHECK_EQ_INT(held[1], 0);
+    llmc_kvindex_free(x);
+}
+
 int main(void)
 {
     test_store_remove_match();
     test_forms_and_malformed();
     test_bound();
+    test_rehash();
     return UNIT_DONE();
 }
