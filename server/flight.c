@@ -559,6 +559,8 @@ static void flight_transfer_done(flight *f, CURLcode rc)
     pthread_mutex_unlock(&f->mu);
     if (store)
         flight_store(f); /* before unlinking: a newcomer finds the flight or the entry */
+    if (f->fr.fleet_lock) /* queued behind the put: the fleet sees the answer first */
+        llmc_cache_unlock(s->cache, f->fr.key);
     flight_unlink(f);
     pthread_mutex_lock(&f->mu);
     f->done = 1;
@@ -686,6 +688,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         }
         if (f) {
             pthread_mutex_unlock(&s->flights_mu);
+            if (fr->fleet_lock) /* this flight answers; the lock is not needed */
+                llmc_cache_unlock(s->cache, fr->key);
             flight_count_miss(s, fr);
             atomic_fetch_add(&s->coalesced, 1);
             free(fr->vec); /* the leader's answer is stored with the leader's */
@@ -705,6 +709,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             int served = reply_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
+                if (fr->fleet_lock)
+                    llmc_cache_unlock(s->cache, fr->key);
                 free(fr->vec);
                 free(fr->query);
                 free(fr->route_key);
@@ -730,6 +736,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
     if (fr->shareable)
         pthread_mutex_unlock(&s->flights_mu);
     if (!f || !u) {
+        if (fr->fleet_lock)
+            llmc_cache_unlock(s->cache, fr->key);
         if (f)
             flight_release(f); /* frees the vector and query it took */
         else {
