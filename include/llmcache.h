@@ -94,6 +94,12 @@ typedef struct {
  * API key, so every key in it shares entries; otherwise both are hashed. */
 void llmc_tenant_make(llmc_tenant *t, const char *authorization, const char *ns, int ns_shared);
 
+/* Narrow tenant t by one more scoping value (e.g. label "openai-project"
+ * and the header's value); value NULL leaves t unchanged. Requests that
+ * differ in any scoped value never share an entry. The "Bearer " scheme of
+ * an authorization value is matched case-insensitively by llmc_tenant_make. */
+void llmc_tenant_scope(llmc_tenant *t, const char *label, const char *value);
+
 /* Hash of a namespace name as stored in entries (for flush by namespace). */
 uint64_t llmc_namespace_hash(const char *ns);
 
@@ -303,11 +309,26 @@ typedef struct {
     const char *path;      /* database file */
     int flush_interval_ms; /* write-behind period (1000) */
     int sync;              /* 1: commit each put before returning */
+    /* A write that fails (disk full, I/O error) is kept and retried every
+     * flush interval; kept entries beyond this many body bytes are dropped,
+     * oldest first, and counted as lost (deletes are never dropped).
+     * (64 MB) */
+    size_t retain_bytes;
+    /* Called on the writer's thread (or the caller's, in sync mode) when a
+     * write fails after a success — once per burst of errors — with ok 0
+     * and SQLite's message, and when a write succeeds again, with ok 1 and
+     * the number of failed writes in the burst. May be NULL. */
+    void (*on_error)(int ok, const char *msg, uint64_t failures, void *arg);
+    void *on_error_arg;
 } llmc_persist_params;
 
 typedef struct {
     uint64_t puts, deletes, commits, errors, loaded, skipped_corrupt, skipped_expired;
     size_t queued;
+    size_t retained;       /* ops kept after a failed write, waiting for a retry */
+    size_t retained_bytes; /* their body bytes (bounded by retain_bytes) */
+    uint64_t lost;         /* entries dropped for good after failed writes */
+    uint64_t vacuumed_pages; /* pages given back to the filesystem (incremental vacuum) */
 } llmc_persist_stats;
 
 llmc_persist_params llmc_persist_default_params(void);
@@ -1091,6 +1112,9 @@ typedef struct {
      * valid while the cache lives; backend_state is handed to ops->close. */
     const llmc_cache_backend_ops *backend;
     void *backend_state;
+    /* The built-in backend's llmc_persist_params.on_error (NULL: none). */
+    void (*persist_on_error)(int ok, const char *msg, uint64_t failures, void *arg);
+    void *persist_on_error_arg;
 } llmc_cache_params;
 
 llmc_cache_params llmc_cache_default_params(void);
@@ -1124,6 +1148,12 @@ typedef struct {
     int ns_shared;             /* ns is declared shared */
     const char *personal;      /* the personalisation header's value */
     const char *cache_control; /* Cache-Control header */
+    /* Headers that narrow the tenant (llmc_tenant_scope): who owns the
+     * answer (organization, project; ignored in a shared namespace) and
+     * what can change it (beta features). */
+    const char *organization; /* OpenAI-Organization */
+    const char *project;      /* OpenAI-Project */
+    const char *beta;         /* OpenAI-Beta */
 } llmc_cache_request;
 
 /* What llmc_cache_prepare makes of a request. Plain data but the two

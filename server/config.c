@@ -50,11 +50,12 @@ static const opt opts[] = {
      "API key sent upstream; unset: the caller's Authorization is forwarded"},
     {"data-dir", OPT_STR, O(data_dir), "./data", "directory of the cache's database file"},
     {"memory", OPT_SIZE, O(memory), "256mb", "memory budget for cached entries (k/m/g suffixes)"},
-    {"ttl", OPT_SEC, O(ttl), "86400", "default time to live of an entry, seconds (or 10m, 2h, 1d)"},
-    {"upstream-connect-timeout", OPT_MS, O(connect_timeout_ms), "5000",
-     "upstream connect timeout, ms (or 5s)"},
-    {"upstream-timeout", OPT_MS, O(upstream_timeout_ms), "600000",
-     "upstream whole-call timeout, ms (or 10m)"},
+    {"ttl", OPT_SEC, O(ttl), "1d",
+     "default time to live of an entry (2s, 10m, 2h, 1d; bare: seconds)"},
+    {"upstream-connect-timeout", OPT_MS, O(connect_timeout_ms), "5s",
+     "upstream connect timeout (500ms, 5s; bare: seconds)"},
+    {"upstream-timeout", OPT_MS, O(upstream_timeout_ms), "10m",
+     "upstream whole-call timeout (30s, 10m; bare: seconds)"},
     {"max-body", OPT_SIZE, O(max_body), "16mb", "largest request body accepted (413 beyond)"},
     {"admin-token", OPT_STR, O(admin_token), NULL,
      "token for /stats, /metrics and /admin (unset: a random one is generated and logged)"},
@@ -62,17 +63,17 @@ static const opt opts[] = {
     {"persist", OPT_BOOL, O(persist), "yes", "keep entries in SQLite so a restart is warm"},
     {"persist-sync", OPT_BOOL, O(persist_sync), "no",
      "commit each new entry before answering (kill -9 loses nothing)"},
-    {"flush-interval", OPT_MS, O(flush_interval_ms), "1000",
-     "write-behind period, ms: kill -9 loses at most this much"},
+    {"flush-interval", OPT_MS, O(flush_interval_ms), "1s",
+     "write-behind period (100ms, 1s; bare: seconds): kill -9 loses at most this much"},
     {"namespace-header", OPT_STR, O(namespace_header), "X-LLM-Cache-Namespace",
      "request header naming a cache namespace"},
     {"shared-namespaces", OPT_STR, O(shared_namespaces), "",
      "comma-separated namespaces shared by every API key"},
     {"scope-user", OPT_BOOL, O(scope_user), "yes",
      "requests with a 'user' field are cached in that user's own scope"},
-    {"demo-delay", OPT_MS, O(demo_delay_ms), "400", "latency of the built-in demo upstream, ms"},
-    {"prices", OPT_STR, O(prices), "",
-     "model=IN/OUT,... price per million tokens, for cost saved"},
+    {"demo-delay", OPT_MS, O(demo_delay_ms), "400ms",
+     "latency of the built-in demo upstream (bare: seconds)"},
+    {"prices", OPT_STR, O(prices), "", "model=IN/OUT,... price per million tokens, for cost saved"},
     {"semantic", OPT_BOOL, O(semantic), "yes",
      "serve similar requests (semantic tier; needs the embedder)"},
     {"semantic-threshold", OPT_DOUBLE, O(semantic_threshold), "-1",
@@ -101,8 +102,8 @@ static const opt opts[] = {
      "config_sentence_transformers.json prompt; \"\": none)"},
     {"embed-threads", OPT_INT, O(embed_threads), "0",
      "embedding worker threads, off the event loops (0: one per CPU)"},
-    {"semantic-budget", OPT_MS, O(semantic_budget_ms), "5",
-     "longest a miss may queue for the encoder, ms (or 5ms); beyond it the semantic lookup "
+    {"semantic-budget", OPT_MS, O(semantic_budget_ms), "5ms",
+     "longest a miss may queue for the encoder (5ms; bare: seconds); beyond it the semantic lookup "
      "is skipped and the answer is indexed later"},
     {"embed-precision", OPT_STR, O(embed_precision), "auto",
      "use encoder: auto (int8 where the CPU has VNNI, else fp16), int8, fp16 or fp32"},
@@ -123,12 +124,29 @@ static const opt opts[] = {
     {"kv-new-prefix", OPT_STR, O(kv_new_prefix), "tree",
      "with --kv-events, where a prompt no engine holds goes: tree (this gateway's tree, "
      "then the least loaded) or smallest (the engine holding the fewest blocks)"},
-    {"health-interval", OPT_MS, O(health_interval_ms), "2000",
-     "health check and metrics scrape period of several upstreams, ms"},
+    {"health-interval", OPT_MS, O(health_interval_ms), "2s",
+     "health check and metrics scrape period of several upstreams (bare: seconds)"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",
      "per loop: raw requests remembered for the exact-hit fast path (0: off)"},
-    {"shutdown-timeout", OPT_MS, O(shutdown_timeout_ms), "10000",
-     "on SIGTERM/SIGINT, how long requests in flight may finish, ms"},
+    {"shutdown-timeout", OPT_MS, O(shutdown_timeout_ms), "10s",
+     "on SIGTERM/SIGINT, how long requests in flight may finish (bare: seconds)"},
+    {"max-connections", OPT_INT, O(max_connections), "10000",
+     "client connections at once, all loops (503 beyond; 0: no cap)"},
+    {"max-header-size", OPT_SIZE, O(max_header_size), "64kb",
+     "largest request line + headers of a request (431 beyond)"},
+    {"max-headers", OPT_INT, O(max_headers), "100", "most header lines in a request (431 beyond)"},
+    {"header-timeout", OPT_MS, O(header_timeout_ms), "10s",
+     "a request's headers must arrive within this of its first byte (408 beyond)"},
+    {"idle-timeout", OPT_MS, O(idle_timeout_ms), "60s",
+     "a connection silent this long with no request being answered is closed"},
+    {"tenant-from", OPT_STR, O(tenant_from), "authorization",
+     "what tells callers apart: authorization (the API key), header:NAME, or none (one tenant)"},
+    {"anonymous", OPT_STR, O(anonymous), "share",
+     "requests without the --tenant-from value: share (one anonymous tenant), no-cache "
+     "(go upstream, store nothing) or reject (401)"},
+    {"forward-headers", OPT_STR, O(forward_headers), "",
+     "extra client headers sent upstream besides the built-in allow-list (comma-separated; "
+     "a trailing * matches a prefix)"},
     {"log-level", OPT_STR, O(log_level), "info", "debug, info, warn or error"},
     {"store", OPT_STR, O(store), "sqlite",
      "where entries live: sqlite (embedded, --data-dir), redis://[USER[:PASS]@]HOST:PORT[/DB] "
@@ -137,15 +155,15 @@ static const opt opts[] = {
      "Redis password (instead of putting it in --store); never logged"},
     {"store-prefix", OPT_STR, O(store_prefix),
      "llmc:", "prefix of this deployment's Redis keys (several caches can share a Redis)"},
-    {"store-timeout", OPT_MS, O(store_timeout_ms), "5",
-     "a Redis read slower than this is a miss (the request goes upstream), ms"},
+    {"store-timeout", OPT_MS, O(store_timeout_ms), "5ms",
+     "a Redis read slower than this is a miss (the request goes upstream; bare: seconds)"},
     {"store-coalesce", OPT_BOOL, O(store_coalesce), "yes",
      "with a Redis store: identical new questions asked of several instances at once make one "
      "upstream call (a short lock in Redis; the others wait for the stored answer)"},
-    {"store-lock-ttl", OPT_MS, O(store_lock_ttl_ms), "30000",
-     "the coalescing lock's lifetime, and how long a waiting instance waits before it goes "
-     "upstream itself, ms"},
-    {"store-near-ttl", OPT_SEC, O(store_near_ttl), "30",
+    {"store-lock-ttl", OPT_MS, O(store_lock_ttl_ms), "30s",
+     "the coalescing lock's lifetime, and how long a waiting instance waits on one holder "
+     "before it goes upstream itself (bare: seconds)"},
+    {"store-near-ttl", OPT_SEC, O(store_near_ttl), "30s",
      "an entry read from Redis is served from memory at most this long before it is read "
      "again, s: how stale a hit can be after a delete whose event was lost"},
 };
@@ -180,11 +198,16 @@ static int config_size(const char *v, long long *out)
         mul = 1024LL * 1024 * 1024;
     else
         return -1;
+    if (!(d * (double)mul < 9.2e18))
+        return -1; /* inf, nan or past long long (found by fuzz_config: "INFmb") */
     *out = (long long)(d * (double)mul);
     return 0;
 }
 
-/* Durations: plain number in the option's unit, or with ms/s/m/h/d. */
+/* Durations: a number with a unit (ms, s, m, h, d), or a bare number, which
+ * means seconds for every duration option, whatever unit the option keeps
+ * internally (issue 16: "--upstream-timeout 2" once meant 2 ms while "--ttl
+ * 2" meant 2 s). */
 static int config_duration(const char *v, int unit_ms, long long *out)
 {
     char *end;
@@ -193,12 +216,10 @@ static int config_duration(const char *v, int unit_ms, long long *out)
     if (end == v || errno || d < 0)
         return -1;
     double ms;
-    if (!*end)
-        ms = unit_ms ? d : d * 1000;
+    if (!*end || !strcmp(end, "s"))
+        ms = d * 1000;
     else if (!strcmp(end, "ms"))
         ms = d;
-    else if (!strcmp(end, "s"))
-        ms = d * 1000;
     else if (!strcmp(end, "m"))
         ms = d * 60000;
     else if (!strcmp(end, "h"))
@@ -207,6 +228,8 @@ static int config_duration(const char *v, int unit_ms, long long *out)
         ms = d * 86400000;
     else
         return -1;
+    if (!(ms <= 1e15) || (!unit_ms && ms > 0 && ms < 1000))
+        return -1; /* nan, absurd, or finer than a seconds option can keep */
     *out = unit_ms ? (long long)ms : (long long)(ms / 1000);
     return 0;
 }
@@ -275,8 +298,36 @@ static int config_set(srv_config *c, const opt *o, const char *v, const char *wh
         return 0;
     }
 bad:
-    fprintf(stderr, "llmcached: %s: invalid value '%s' for %s\n", where, v, o->name);
+    if (o->type == OPT_MS || o->type == OPT_SEC)
+        fprintf(stderr,
+                "llmcached: %s: invalid duration '%s' for %s (expected e.g. 500ms, 2s, 10m, 1h, "
+                "1d; a bare number is seconds%s)\n",
+                where, v, o->name, o->type == OPT_SEC ? "; at least 1s" : "");
+    else
+        fprintf(stderr, "llmcached: %s: invalid value '%s' for %s\n", where, v, o->name);
     return -1;
+}
+
+int config_list_has(const char *list, const char *name, int icase)
+{
+    size_t nl = strlen(name);
+    while (list && *list) {
+        while (*list == ' ' || *list == ',')
+            list++;
+        const char *e = list;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - list);
+        while (n && list[n - 1] == ' ')
+            n--;
+        int glob = icase && n && list[n - 1] == '*';
+        size_t cmp = glob ? n - 1 : n;
+        if (n && (glob ? nl >= cmp : nl == cmp) &&
+            !(icase ? strncasecmp(name, list, cmp) : strncmp(name, list, cmp)))
+            return 1;
+        list = e;
+    }
+    return 0;
 }
 
 /* "policy.KEY": the policy module parses and explains its own keys. */
@@ -532,9 +583,13 @@ static void config_value(FILE *f, const srv_config *c, const opt *o)
         break;
     case OPT_INT:
     case OPT_SIZE:
-    case OPT_MS:
-    case OPT_SEC:
         fprintf(f, "%lld", *(const long long *)p);
+        break;
+    case OPT_MS: /* with its unit: a bare number reads back as seconds */
+        fprintf(f, "%lldms", *(const long long *)p);
+        break;
+    case OPT_SEC:
+        fprintf(f, "%llds", *(const long long *)p);
         break;
     case OPT_DOUBLE:
         fprintf(f, "%g", *(const double *)p);
@@ -607,6 +662,27 @@ static int config_check(srv_config *c)
     if (!(c->verify_similarity >= -1 && c->verify_similarity <= 1)) {
         fprintf(stderr, "llmcached: invalid value '%g' for verify-similarity (expected -1 to 1)\n",
                 c->verify_similarity);
+        return -1;
+    }
+    const char *tf = c->tenant_from ? c->tenant_from : "authorization";
+    if (strcmp(tf, "authorization") && strcmp(tf, "none") &&
+        (strncmp(tf, "header:", 7) || !tf[7])) {
+        fprintf(stderr,
+                "llmcached: invalid value '%s' for tenant-from (expected authorization, "
+                "header:NAME or none)\n",
+                tf);
+        return -1;
+    }
+    const char *an = c->anonymous ? c->anonymous : "share";
+    if (strcmp(an, "share") && strcmp(an, "no-cache") && strcmp(an, "reject")) {
+        fprintf(
+            stderr,
+            "llmcached: invalid value '%s' for anonymous (expected share, no-cache or reject)\n",
+            an);
+        return -1;
+    }
+    if (c->max_header_size < 1024) {
+        fprintf(stderr, "llmcached: invalid value for max-header-size (at least 1kb)\n");
         return -1;
     }
     const char *st = c->store ? c->store : "sqlite";

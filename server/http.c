@@ -44,22 +44,7 @@ static llmc_endpoint http_endpoint(const char *path)
 
 static int http_ns_shared(srv *s, const char *ns)
 {
-    const char *list = s->cfg.shared_namespaces;
-    size_t nl = strlen(ns);
-    while (list && *list) {
-        while (*list == ' ' || *list == ',')
-            list++;
-        const char *e = list;
-        while (*e && *e != ',')
-            e++;
-        size_t n = (size_t)(e - list);
-        while (n && list[n - 1] == ' ')
-            n--;
-        if (n == nl && !strncmp(list, ns, n))
-            return 1;
-        list = e;
-    }
-    return 0;
+    return config_list_has(s->cfg.shared_namespaces, ns, 0);
 }
 
 /* Lay out everything the exact key and the decision depend on — endpoint,
@@ -69,10 +54,16 @@ static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *i
                               const char *auth, const char *ns, const char *ph, const char *body,
                               size_t len)
 {
-    const char *parts[5] = {auth, ns, evhttp_find_header(ih, "Cache-Control"),
-                            ph ? evhttp_find_header(ih, ph) : NULL, NULL};
+    enum { NPARTS = 7 };
+    const char *parts[NPARTS] = {auth,
+                                 ns,
+                                 evhttp_find_header(ih, "Cache-Control"),
+                                 ph ? evhttp_find_header(ih, ph) : NULL,
+                                 evhttp_find_header(ih, "OpenAI-Organization"),
+                                 evhttp_find_header(ih, "OpenAI-Project"),
+                                 evhttp_find_header(ih, "OpenAI-Beta")};
     size_t need = 1 + len;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NPARTS; i++)
         need += (parts[i] ? strlen(parts[i]) : 0) + 2;
     if (need > l->rawcap) {
         char *r = realloc(l->raw, need);
@@ -83,7 +74,7 @@ static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *i
     }
     size_t o = 0;
     l->raw[o++] = (char)ep;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NPARTS; i++) {
         /* present-but-empty and absent differ: a marker byte says which */
         l->raw[o++] = parts[i] ? 1 : 0;
         if (parts[i]) {
@@ -95,6 +86,19 @@ static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *i
     }
     memcpy(l->raw + o, body, len);
     return o + len;
+}
+
+/* The value that tells callers apart (--tenant-from), or NULL when the
+ * request has none (an anonymous caller; always so with "none"). */
+static const char *http_tenant_value(srv *s, struct evkeyvalq *ih)
+{
+    const char *tf = s->cfg.tenant_from ? s->cfg.tenant_from : "authorization";
+    const char *v = NULL;
+    if (!strcmp(tf, "authorization"))
+        v = evhttp_find_header(ih, "Authorization");
+    else if (!strncmp(tf, "header:", 7))
+        v = evhttp_find_header(ih, tf + 7);
+    return v && *v ? v : NULL;
 }
 
 static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint ep, double t0)
@@ -114,15 +118,26 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     }
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    const char *auth = evhttp_find_header(ih, "Authorization");
+    const char *auth = http_tenant_value(s, ih);
     const char *ns = s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header)
                                              : NULL;
     const char *ph = llmc_cache_personal_header(s->cache);
     if (ph && !*ph)
         ph = NULL;
+    /* --anonymous: what a caller without the --tenant-from value gets. */
+    const char *anon = s->cfg.anonymous ? s->cfg.anonymous : "share";
+    int anonymous = !auth && strcmp(s->cfg.tenant_from ? s->cfg.tenant_from : "", "none") != 0;
+    if (anonymous && !strcmp(anon, "reject")) {
+        reply_common_headers(s, req);
+        reply_error(req, 401, "invalid_request_error",
+                    "this cache serves identified callers only (--anonymous reject): send "
+                    "the credentials --tenant-from names");
+        return;
+    }
+    int no_cache = anonymous && !strcmp(anon, "no-cache");
 
     /* Fast path: a byte-identical request seen before on this loop. */
-    size_t rawlen = http_raw_inputs(l, ep, ih, auth, ns, ph, body, len);
+    size_t rawlen = no_cache ? 0 : http_raw_inputs(l, ep, ih, auth, ns, ph, body, len);
     const memo_val *mv = rawlen ? memo_get(l->memo, l->raw, rawlen) : NULL;
     if (mv) {
         const llmc_entry_info *e;
@@ -140,7 +155,10 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
                              .ns = ns,
                              .ns_shared = ns && http_ns_shared(s, ns),
                              .personal = ph ? evhttp_find_header(ih, ph) : NULL,
-                             .cache_control = evhttp_find_header(ih, "Cache-Control")};
+                             .cache_control = evhttp_find_header(ih, "Cache-Control"),
+                             .organization = evhttp_find_header(ih, "OpenAI-Organization"),
+                             .project = evhttp_find_header(ih, "OpenAI-Project"),
+                             .beta = evhttp_find_header(ih, "OpenAI-Beta")};
     llmc_cache_prep cp;
     const char *why = NULL;
     if (llmc_cache_prepare(s->cache, &cr, &cp, &why)) {
@@ -152,6 +170,10 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     flight_req fr;
     memset(&fr, 0, sizeof fr);
     fr.dec = cp.dec;
+    if (no_cache) {
+        fr.dec.lookup = fr.dec.store = 0;
+        fr.dec.reason = "anonymous caller (--anonymous no-cache)";
+    }
     fr.ep = ep;
     fr.client_stream = cp.stream;
     memcpy(fr.key, cp.key, LLMC_KEY_LEN);
@@ -207,6 +229,8 @@ void http_handle(struct evhttp_request *req, void *arg)
     srv *s = l->s;
     double t0 = srv_now();
     atomic_fetch_add(&s->requests, 1);
+    if (conn_request_begin(req))
+        return;
     const char *uri = evhttp_request_get_uri(req);
     char path[1024];
     size_t pl = strcspn(uri, "?#");

@@ -121,6 +121,20 @@ static void main_on_signal(int sig)
     stop_requested = 1;
 }
 
+/* Persistence failing (disk full, I/O error) and recovering: one line per
+ * burst, not one per failed write. */
+static void main_persist_error(int ok, const char *msg, uint64_t failures, void *arg)
+{
+    if (ok)
+        srv_log(LOG_WARN, "persistence recovered after %llu failed write(s); kept entries written",
+                (unsigned long long)failures);
+    else
+        srv_log(LOG_ERROR,
+                "persistence failing: %s; entries are served from memory and kept "
+                "for retry (see persist.* in /stats)",
+                msg);
+}
+
 /* The Redis store's connection events (never holding a password). */
 static void main_store_log(void *arg, const char *msg)
 {
@@ -206,6 +220,7 @@ int main(int argc, char **argv)
         cp.persist_path = path;
         cp.persist_sync = s->cfg.persist_sync;
         cp.flush_interval_ms = (int)s->cfg.flush_interval_ms;
+        cp.persist_on_error = main_persist_error;
     }
     char msg[1024] = "";
     /* --store redis://...: a fleet's shared store behind the same seam. */
@@ -274,6 +289,8 @@ int main(int argc, char **argv)
         nthreads = 64;
     s->nloops = (int)nthreads;
     s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    if (!s->loops || conn_init(s))
+        return 1;
     int port = 0;
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];
@@ -304,6 +321,8 @@ int main(int argc, char **argv)
                                                 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
         evhttp_set_timeout(l->http, 3600);
         evhttp_set_gencb(l->http, http_handle, l);
+        if (conn_loop_init(l))
+            return 1;
         l->stop_ev = event_new(l->base, -1, 0, main_stop_cb, l);
         l->drain_ev = evtimer_new(l->base, main_drain_cb, l);
     }
@@ -362,6 +381,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];
         evhttp_free(l->http);
+        conn_loop_free(l);
         if (l->demo_http)
             evhttp_free(l->demo_http);
         upstream_loop_free(l);
@@ -378,6 +398,7 @@ int main(int argc, char **argv)
     llmc_metrics_free(s->metrics);
     curl_global_cleanup();
     free(s->loops);
+    conn_free_all();
     config_free(&s->cfg);
     free(s);
     the_srv = NULL;

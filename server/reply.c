@@ -56,7 +56,10 @@ void reply_error(struct evhttp_request *req, int status, const char *type, const
                          : status == 401 ? "Unauthorized"
                          : status == 404 ? "Not Found"
                          : status == 405 ? "Method Not Allowed"
+                         : status == 408 ? "Request Timeout"
                          : status == 413 ? "Payload Too Large"
+                         : status == 431 ? "Request Header Fields Too Large"
+                         : status == 503 ? "Service Unavailable"
                          : status == 502 ? "Bad Gateway"
                          : status == 504 ? "Gateway Timeout"
                                          : "Error";

@@ -105,6 +105,14 @@ typedef struct srv_config {
     long long shutdown_timeout_ms;
     double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
     double verify_similarity; /* answer cosine that counts as the same answer */
+    long long max_connections;   /* conn.c: over it, 503 */
+    long long max_header_size;   /* bytes of a request's header section; 431 beyond */
+    long long max_headers;       /* header lines; 431 beyond */
+    long long header_timeout_ms; /* first byte to end of headers; 408 beyond */
+    long long idle_timeout_ms;   /* silence with no request being answered */
+    char *tenant_from;           /* authorization, header:NAME or none */
+    char *anonymous;             /* share, no-cache or reject */
+    char *forward_headers;       /* extra client headers forwarded upstream */
     char *store;              /* "sqlite", redis://... or redis-cluster://... */
     char *store_password, *store_prefix;
     long long store_timeout_ms, store_near_ttl;
@@ -128,6 +136,10 @@ void config_defaults(srv_config *c);
 int config_load(srv_config *c, int argc, char **argv);
 void config_free(srv_config *c);
 void config_print_help(FILE *f);
+/* 1 when name is in list, a comma-separated option value ("a, b,c").
+ * icase: names compare case-insensitively and an item ending in '*'
+ * matches every name it prefixes (header names); otherwise exact. */
+int config_list_has(const char *list, const char *name, int icase);
 /* The embedder parameters the configuration asks for (strings borrowed
  * from c). */
 void config_embed_params(const srv_config *c, llmc_embed_params *ep);
@@ -180,6 +192,8 @@ struct srv_loop {
                          what llmc_cache_fetch completes on; NULL for memory/SQLite */
     char *raw;        /* scratch for a request's raw inputs */
     size_t rawcap;
+    struct conn *conns;       /* this loop's client connections (conn.c) */
+    struct event *conn_sweep; /* closes the slow and the idle */
     /* demo upstream (loop 0 only) */
     struct evhttp *demo_http;
 };
@@ -343,6 +357,21 @@ typedef struct {
  * body (copied). */
 void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
                    const char *body, size_t len, double t0);
+
+/* conn.c — client connections: caps, timeouts, libevent's errors as JSON */
+int conn_init(srv *s);
+void conn_free_all(void);
+/* On loop l, after its evhttp exists: the per-connection filter, the
+ * header limits and the sweep timer. */
+int conn_loop_init(srv_loop *l);
+void conn_loop_free(srv_loop *l);
+/* First thing for every request http_handle gets: the connection's header
+ * count restarts, and a request that must be refused whatever its path
+ * (absolute-form target, Content-Length with Transfer-Encoding) is answered
+ * 400. Returns 1 when it answered req. */
+int conn_request_begin(struct evhttp_request *req);
+/* Client connections open now, all loops. */
+int conn_count(void);
 
 /* sem.c — the semantic tier in the daemon: embedding off the loops */
 int sem_start(srv *s);

@@ -126,22 +126,25 @@ void upstream_loop_free(srv_loop *l)
         event_free(l->curl_timer);
 }
 
+/* Client headers go upstream only from an allow-list (issue 16: forwarding
+ * everything let a 64 KB or 10,000-header request through, and let headers
+ * the key never saw change the answer): the credentials and the ones that
+ * scope them (OpenAI-Organization, OpenAI-Project: part of the tenant),
+ * OpenAI-Beta (part of the tenant too: it can change the answer), content
+ * negotiation, User-Agent, trace headers — plus --forward-headers.
+ * Authorization is replaced by --upstream-key when that is set. */
 static int upstream_forward_header(srv *s, const char *name)
 {
-    static const char *const hop[] = {"host", "content-length", "transfer-encoding", "connection",
-                                      "keep-alive", "te", "trailer", "upgrade",
-                                      "proxy-authorization", "proxy-connection",
-                                      "accept-encoding", "expect", "cache-control", NULL};
-    for (int i = 0; hop[i]; i++)
-        if (!strcasecmp(name, hop[i]))
-            return 0;
-    if (!strncasecmp(name, "x-llm-cache", 11))
-        return 0;
-    if (s->cfg.namespace_header && !strcasecmp(name, s->cfg.namespace_header))
-        return 0;
+    static const char *const allow[] = {
+        "authorization", "openai-organization", "openai-project",   "openai-beta", "user-agent",
+        "accept",        "accept-language",     "content-type",     "traceparent", "tracestate",
+        "baggage",       "x-request-id",        "x-correlation-id", NULL};
     if (s->cfg.upstream_key && *s->cfg.upstream_key && !strcasecmp(name, "authorization"))
         return 0;
-    return 1;
+    for (int i = 0; allow[i]; i++)
+        if (!strcasecmp(name, allow[i]))
+            return 1;
+    return config_list_has(s->cfg.forward_headers, name, 1); /* "a,b,x-mock-*" */
 }
 
 struct curl_slist *upstream_headers(srv *s, struct evhttp_request *req, int plain_json)

@@ -126,8 +126,9 @@ llmc_cache *llmc_cache_new(const llmc_cache_params *p, int *err, char *errbuf, s
         c->ops = c->p.backend;
         c->be = c->p.backend_state;
     } else if (c->p.persist_path) {
-        c->be = cache_sqlite_open(c->p.persist_path, c->p.persist_sync, c->p.flush_interval_ms, &e,
-                                  errbuf, errlen);
+        c->be =
+            cache_sqlite_open(c->p.persist_path, c->p.persist_sync, c->p.flush_interval_ms,
+                              c->p.persist_on_error, c->p.persist_on_error_arg, &e, errbuf, errlen);
         if (!c->be)
             goto fail;
         c->ops = &cache_sqlite_ops;
@@ -199,6 +200,11 @@ int llmc_cache_prepare(llmc_cache *c, const llmc_cache_request *r, llmc_cache_pr
     memset(out, 0, sizeof *out);
     llmc_tenant t;
     llmc_tenant_make(&t, r->authorization, r->ns, r->ns && r->ns_shared);
+    if (!(r->ns && r->ns_shared)) {
+        llmc_tenant_scope(&t, "openai-organization", r->organization);
+        llmc_tenant_scope(&t, "openai-project", r->project);
+    }
+    llmc_tenant_scope(&t, "openai-beta", r->beta);
     llmc_canon cn;
     int rc = llmc_canon_request(r->ep, &t, r->body, r->len, c->p.canon_flags, &cn, why);
     if (rc)

@@ -55,13 +55,16 @@ const llmc_cache_backend_ops cache_sqlite_ops = {
     .close = cache_sqlite_close,
 };
 
-void *cache_sqlite_open(const char *path, int sync, int flush_interval_ms, int *err, char *errbuf,
-                        size_t errlen)
+void *cache_sqlite_open(const char *path, int sync, int flush_interval_ms,
+                        void (*on_error)(int, const char *, uint64_t, void *), void *on_error_arg,
+                        int *err, char *errbuf, size_t errlen)
 {
     llmc_persist_params pp = llmc_persist_default_params();
     pp.path = path;
     pp.sync = sync;
     if (flush_interval_ms > 0)
         pp.flush_interval_ms = flush_interval_ms;
+    pp.on_error = on_error;
+    pp.on_error_arg = on_error_arg;
     return llmc_persist_open(&pp, err, errbuf, errlen);
 }

@@ -25,6 +25,7 @@
  * the model receives.
  */
 #include <math.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,11 @@ void llmc_tenant_make(llmc_tenant *t, const char *authorization, const char *ns,
 {
     /* "a:" + key, "n:" + namespace, separated by NUL so that no choice of
      * strings can make two different pairs hash alike. */
+    /* The scheme of "Bearer KEY" is case-insensitive (RFC 9110 11.1), so
+     * "bearer k" and "Bearer k" are one caller: the scheme is hashed in one
+     * spelling. */
+    if (authorization && !strncasecmp(authorization, "bearer ", 7))
+        authorization += 7;
     size_t al = authorization && !ns_shared ? strlen(authorization) : 0;
     size_t nl = ns ? strlen(ns) : 0;
     char *buf = malloc(al + nl + 8);
@@ -90,6 +96,45 @@ void llmc_tenant_make(llmc_tenant *t, const char *authorization, const char *ns,
     canon_sha256(t->id, "llmc-tenant-v1", NULL, 0, buf, o);
     free(buf);
     t->ns_hash = llmc_namespace_hash(ns);
+}
+
+/* The exact reason jansson refused a body, as a static message. Integers
+ * beyond int64 are valid JSON that jansson 2.14 cannot hold exactly (its
+ * only alternative, JSON_DECODE_INT_AS_REAL, would round two different
+ * seeds to one key), so they are refused by name. */
+static const char *canon_json_error(const json_error_t *e)
+{
+    switch (json_error_code(e)) {
+    case json_error_numeric_overflow:
+        return "request body has a number outside the signed 64-bit integer range (for example "
+               "a large 'seed'); send a smaller integer";
+    case json_error_duplicate_key:
+        return "request body has an object with a duplicate key";
+    case json_error_invalid_utf8:
+        return "request body is not valid UTF-8";
+    case json_error_premature_end_of_input:
+        return "request body is not valid JSON (it ends too early)";
+    case json_error_null_character:
+        return "request body is not valid JSON (a raw NUL byte; write it as \\u0000)";
+    default:
+        return "request body is not valid JSON";
+    }
+}
+
+void llmc_tenant_scope(llmc_tenant *t, const char *label, const char *value)
+{
+    if (!value)
+        return;
+    /* old id, label, NUL, value: the label keeps "org=x" and "project=x" apart */
+    size_t ll = strlen(label), vl = strlen(value);
+    char *buf = malloc(ll + vl + 2);
+    if (!buf)
+        abort(); /* as llmc_tenant_make: never a tenant that collides */
+    memcpy(buf, label, ll);
+    buf[ll] = 0;
+    memcpy(buf + ll + 1, value, vl);
+    canon_sha256(t->id, "llmc-tenant-scope-v1", t->id, 0, buf, ll + vl + 1);
+    free(buf);
 }
 
 /* An integral real as an integer (new reference), or NULL to keep v. */
@@ -235,9 +280,11 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
     c->top_p = NAN;
     c->n = 1;
     json_error_t jerr;
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON and valid in a prompt; it stays
+     * escaped in the canonical dump, so it keys like any other character. */
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!o) {
-        *why = "request body is not valid JSON";
+        *why = canon_json_error(&jerr);
         return LLMC_EINVAL;
     }
     int rc = LLMC_EINVAL;

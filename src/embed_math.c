@@ -17,6 +17,7 @@
 #include "llmcache.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define EMBED_MATH_X86 1
 #endif
@@ -166,7 +167,8 @@ int embed_math_pack(embed_math_packed *p, const float *w, size_t ldw, size_t k, 
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         return 0;
-    if (half && __builtin_cpu_supports("f16c")) {
+    unsigned ca, cb, cc, cd; /* F16C by CPUID: clang 14 has no "f16c" for __builtin_cpu_supports */
+    if (half && __get_cpuid(1, &ca, &cb, &cc, &cd) && (cc & bit_F16C)) {
         uint16_t *h = aligned_alloc(64, (k * p->n_pad * 2 + 63) / 64 * 64);
         if (!h)
             return LLMC_ENOMEM;

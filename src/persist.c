@@ -18,7 +18,15 @@
  *
  * Writes: callers enqueue ops (upsert with a held entry reference, or
  * delete) in FIFO order; the writer thread commits the whole queue in one
- * transaction every flush_interval_ms. In sync mode the caller itself
+ * transaction every flush_interval_ms. A transaction that fails (a full
+ * disk, an I/O error) is rolled back and its ops go back to the head of the
+ * queue, ahead of newer ones, so order is kept and the next flush retries
+ * them; the upserts kept are bounded by retain_bytes (beyond, the oldest are
+ * dropped and counted as lost; deletes are tiny and never dropped, so a
+ * deleted entry cannot come back). on_error tells the caller once per burst.
+ * The file is created with auto_vacuum=INCREMENTAL (an older file is
+ * converted once, at open), and a commit that deleted rows gives the freed
+ * pages back, so the file shrinks after evictions. In sync mode the caller itself
  * commits (queue first, to keep order) before returning. One mutex (mu)
  * guards the queue; another (dbmu) the connection; dbmu is never taken while
  * holding mu, and the store's lock may be held when enqueueing (its
@@ -55,6 +63,7 @@ struct llmc_persist {
     pthread_cond_t cv;
     persist_op *head, *tail;
     int stop, started;
+    uint64_t burst; /* failed writes since the last success (dbmu) */
     pthread_t th;
     llmc_persist_stats st;
 };
@@ -65,6 +74,7 @@ llmc_persist_params llmc_persist_default_params(void)
     memset(&p, 0, sizeof p);
     p.path = "llmcached.db";
     p.flush_interval_ms = 1000;
+    p.retain_bytes = 64u << 20;
     return p;
 }
 
@@ -167,6 +177,16 @@ static int persist_check_and_init(llmc_persist *ps, char *errbuf, size_t errlen)
     }
     char *msg = NULL;
     char sql[512];
+    long long av = 0;
+    if (persist_int(db, "PRAGMA auto_vacuum", &av) == SQLITE_OK && av != 2) {
+        /* 2 = incremental. Set before the first table, it takes effect at
+         * once; an existing file is converted by one VACUUM. */
+        long long npages = 0;
+        persist_int(db, "PRAGMA page_count", &npages);
+        sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
+        if (npages > 1)
+            sqlite3_exec(db, "VACUUM", NULL, NULL, NULL); /* best effort: shrinking is not correctness */
+    }
     snprintf(sql, sizeof sql,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
              "CREATE TABLE IF NOT EXISTS entries(key BLOB PRIMARY KEY, ns INTEGER, part INTEGER,"
@@ -307,62 +327,154 @@ int llmc_persist_load(llmc_persist *ps, llmc_store *s, int64_t now)
     return result;
 }
 
-/* Commit ops (a detached list) in one transaction; dbmu held. */
-static int persist_write(llmc_persist *ps, persist_op *ops)
+/* Bind o's row to its statement; returns the statement. */
+static sqlite3_stmt *persist_bind(llmc_persist *ps, const persist_op *o)
 {
-    int ok = 1;
-    if (!ops)
-        return 0;
-    sqlite3_exec(ps->db, "BEGIN", NULL, NULL, NULL);
-    for (persist_op *o = ops; o; o = o->next) {
-        sqlite3_stmt *st;
-        if (o->e) {
-            const llmc_entry_info *e = o->e;
-            st = ps->ins;
-            sqlite3_bind_blob(st, 1, e->key, LLMC_KEY_LEN, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, (int64_t)e->ns_hash);
-            sqlite3_bind_int64(st, 3, (int64_t)e->partition);
-            sqlite3_bind_int(st, 4, (int)e->endpoint);
-            sqlite3_bind_text(st, 5, e->model, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 6, e->created);
-            sqlite3_bind_int64(st, 7, e->expires);
-            sqlite3_bind_int64(st, 8, e->prompt_tokens);
-            sqlite3_bind_int64(st, 9, e->completion_tokens);
-            sqlite3_bind_int64(st, 10, e->flags);
-            sqlite3_bind_blob64(st, 11, e->body, e->body_len, SQLITE_STATIC);
-            if (e->dim)
-                sqlite3_bind_blob64(st, 12, e->vec, (uint64_t)e->dim * sizeof(float),
-                                    SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, 12);
-            sqlite3_bind_text(st, 13, e->vec_model, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 14, persist_sum(e));
-            sqlite3_bind_text(st, 15, e->query ? e->query : "", -1, SQLITE_STATIC);
-            ps->st.puts++;
-        } else {
-            st = ps->del;
-            sqlite3_bind_blob(st, 1, o->key, LLMC_KEY_LEN, SQLITE_STATIC);
-            ps->st.deletes++;
-        }
-        if (sqlite3_step(st) != SQLITE_DONE)
-            ok = 0;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+    sqlite3_stmt *st;
+    if (o->e) {
+        const llmc_entry_info *e = o->e;
+        st = ps->ins;
+        sqlite3_bind_blob(st, 1, e->key, LLMC_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)e->ns_hash);
+        sqlite3_bind_int64(st, 3, (int64_t)e->partition);
+        sqlite3_bind_int(st, 4, (int)e->endpoint);
+        sqlite3_bind_text(st, 5, e->model, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, e->created);
+        sqlite3_bind_int64(st, 7, e->expires);
+        sqlite3_bind_int64(st, 8, e->prompt_tokens);
+        sqlite3_bind_int64(st, 9, e->completion_tokens);
+        sqlite3_bind_int64(st, 10, e->flags);
+        sqlite3_bind_blob64(st, 11, e->body, e->body_len, SQLITE_STATIC);
+        if (e->dim)
+            sqlite3_bind_blob64(st, 12, e->vec, (uint64_t)e->dim * sizeof(float), SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 12);
+        sqlite3_bind_text(st, 13, e->vec_model, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 14, persist_sum(e));
+        sqlite3_bind_text(st, 15, e->query ? e->query : "", -1, SQLITE_STATIC);
+    } else {
+        st = ps->del;
+        sqlite3_bind_blob(st, 1, o->key, LLMC_KEY_LEN, SQLITE_STATIC);
     }
-    if (sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sqlite3_exec(ps->db, "ROLLBACK", NULL, NULL, NULL);
-        ok = 0;
-    }
-    ps->st.commits++;
-    if (!ok)
-        ps->st.errors++;
+    return st;
+}
+
+static void persist_free_ops(persist_op *ops)
+{
     while (ops) {
         persist_op *n = ops->next;
         llmc_entry_release(ops->e);
         free(ops);
         ops = n;
     }
-    return ok ? 0 : LLMC_EIO;
+}
+
+/* A failed write: put ops back at the head of the queue (they are older
+ * than anything queued since), then drop the oldest upserts beyond
+ * retain_bytes. mu taken here; dbmu held. */
+static void persist_requeue(llmc_persist *ps, persist_op *ops)
+{
+    persist_op *last = ops;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&ps->mu);
+    last->next = ps->head;
+    ps->head = ops;
+    if (!ps->tail)
+        ps->tail = last;
+    size_t n = 0, bytes = 0;
+    for (persist_op *o = ps->head; o; o = o->next) {
+        n++;
+        bytes += o->e ? o->e->body_len : 0;
+    }
+    persist_op **pp = &ps->head, *prev = NULL, *dropped = NULL;
+    while (*pp && bytes > ps->p.retain_bytes) {
+        persist_op *o = *pp;
+        if (!o->e) { /* a delete: kept */
+            prev = o;
+            pp = &o->next;
+            continue;
+        }
+        *pp = o->next;
+        if (ps->tail == o)
+            ps->tail = prev;
+        bytes -= o->e->body_len;
+        n--;
+        ps->st.lost++;
+        o->next = dropped;
+        dropped = o;
+    }
+    ps->st.queued = n;
+    ps->st.retained = n;
+    ps->st.retained_bytes = bytes;
+    pthread_mutex_unlock(&ps->mu);
+    persist_free_ops(dropped);
+}
+
+/* Commit ops (a detached list) in one transaction; dbmu held. On failure
+ * nothing of it is committed and the ops are queued again (above). */
+static int persist_write(llmc_persist *ps, persist_op *ops)
+{
+    int ok = 1, deletes = 0;
+    uint64_t puts = 0, dels = 0;
+    if (!ops)
+        return 0;
+    const char *why = NULL;
+    if (sqlite3_exec(ps->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        ok = 0;
+        why = sqlite3_errmsg(ps->db);
+    }
+    for (persist_op *o = ops; ok && o; o = o->next) {
+        sqlite3_stmt *st = persist_bind(ps, o);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            ok = 0; /* stop here: SQLite may have rolled the transaction back */
+            why = sqlite3_errmsg(ps->db);
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (o->e)
+            puts++;
+        else
+            dels++, deletes = 1;
+    }
+    if (ok && sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ok = 0;
+        why = sqlite3_errmsg(ps->db);
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", why ? why : "");
+    if (!ok && !sqlite3_get_autocommit(ps->db))
+        sqlite3_exec(ps->db, "ROLLBACK", NULL, NULL, NULL);
+    ps->st.commits++;
+    if (!ok) {
+        ps->st.errors++;
+        if (ps->burst++ == 0 && ps->p.on_error)
+            ps->p.on_error(0, msg, 0, ps->p.on_error_arg);
+        persist_requeue(ps, ops);
+        return LLMC_EIO;
+    }
+    ps->st.puts += puts;
+    ps->st.deletes += dels;
+    if (ps->burst) {
+        if (ps->p.on_error)
+            ps->p.on_error(1, "", ps->burst, ps->p.on_error_arg);
+        ps->burst = 0;
+        pthread_mutex_lock(&ps->mu);
+        ps->st.retained = ps->st.retained_bytes = 0;
+        pthread_mutex_unlock(&ps->mu);
+    }
+    if (deletes) { /* give freed pages back: the file shrinks after evictions */
+        long long before = 0, after = 0;
+        persist_int(ps->db, "PRAGMA freelist_count", &before);
+        if (before > 0) {
+            sqlite3_exec(ps->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+            persist_int(ps->db, "PRAGMA freelist_count", &after);
+            if (before > after)
+                ps->st.vacuumed_pages += (uint64_t)(before - after);
+        }
+    }
+    persist_free_ops(ops);
+    return 0;
 }
 
 static persist_op *persist_take(llmc_persist *ps)
@@ -468,6 +580,7 @@ void llmc_persist_close(llmc_persist *ps)
         pthread_join(ps->th, NULL);
     }
     llmc_persist_sync(ps);
+    persist_free_ops(persist_take(ps)); /* still failing at close: lost (counted in retained) */
     sqlite3_finalize(ps->ins);
     sqlite3_finalize(ps->del);
     sqlite3_close(ps->db);

@@ -1058,8 +1058,11 @@ static int policy_looks_sse(const char *b, size_t len)
     size_t i = 0;
     while (i < len && isspace((unsigned char)b[i]))
         i++;
-    return len - i >= 5 && (!strncmp(b + i, "data:", 5) || !strncmp(b + i, "event:", 6) ||
-                            !strncmp(b + i, "id:", 3) || b[i] == ':');
+    /* body need not be NUL-terminated: compare only bytes that are there
+     * (the fuzzer found "event" read past a 6-byte body) */
+    size_t n = len - i;
+    return n >= 5 && (!memcmp(b + i, "data:", 5) || (n >= 6 && !memcmp(b + i, "event:", 6)) ||
+                      !memcmp(b + i, "id:", 3) || b[i] == ':');
 }
 
 /* Walk SSE events; each "data:" line is one JSON document. */
@@ -1080,7 +1083,7 @@ static void policy_sse(policy_resp *r, const char *b, size_t len)
                 s++;
             if (!(le - s == 6 && !strncmp(b + s, "[DONE]", 6))) {
                 json_error_t jerr;
-                json_t *o = json_loadb(b + s, le - s, 0, &jerr);
+                json_t *o = json_loadb(b + s, le - s, JSON_ALLOW_NUL, &jerr);
                 if (!o) {
                     r->fired |= LLMC_FIRED_RESP_INVALID;
                 } else {
@@ -1118,7 +1121,7 @@ int llmc_policy_check_response(const llmc_policy *pol, int http_status, const ch
         policy_sse(&r, body, len);
     } else {
         json_error_t jerr;
-        json_t *o = json_loadb(body, len, 0, &jerr);
+        json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
         if (!o) {
             r.fired |= LLMC_FIRED_RESP_INVALID;
         } else {

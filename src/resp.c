@@ -109,7 +109,7 @@ static int resp_check(llmc_endpoint ep, json_t *o)
 
 int llmc_resp_parse(llmc_endpoint ep, const char *json, size_t len, llmc_resp_info *info)
 {
-    json_t *o = json_loadb(json, len, 0, NULL);
+    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
     int rc = resp_check(ep, o);
     if (!rc)
         resp_info_fill(ep, o, info);
@@ -119,7 +119,7 @@ int llmc_resp_parse(llmc_endpoint ep, const char *json, size_t len, llmc_resp_in
 
 char *llmc_resp_text(llmc_endpoint ep, const char *json, size_t len)
 {
-    json_t *o = json_loadb(json, len, 0, NULL);
+    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
     json_t *c = json_array_get(json_object_get(o, "choices"), 0);
     json_t *t = ep == LLMC_EP_CHAT ? json_object_get(json_object_get(c, "message"), "content")
                                    : json_object_get(c, "text");
@@ -308,7 +308,7 @@ int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out
                     done = 1;
                     break;
                 }
-                json_t *chunk = json_loadb(data, dlen, 0, NULL);
+                json_t *chunk = json_loadb(data, dlen, JSON_ALLOW_NUL, NULL);
                 if (!json_is_object(chunk) || json_object_get(chunk, "error")) {
                     json_decref(chunk);
                     goto out;
@@ -421,7 +421,7 @@ int llmc_resp_to_sse(llmc_endpoint ep, const char *json, size_t len, char **out,
 {
     if (ep == LLMC_EP_EMBEDDINGS)
         return LLMC_ENOTSUP;
-    json_t *o = json_loadb(json, len, 0, NULL);
+    json_t *o = json_loadb(json, len, JSON_ALLOW_NUL, NULL);
     if (resp_check(ep, o)) {
         json_decref(o);
         return LLMC_EINVAL;

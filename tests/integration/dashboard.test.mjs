@@ -138,7 +138,7 @@ test('in Chromium: the token shows cards, charts, models and backends that match
   const engines = await Promise.all([startEngine(), startEngine()]);
   const g = await startDaemon({
     args: [...engines.flatMap((e) => ['--upstream', `${e.base}/v1`]), '--semantic', 'no', '--persist', 'no',
-      '--health-interval', '200', '--prices', 'stories260K=3/15'],
+      '--health-interval', '200ms', '--prices', 'stories260K=3/15'],
   });
   const browser = await launch();
   try {

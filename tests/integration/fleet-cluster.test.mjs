@@ -49,7 +49,7 @@ before(async () => {
   }
   mock = await startMock();
   const url = `redis-cluster://127.0.0.1:${nodes[0].port},127.0.0.1:${nodes[1].port}`;
-  const args = ['--store', url, '--store-prefix', prefix, '--store-timeout', '200', '--persist', 'no', '--semantic', 'no'];
+  const args = ['--store', url, '--store-prefix', prefix, '--store-timeout', '200ms', '--persist', 'no', '--semantic', 'no'];
   A = await startDaemon({ upstream: mock.url, args });
   // R's near cache holds a few entries only: its hits are read from the cluster
   R = await startDaemon({ upstream: mock.url, args: [...args, '--memory', '8kb'] });

@@ -36,8 +36,8 @@ const stopRedis = () => new Promise((r) => { if (!redis || redis.exitCode !== nu
 
 const daemon = (args = []) => startDaemon({
   upstream: mock.url,
-  args: ['--store', `redis://127.0.0.1:${redisPort}/0`, '--store-prefix', prefix, '--store-timeout', '100',
-    '--store-lock-ttl', String(LOCK_TTL), '--persist', 'no', '--upstream-timeout', '5000',
+  args: ['--store', `redis://127.0.0.1:${redisPort}/0`, '--store-prefix', prefix, '--store-timeout', '100ms',
+    '--store-lock-ttl', `${LOCK_TTL}ms`, '--persist', 'no', '--upstream-timeout', '5s',
     '--semantic', 'no', ...args],
 });
 const admin = (d) => ({ authorization: `Bearer ${d.adminToken}` });

@@ -37,8 +37,8 @@ const stopRedis = () => new Promise((r) => { if (!redis || redis.exitCode !== nu
 
 const daemon = (args = []) => startDaemon({
   upstream: mock.url,
-  args: ['--store', `redis://127.0.0.1:${redisPort}/0`, '--store-prefix', prefix, '--store-timeout', '100',
-    '--persist', 'no', '--upstream-timeout', '5000',
+  args: ['--store', `redis://127.0.0.1:${redisPort}/0`, '--store-prefix', prefix, '--store-timeout', '100ms',
+    '--persist', 'no', '--upstream-timeout', '5s',
     ...(haveModel ? ['--embed-model-path', modelDir] : ['--semantic', 'no']), ...args],
 });
 const admin = (d) => ({ authorization: `Bearer ${d.adminToken}` });

@@ -16,7 +16,7 @@ const chat = (content, extra = {}) => ({ model: 'mock-gpt', messages: [{ role: '
 
 before(async () => {
   mock = await startMock();
-  d = await startDaemon({ upstream: mock.url, args: ['--max-body', '300kb', '--upstream-timeout', '4000'] });
+  d = await startDaemon({ upstream: mock.url, args: ['--max-body', '300kb', '--upstream-timeout', '4s'] });
   client = makeClient(d.url);
 });
 after(async () => {
@@ -472,11 +472,11 @@ describe('TTL, budget, persistence', () => {
 
   test('a restart is warm; kill -9 loses at most the flush interval; sync mode loses none', async () => {
     const dir = tempDir();
-    let d2 = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--flush-interval', '100'] });
+    let d2 = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--flush-interval', '100ms'] });
     const b1 = chat(q('survive restart'));
     await request(`${d2.url}/chat/completions`, { body: b1 });
     await d2.stop();
-    d2 = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--flush-interval', '100'] });
+    d2 = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--flush-interval', '100ms'] });
     assert.equal((await request(`${d2.url}/chat/completions`, { body: b1 })).headers.get('x-llm-cache'), 'HIT-EXACT');
     const b2 = chat(q('survive kill -9'));
     await request(`${d2.url}/chat/completions`, { body: b2 });
@@ -550,7 +550,7 @@ describe('command line and demo', () => {
   });
 
   test('with no upstream, the built-in demo upstream answers, labelled as such', async () => {
-    const d2 = await startDaemon({ args: ['--demo-delay', '50', '--persist', 'no'] });
+    const d2 = await startDaemon({ args: ['--demo-delay', '50ms', '--persist', 'no'] });
     try {
       const c = makeClient(d2.url);
       const a = await c.chat.completions.create(chat('hello demo')).withResponse();

@@ -19,7 +19,7 @@ const gateway = async (extra = []) => {
   const g = await startDaemon({
     args: [...engines.flatMap((e) => ['--upstream', `${e.base}/v1`]), '--route-policy', 'prefix-affinity',
       ...engines.flatMap((e, i) => ['--kv-events', `${i}=${e.pub},${e.replay}`]),
-      '--semantic', 'no', '--health-interval', '500', '--persist', 'no', ...extra],
+      '--semantic', 'no', '--health-interval', '500ms', '--persist', 'no', ...extra],
   });
   gateways.push(g);
   return g;

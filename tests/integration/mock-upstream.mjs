@@ -41,7 +41,7 @@
 //     bad_json           200 with a body (or stream event) that is not JSON
 // - Stats: per-path call counts, serial, in-flight and peak in-flight upstream
 //   calls, and a log of the last 200 calls (method, path, authorization,
-//   stream flag, hash, controls, body size, selected headers). In-process as
+//   stream flag, hash, controls, body size, selected headers, every header's name). In-process as
 //   `mock.stats`, over HTTP as GET /__mock/stats.
 //
 // Invariants: serial increases by one for every API call the mock answers or
@@ -286,6 +286,7 @@ export async function startMock(opts = {}) {
       authorization: req.headers.authorization || null,
       model: body && body.model,
       headers: pickHeaders(req.headers),
+      header_names: Object.keys(req.headers), // every header that reached the upstream
       at: Date.now(),
     };
     stats.log.push(entry);

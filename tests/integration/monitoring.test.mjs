@@ -31,7 +31,7 @@ before(async () => {
   if (skipEngines) return;
   engines = await Promise.all([startEngine(), startEngine()]);
   d = await startDaemon({
-    args: [...engines.flatMap((e) => ['--upstream', `${e.base}/v1`]), '--semantic', 'no', '--health-interval', '200',
+    args: [...engines.flatMap((e) => ['--upstream', `${e.base}/v1`]), '--semantic', 'no', '--health-interval', '200ms',
       '--verify-rate', '1', '--prices', 'stories260K=3/15'],
   });
   for (let i = 0; i < 3; i++) {

@@ -15,7 +15,7 @@ before(async () => {
   engines = await Promise.all([startEngine(), startEngine(), startEngine()]);
   d = await startDaemon({
     args: [...engines.flatMap((e) => ['--upstream', `${e.base}/v1`]), '--route-policy', 'prefix-affinity',
-      '--semantic', 'no', '--health-interval', '300', '--persist', 'no'],
+      '--semantic', 'no', '--health-interval', '300ms', '--persist', 'no'],
   });
 });
 after(async () => {

@@ -28,7 +28,7 @@ before(async () => {
   if (skip) return;
   mock = await startMock();
   dir = tempDir();
-  d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50'] });
+  d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50ms'] });
 });
 after(async () => {
   if (skip) return;
@@ -111,7 +111,7 @@ test('deleted entries take their vectors with them; restart keeps semantic hits'
   assert.equal(status(after), 'MISS');
   await sleep(200); // one flush interval
   await d.stop();
-  d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50'] });
+  d = await startDaemon({ upstream: mock.url, dataDir: dir, args: ['--embed-model-path', modelDir, '--flush-interval', '50ms'] });
   const r = await ask(d.url, `Can you tell me who wrote the famous English novel Pride and Prejudice, and roughly when it was first published?`);
   assert.equal(status(r), 'HIT-SEMANTIC');
 });

@@ -127,7 +127,7 @@ test('off by default; an upstream that fails a re-ask is counted and the hit is 
     await d0.stop();
   }
   const m2 = await startMock();
-  const d = await startDaemon({ upstream: m2.url, args: ['--verify-rate', '1', '--semantic', 'no', '--persist', 'no', '--upstream-connect-timeout', '500'] });
+  const d = await startDaemon({ upstream: m2.url, args: ['--verify-rate', '1', '--semantic', 'no', '--persist', 'no', '--upstream-connect-timeout', '500ms'] });
   try {
     const q = `How many moons does Jupiter have? ${process.pid}`;
     await ask(d, q);
@@ -142,7 +142,7 @@ test('off by default; an upstream that fails a re-ask is counted and the hit is 
 });
 
 test('a re-ask still waiting on the upstream does not hold up shutdown', async () => {
-  const d = await startDaemon({ upstream: mock.url, args: ['--verify-rate', '1', '--semantic', 'no', '--persist', 'no'] });
+  const d = await startDaemon({ upstream: mock.url, args: ['--verify-rate', '1', '--semantic', 'no', '--persist', 'no', '--forward-headers', 'x-mock-*'] });
   const q = `Name three rivers in Africa. ${process.pid}`;
   await ask(d, q);
   // Client headers go upstream with the re-ask: this one makes the mock hang.

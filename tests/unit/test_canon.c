@@ -197,6 +197,49 @@ int main(void)
     CHECK_EQ_INT(llmc_canon_request(LLMC_EP_COMPLETIONS, &T1, "{}", 2, 1, &c, &why), LLMC_EINVAL);
     CHECK_EQ_INT(llmc_canon_request(LLMC_EP_EMBEDDINGS, &T1, "{}", 2, 1, &c, &why), LLMC_EINVAL);
 
+    /* Issue 16: "\u0000" is valid JSON and keys like any other character;
+     * an integer beyond int64 is refused with the reason named. */
+    CHECK(same("{" BASE ",\"seed\":1}", "{" BASE ",\"seed\":1}") == 1);
+    {
+        const char *nul =
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}";
+        const char *one =
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0001b\"}]}";
+        const char *cut = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}";
+        CHECK(same(nul, nul) == 1);
+        CHECK(same(nul, one) == 0);
+        CHECK(same(nul, cut) == 0); /* the NUL does not cut the text short in the key */
+        const char *big = "{" BASE ",\"seed\":123456789012345678901234567890}";
+        why = NULL;
+        CHECK_EQ_INT(llmc_canon_request(LLMC_EP_CHAT, &T1, big, strlen(big), 1, &c, &why),
+                     LLMC_EINVAL);
+        CHECK(why && strstr(why, "64-bit integer range"));
+        const char *dup = "{\"a\":1,\"a\":2}";
+        CHECK_EQ_INT(llmc_canon_request(LLMC_EP_CHAT, &T1, dup, strlen(dup), 1, &c, &why),
+                     LLMC_EINVAL);
+        CHECK(why && strstr(why, "duplicate key"));
+    }
+
+    /* The Bearer scheme is case-insensitive: one caller, one tenant. Scoping
+     * values narrow a tenant; NULL leaves it as it was. */
+    {
+        llmc_tenant a, b, c2, d2, e2;
+        llmc_tenant_make(&a, "Bearer sk-1", NULL, 0);
+        llmc_tenant_make(&b, "bearer sk-1", NULL, 0);
+        CHECK(memcmp(a.id, b.id, 32) == 0);
+        llmc_tenant_make(&c2, "Bearer sk-2", NULL, 0);
+        CHECK(memcmp(a.id, c2.id, 32) != 0);
+        d2 = a;
+        llmc_tenant_scope(&d2, "openai-organization", NULL);
+        CHECK(memcmp(a.id, d2.id, 32) == 0);
+        llmc_tenant_scope(&d2, "openai-organization", "org-1");
+        CHECK(memcmp(a.id, d2.id, 32) != 0);
+        e2 = a;
+        llmc_tenant_scope(&e2, "openai-project", "org-1"); /* same value, other label */
+        CHECK(memcmp(d2.id, e2.id, 32) != 0);
+        CHECK(d2.ns_hash == a.ns_hash);
+    }
+
     /* Hex round trip. */
     char hex[65];
     uint8_t back[32];

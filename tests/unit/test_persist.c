@@ -1,6 +1,8 @@
 /* test_persist.c — warm restart, kill -9, sync mode, bad files. */
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,6 +94,130 @@ static void child_then_kill(const char *name, int sync, int n, int wait_flush)
     waitpid(pid, &status, 0);
 }
 
+/* on_error's calls: failures seen (ok 0) and recoveries (ok 1). */
+static int err_calls, ok_calls;
+static uint64_t burst_failures;
+static void on_err(int ok, const char *m, uint64_t failures, void *arg)
+{
+    if (ok)
+        ok_calls++, burst_failures = failures;
+    else
+        err_calls++;
+}
+
+/* Put entries first..first+n-1 with bodies of len bytes through a store. */
+static void put_n(llmc_persist *ps, int first, int n, size_t len)
+{
+    char *body = malloc(len + 1);
+    memset(body, 'x', len);
+    body[len] = 0;
+    llmc_store *st = llmc_store_new(NULL, NULL);
+    for (int i = first; i < first + n; i++) {
+        llmc_entry_info e = mk(i, body);
+        const llmc_entry_info *ref;
+        if (llmc_store_put(st, &e, 150, &ref) == 0) {
+            llmc_persist_put(ps, ref);
+            llmc_entry_release(ref);
+        }
+    }
+    llmc_store_free(st);
+    free(body);
+}
+
+static long file_size(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* Issue 16: a full disk (here: RLIMIT_FSIZE, so that every write past
+ * 256 KB fails with EFBIG, as on a full filesystem) loses nothing that fits
+ * the retained budget: the failed writes are kept, reported once per burst,
+ * and written when space returns. */
+static void test_full_disk(void)
+{
+    int err = 0;
+    char msg[256];
+    char path[512];
+    snprintf(path, sizeof path, "%s/full.db", dir);
+    llmc_persist_params p = llmc_persist_default_params();
+    p.path = path;
+    p.flush_interval_ms = 50;
+    p.retain_bytes = 40 * 8192; /* 40 of the bodies below */
+    p.on_error = on_err;
+    llmc_persist *ps = llmc_persist_open(&p, &err, msg, sizeof msg);
+    CHECK(ps != NULL);
+    if (!ps)
+        return;
+    put_n(ps, 0, 4, 100);
+    CHECK_EQ_INT(llmc_persist_sync(ps), 0);
+
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 256 * 1024;
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    put_n(ps, 100, 30, 8192); /* 240 KB of bodies + WAL frames: over the limit */
+    CHECK_EQ_INT(llmc_persist_sync(ps), LLMC_EIO);
+    put_n(ps, 200, 5, 8192);
+    CHECK_EQ_INT(llmc_persist_sync(ps), LLMC_EIO); /* still full: kept, retried */
+    llmc_persist_stats st;
+    llmc_persist_get_stats(ps, &st);
+    CHECK(st.errors >= 2);
+    CHECK_EQ_INT(st.retained, 35);
+    CHECK_EQ_INT(st.lost, 0);
+    CHECK_EQ_INT(err_calls, 1); /* one report for the burst */
+    CHECK_EQ_INT(ok_calls, 0);
+    /* Beyond the retained budget the oldest are dropped, and counted. */
+    put_n(ps, 300, 10, 8192);
+    CHECK_EQ_INT(llmc_persist_sync(ps), LLMC_EIO);
+    llmc_persist_get_stats(ps, &st);
+    CHECK_EQ_INT(st.retained, 40);
+    CHECK_EQ_INT(st.lost, 5);
+    CHECK(st.retained_bytes <= p.retain_bytes);
+
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0); /* space returns */
+    CHECK_EQ_INT(llmc_persist_sync(ps), 0);
+    llmc_persist_get_stats(ps, &st);
+    CHECK_EQ_INT(st.retained, 0);
+    CHECK_EQ_INT(ok_calls, 1);
+    CHECK(burst_failures >= 3);
+    llmc_persist_close(ps);
+    CHECK_EQ_INT(count_loaded("full.db"), 4 + 45 - 5);
+}
+
+/* Issue 16: the file shrinks after evictions (incremental vacuum). */
+static void test_shrinks(void)
+{
+    int err = 0;
+    char msg[256];
+    llmc_persist *ps = open_db("shrink.db", 0, &err, msg);
+    CHECK(ps != NULL);
+    if (!ps)
+        return;
+    put_n(ps, 0, 300, 4096);
+    llmc_persist_close(ps);
+    long full = file_size("shrink.db");
+    ps = open_db("shrink.db", 0, &err, msg);
+    CHECK(ps != NULL);
+    if (!ps)
+        return;
+    for (int i = 0; i < 300; i++) {
+        llmc_entry_info e = mk(i, "");
+        llmc_persist_delete(ps, e.key);
+    }
+    CHECK_EQ_INT(llmc_persist_sync(ps), 0);
+    llmc_persist_stats st;
+    llmc_persist_get_stats(ps, &st);
+    CHECK(st.vacuumed_pages > 200);
+    llmc_persist_close(ps);
+    long empty = file_size("shrink.db");
+    CHECK(full > 1000000 && empty > 0 && empty < full / 10);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/llmc-persist-%d", (int)getpid());
@@ -167,6 +293,9 @@ int main(void)
     /* kill -9 in sync mode right after the puts: nothing lost either. */
     child_then_kill("s.db", 1, 60, 0);
     CHECK_EQ_INT(count_loaded("s.db"), 60);
+
+    test_full_disk();
+    test_shrinks();
 
     /* Bad files: clear error, file untouched. */
     const char junk[] = "this is not a database at all, just text that is long enough......"
