@@ -1079,10 +1079,11 @@ typedef struct llmc_cache_backend_ops {
      * lock: take the fleet's short lock on key for ttl_ms, asynchronously
      * as fetch (done(rc, holder, arg) once, later, on loop's thread; rc as
      * llmc_cache_lock's). unlock: release it once the writes queued before
-     * it are done, only while this instance still holds it. */
+     * it are done, only while this instance still holds it (answered as
+     * llmc_cache_unlock's). */
     int (*lock)(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
                 void (*done)(int rc, const char *holder, void *arg), void *arg);
-    int (*unlock)(void *be, const uint8_t key[LLMC_KEY_LEN]);
+    int (*unlock)(void *be, const uint8_t key[LLMC_KEY_LEN], int answered);
 } llmc_cache_backend_ops;
 
 /* Store an entry already in hand (an import, a test, an evaluation):
@@ -1220,9 +1221,13 @@ int llmc_cache_lock(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], 
                     void (*done)(int rc, const char *holder, void *arg), void *arg);
 /* Release the lock taken by llmc_cache_lock (from any thread): queued behind
  * this instance's pending writes, so the answer stored before it is visible
- * to the fleet first; deleted only while still this instance's. 0,
+ * to the fleet first; only while the lock is still this instance's.
+ * answered 1: deleted (the answer is stored, or this request needed no
+ * upstream call); 0: the answer could not be stored — the lock is marked
+ * so (its value becomes "!" + the holder, its expiry kept) and those
+ * waiting on it go upstream at once instead of one after another. 0,
  * LLMC_ENOTSUP, or LLMC_EFULL (the lock then just expires). */
-int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN]);
+int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], int answered);
 
 /* The semantic tier: the best entry in partition that may answer query
  * (text of qlen bytes, vector vec from the embedder the index was made

@@ -30,8 +30,13 @@
  *     doubling to 100 ms); found: served as HIT-EXACT with
  *     X-LLM-Cache-Reason "coalesced (fleet)" (SSE synthesised for a
  *     streaming client, as any hit); absent: try the lock again — taken
- *     means the holder released without storing (not storable, upstream
- *     error) or died and its lock expired: go upstream holding it. After
+ *     means the holder died and its lock expired (or it released the lock
+ *     as its request needed no upstream call): go upstream holding it. A
+ *     holder whose answer could not be stored (an upstream error, an
+ *     answer the policy refuses) marks the lock instead ("!" + its id,
+ *     expiry kept): a request that finds that mark goes upstream at once,
+ *     without the lock, so such answers are not asked one instance at a
+ *     time. After
  *     --store-lock-ttl of waiting on one holder, go upstream without it
  *     (counted as timed out); a new holder (the lock changed hands) starts
  *     the wait anew, as it is a new upstream call.
@@ -78,7 +83,7 @@ static void fetch_job_free(fetch_job *j)
     if (j->timer)
         event_free(j->timer);
     if (j->fr.fleet_lock) /* taken but not handed on: the client left */
-        llmc_cache_unlock(j->l->s->cache, j->fr.key);
+        llmc_cache_unlock(j->l->s->cache, j->fr.key, 1);
     free(j->fr.route_key);
     free(j->fr.vec);
     free(j->fr.query);
@@ -173,16 +178,19 @@ static void fetch_locked(int rc, const char *holder, void *arg)
     srv *s = j->l->s;
     if (j->gone || !j->req) {
         if (rc == 0)
-            llmc_cache_unlock(s->cache, j->fr.key);
+            llmc_cache_unlock(s->cache, j->fr.key, 1);
         fetch_job_free(j);
         return;
     }
-    if (rc == LLMC_EBUSY) { /* another instance is asking upstream: wait */
+    if (rc == LLMC_EBUSY && holder && holder[0] == '!') {
+        /* its holder's answer could not be stored: nothing to wait for */
+        j->fr.reason = "coalescing: the fleet's answer was not storable";
+    } else if (rc == LLMC_EBUSY) { /* another instance is asking upstream: wait */
         double now = srv_now();
         if (!j->waiting)
             atomic_fetch_add(&s->fleet_waits, 1);
-        /* A new holder (the last one died, or released without storing,
-         * and another took it) is a new upstream call: wait for it anew. */
+        /* A new holder (the last one died and another took the lock) is a
+         * new upstream call: wait for it anew. */
         if (!j->waiting || (holder && strcmp(holder, j->holder))) {
             j->waiting = 1;
             j->wait_t0 = now;

@@ -432,9 +432,9 @@ static size_t flight_on_body(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* Decide whether and what to store; owner loop, f->mu not held (the body
+/* Decide whether and what to store; 1 when stored; owner loop, f->mu not held (the body
  * is complete and no longer written). */
-static void flight_store(flight *f)
+static int flight_store(flight *f)
 {
     srv *s = f->s;
     llmc_cache_prep cp;
@@ -463,6 +463,7 @@ static void flight_store(flight *f)
     f->final_json = ans.json;
     f->final_len = ans.json_len;
     pthread_mutex_unlock(&f->mu);
+    return ans.stored;
 }
 
 static void flight_unlink(flight *f)
@@ -557,10 +558,10 @@ static void flight_transfer_done(flight *f, CURLcode rc)
     }
     int store = !f->failed && f->status == 200 && f->fr.ep && f->fr.shareable;
     pthread_mutex_unlock(&f->mu);
-    if (store)
-        flight_store(f); /* before unlinking: a newcomer finds the flight or the entry */
+    int stored = store && flight_store(f); /* before unlinking: a newcomer finds the flight or
+                                              the entry */
     if (f->fr.fleet_lock) /* queued behind the put: the fleet sees the answer first */
-        llmc_cache_unlock(s->cache, f->fr.key);
+        llmc_cache_unlock(s->cache, f->fr.key, stored);
     flight_unlink(f);
     pthread_mutex_lock(&f->mu);
     f->done = 1;
@@ -689,7 +690,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         if (f) {
             pthread_mutex_unlock(&s->flights_mu);
             if (fr->fleet_lock) /* this flight answers; the lock is not needed */
-                llmc_cache_unlock(s->cache, fr->key);
+                llmc_cache_unlock(s->cache, fr->key, 1);
             flight_count_miss(s, fr);
             atomic_fetch_add(&s->coalesced, 1);
             free(fr->vec); /* the leader's answer is stored with the leader's */
@@ -710,7 +711,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             llmc_entry_release(e);
             if (served) {
                 if (fr->fleet_lock)
-                    llmc_cache_unlock(s->cache, fr->key);
+                    llmc_cache_unlock(s->cache, fr->key, 1);
                 free(fr->vec);
                 free(fr->query);
                 free(fr->route_key);
@@ -737,7 +738,7 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         pthread_mutex_unlock(&s->flights_mu);
     if (!f || !u) {
         if (fr->fleet_lock)
-            llmc_cache_unlock(s->cache, fr->key);
+            llmc_cache_unlock(s->cache, fr->key, 1);
         if (f)
             flight_release(f); /* frees the vector and query it took */
         else {

@@ -336,11 +336,11 @@ int llmc_cache_lock(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], 
     return c->ops->lock(c->be, loop, key, ttl_ms, done, arg);
 }
 
-int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN])
+int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], int answered)
 {
     if (!c->ops->unlock)
         return LLMC_ENOTSUP;
-    return c->ops->unlock(c->be, key);
+    return c->ops->unlock(c->be, key, answered);
 }
 
 int llmc_cache_get_semantic(llmc_cache *c, uint64_t partition, const float *vec, const char *query,

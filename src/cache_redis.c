@@ -149,10 +149,10 @@ static int crb_lock(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN], int t
     return redis_store_lock(loop, key, ttl_ms, done, arg);
 }
 
-static int crb_unlock(void *be, const uint8_t key[LLMC_KEY_LEN])
+static int crb_unlock(void *be, const uint8_t key[LLMC_KEY_LEN], int answered)
 {
     llmc_redis_backend *b = be;
-    return redis_store_unlock(b->rs, key);
+    return redis_store_unlock(b->rs, key, answered);
 }
 
 static int crb_put(void *be, const llmc_entry_info *e)

@@ -682,14 +682,14 @@ static void rs_run_op(redis_store *rs, rs_op *op)
             free(val);
         }
     } else if (x && op->type == RS_UNLOCK) {
-        static const char script[] =
-            "if redis.call('GET',KEYS[1])==ARGV[1] then return redis.call('DEL',KEYS[1]) end "
-            "return 0";
+        static const char script[] = "if redis.call('GET',KEYS[1])~=ARGV[1] then return 0 end "
+                                     "if ARGV[2]=='1' then return redis.call('DEL',KEYS[1]) end "
+                                     "redis.call('SET',KEYS[1],'!'..ARGV[1],'KEEPTTL') return 1";
         char lk[300];
         int ll = rs_lock_key(rs, op->key, lk, sizeof lk);
-        const char *av[5] = {"EVAL", script, "1", lk, rs->origin};
-        size_t al[5] = {4, sizeof script - 1, 1, (size_t)ll, strlen(rs->origin)};
-        rc = redis_command(rs->w, lk, (size_t)ll, 5, av, al, -1, rs_on_write, x);
+        const char *av[6] = {"EVAL", script, "1", lk, rs->origin, op->all ? "1" : "0"};
+        size_t al[6] = {4, sizeof script - 1, 1, (size_t)ll, strlen(rs->origin), 1};
+        rc = redis_command(rs->w, lk, (size_t)ll, 6, av, al, -1, rs_on_write, x);
     } else if (x) {
         const char *av[2] = {"DEL", name};
         size_t al[2] = {3, (size_t)nl};
@@ -985,12 +985,13 @@ int redis_store_put(redis_store *rs, const llmc_entry_info *e)
     return rs_enqueue(rs, op);
 }
 
-int redis_store_unlock(redis_store *rs, const uint8_t key[LLMC_KEY_LEN])
+int redis_store_unlock(redis_store *rs, const uint8_t key[LLMC_KEY_LEN], int answered)
 {
     rs_op *op = calloc(1, sizeof *op);
     if (!op)
         return LLMC_ENOMEM;
     op->type = RS_UNLOCK;
+    op->all = answered; /* RS_UNLOCK: delete (1) or mark unstored (0) */
     memcpy(op->key, key, LLMC_KEY_LEN);
     return rs_enqueue(rs, op);
 }

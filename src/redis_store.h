@@ -109,8 +109,10 @@ int redis_store_lock(redis_store_loop *l, const uint8_t key[LLMC_KEY_LEN], int t
 /* Queue the release of key's lock behind the writes already queued (so an
  * answer put before it is in Redis first): the background thread deletes
  * the lock only while its value is still this store's origin (EVAL of a
- * compare-and-delete script). 0 or LLMC_EFULL. */
-int redis_store_unlock(redis_store *rs, const uint8_t key[LLMC_KEY_LEN]);
+ * compare-and-delete script); answered 0: instead of deleting it, set its
+ * value to "!" + origin, expiry kept (KEEPTTL): the answer was not stored,
+ * waiters should go upstream themselves. 0 or LLMC_EFULL. */
+int redis_store_unlock(redis_store *rs, const uint8_t key[LLMC_KEY_LEN], int answered);
 
 /* Queue a write of e (a reference is taken) / a delete / a flush of a
  * namespace (ns_hash) or of every entry (all): returns at once; the

@@ -3,8 +3,10 @@
 // asked the same new question at once (plain, then streamed through the
 // official openai client) against a slow mock upstream make exactly one
 // upstream call (counted at the mock) and every client gets the same answer;
-// the lock holder SIGKILLed mid-call leaves the others answering (one goes
-// upstream once the lock expires); --store-coalesce no turns it off; Redis
+// an answer that cannot be stored (upstream 500) lets the waiters go
+// upstream at once rather than one after another; the lock holder
+// SIGKILLed mid-call leaves the others answering (one goes upstream once
+// the lock expires); --store-coalesce no turns it off; Redis
 // killed: the same question still answered everywhere.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -110,6 +112,21 @@ test('streamed on three instances at once: one upstream call, the same valid SSE
   assert.deepEqual(rs.map((r) => r.cache).sort(), ['HIT-EXACT', 'HIT-EXACT', 'MISS']);
   assert.ok(rs[0].text.length > 0);
   for (const r of rs) assert.equal(r.text, rs[0].text);
+});
+
+test('an answer that cannot be stored (upstream 500): the waiters go upstream at once, not in turn', { skip }, async () => {
+  const body = chat(uniq('Upstream fails [mock:status=500] [mock:delay=300]'));
+  const before0 = upstreamCalls();
+  const st0 = await Promise.all([A, B, C].map(stats));
+  const rs = await Promise.all([A, B, C].map((d) => ask(d, body)));
+  for (const r of rs) assert.equal(r.status, 500);
+  assert.equal(upstreamCalls() - before0, 3);
+  const st = await Promise.all([A, B, C].map(stats));
+  const delta = (k) => st.reduce((a, s, i) => a + s.fleet_coalescing[k] - st0[i].fleet_coalescing[k], 0);
+  // one lock, marked "not stored" by its holder: nobody took it after it
+  assert.equal(delta('locks_taken'), 1);
+  assert.equal(delta('waits_timed_out'), 0);
+  assert.equal(rs.filter((r) => reason(r) === "coalescing: the fleet's answer was not storable").length, 2);
 });
 
 test('--store-coalesce no: each instance goes upstream itself', { skip }, async () => {
