@@ -10,9 +10,9 @@
 // killed: the same question still answered everywhere.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
-  startMock, startDaemon, makeClient, request, mockSerial, sleep, tempDir, freePort,
+  startMock, startDaemon, startRedisServer, stopRedisServer, redisCli, makeClient, request, mockSerial, sleep, tempDir, freePort,
 } from './helpers.mjs';
 
 let haveRedis = true;
@@ -24,17 +24,9 @@ const prefix = `coal${process.pid}:`;
 const redisDir = tempDir('llmc-redis-');
 const LOCK_TTL = 1500;
 
-async function startRedis(port) {
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    try { if (cli('PING') === 'PONG') return p; } catch { /* not yet */ }
-    await sleep(25);
-  }
-  throw new Error('redis-server did not start');
-}
-const cli = (...args) => execFileSync('redis-cli', ['-p', String(redisPort), ...args], { encoding: 'utf8' }).trim();
-const stopRedis = () => new Promise((r) => { if (!redis || redis.exitCode !== null) return r(); redis.once('exit', r); redis.kill('SIGKILL'); });
+const startRedis = (port) => startRedisServer(port, redisDir);
+const cli = (...args) => redisCli(redisPort, ...args);
+const stopRedis = () => stopRedisServer(redis);
 
 const daemon = (args = []) => startDaemon({
   upstream: mock.url,
