@@ -1075,6 +1075,15 @@ typedef struct llmc_cache_backend_ops {
     void (*stats)(void *be, llmc_cache_stats *st);
     /* Finish queued writes and free be. */
     void (*close)(void *be);
+    /* Optional (NULL: no fleet; llmc_cache_lock answers LLMC_ENOTSUP).
+     * lock: take the fleet's short lock on key for ttl_ms, asynchronously
+     * as fetch (done(rc, holder, arg) once, later, on loop's thread; rc as
+     * llmc_cache_lock's). unlock: release it once the writes queued before
+     * it are done, only while this instance still holds it (answered as
+     * llmc_cache_unlock's). */
+    int (*lock)(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
+                void (*done)(int rc, const char *holder, void *arg), void *arg);
+    int (*unlock)(void *be, const uint8_t key[LLMC_KEY_LEN], int answered);
 } llmc_cache_backend_ops;
 
 /* Store an entry already in hand (an import, a test, an evaluation):
@@ -1194,6 +1203,31 @@ void llmc_cache_loop_detach(llmc_cache *c, void *loop);
  * put in the near cache first). */
 int llmc_cache_fetch(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], long max_age_s,
                      llmc_cache_fetch_cb done, void *arg);
+
+/*
+ * Coalescing across a fleet: before a miss goes upstream, take the shared
+ * backend's short lock on key (expiring after ttl_ms, so a holder that dies
+ * releases it). 0 when started: done(rc, holder, arg) is called once,
+ * later, on loop's thread (holder: the lock's value, an opaque instance id
+ * borrowed for the call, when another instance holds it; else NULL) with
+ * rc 0 (taken: call upstream, store, then
+ * llmc_cache_unlock), 1 (this instance already holds it: join its own
+ * flight), LLMC_EBUSY (another instance holds it: wait for its answer), or
+ * another negative code (the backend is unavailable: go upstream). A
+ * negative return means done will not be called: LLMC_ENOTSUP (no fleet
+ * backend, or no loop handle) or the backend refused at once (down).
+ */
+int llmc_cache_lock(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
+                    void (*done)(int rc, const char *holder, void *arg), void *arg);
+/* Release the lock taken by llmc_cache_lock (from any thread): queued behind
+ * this instance's pending writes, so the answer stored before it is visible
+ * to the fleet first; only while the lock is still this instance's.
+ * answered 1: deleted (the answer is stored, or this request needed no
+ * upstream call); 0: the answer could not be stored — the lock is marked
+ * so (its value becomes "!" + the holder, its expiry kept) and those
+ * waiting on it go upstream at once instead of one after another. 0,
+ * LLMC_ENOTSUP, or LLMC_EFULL (the lock then just expires). */
+int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], int answered);
 
 /* The semantic tier: the best entry in partition that may answer query
  * (text of qlen bytes, vector vec from the embedder the index was made

@@ -139,8 +139,17 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     verify_write_json(s, f);
     fprintf(f, ",\"store_unavailable\":%llu",
             (unsigned long long)atomic_load(&s->store_unavailable));
-    if (s->redis)
+    if (s->redis) {
         admin_redis_json(s->redis, f);
+        fprintf(f,
+                ",\"fleet_coalescing\":{\"enabled\":%s,\"lock_ttl_ms\":%lld,\"locks_taken\":%llu,"
+                "\"waits\":%llu,\"waits_served\":%llu,\"waits_timed_out\":%llu}",
+                s->cfg.store_coalesce ? "true" : "false", s->cfg.store_lock_ttl_ms,
+                (unsigned long long)atomic_load(&s->fleet_locks),
+                (unsigned long long)atomic_load(&s->fleet_waits),
+                (unsigned long long)atomic_load(&s->fleet_waits_served),
+                (unsigned long long)atomic_load(&s->fleet_waits_timed_out));
+    }
     if (cst.has_persist) {
         llmc_persist_stats ps = cst.persist;
         fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
@@ -203,8 +212,28 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
                 "# HELP llmcached_store_unavailable_total Lookups the shared store (Redis) "
                 "could not answer in time.\n"
                 "# TYPE llmcached_store_unavailable_total counter\n"
-                "llmcached_store_unavailable_total %llu\n",
-                (unsigned long long)atomic_load(&s->store_unavailable));
+                "llmcached_store_unavailable_total %llu\n"
+                "# HELP llmcached_fleet_locks_total Coalescing locks taken in the shared store "
+                "before a miss went upstream.\n"
+                "# TYPE llmcached_fleet_locks_total counter\n"
+                "llmcached_fleet_locks_total %llu\n"
+                "# HELP llmcached_fleet_waits_total Misses that waited for another instance's "
+                "answer.\n"
+                "# TYPE llmcached_fleet_waits_total counter\n"
+                "llmcached_fleet_waits_total %llu\n"
+                "# HELP llmcached_fleet_waits_served_total Waits answered with the answer "
+                "another instance stored.\n"
+                "# TYPE llmcached_fleet_waits_served_total counter\n"
+                "llmcached_fleet_waits_served_total %llu\n"
+                "# HELP llmcached_fleet_waits_timed_out_total Waits that reached "
+                "--store-lock-ttl and went upstream.\n"
+                "# TYPE llmcached_fleet_waits_timed_out_total counter\n"
+                "llmcached_fleet_waits_timed_out_total %llu\n",
+                (unsigned long long)atomic_load(&s->store_unavailable),
+                (unsigned long long)atomic_load(&s->fleet_locks),
+                (unsigned long long)atomic_load(&s->fleet_waits),
+                (unsigned long long)atomic_load(&s->fleet_waits_served),
+                (unsigned long long)atomic_load(&s->fleet_waits_timed_out));
     fclose(f);
     admin_reply(s, req, "text/plain; version=0.0.4", buf, len);
     free(buf);

@@ -158,6 +158,12 @@ static const opt opts[] = {
      "llmc:", "prefix of this deployment's Redis keys (several caches can share a Redis)"},
     {"store-timeout", OPT_MS, O(store_timeout_ms), "5ms",
      "a Redis read slower than this is a miss (the request goes upstream; bare: seconds)"},
+    {"store-coalesce", OPT_BOOL, O(store_coalesce), "yes",
+     "with a Redis store: identical new questions asked of several instances at once make one "
+     "upstream call (a short lock in Redis; the others wait for the stored answer)"},
+    {"store-lock-ttl", OPT_MS, O(store_lock_ttl_ms), "30s",
+     "the coalescing lock's lifetime, and how long a waiting instance waits on one holder "
+     "before it goes upstream itself (bare: seconds)"},
     {"store-near-ttl", OPT_SEC, O(store_near_ttl), "30s",
      "an entry read from Redis is served from memory at most this long before it is read "
      "again, s: how stale a hit can be after a delete whose event was lost"},

@@ -471,9 +471,9 @@ static size_t flight_on_body(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* Decide whether and what to store; owner loop, f->mu not held (the body
+/* Decide whether and what to store; 1 when stored; owner loop, f->mu not held (the body
  * is complete and no longer written). */
-static void flight_store(flight *f)
+static int flight_store(flight *f)
 {
     srv *s = f->s;
     llmc_cache_prep cp;
@@ -512,6 +512,7 @@ static void flight_store(flight *f)
     f->final_len = ans.json_len;
     f->malformed = malformed;
     pthread_mutex_unlock(&f->mu);
+    return ans.stored;
 }
 
 static void flight_unlink(flight *f)
@@ -606,8 +607,10 @@ static void flight_transfer_done(flight *f, CURLcode rc)
     }
     int store = !f->failed && f->status == 200 && f->fr.ep && f->fr.shareable;
     pthread_mutex_unlock(&f->mu);
-    if (store)
-        flight_store(f); /* before unlinking: a newcomer finds the flight or the entry */
+    int stored = store && flight_store(f); /* before unlinking: a newcomer finds the flight or
+                                              the entry */
+    if (f->fr.fleet_lock) /* queued behind the put: the fleet sees the answer first */
+        llmc_cache_unlock(s->cache, f->fr.key, stored);
     flight_unlink(f);
     pthread_mutex_lock(&f->mu);
     f->done = 1;
@@ -735,6 +738,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
         }
         if (f) {
             pthread_mutex_unlock(&s->flights_mu);
+            if (fr->fleet_lock) /* this flight answers; the lock is not needed */
+                llmc_cache_unlock(s->cache, fr->key, 1);
             flight_count_miss(s, fr);
             atomic_fetch_add(&s->coalesced, 1);
             free(fr->vec); /* the leader's answer is stored with the leader's */
@@ -754,6 +759,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
             int served = reply_entry(s, req, e, fr->client_stream, NAN, t0, body, len) == 0;
             llmc_entry_release(e);
             if (served) {
+                if (fr->fleet_lock)
+                    llmc_cache_unlock(s->cache, fr->key, 1);
                 free(fr->vec);
                 free(fr->query);
                 free(fr->route_key);
@@ -779,6 +786,8 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
     if (fr->shareable)
         pthread_mutex_unlock(&s->flights_mu);
     if (!f || !u) {
+        if (fr->fleet_lock)
+            llmc_cache_unlock(s->cache, fr->key, 1);
         if (f)
             flight_release(f); /* frees the vector and query it took */
         else {

@@ -138,6 +138,8 @@ static void sem_job_free(sem_job *j)
     if (j->done)
         event_free(j->done);
     llmc_entry_release(j->hit);
+    if (j->fr.fleet_lock) /* a semantic hit (or a client gone): no upstream call */
+        llmc_cache_unlock(j->l->s->cache, j->fr.key, 1);
     free(j->vec);
     free(j->fr.vec);
     free(j->fr.query);

@@ -116,6 +116,8 @@ typedef struct srv_config {
     char *store;              /* "sqlite", redis://... or redis-cluster://... */
     char *store_password, *store_prefix;
     long long store_timeout_ms, store_near_ttl;
+    int store_coalesce;          /* fleet lock before a storable miss goes upstream */
+    long long store_lock_ttl_ms; /* its lifetime = the longest wait for another's answer */
     /* KV events (kvsub.c): "BACKEND=PUB[,REPLAY]" per backend, repeatable */
     char *kv_events[SRV_MAX_UPSTREAMS];
     int n_kv_events;
@@ -221,6 +223,10 @@ struct srv {
     time_t started;
     atomic_uint_fast64_t requests, coalesced, upstream_calls, stores, store_refused;
     atomic_uint_fast64_t store_unavailable; /* lookups the shared store could not answer */
+    /* coalescing across the fleet (fetch.c): locks taken, requests that
+     * waited for another instance, of those served its answer / gone
+     * upstream after the wait bound */
+    atomic_uint_fast64_t fleet_locks, fleet_waits, fleet_waits_served, fleet_waits_timed_out;
     atomic_int active; /* client requests being answered (subs, semantic jobs) */
 };
 
@@ -336,6 +342,10 @@ typedef struct {
     char *route_key;          /* prompt text for the prefix router (owned), or NULL */
     size_t route_len;
     char reason_buf[112];     /* a formatted X-LLM-Cache-Reason; wins over reason */
+    /* 1: this request holds the fleet's lock on key (fetch.c); whoever ends
+     * the request's miss (the flight, or a path that drops fr) releases it
+     * with llmc_cache_unlock */
+    int fleet_lock;
     /* Called by the flight once the answer is stored (on the flight's loop),
      * with this request's key and query; NULL: nothing. How sem.c learns of
      * an answer whose semantic lookup it skipped, without flight calling up. */

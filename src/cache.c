@@ -328,6 +328,21 @@ int llmc_cache_fetch(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN],
     return rc;
 }
 
+int llmc_cache_lock(llmc_cache *c, void *loop, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
+                    void (*done)(int rc, const char *holder, void *arg), void *arg)
+{
+    if (!c->ops->lock)
+        return LLMC_ENOTSUP;
+    return c->ops->lock(c->be, loop, key, ttl_ms, done, arg);
+}
+
+int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], int answered)
+{
+    if (!c->ops->unlock)
+        return LLMC_ENOTSUP;
+    return c->ops->unlock(c->be, key, answered);
+}
+
 int llmc_cache_get_semantic(llmc_cache *c, uint64_t partition, const float *vec, const char *query,
                             size_t qlen, double threshold, long max_age_s, int64_t now,
                             llmc_semantic_result *res, const llmc_entry_info **out)

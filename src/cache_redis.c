@@ -11,6 +11,8 @@
  *                near cache (the index is built from it when the semantic
  *                tier is turned on); Redis down at start = start cold
  *   loop_attach  one Redis connection per event loop, for fetches
+ *   lock/unlock  the fleet's short lock (SET l:KEY NX PX on the loop's
+ *                connection; the release queued behind the writes)
  *   fetch        GET on the loop's connection within --store-timeout; the
  *                copy handed back expires from the near cache after at most
  *                near_ttl_s (the bound on a stale near hit after a delete
@@ -139,6 +141,20 @@ static int crb_fetch(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN],
     return redis_store_fetch(loop, key, done, arg);
 }
 
+static int crb_lock(void *be, void *loop, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
+                    void (*done)(int rc, const char *holder, void *arg), void *arg)
+{
+    if (!loop)
+        return LLMC_ENOTSUP;
+    return redis_store_lock(loop, key, ttl_ms, done, arg);
+}
+
+static int crb_unlock(void *be, const uint8_t key[LLMC_KEY_LEN], int answered)
+{
+    llmc_redis_backend *b = be;
+    return redis_store_unlock(b->rs, key, answered);
+}
+
 static int crb_put(void *be, const llmc_entry_info *e)
 {
     llmc_redis_backend *b = be;
@@ -171,6 +187,8 @@ static const llmc_cache_backend_ops crb_ops = {
     .loop_attach = crb_loop_attach,
     .loop_detach = crb_loop_detach,
     .fetch = crb_fetch,
+    .lock = crb_lock,
+    .unlock = crb_unlock,
     .put = crb_put,
     .del = crb_del,
     .flush = crb_flush,

@@ -60,7 +60,7 @@
 #include "redis_entry.h"
 #include "redis_store.h"
 
-enum { RS_PUT = 1, RS_DEL, RS_FLUSH };
+enum { RS_PUT = 1, RS_DEL, RS_FLUSH, RS_UNLOCK };
 
 typedef struct rs_op rs_op;
 struct rs_op {
@@ -136,6 +136,14 @@ static void rs_hex(const uint8_t key[LLMC_KEY_LEN], char out[2 * LLMC_KEY_LEN + 
         out[2 * i + 1] = h[key[i] & 15];
     }
     out[2 * LLMC_KEY_LEN] = 0;
+}
+
+/* The fleet lock's key name: PREFIX "l:" HEX. Its length. */
+static int rs_lock_key(redis_store *rs, const uint8_t key[LLMC_KEY_LEN], char *out, size_t cap)
+{
+    char hex[2 * LLMC_KEY_LEN + 1];
+    rs_hex(key, hex);
+    return snprintf(out, cap, "%sl:%s", rs->prefix, hex);
 }
 
 /* The exact key inside a Redis key name PREFIX "e:" HEX: 0 or -1. */
@@ -617,7 +625,7 @@ static void rs_on_write(redis_client *c, int status, redisReply *rep, void *arg)
     pthread_mutex_unlock(&rs->mu);
     /* a delete is announced even when Redis had no such key: another
      * instance's near cache may still hold it */
-    if (status == 0 || x->type == RS_DEL)
+    if (x->type != RS_UNLOCK && (status == 0 || x->type == RS_DEL))
         rs_xadd(rs, x->type == RS_PUT ? 'p' : 'd', x->key);
     free(x);
     rs_op_done(rs);
@@ -673,6 +681,15 @@ static void rs_run_op(redis_store *rs, rs_op *op)
             rc = redis_command(rs->w, name, (size_t)nl, 5, av, al, -1, rs_on_write, x);
             free(val);
         }
+    } else if (x && op->type == RS_UNLOCK) {
+        static const char script[] = "if redis.call('GET',KEYS[1])~=ARGV[1] then return 0 end "
+                                     "if ARGV[2]=='1' then return redis.call('DEL',KEYS[1]) end "
+                                     "redis.call('SET',KEYS[1],'!'..ARGV[1],'KEEPTTL') return 1";
+        char lk[300];
+        int ll = rs_lock_key(rs, op->key, lk, sizeof lk);
+        const char *av[6] = {"EVAL", script, "1", lk, rs->origin, op->all ? "1" : "0"};
+        size_t al[6] = {4, sizeof script - 1, 1, (size_t)ll, strlen(rs->origin), 1};
+        rc = redis_command(rs->w, lk, (size_t)ll, 6, av, al, -1, rs_on_write, x);
     } else if (x) {
         const char *av[2] = {"DEL", name};
         size_t al[2] = {3, (size_t)nl};
@@ -937,6 +954,8 @@ static int rs_enqueue(redis_store *rs, rs_op *op)
         rs->st.puts++;
     else if (op->type == RS_DEL)
         rs->st.deletes++;
+    else if (op->type == RS_UNLOCK)
+        rs->st.unlocks++;
     else
         rs->st.flushes++;
     op->next = NULL;
@@ -963,6 +982,17 @@ int redis_store_put(redis_store *rs, const llmc_entry_info *e)
     llmc_entry_ref(e);
     op->e = e;
     memcpy(op->key, e->key, LLMC_KEY_LEN);
+    return rs_enqueue(rs, op);
+}
+
+int redis_store_unlock(redis_store *rs, const uint8_t key[LLMC_KEY_LEN], int answered)
+{
+    rs_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return LLMC_ENOMEM;
+    op->type = RS_UNLOCK;
+    op->all = answered; /* RS_UNLOCK: delete (1) or mark unstored (0) */
+    memcpy(op->key, key, LLMC_KEY_LEN);
     return rs_enqueue(rs, op);
 }
 
@@ -1111,6 +1141,61 @@ int redis_store_fetch(redis_store_loop *l, const uint8_t key[LLMC_KEY_LEN],
     pthread_mutex_unlock(&rs->mu);
     if (rc)
         free(f);
+    return rc;
+}
+
+typedef struct {
+    redis_store_loop *l;
+    void (*done)(int rc, const char *holder, void *arg);
+    void *arg;
+} rs_lockreq;
+
+static void rs_on_lock(redis_client *c, int status, redisReply *rep, void *arg)
+{
+    rs_lockreq *q = arg;
+    redis_store *rs = q->l->rs;
+    int rc = status;
+    char holder[64] = "";
+    if (!rc) {
+        if (rep->type == REDIS_REPLY_STRING)
+            snprintf(holder, sizeof holder, "%.*s", (int)rep->len, rep->str);
+        if (rep->type == REDIS_REPLY_NIL)
+            rc = 0;
+        else if (rep->type == REDIS_REPLY_STRING && rep->len == strlen(rs->origin) &&
+                 !memcmp(rep->str, rs->origin, rep->len))
+            rc = 1;
+        else
+            rc = LLMC_EBUSY;
+    }
+    pthread_mutex_lock(&rs->mu);
+    if (rc == 0)
+        rs->st.locks_taken++;
+    else if (rc == LLMC_EBUSY)
+        rs->st.locks_busy++;
+    redis_get_stats(c, &q->l->cst);
+    pthread_mutex_unlock(&rs->mu);
+    q->done(rc, rc == LLMC_EBUSY ? holder : NULL, q->arg);
+    free(q);
+}
+
+int redis_store_lock(redis_store_loop *l, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
+                     void (*done)(int rc, const char *holder, void *arg), void *arg)
+{
+    redis_store *rs = l->rs;
+    rs_lockreq *q = malloc(sizeof *q);
+    if (!q)
+        return LLMC_ENOMEM;
+    q->l = l;
+    q->done = done;
+    q->arg = arg;
+    char lk[300], px[24];
+    int ll = rs_lock_key(rs, key, lk, sizeof lk);
+    int pl = snprintf(px, sizeof px, "%d", ttl_ms > 0 ? ttl_ms : 1);
+    const char *av[7] = {"SET", lk, rs->origin, "NX", "PX", px, "GET"};
+    size_t al[7] = {3, (size_t)ll, strlen(rs->origin), 2, 2, (size_t)pl, 3};
+    int rc = redis_command(l->c, lk, (size_t)ll, 7, av, al, -1, rs_on_lock, q);
+    if (rc)
+        free(q);
     return rc;
 }
 

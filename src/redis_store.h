@@ -43,13 +43,14 @@ typedef struct {
     uint64_t fetch_unavailable; /* refused, timed out or failed: Redis unavailable */
     uint64_t bad_values;        /* values not ours, failing their checksum, or under a wrong key */
     uint64_t puts, put_errors, queue_dropped, deletes, flushes, flushed_keys;
+    uint64_t locks_taken, locks_busy, unlocks; /* fleet locks (coalescing) */
     uint64_t loaded, load_skipped;
     uint64_t stream_out, stream_in, stream_errors;
     double stream_lag_ms_last, stream_lag_ms_max; /* XADD to our reading it */
     uint64_t fetch_rtt_hist[REDIS_RTT_BUCKETS];   /* answered fetches, as redis_stats */
     /* summed over every connection of the store */
     uint64_t reconnects, timeouts, errors, refused, auth_failures;
-    uint64_t redirects; /* cluster MOVED + ASK followed */
+    uint64_t redirects;       /* cluster MOVED + ASK followed */
     uint32_t nodes_up, nodes; /* connections up / connections, over all of them */
     int cluster;
     char url[256]; /* the URL, password replaced by "***" */
@@ -91,6 +92,27 @@ typedef void (*redis_store_fetch_cb)(int rc, const llmc_entry_info *e, void *arg
  */
 int redis_store_fetch(redis_store_loop *l, const uint8_t key[LLMC_KEY_LEN],
                       redis_store_fetch_cb done, void *arg);
+
+/*
+ * The fleet's short lock on key (coalescing across instances): SET PREFIX
+ * "l:" HEX <this store's origin> NX PX ttl_ms GET on l's connection, routed
+ * by the lock key's own hash slot. 0: done(rc, holder, arg) will be called once,
+ * later, on l's loop — rc 0 (taken: this instance holds it now), 1 (this
+ * instance already held it), LLMC_EBUSY (another instance holds it), or
+ * LLMC_EUPSTREAM / LLMC_ETIMEDOUT (Redis unavailable); holder is the
+ * lock's value (NUL-terminated, borrowed for the call) with LLMC_EBUSY,
+ * else NULL. A negative return (Redis down, reconnecting) means done will
+ * not be called.
+ */
+int redis_store_lock(redis_store_loop *l, const uint8_t key[LLMC_KEY_LEN], int ttl_ms,
+                     void (*done)(int rc, const char *holder, void *arg), void *arg);
+/* Queue the release of key's lock behind the writes already queued (so an
+ * answer put before it is in Redis first): the background thread deletes
+ * the lock only while its value is still this store's origin (EVAL of a
+ * compare-and-delete script); answered 0: instead of deleting it, set its
+ * value to "!" + origin, expiry kept (KEEPTTL): the answer was not stored,
+ * waiters should go upstream themselves. 0 or LLMC_EFULL. */
+int redis_store_unlock(redis_store *rs, const uint8_t key[LLMC_KEY_LEN], int answered);
 
 /* Queue a write of e (a reference is taken) / a delete / a flush of a
  * namespace (ns_hash) or of every entry (all): returns at once; the

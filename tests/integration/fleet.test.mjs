@@ -10,7 +10,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  startMock, startDaemon, makeClient, request, mockSerial, sleep, tempDir, freePort, repoRoot,
+  startMock, startDaemon, startRedisServer, stopRedisServer, redisCli, makeClient, request, mockSerial, sleep, tempDir, freePort, repoRoot,
 } from './helpers.mjs';
 
 const modelDir = path.join(repoRoot, 'data/models/use-lite');
@@ -23,17 +23,9 @@ let redis = null, redisPort, mock, A, B;
 const prefix = `fleet${process.pid}:`;
 const redisDir = tempDir('llmc-redis-');
 
-async function startRedis(port) {
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--dir', redisDir, '--enable-debug-command', 'local'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    try { if (cli('PING') === 'PONG') return p; } catch { /* not yet */ }
-    await sleep(25);
-  }
-  throw new Error('redis-server did not start');
-}
-const cli = (...args) => execFileSync('redis-cli', ['-p', String(redisPort), ...args], { encoding: 'utf8' }).trim();
-const stopRedis = () => new Promise((r) => { if (!redis || redis.exitCode !== null) return r(); redis.once('exit', r); redis.kill('SIGKILL'); });
+const startRedis = (port) => startRedisServer(port, redisDir, ['--enable-debug-command', 'local']);
+const cli = (...args) => redisCli(redisPort, ...args);
+const stopRedis = () => stopRedisServer(redis);
 
 const daemon = (args = []) => startDaemon({
   upstream: mock.url,

@@ -20,7 +20,7 @@
 // - Clients are made with maxRetries 0: the SDK's automatic retries would
 //   hide upstream calls and error statuses from the tests.
 
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -86,6 +86,30 @@ export function tempDir(prefix = 'llmc-test-') {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** redis-cli against 127.0.0.1:port; its trimmed output. */
+export const redisCli = (port, ...args) =>
+  execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+
+/**
+ * Start a real redis-server on 127.0.0.1:port (no persistence, files in
+ * dir, extra arguments appended); resolves to the process once it answers
+ * PING. stopRedisServer(p) SIGKILLs it and resolves once it exited.
+ */
+export async function startRedisServer(port, dir, extra = []) {
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' });
+  for (let i = 0; i < 200; i++) {
+    try { if (redisCli(port, 'PING') === 'PONG') return p; } catch { /* not yet */ }
+    await sleep(25);
+  }
+  throw new Error('redis-server did not start');
+}
+export const stopRedisServer = (p) => new Promise((r) => {
+  if (!p || p.exitCode !== null) return r();
+  p.once('exit', r);
+  p.kill('SIGKILL');
+});
 
 /** GET url; resolves to the status, or 0 when nothing answered. */
 async function probe(url, timeoutMs = 1000) {
