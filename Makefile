@@ -106,3 +106,7 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_SRC:%.c=$(B)/%.d)
+# Every other object (tools, benchmarks, engine, fuzz harnesses) too, so a
+# header change rebuilds what includes it (a stale tool object once read an
+# old llmc_cache layout).
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
