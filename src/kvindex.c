@@ -129,10 +129,16 @@ void llmc_kvindex_free(llmc_kvindex *x)
     free(x);
 }
 
+/* Where a probe for h starts in a power-of-two table of cap slots (the
+ * block table and the engine-hash map both probe linearly from here). */
+static size_t kvindex_home(uint64_t h, size_t cap)
+{
+    return (size_t)((h * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+}
+
 static size_t kvindex_slot(const llmc_kvindex *x, uint64_t h)
 {
-    uint64_t v = h * 0x9e3779b97f4a7c15ull;
-    return (size_t)(v >> 17) & (x->cap - 1);
+    return kvindex_home(h, x->cap);
 }
 
 /* The slot holding h, or -1. */
@@ -234,7 +240,7 @@ static kvmapent *kvindex_map_get(llmc_kvindex *x, int b, uint64_t e)
     if (!x->map)
         return NULL;
     uint64_t k = kvindex_mapkey(b, e);
-    for (size_t i = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (x->mcap - 1), n = 0; n < x->mcap;
+    for (size_t i = kvindex_home(k, x->mcap), n = 0; n < x->mcap;
          i = (i + 1) & (x->mcap - 1), n++) {
         if (!x->map[i].key)
             return NULL;
@@ -257,7 +263,7 @@ static int kvindex_map_rehash(llmc_kvindex *x, size_t cap)
     for (size_t j = 0; j < oc; j++) {
         if (!old[j].key || old[j].b < 0)
             continue;
-        size_t i = (size_t)((old[j].key * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+        size_t i = kvindex_home(old[j].key, cap);
         while (x->map[i].key)
             i = (i + 1) & (cap - 1);
         x->map[i] = old[j];
@@ -287,7 +293,7 @@ static void kvindex_map_put(llmc_kvindex *x, int b, uint64_t e, const uint8_t *o
         }
     }
     uint64_t k = kvindex_mapkey(b, e);
-    size_t i = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (x->mcap - 1);
+    size_t i = kvindex_home(k, x->mcap);
     while (x->map[i].key)
         i = (i + 1) & (x->mcap - 1);
     x->map[i].key = k;
