@@ -136,17 +136,23 @@ void redis_rtt_add(uint64_t *hist, double ms)
     hist[b]++;
 }
 
-static void redis_log(redis_client *r, const char *fmt, ...)
+void redis_vlog(void (*log)(void *arg, const char *msg), void *arg, const char *who,
+                const char *fmt, va_list ap)
 {
     char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (log)
+        log(arg, msg);
+    else
+        fprintf(stderr, "%s: %s\n", who, msg);
+}
+
+static void redis_log(redis_client *r, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    redis_vlog(r->p.log, r->p.log_arg, "redis", fmt, ap);
     va_end(ap);
-    if (r->p.log)
-        r->p.log(r->p.log_arg, msg);
-    else
-        fprintf(stderr, "redis: %s\n", msg);
 }
 
 static struct timeval redis_tv(int ms)

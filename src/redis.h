@@ -23,6 +23,7 @@
 #define LLMC_REDIS_H
 
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
@@ -134,6 +135,10 @@ unsigned redis_key_slot(const char *key, size_t len);
 void redis_get_stats(redis_client *r, redis_stats *st);
 /* Count a round trip of ms milliseconds in a REDIS_RTT_BUCKETS histogram. */
 void redis_rtt_add(uint64_t *hist, double ms);
+/* Format a log line and hand it to log(arg, msg), or print it on stderr
+ * as "who: msg" when log is NULL (the client's and the store's logging). */
+void redis_vlog(void (*log)(void *arg, const char *msg), void *arg, const char *who,
+                const char *fmt, va_list ap);
 /* CLOCK_MONOTONIC in milliseconds. */
 double redis_mono_ms(void);
 /* Quantile q (0..1) of the round-trip histogram, in milliseconds (upper

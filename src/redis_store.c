@@ -117,15 +117,10 @@ static double rs_now_ms(void)
 
 static void rs_log(redis_store *rs, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    redis_vlog(rs->p.log, rs->p.log_arg, "redis store", fmt, ap);
     va_end(ap);
-    if (rs->p.log)
-        rs->p.log(rs->p.log_arg, msg);
-    else
-        fprintf(stderr, "redis store: %s\n", msg);
 }
 
 static void rs_hex(const uint8_t key[LLMC_KEY_LEN], char out[2 * LLMC_KEY_LEN + 1])
