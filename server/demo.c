@@ -35,9 +35,7 @@ static long demo_serial;
 
 static void demo_free(demo_call *d)
 {
-    struct evhttp_connection *c = d->req ? evhttp_request_get_connection(d->req) : NULL;
-    if (c)
-        evhttp_connection_set_closecb(c, NULL, NULL);
+    reply_unwatch(d->req);
     event_free(d->timer);
     free(d->text);
     free(d->model);

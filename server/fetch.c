@@ -136,11 +136,7 @@ static void fetch_go_on(fetch_job *j)
  * answers it next. */
 static void fetch_detach(fetch_job *j)
 {
-    if (j->req) {
-        struct evhttp_connection *c = evhttp_request_get_connection(j->req);
-        if (c)
-            evhttp_connection_set_closecb(c, NULL, NULL);
-    }
+    reply_unwatch(j->req);
 }
 
 /* The store could not answer: go on as a miss at once, counted. */

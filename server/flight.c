@@ -167,11 +167,7 @@ static void sub_detach(sub *u)
         event_active(f->abort_ev, EV_READ, 0);
     event_free(u->wake);
     atomic_fetch_sub(&u->loop->s->active, 1);
-    if (u->req) {
-        struct evhttp_connection *c = evhttp_request_get_connection(u->req);
-        if (c)
-            evhttp_connection_set_closecb(c, NULL, NULL);
-    }
+    reply_unwatch(u->req);
     flight_release(f);
     free(u);
 }
@@ -217,9 +213,7 @@ static void sub_copy_upstream_headers(sub *u, int with_ctype)
 static struct evhttp_request *sub_take(sub *u)
 {
     struct evhttp_request *req = u->req;
-    struct evhttp_connection *c = req ? evhttp_request_get_connection(req) : NULL;
-    if (c)
-        evhttp_connection_set_closecb(c, NULL, NULL);
+    reply_unwatch(req);
     u->req = NULL;
     return req;
 }

@@ -39,6 +39,13 @@ void reply_request_lost(struct evhttp_request **reqp)
     *reqp = NULL;
 }
 
+void reply_unwatch(struct evhttp_request *req)
+{
+    struct evhttp_connection *c = req ? evhttp_request_get_connection(req) : NULL;
+    if (c)
+        evhttp_connection_set_closecb(c, NULL, NULL);
+}
+
 void reply_error(struct evhttp_request *req, int status, const char *type, const char *msg)
 {
     json_t *o = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", type, "param",

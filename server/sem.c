@@ -132,9 +132,7 @@ static void sem_job_free(sem_job *j)
 {
     if (j->l)
         atomic_fetch_sub(&j->l->s->active, 1);
-    struct evhttp_connection *c = j->req ? evhttp_request_get_connection(j->req) : NULL;
-    if (c)
-        evhttp_connection_set_closecb(c, NULL, NULL);
+    reply_unwatch(j->req);
     if (j->done)
         event_free(j->done);
     llmc_entry_release(j->hit);
@@ -193,11 +191,7 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
     sem_job *j = arg;
     srv *s = j->l->s;
     struct evhttp_request *req = j->req;
-    if (req) {
-        struct evhttp_connection *c = evhttp_request_get_connection(req);
-        if (c)
-            evhttp_connection_set_closecb(c, NULL, NULL);
-    }
+    reply_unwatch(req);
     llmc_metrics_observe(s->metrics, LLMC_HIST_SEMANTIC_LOOKUP, j->t_lookup);
     if (j->gone || !req) {
         sem_job_free(j);

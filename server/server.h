@@ -234,6 +234,9 @@ struct srv {
 /* A connection closed while *reqp was still being answered: forget the
  * request (sets *reqp to NULL), freeing it when libevent left it to us. */
 void reply_request_lost(struct evhttp_request **reqp);
+/* The request's answerer lets go of it: its connection's close callback no
+ * longer points at the answerer (req may be NULL, or already detached). */
+void reply_unwatch(struct evhttp_request *req);
 void reply_error(struct evhttp_request *req, int status, const char *type, const char *msg);
 void reply_common_headers(srv *s, struct evhttp_request *req);
 /* Serve entry e to req as a hit (semantic when similarity is not NAN);
