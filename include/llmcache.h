@@ -1583,7 +1583,8 @@ typedef struct {
     size_t bytes;      /* memory held by the tree */
     size_t nodes;      /* tree nodes, root included */
     size_t held_bytes[LLMC_PREFIX_MAX_BACKENDS]; /* key bytes marked per backend */
-    uint64_t precise; /* llmc_prefix_route_held answers (also counted above) */
+    uint64_t precise;    /* llmc_prefix_route_held answers (also counted above) */
+    uint64_t remembered; /* of those, sent where the prompt was last held (also affinity) */
 } llmc_prefix_stats;
 
 llmc_prefix_params llmc_prefix_default_params(void);
@@ -1623,28 +1624,35 @@ int llmc_prefix_forget_backend(llmc_prefix_router *r, int backend);
 void llmc_prefix_expire(llmc_prefix_router *r);
 
 void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
-/* Choose a backend from what each backend is known to hold: held[i] = how
- * many leading blocks of the request's prompt (n_blocks in all) backend i
- * holds (from its KV events, llmc_kvindex_match). Only a run longer than
- * match_threshold x n_blocks, and longer than what every backend holds (a
- * preamble all prompts share), decides; otherwise LLMC_ENOTFOUND and the
- * caller's tree decides (it keeps a prefix where it was sent, which under
- * eviction beats chasing a few leftover blocks). The same load guard as
- * llmc_prefix_route:
- * among healthy backends that are not overloaded, the one holding the most
- * blocks (ties: the least loaded, then a rendezvous hash of tie, e.g. the
- * prompt's first block hash, and the backend, so that gateways seeing the
- * same events and loads agree); when the backends that are not overloaded
- * hold less than half of the longest run, the least loaded (a "balance"
- * decision). When no healthy backend holds a
- * block (a new prefix) and total is given (total[i]: all the blocks
- * backend i holds), the backend with the fewest among those not
- * overloaded (SGLang's smallest tree, from real trees; ties by the
- * rendezvous hash): a "miss" decision. Returns LLMC_ENOTFOUND, counting
- * nothing, when nobody holds a block and total is NULL (the caller falls
- * back to llmc_prefix_route), or when no backend is healthy. */
-int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
-                           const size_t *total, uint64_t tie, const int *load,
+/* What the engines' KV events say of one request's prompt (n_blocks full
+ * blocks), for llmc_prefix_route_held. */
+typedef struct {
+    size_t *held;        /* held[i]: leading blocks of the prompt backend i holds */
+    size_t *total;       /* total[i]: all blocks backend i holds; NULL = not used */
+    size_t n_blocks;
+    uint64_t tie;      /* a hash of the prompt (e.g. its deepest held block): ties */
+    int last;          /* who stored the deepest known block last (evicted or not), -1 */
+    size_t last_depth; /* that depth in blocks (llmc_kvindex_match_ex) */
+} llmc_prefix_held;
+
+/* Choose a backend from what each backend is known to hold (h, from KV
+ * events), with llmc_prefix_route's load guard:
+ * - a run longer than match_threshold x n_blocks, and longer than what
+ *   every backend holds (a preamble all prompts share), decides: among the
+ *   healthy backends that are not overloaded and hold the longest run, the
+ *   one a rendezvous hash of (tie, backend) ranks first (gateways seeing the
+ *   same events agree, different prompts spread); when those that are not
+ *   overloaded hold less than half of the longest run, the least loaded (a
+ *   "balance" decision);
+ * - otherwise, when the prompt was held deeper before than now (h->last,
+ *   h->last_depth), the backend that held it last, as the tree keeps a
+ *   prefix where it was sent (least loaded if that one is overloaded);
+ * - otherwise, when nobody holds a block (a new prefix) and h->total is
+ *   given, the backend with the fewest blocks among those not overloaded
+ *   (SGLang's smallest tree, from the engines' real trees): a "miss";
+ * - otherwise LLMC_ENOTFOUND, counting nothing: the caller falls back to
+ *   llmc_prefix_route. Also LLMC_ENOTFOUND when no backend is healthy. */
+int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, const int *load,
                            const int *healthy);
 
 /* ---- kvindex: which backend holds which block (from KV events) ----------
@@ -1674,6 +1682,7 @@ typedef struct {
     uint64_t unchained;              /* blocks with tokens whose parent was unknown */
     uint64_t matches;                /* llmc_kvindex_match calls */
     size_t entries;                  /* distinct hashes held by some backend */
+    size_t remembered;               /* evicted everywhere, last holder kept */
     size_t bytes;                    /* memory held */
     size_t held[LLMC_PREFIX_MAX_BACKENDS];     /* blocks per backend */
     int block_size[LLMC_PREFIX_MAX_BACKENDS];  /* from BlockStored, 0 until seen */
@@ -1696,6 +1705,13 @@ int llmc_kvindex_clear_backend(llmc_kvindex *x, int backend);
  * blocks backend i holds (held has one slot per backend). Returns the
  * largest. */
 size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held);
+/* llmc_kvindex_match, and (last, last_depth not NULL) the backend that
+ * stored the deepest block of the chain that is held or remembered (every
+ * holder evicted it since; see src/kvindex.c) and that depth in blocks:
+ * where the prefix was last held, -1 and 0 when no block of it is known.
+ * When last_depth > the result, the prefix was held deeper than it is now. */
+size_t llmc_kvindex_match_ex(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held,
+                             int *last, size_t *last_depth);
 /* The 64-bit form of one of our chain hashes: its last 8 bytes, big-endian. */
 uint64_t llmc_kvindex_hash64(const uint8_t h[LLMC_KV_HASH_LEN]);
 /* The block size the backends announced (first one seen), or 0. */

@@ -125,6 +125,10 @@ static const opt opts[] = {
     {"kv-new-prefix", OPT_STR, O(kv_new_prefix), "tree",
      "with --kv-events, where a prompt no engine holds goes: tree (this gateway's tree, "
      "then the least loaded) or smallest (the engine holding the fewest blocks)"},
+    {"kv-tokenize-wait", OPT_MS, O(kv_tokenize_wait_ms), "50ms",
+     "with --kv-events, how long a request whose prompt prefix this gateway has not tokenized yet "
+     "waits for its tokens (one /tokenize call), so that it is routed on the events; beyond it, "
+     "the fallback routes it (0: never wait; bare: seconds)"}, 
     {"health-interval", OPT_MS, O(health_interval_ms), "2s",
      "health check and metrics scrape period of several upstreams (bare: seconds)"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",

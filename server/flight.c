@@ -75,7 +75,10 @@ struct flight {
     int upstream_stream;
     double t_start;
     struct event *abort_ev;
-    int backend, retried;
+    struct event *route_ev; /* parked for the prompt's tokens (flight_park) */
+    double route_until;
+    int parked;
+    int backend, retried; /* backend -1: not routed yet */
     int pool_held; /* counted in flight on backend (pool_pick), not yet ended */
     /* guarded by mu */
     int status, headers_done;
@@ -124,6 +127,8 @@ static void flight_release(flight *f)
     curl_slist_free_all(f->hdrs);
     if (f->abort_ev)
         event_free(f->abort_ev);
+    if (f->route_ev)
+        event_free(f->route_ev);
     for (int i = 0; i < f->nrh; i++) {
         free(f->rh[i].name);
         free(f->rh[i].value);
@@ -533,11 +538,12 @@ static void flight_transfer_done(flight *f, CURLcode rc)
     int refused = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
                   ((rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) &&
                    code == 0);
-    pool_end(s->upstreams, f->backend, refused);
+    if (f->pool_held) /* not when it never left (aborted while parked) */
+        pool_end(s->upstreams, f->backend, refused);
     f->pool_held = 0;
     /* One dead backend loses no request: nothing has reached a client yet
      * (no status, no byte), so try once more elsewhere. */
-    if (refused && !f->retried && pool_count(s->upstreams) > 1) {
+    if (refused && f->backend >= 0 && !f->retried && pool_count(s->upstreams) > 1) {
         pthread_mutex_lock(&f->mu);
         int untouched = !f->headers_done && f->len == 0;
         pthread_mutex_unlock(&f->mu);
@@ -595,7 +601,8 @@ static void flight_transfer_done(flight *f, CURLcode rc)
             f->fail_msg = "the upstream connection failed mid-answer";
             llmc_metrics_upstream_error(s->metrics, "protocol");
         }
-        srv_log(LOG_INFO, "upstream %s: %s", f->url, curl_easy_strerror(rc));
+        srv_log(LOG_INFO, "upstream %s: %s", f->url ? f->url : "(not routed)",
+                curl_easy_strerror(rc));
     } else if (f->status != 200) {
         llmc_metrics_upstream_error(s->metrics, "status");
     }
@@ -644,14 +651,12 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
     f->owner = l;
     f->fr = *fr;
     f->t_start = srv_now();
-    f->backend = pool_pick(s->upstreams, fr->route_key, fr->route_len, -1);
-    f->pool_held = 1;
-    f->url = pool_url(s->upstreams, f->backend, evhttp_request_get_uri(req));
+    f->backend = -1; /* routed when it starts (flight_start) */
     f->req_body = malloc(len + 1);
     f->easy = curl_easy_init();
     f->abort_ev = event_new(l->base, -1, 0, flight_abort_cb, f);
     f->uri = strdup(evhttp_request_get_uri(req));
-    if (!f->url || !f->uri || !f->req_body || !f->easy || !f->abort_ev) {
+    if (!f->uri || !f->req_body || !f->easy || !f->abort_ev) {
         flight_release(f);
         return NULL;
     }
@@ -661,7 +666,6 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
 
     f->hdrs = upstream_headers(s, req, 0);
     CURL *e = f->easy;
-    curl_easy_setopt(e, CURLOPT_URL, f->url);
     f->xfer.done = flight_xfer_done;
     curl_easy_setopt(e, CURLOPT_PRIVATE, &f->xfer);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
@@ -694,6 +698,76 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
             curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     }
     return f;
+}
+
+/* Route the flight and start its transfer (on its owner loop). */
+static void flight_start(flight *f)
+{
+    srv *s = f->s;
+    f->backend = pool_pick(s->upstreams, f->fr.route_key, f->fr.route_len, -1);
+    f->pool_held = 1;
+    f->url = pool_url(s->upstreams, f->backend, f->uri);
+    f->t_start = srv_now();
+    if (f->url)
+        curl_easy_setopt(f->easy, CURLOPT_URL, f->url);
+    pool_begin(s->upstreams, f->backend);
+    if (!f->url || curl_multi_add_handle(f->owner->multi, f->easy) != CURLM_OK)
+        flight_transfer_done(f, CURLE_FAILED_INIT);
+}
+
+static void flight_park_for(flight *f, double seconds)
+{
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    event_add(f->route_ev, &tv);
+}
+
+/* The parked flight's event: the tokenizer thread finished a prompt
+ * (maybe another one), or the wait ran out. Route it now, or wait on. */
+static void flight_route_cb(evutil_socket_t fd, short what, void *arg)
+{
+    flight *f = arg;
+    srv *s = f->s;
+    if (!f->parked)
+        return;
+    double left = f->route_until - srv_now();
+    int timed_out = (what & EV_TIMEOUT) || left <= 0;
+    pthread_mutex_lock(&f->mu);
+    int gone = f->done || f->nsubs == 0; /* every client left: aborted */
+    pthread_mutex_unlock(&f->mu);
+    if (!gone && !timed_out && pool_route_pending(s->upstreams, f->fr.route_key, f->fr.route_len)) {
+        pool_unwait(s->upstreams, f->route_ev, 0);
+        if (!pool_wait(s->upstreams, f->route_ev)) {
+            flight_park_for(f, left);
+            return;
+        }
+    }
+    pool_unwait(s->upstreams, f->route_ev, gone ? 0 : timed_out ? 2 : 1);
+    event_del(f->route_ev);
+    f->parked = 0;
+    if (!gone)
+        flight_start(f);
+    flight_release(f); /* the park's reference */
+}
+
+/* --kv-tokenize-wait: a prompt prefix this gateway has not tokenized yet
+ * waits (off the loop: an event and a timer) for its tokens, so that the
+ * KV events route it, instead of this gateway's tree, which cannot know
+ * that another gateway already placed it. 1 when parked: flight_route_cb
+ * starts it. */
+static int flight_park(flight *f)
+{
+    srv *s = f->s;
+    long long ms = s->cfg.kv_tokenize_wait_ms;
+    if (ms <= 0 || !pool_route_pending(s->upstreams, f->fr.route_key, f->fr.route_len))
+        return 0;
+    f->route_ev = event_new(f->owner->base, -1, 0, flight_route_cb, f);
+    if (!f->route_ev || pool_wait(s->upstreams, f->route_ev))
+        return 0; /* out of memory: route it now */
+    f->route_until = srv_now() + (double)ms / 1e3;
+    f->parked = 1;
+    atomic_fetch_add(&f->refs, 1);
+    flight_park_for(f, (double)ms / 1e3);
+    return 1;
 }
 
 /* A request that goes upstream (or joins a call that does) is a miss; the
@@ -794,7 +868,6 @@ void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr
     }
     flight_count_miss(s, fr);
     atomic_fetch_add(&s->upstream_calls, 1);
-    pool_begin(s->upstreams, f->backend);
-    if (curl_multi_add_handle(l->multi, f->easy) != CURLM_OK)
-        flight_transfer_done(f, CURLE_FAILED_INIT);
+    if (!flight_park(f))
+        flight_start(f);
 }

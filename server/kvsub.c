@@ -27,7 +27,13 @@
  *   - the loops (kvsub_held) look a prompt prefix up in that cache, hash
  *     its blocks (llmc_kv_hash_chain: the engine's rule) and match them in
  *     the index. A prefix not in the cache is queued (bounded queue; a full
- *     queue drops it, counted) and the request takes the fallback.
+ *     queue drops it, counted) and the request takes the fallback, or,
+ *     with --kv-tokenize-wait, waits for it: the flight parks on its loop
+ *     (kvsub_pending, kvsub_wait: an event the tokenizer thread activates
+ *     when a tokenization ends, and a timer) and is routed once the tokens
+ *     are there. Without the wait, a prefix another gateway already placed
+ *     went wherever this gateway's tree said on its first request here, and
+ *     was then held twice.
  *
  * What is tokenized: the route key up to its last line that starts a user
  * turn ("User:"), else up to its last newline (for a prompt
@@ -95,7 +101,13 @@ struct kvsub {
     uint64_t clock;
     char *queue[KVSUB_QUEUE];
     size_t qlen[KVSUB_QUEUE];
+    uint64_t qkey[KVSUB_QUEUE];
     int qhead, qn;
+    uint64_t busy_key; /* the text the tokenizer thread is on, when busy */
+    int busy;
+    struct event **waiters; /* activated when the next tokenization ends */
+    size_t n_waiters, cap_waiters;
+    uint64_t waits, wait_timeouts;
     /* counters (mu) */
     uint64_t lookups, cache_hits, queued, queue_full, tok_calls, tok_errors;
     double tok_sec, tok_max;
@@ -493,6 +505,8 @@ static void *kvsub_tok_main(void *arg)
         }
         char *text = k->queue[k->qhead];
         size_t len = k->qlen[k->qhead];
+        k->busy_key = k->qkey[k->qhead];
+        k->busy = 1;
         k->qhead = (k->qhead + 1) % KVSUB_QUEUE;
         k->qn--;
         pthread_mutex_unlock(&k->mu);
@@ -515,6 +529,12 @@ static void *kvsub_tok_main(void *arg)
             free(text);
             free(tok);
         }
+        k->busy = 0;
+        /* under mu: a waiter's kvsub_unwait (before it frees its event)
+         * either ran already or waits for this */
+        for (size_t i = 0; i < k->n_waiters; i++)
+            event_active(k->waiters[i], EV_READ, 0);
+        k->n_waiters = 0;
     }
     pthread_mutex_unlock(&k->mu);
     curl_easy_cleanup(c);
@@ -555,7 +575,91 @@ static size_t kvsub_cut(const char *key, size_t len)
     return last_nl ? last_nl : len;
 }
 
-int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total, uint64_t *first)
+/* mu held: queue text (hash hk) for the tokenizer thread unless it is
+ * queued or being tokenized already. 1 when it is (now or already) on its
+ * way, 0 when the queue is full or memory ran out. */
+static int kvsub_enqueue(kvsub *k, uint64_t hk, const char *text, size_t len)
+{
+    if (k->busy && k->busy_key == hk)
+        return 1;
+    for (int i = 0; i < k->qn; i++)
+        if (k->qkey[(k->qhead + i) % KVSUB_QUEUE] == hk)
+            return 1;
+    if (k->qn >= KVSUB_QUEUE) {
+        k->queue_full++;
+        return 0;
+    }
+    char *t = malloc(len + 1);
+    if (!t)
+        return 0;
+    memcpy(t, text, len);
+    t[len] = 0;
+    int at = (k->qhead + k->qn) % KVSUB_QUEUE;
+    k->queue[at] = t;
+    k->qlen[at] = len;
+    k->qkey[at] = hk;
+    k->qn++;
+    k->queued++;
+    pthread_cond_signal(&k->cv);
+    return 1;
+}
+
+/* Whether the events can answer for any prompt: every backend publishes
+ * and a block size is known. */
+static int kvsub_usable(kvsub *k)
+{
+    for (int i = 0; i < k->n; i++)
+        if (!k->src[i].pub)
+            return 0; /* a backend without events: the tree decides */
+    return llmc_kvindex_block_size(k->idx) > 0;
+}
+
+int kvsub_pending(kvsub *k, const char *key, size_t len)
+{
+    if (!k || !key || !len || !kvsub_usable(k))
+        return 0;
+    size_t cut = kvsub_cut(key, len);
+    uint64_t hk = XXH3_64bits(key, cut);
+    pthread_mutex_lock(&k->mu);
+    int r = !kvsub_find(k, hk, key, cut) && kvsub_enqueue(k, hk, key, cut);
+    pthread_mutex_unlock(&k->mu);
+    return r;
+}
+
+int kvsub_wait(kvsub *k, struct event *ev)
+{
+    pthread_mutex_lock(&k->mu);
+    int rc = 0;
+    if (k->n_waiters == k->cap_waiters) {
+        size_t nc = k->cap_waiters ? k->cap_waiters * 2 : 16;
+        struct event **nw = realloc(k->waiters, nc * sizeof *nw);
+        if (nw) {
+            k->waiters = nw;
+            k->cap_waiters = nc;
+        } else {
+            rc = -1;
+        }
+    }
+    if (!rc)
+        k->waiters[k->n_waiters++] = ev;
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
+void kvsub_unwait(kvsub *k, struct event *ev, int ended)
+{
+    pthread_mutex_lock(&k->mu);
+    for (size_t i = 0; i < k->n_waiters; i++)
+        if (k->waiters[i] == ev) {
+            k->waiters[i] = k->waiters[--k->n_waiters];
+            break;
+        }
+    k->waits += ended != 0;
+    k->wait_timeouts += ended == 2;
+    pthread_mutex_unlock(&k->mu);
+}
+
+int kvsub_held(kvsub *k, const char *key, size_t len, llmc_prefix_held *h)
 {
     if (!k || !key || !len)
         return -1;
@@ -570,21 +674,7 @@ int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *tota
     kvtok *e = kvsub_find(k, hk, key, cut);
     if (!e) {
         k->held_unknown++;
-        if (k->qn < KVSUB_QUEUE) {
-            char *t = malloc(cut + 1);
-            if (t) {
-                memcpy(t, key, cut);
-                t[cut] = 0;
-                int at = (k->qhead + k->qn) % KVSUB_QUEUE;
-                k->queue[at] = t;
-                k->qlen[at] = cut;
-                k->qn++;
-                k->queued++;
-                pthread_cond_signal(&k->cv);
-            }
-        } else {
-            k->queue_full++;
-        }
+        kvsub_enqueue(k, hk, key, cut);
         pthread_mutex_unlock(&k->mu);
         return -1;
     }
@@ -599,23 +689,25 @@ int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *tota
     size_t nb = e->n / (size_t)bs;
     if (nb > KVSUB_MAX_BLOCKS)
         nb = KVSUB_MAX_BLOCKS;
-    uint8_t *h = nb ? malloc(nb * LLMC_KV_HASH_LEN) : NULL;
+    uint8_t *hs = nb ? malloc(nb * LLMC_KV_HASH_LEN) : NULL;
     uint64_t *h64 = nb ? malloc(nb * sizeof *h64) : NULL;
-    long got = h && h64 ? llmc_kv_hash_chain(e->tokens, e->n, bs, NULL, h, nb) : -1;
+    long got = hs && h64 ? llmc_kv_hash_chain(e->tokens, e->n, bs, NULL, hs, nb) : -1;
     pthread_mutex_unlock(&k->mu);
     int rc = -1;
     if (got > 0) {
         for (long i = 0; i < got; i++)
-            h64[i] = llmc_kvindex_hash64(h + i * LLMC_KV_HASH_LEN);
-        llmc_kvindex_match(k->idx, h64, (size_t)got, held);
+            h64[i] = llmc_kvindex_hash64(hs + i * LLMC_KV_HASH_LEN);
+        size_t best = llmc_kvindex_match_ex(k->idx, h64, (size_t)got, h->held, &h->last,
+                                            &h->last_depth);
         llmc_kvindex_stats st;
         llmc_kvindex_get_stats(k->idx, &st);
-        for (int i = 0; i < k->n; i++)
-            total[i] = st.held[i];
-        *first = h64[0];
+        for (int i = 0; h->total && i < k->n; i++)
+            h->total[i] = st.held[i];
+        h->n_blocks = (size_t)got;
+        h->tie = h64[best ? best - 1 : 0];
         rc = (int)got;
     }
-    free(h);
+    free(hs);
     free(h64);
     pthread_mutex_lock(&k->mu);
     k->hash_sec += kvsub_now() - t0;
@@ -647,7 +739,8 @@ void kvsub_write_json(kvsub *k, FILE *f)
             "\"index_bytes\":%zu,\"index_dropped\":%llu,\"routed_on_events\":%llu,"
             "\"fallback\":%llu,\"tokenize\":{\"calls\":%llu,\"errors\":%llu,\"mean_ms\":%.3f,"
             "\"max_ms\":%.3f,\"cache_entries\":%zu,\"cache_hits\":%llu,\"lookups\":%llu,"
-            "\"queue_full\":%llu},\"hash_match_mean_us\":%.2f,\"backends\":[",
+            "\"queue_full\":%llu,\"waits\":%llu,\"wait_timeouts\":%llu},"
+            "\"hash_match_mean_us\":%.2f,\"index_remembered\":%zu,\"backends\":[",
             (unsigned long long)st.batches, (unsigned long long)st.events,
             (unsigned long long)st.stored, (unsigned long long)st.removed,
             (unsigned long long)st.rehashed, (unsigned long long)st.unchained,
@@ -657,8 +750,9 @@ void kvsub_write_json(kvsub *k, FILE *f)
             (unsigned long long)k->tok_errors,
             k->tok_calls ? 1000.0 * k->tok_sec / (double)k->tok_calls : 0.0, 1000.0 * k->tok_max,
             k->n_cache, (unsigned long long)k->cache_hits, (unsigned long long)k->lookups,
-            (unsigned long long)k->queue_full,
-            k->held_known ? 1e6 * k->hash_sec / (double)k->held_known : 0.0);
+            (unsigned long long)k->queue_full, (unsigned long long)k->waits,
+            (unsigned long long)k->wait_timeouts,
+            k->held_known ? 1e6 * k->hash_sec / (double)k->held_known : 0.0, st.remembered);
     pthread_mutex_unlock(&k->mu);
     for (int i = 0; i < k->n; i++) {
         const kvsrc *r = &k->src[i]; /* counters written by the subscriber: a snapshot */
@@ -737,6 +831,7 @@ void kvsub_free(kvsub *k)
         free(k->cache[i].tokens);
     }
     free(k->cache);
+    free(k->waiters);
     for (int i = 0; i < k->qn; i++)
         free(k->queue[(k->qhead + i) % KVSUB_QUEUE]);
     llmc_kvindex_free(k->idx);

@@ -249,14 +249,14 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
             ok[i] = i != avoid || p->n == 1;
     /* precise: what the engines say they hold (hashing outside the lock) */
     size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS];
-    uint64_t first = 0;
+    llmc_prefix_held h = {held, total, 0, 0, -1, 0};
     int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len
-                 ? kvsub_held(p->kv, key, len, held, total, &first)
+                 ? kvsub_held(p->kv, key, len, &h)
                  : -1;
+    if (!p->kv_smallest)
+        h.total = NULL;
     pthread_mutex_lock(&p->mu);
-    int r = nb > 0 ? llmc_prefix_route_held(p->router, held, (size_t)nb,
-                                            p->kv_smallest ? total : NULL, first, load, ok)
-                   : LLMC_ENOTFOUND;
+    int r = nb > 0 ? llmc_prefix_route_held(p->router, &h, load, ok) : LLMC_ENOTFOUND;
     if (r < 0) /* no events for this prompt, or nobody holds a block: the tree */
         r = llmc_prefix_route(p->router, key ? key : "", key ? len : 0, load, ok);
     if (r < 0)
@@ -267,6 +267,22 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
     atomic_fetch_add(&p->b[r].inflight, 1);
     pthread_mutex_unlock(&p->mu);
     return r;
+}
+
+int pool_route_pending(pool *p, const char *key, size_t len)
+{
+    return p->n > 1 && p->kv && p->policy == LLMC_ROUTE_PREFIX &&
+           p->s->cfg.kv_tokenize_wait_ms > 0 && key && len && kvsub_pending(p->kv, key, len);
+}
+
+int pool_wait(pool *p, struct event *ev)
+{
+    return kvsub_wait(p->kv, ev);
+}
+
+void pool_unwait(pool *p, struct event *ev, int ended)
+{
+    kvsub_unwait(p->kv, ev, ended);
 }
 
 /* The upstream URL for a client URI on backend i (malloc'd). pool_pick
@@ -333,10 +349,10 @@ void pool_write_json(pool *p, FILE *f)
     pthread_mutex_unlock(&p->mu);
     fprintf(f,
             "],\"router\":{\"routed\":%llu,\"affinity\":%llu,\"balance\":%llu,\"miss\":%llu,"
-            "\"tree_bytes\":%zu,\"on_events\":%llu}",
+            "\"tree_bytes\":%zu,\"on_events\":%llu,\"remembered\":%llu}",
             (unsigned long long)st.routed, (unsigned long long)st.affinity,
             (unsigned long long)st.balance, (unsigned long long)st.miss, st.bytes,
-            (unsigned long long)st.precise);
+            (unsigned long long)st.precise, (unsigned long long)st.remembered);
     kvsub_write_json(p->kv, f);
 }
 

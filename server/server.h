@@ -124,6 +124,7 @@ typedef struct srv_config {
     long long kv_index_max_blocks; /* distinct block hashes kept by the index */
     long long kv_tokenize_cache;   /* prompt prefixes whose tokens are kept */
     char *kv_new_prefix;           /* "tree" or "smallest": where a prefix nobody holds goes */
+    long long kv_tokenize_wait_ms; /* a new prefix waits this long for its tokens (0: never) */
 } srv_config;
 
 /* ==== ground: config.c, log.c, reply.c ================================ */
@@ -280,6 +281,12 @@ int pool_count(pool *p);
 /* Backend for a request (key: its prompt text, may be NULL), never `avoid`
  * when another is usable; records the choice for prefix affinity. */
 int pool_pick(pool *p, const char *key, size_t len, int avoid);
+/* --kv-tokenize-wait: 1 when a request for key should wait before
+ * pool_pick, for its prompt's tokens (kvsub_pending); pool_wait and
+ * pool_unwait are kvsub_wait and kvsub_unwait. */
+int pool_route_pending(pool *p, const char *key, size_t len);
+int pool_wait(pool *p, struct event *ev);
+void pool_unwait(pool *p, struct event *ev, int ended);
 char *pool_url(pool *p, int backend, const char *uri);
 void pool_begin(pool *p, int backend);
 void pool_end(pool *p, int backend, int refused);
@@ -292,14 +299,27 @@ typedef struct kvsub kvsub;
 kvsub *kvsub_new(srv *s, int n_backends, int *err);
 int kvsub_start(kvsub *k);
 void kvsub_free(kvsub *k);
-/* held[i] = leading blocks of the prompt key[0..len) that backend i holds,
- * from its events: the number of blocks of the prompt hashed (> 0) when
- * known, -1 when not (no tokens for this prompt
- * yet: queued for tokenization; or no events yet). total[i]: all the
- * blocks backend i holds. *first: the prompt's
- * first block hash (a tie-breaker all gateways share). Never blocks on I/O. */
-int kvsub_held(kvsub *k, const char *key, size_t len, size_t *held, size_t *total,
-               uint64_t *first);
+/* What the backends' events say of the prompt key[0..len): fills h
+ * (h->held and h->total point to caller arrays of one slot per backend;
+ * the tie is the hash of the deepest block some backend holds, else the
+ * first block's: a tie-breaker all gateways share). Returns the number of
+ * blocks of the prompt hashed (> 0) when known, -1 when not (no tokens for
+ * this prompt yet: queued for tokenization; or no events yet). Never
+ * blocks on I/O. */
+int kvsub_held(kvsub *k, const char *key, size_t len, llmc_prefix_held *h);
+/* Whether a request for key should wait for its tokens before it is
+ * routed: 1 when they are being fetched (queued now if they were not), 0
+ * when they are known or cannot be (no events yet, a backend without
+ * events, the queue full). Never blocks. */
+int kvsub_pending(kvsub *k, const char *key, size_t len);
+/* ev (an event of the caller's loop) is activated once, from the
+ * tokenizer thread, when the next tokenization ends (or fails). 0, or -1
+ * when out of memory. kvsub_unwait takes it back, whether it fired or
+ * not: call it before freeing ev. */
+int kvsub_wait(kvsub *k, struct event *ev);
+/* ended: 0 = the caller waits on (it calls kvsub_wait again), 1 = the wait
+ * ended with the tokens there, 2 = it ended on the caller's timer. */
+void kvsub_unwait(kvsub *k, struct event *ev, int ended);
 /* Backend i restarted: forget what it held. */
 void kvsub_forget(kvsub *k, int backend);
 void kvsub_write_json(kvsub *k, FILE *f);

@@ -38,17 +38,29 @@
  * multimodal hashes, cache_salt) — a request with any of those is matched
  * as if it had none.
  *
- * Design. One open-addressing table of {hash, backend bitmask} (linear
- * probing, hash 0 = empty, an entry whose mask fell to 0 is a tombstone
- * until the next rebuild). It grows by doubling up to max_entries live
- * entries; beyond that a newly stored hash is dropped and counted
- * (dropped), so memory is bounded at about 64 bytes x max_entries (16-byte
- * slots, at most 1/4 live after a doubling). The
+ * Design. One open-addressing table of {hash, backend bitmask, last
+ * backend to store it} (linear probing, hash 0 = empty). It grows by
+ * doubling up to max_entries live entries; beyond that a newly stored hash
+ * is dropped and counted (dropped), so memory is bounded at about 96 bytes
+ * x max_entries (24-byte slots, at most 1/4 live after a doubling). The
  * backends' counters (blocks held, events, batches) live beside it.
  *
- * Invariants: live == number of slots with mask != 0; for every backend b,
- * held[b] == number of slots whose mask has bit b; live <= max_entries;
- * mlive == number of map entries with b >= 0, mlive <= max_entries.
+ * Remembered blocks. An entry whose mask fell to 0 (every holder evicted
+ * it) keeps the backend that stored it last: a "remembered" entry. It
+ * answers "where was this prompt's prefix last held?" when nobody holds it
+ * any more (llmc_kvindex_match_ex's last), which is where a router sends
+ * it again: the same stickiness as the gateway's tree of what it sent, but
+ * learnt from the engines' events, so every gateway that follows them
+ * agrees. Remembered entries cost no budget of their own: a rebuild keeps
+ * them only while live + remembered stays within a quarter of the table,
+ * and drops the rest (so they never make the table grow). An entry cleared
+ * (AllBlocksCleared, a resync) forgets that backend.
+ *
+ * Invariants: live == number of slots with mask != 0; remembered ==
+ * number of slots with mask == 0 and last >= 0; for every backend b,
+ * held[b] == number of slots whose mask has bit b; a slot with mask != 0
+ * has last >= 0 and its bit set in mask; live <= max_entries; mlive ==
+ * number of map entries with b >= 0, mlive <= max_entries.
  *
  * Locking: one mutex; apply (the subscriber thread) and match (event
  * loops) may run at once. A match is O(blocks of the prompt).
@@ -63,7 +75,8 @@
 
 typedef struct {
     uint64_t hash; /* 0 = empty slot */
-    uint64_t mask; /* backends holding it; 0 with hash != 0 = tombstone */
+    uint64_t mask; /* backends holding it; 0 with hash != 0: remembered or a tombstone */
+    int last;      /* the backend that stored it last; -1 = none (a tombstone) */
 } kvslot;
 
 /* engine hash -> our chain hash, per backend (see "Re-hashing" above). */
@@ -78,7 +91,8 @@ struct llmc_kvindex {
     llmc_kvindex_params p;
     int n;
     kvslot *slots;
-    size_t cap, live, used; /* used = live + tombstones */
+    size_t cap, live, used; /* used = live + remembered + tombstones */
+    size_t remembered;
     kvmapent *map;
     size_t mcap, mlive, mused;
     llmc_kvindex_stats st;
@@ -153,20 +167,24 @@ static long kvindex_find(const llmc_kvindex *x, uint64_t h)
     return -1;
 }
 
-/* Rebuild into cap slots, dropping tombstones. */
+/* Rebuild into cap slots, dropping tombstones, and remembered entries
+ * beyond a quarter of the table (live ones first). */
 static int kvindex_rehash(llmc_kvindex *x, size_t cap)
 {
     kvslot *ns = calloc(cap, sizeof *ns);
     if (!ns)
         return LLMC_ENOMEM;
     kvslot *old = x->slots;
-    size_t oc = x->cap;
+    size_t oc = x->cap, room = cap / 4 > x->live ? cap / 4 - x->live : 0;
     x->slots = ns;
     x->cap = cap;
     x->used = 0;
+    x->remembered = 0;
     for (size_t j = 0; j < oc; j++) {
-        if (!old[j].hash || !old[j].mask)
+        if (!old[j].hash || (!old[j].mask && (old[j].last < 0 || x->remembered >= room)))
             continue;
+        if (!old[j].mask)
+            x->remembered++;
         size_t i = kvindex_slot(x, old[j].hash);
         while (x->slots[i].hash)
             i = (i + 1) & (cap - 1);
@@ -185,11 +203,15 @@ static void kvindex_store(llmc_kvindex *x, int b, uint64_t h)
     uint64_t bit = 1ull << b;
     if (at >= 0) {
         kvslot *s = &x->slots[at];
-        if (!s->mask)
+        if (!s->mask) {
             x->live++;
+            if (s->last >= 0)
+                x->remembered--;
+        }
         if (!(s->mask & bit))
             x->st.held[b]++;
         s->mask |= bit;
+        s->last = b;
         return;
     }
     if (x->live >= x->p.max_entries) {
@@ -208,6 +230,7 @@ static void kvindex_store(llmc_kvindex *x, int b, uint64_t h)
         i = (i + 1) & (x->cap - 1);
     x->slots[i].hash = h;
     x->slots[i].mask = bit;
+    x->slots[i].last = b;
     x->used++;
     x->live++;
     x->st.held[b]++;
@@ -223,8 +246,10 @@ static void kvindex_remove(llmc_kvindex *x, int b, uint64_t h)
         return;
     x->slots[at].mask &= ~bit;
     x->st.held[b]--;
-    if (!x->slots[at].mask)
-        x->live--; /* a tombstone until the next rebuild */
+    if (!x->slots[at].mask) {
+        x->live--; /* remembered (last says where), until a rebuild needs the room */
+        x->remembered++;
+    }
 }
 
 /* ---- engine hash -> our hash (re-hashing) ------------------------------------ */
@@ -318,11 +343,17 @@ static void kvindex_clear_locked(llmc_kvindex *x, int b)
     uint64_t bit = 1ull << b;
     for (size_t i = 0; i < x->cap; i++) {
         kvslot *s = &x->slots[i];
-        if (s->hash && (s->mask & bit)) {
+        if (!s->hash)
+            continue;
+        if (s->mask & bit) {
             s->mask &= ~bit;
             if (!s->mask)
                 x->live--;
+        } else if (!s->mask && s->last == b) {
+            x->remembered--; /* b's memory of it is gone with its cache */
         }
+        if (s->last == b) /* the lowest other holder, or nobody: a tombstone */
+            s->last = s->mask ? __builtin_ctzll(s->mask) : -1;
     }
     x->st.held[b] = 0;
 }
@@ -574,26 +605,42 @@ out:
     return rc;
 }
 
-size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held)
+size_t llmc_kvindex_match_ex(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held,
+                             int *last, size_t *last_depth)
 {
     size_t best = 0;
     for (int b = 0; b < x->n; b++)
         held[b] = 0;
+    if (last)
+        *last = -1;
+    if (last_depth)
+        *last_depth = 0;
     pthread_mutex_lock(&x->mu);
     uint64_t alive = x->n >= 64 ? ~0ull : (1ull << x->n) - 1;
-    for (size_t i = 0; i < n && alive; i++) {
+    /* past the holders' runs only to learn who stored the deepest block */
+    for (size_t i = 0; i < n && (alive || last); i++) {
         long at = kvindex_find(x, hashes[i] ? hashes[i] : 1);
-        uint64_t m = at >= 0 ? x->slots[at].mask : 0;
-        alive &= m;
+        if (at < 0 || x->slots[at].last < 0)
+            break; /* never stored, or forgotten: the chain ends here */
+        alive &= x->slots[at].mask;
         for (int b = 0; b < x->n; b++)
             if (alive & (1ull << b))
                 held[b] = i + 1;
         if (alive)
             best = i + 1;
+        if (last) {
+            *last = x->slots[at].last;
+            *last_depth = i + 1;
+        }
     }
     x->st.matches++;
     pthread_mutex_unlock(&x->mu);
     return best;
+}
+
+size_t llmc_kvindex_match(llmc_kvindex *x, const uint64_t *hashes, size_t n, size_t *held)
+{
+    return llmc_kvindex_match_ex(x, hashes, n, held, NULL, NULL);
 }
 
 uint64_t llmc_kvindex_hash64(const uint8_t h[LLMC_KV_HASH_LEN])
@@ -619,6 +666,7 @@ void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st)
     pthread_mutex_lock(&x->mu);
     *st = x->st;
     st->entries = x->live;
+    st->remembered = x->remembered;
     st->bytes = x->cap * sizeof(kvslot) + x->mcap * sizeof(kvmapent) + sizeof *x;
     pthread_mutex_unlock(&x->mu);
 }

@@ -480,14 +480,15 @@ static uint64_t prefix_rendezvous(uint64_t tie, int b)
     return v ^ (v >> 31);
 }
 
-int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_blocks,
-                           const size_t *total, uint64_t tie, const int *load, const int *healthy)
+int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, const int *load,
+                           const int *healthy)
 {
-    if (!r || !held || !load)
+    if (!r || !h || !h->held || !load)
         return LLMC_EINVAL;
     int ok[LLMC_PREFIX_MAX_BACKENDS];
     if (prefix_guard(r, load, healthy, ok))
         return LLMC_ENOTFOUND;
+    const size_t *held = h->held;
     size_t best = 0, best_any = 0, floor = SIZE_MAX;
     for (int b = 0; b < r->n; b++) {
         if (healthy && !healthy[b])
@@ -501,14 +502,26 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_b
     }
     /* A run every backend holds (a preamble all prompts share) says nothing,
      * and a run shorter than match_threshold of the prompt's blocks is worth
-     * less than staying where the prefix was sent (the tree's stickiness):
-     * both are left to the caller's tree. */
+     * less than staying where the prefix was (stickiness): where the
+     * engines' events say it was last held deeper than now, else the
+     * smallest tree for a new prefix, else the caller's tree. */
     int fresh = best_any <= floor; /* nobody holds more than the common preamble */
-    if (fresh ? !total : (double)best_any <= r->p.match_threshold * (double)n_blocks)
-        return LLMC_ENOTFOUND;
-    r->st.routed++;
-    r->st.precise++;
-    if (fresh) {
+    if (fresh || (double)best_any <= r->p.match_threshold * (double)h->n_blocks) {
+        int last = h->last;
+        if (last >= 0 && last < r->n && (!healthy || healthy[last]) &&
+            h->last_depth > best_any && h->last_depth > floor) {
+            r->st.routed++;
+            r->st.precise++;
+            if (ok[last]) {
+                r->st.affinity++;
+                r->st.remembered++;
+                return last;
+            }
+            r->st.balance++; /* where it was is overloaded */
+            return prefix_least_loaded(r, load, healthy);
+        }
+        if (!fresh || !h->total)
+            return LLMC_ENOTFOUND;
         /* a new prefix: SGLang's "smallest tree", with the engines' real
          * trees (blocks they hold) instead of this gateway's guesses, so
          * every gateway sees the same sizes */
@@ -516,14 +529,18 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_b
         for (int b = 0; b < r->n; b++) {
             if (!ok[b])
                 continue;
-            if (pick < 0 || total[b] < total[pick] ||
-                (total[b] == total[pick] &&
-                 prefix_rendezvous(tie, b) > prefix_rendezvous(tie, pick)))
+            if (pick < 0 || h->total[b] < h->total[pick] ||
+                (h->total[b] == h->total[pick] &&
+                 prefix_rendezvous(h->tie, b) > prefix_rendezvous(h->tie, pick)))
                 pick = b;
         }
+        r->st.routed++;
+        r->st.precise++;
         r->st.miss++;
         return pick;
     }
+    r->st.routed++;
+    r->st.precise++;
     /* The longest holder is overloaded and the others that are not hold less
      * than half as much: spill to the least loaded, as the tree does, rather
      * than to an engine that happens to hold the first block or two. */
@@ -531,15 +548,18 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const size_t *held, size_t n_b
         r->st.balance++;
         return prefix_least_loaded(r, load, healthy);
     }
-    /* among equal holders the least loaded, then a rendezvous hash of (tie,
-     * backend): gateways see the same events, and when loads are equal they
-     * agree, while different prefixes spread over the holders */
+    /* Among equal holders that are not overloaded: a rendezvous hash of
+     * (tie, backend), not the load. Gateways see the same events but not
+     * each other's loads; choosing by load made two gateways pick different
+     * holders of one prefix for as long as both held it, so both kept it
+     * warm and, in pools that evict, that second copy cost another prefix
+     * its blocks. Different prefixes still spread over the holders; the
+     * load guard above still moves a prefix off an overloaded holder. */
     int pick = -1;
     for (int b = 0; b < r->n; b++) {
         if (!ok[b] || held[b] != best)
             continue;
-        if (pick < 0 || load[b] < load[pick] ||
-            (load[b] == load[pick] && prefix_rendezvous(tie, b) > prefix_rendezvous(tie, pick)))
+        if (pick < 0 || prefix_rendezvous(h->tie, b) > prefix_rendezvous(h->tie, pick))
             pick = b;
     }
     r->st.affinity++;

@@ -2,7 +2,10 @@
 // (--kv-events): a prefix goes where the engines say it is held (not where
 // the gateway last sent it), a gateway started late learns the history
 // through the replay socket, two gateways in front of the same four engines
-// agree, and bad --kv-events options stop the daemon with a clear message.
+// agree (from a gateway's first request for a prefix on: it waits for the
+// prefix's tokens), a prefix every engine evicted goes back where it was
+// last held, and bad --kv-events options stop the daemon with a clear
+// message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -83,9 +86,9 @@ test('a gateway started after the engines learns what they hold through replay, 
   assert.ok(await until(async () => (await stats(g)).kv_events.backends[2].blocks === await cachedOn(engines[2])),
     `index ${(await stats(g)).kv_events.backends[2].blocks} vs engine ${await cachedOn(engines[2])}`);
   assert.ok(await cachedOn(engines[2]) >= 6);
-  await sendVia(g, prompt('late', 1)); // tokenizes the prefix (this one is routed by the fallback)
-  assert.ok(await warm(g, 1, 2));
-  const s = await sendVia(g, prompt('late', 2)); // now on events: to a backend holding it
+  // the first request waits for the prefix's tokens, then goes by the events
+  const s = await sendVia(g, prompt('late', 1));
+  assert.equal(s.backend, 2);
   assert.ok(s.cached >= 64, `cached ${s.cached}`);
   const st = await stats(g);
   assert.ok(st.router.on_events >= 1, JSON.stringify(st.router));
@@ -132,6 +135,41 @@ test('two gateways in front of the same four engines send a prefix to the same e
   }
   const s1 = await stats(g1), s2 = await stats(g2);
   assert.ok(s1.router.on_events >= 6 && s2.router.on_events >= 6, JSON.stringify([s1.router, s2.router]));
+});
+
+test("a gateway's first request for a prefix another gateway placed goes to the same engine", { skip }, async () => {
+  const [g1, g2] = gateways;
+  const placed = [];
+  for (let t = 0; t < 4; t++) placed.push((await sendVia(g1, prompt(`first${t}`, 0))).backend);
+  await sleep(200); // their BlockStored events reach g2
+  const w0 = (await stats(g2)).kv_events.tokenize;
+  for (let t = 0; t < 4; t++) {
+    // g2 has never seen the prefix: its tree knows nothing, the events do
+    const s = await sendVia(g2, prompt(`first${t}`, 1));
+    assert.equal(s.backend, placed[t], `tenant first${t}: g1 placed it on ${placed[t]}, g2 sent it to ${s.backend}`);
+    assert.ok(s.cached >= 64, `cached ${s.cached}`);
+  }
+  const w1 = (await stats(g2)).kv_events.tokenize;
+  assert.ok(w1.waits - w0.waits >= 4, JSON.stringify(w1));
+  assert.equal(w1.wait_timeouts, w0.wait_timeouts, JSON.stringify(w1));
+});
+
+test('a prefix every engine evicted goes back to the engine that held it last, from any gateway', { skip }, async () => {
+  const [g1, g2] = gateways;
+  const a = (await sendVia(g1, prompt('gone', 0))).backend;
+  const evictions = async () => Number(((await (await fetch(`${engines[a].base}/metrics`)).text())
+    .match(/kv_block_evictions_total\{[^}]*\} (\d+)/) || [0, 0])[1]);
+  const e0 = await evictions();
+  // a evicts it: long prompts sent straight to a, more blocks than its pool holds
+  for (let i = 0; i < 10; i++) await direct(engines[a], `${SYS('gonefill' + i)}\nUser: x\nAssistant:`);
+  assert.ok(await evictions() > e0);
+  await sleep(200); // the BlockRemoved events reach the gateways
+  const r0 = (await stats(g2)).router.remembered;
+  const s = await sendVia(g2, prompt('gone', 1)); // g2 never sent it anywhere
+  assert.ok(s.cached <= 16, `cached ${s.cached}: beyond the first block (every prompt's) nobody holds it`);
+  assert.equal(s.backend, a, `last held on ${a}, sent to ${s.backend}`);
+  assert.equal((await stats(g2)).router.remembered, r0 + 1);
+  assert.ok((await stats(g2)).kv_events.index_remembered > 0);
 });
 
 test('bad --kv-events stops the daemon with a clear message', { skip }, () => {

@@ -349,10 +349,19 @@ static void test_memory_bound(void)
     llmc_prefix_router_free(r);
 }
 
+/* llmc_prefix_route_held with what the events say: held (no last holder
+ * known, no totals) unless given. */
+static int route_held(llmc_prefix_router *r, size_t *held, size_t n_blocks, size_t *total,
+                      uint64_t tie, const int *load, const int *healthy)
+{
+    llmc_prefix_held h = {held, total, n_blocks, tie, -1, 0};
+    return llmc_prefix_route_held(r, &h, load, healthy);
+}
+
 /* Routing on held blocks (from KV events): the longest run wins, the load
- * guard still applies, ties go the same way for the same tie value (two
- * gateways agree) and spread over holders for different ones, and nobody
- * holding anything is left to the caller's fallback. */
+ * guard still applies, ties go the same way for the same tie value whatever
+ * the loads (two gateways agree) and spread over holders for different
+ * ones, and nobody holding anything is left to the caller's fallback. */
 static void test_route_held(void)
 {
     llmc_prefix_params p = llmc_prefix_default_params();
@@ -360,43 +369,41 @@ static void test_route_held(void)
     llmc_prefix_router *r = llmc_prefix_router_new(&p, 4, NULL);
     int load[4] = {0, 0, 0, 0};
     size_t none[4] = {0, 0, 0, 0}, held[4] = {1, 5, 3, 0};
-    CHECK_EQ_INT(llmc_prefix_route_held(r, none, 8, NULL, 7, load, NULL), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(route_held(r, none, 8, NULL, 7, load, NULL), LLMC_ENOTFOUND);
     llmc_prefix_stats st;
     llmc_prefix_get_stats(r, &st);
     CHECK_EQ_INT(st.routed, 0);
-    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 8, NULL, 7, load, NULL), 1);
+    CHECK_EQ_INT(route_held(r, held, 8, NULL, 7, load, NULL), 1);
     /* a run of at most half the prompt, or one everybody holds, decides
      * nothing: the caller's tree does */
-    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 10, NULL, 7, load, NULL), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(route_held(r, held, 10, NULL, 7, load, NULL), LLMC_ENOTFOUND);
     size_t common[4] = {6, 6, 6, 6};
-    CHECK_EQ_INT(llmc_prefix_route_held(r, common, 8, NULL, 7, load, NULL), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(route_held(r, common, 8, NULL, 7, load, NULL), LLMC_ENOTFOUND);
     int healthy[4] = {1, 0, 1, 1};
-    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 4, NULL, 7, load, healthy), 2);
+    CHECK_EQ_INT(route_held(r, held, 4, NULL, 7, load, healthy), 2);
     /* 1 is overloaded (4 - 0 > 2 and 4 > 0): the next longest holder, when
      * it holds at least half as much ... */
     load[1] = 4;
-    CHECK_EQ_INT(llmc_prefix_route_held(r, held, 8, NULL, 7, load, NULL), 2);
+    CHECK_EQ_INT(route_held(r, held, 8, NULL, 7, load, NULL), 2);
     /* ... else the least loaded (a spill, not a 1-block holder) */
     size_t weak[4] = {1, 6, 2, 0};
     int lw[4] = {0, 4, 1, 0};
-    int w = llmc_prefix_route_held(r, weak, 8, NULL, 7, lw, NULL);
+    int w = route_held(r, weak, 8, NULL, 7, lw, NULL);
     CHECK(w == 0 || w == 3);
     /* only overloaded backends hold it: the least loaded */
     size_t only1[4] = {0, 5, 0, 0};
     load[0] = 1;
-    CHECK_EQ_INT(llmc_prefix_route_held(r, only1, 8, NULL, 7, load, NULL), 2);
-    /* ties: the least loaded ... */
+    CHECK_EQ_INT(route_held(r, only1, 8, NULL, 7, load, NULL), 2);
+    /* ties: the same answer for the same tie value whatever the loads below
+     * the guard (two gateways see the same events, not each other's loads)
+     * ... */
     size_t tie[4] = {3, 3, 3, 0};
-    int lt[4] = {2, 1, 1, 2};
-    int a1 = llmc_prefix_route_held(r, tie, 4, NULL, 99, lt, NULL);
-    CHECK(a1 == 1 || a1 == 2);
-    /* ... then the same answer for the same tie value, whatever the backend
-     * numbering of loads that are equal ... */
-    int l0[4] = {0, 0, 0, 0}, l1[4] = {1, 1, 1, 1};
+    int l0[4] = {0, 0, 0, 0}, l1[4] = {1, 1, 1, 1}, lt[4] = {2, 1, 0, 2};
     int seen[4] = {0, 0, 0, 0};
     for (uint64_t t = 1; t <= 400; t++) {
-        int a = llmc_prefix_route_held(r, tie, 4, NULL, t * 0x12345ull, l0, NULL);
-        CHECK_EQ_INT(llmc_prefix_route_held(r, tie, 4, NULL, t * 0x12345ull, l1, NULL), a);
+        int a = route_held(r, tie, 4, NULL, t * 0x12345ull, l0, NULL);
+        CHECK_EQ_INT(route_held(r, tie, 4, NULL, t * 0x12345ull, l1, NULL), a);
+        CHECK_EQ_INT(route_held(r, tie, 4, NULL, t * 0x12345ull, lt, NULL), a);
         if (a >= 0)
             seen[a]++;
     }
@@ -404,19 +411,64 @@ static void test_route_held(void)
     for (int b = 0; b < 3; b++)
         CHECK(seen[b] > 80);
     CHECK_EQ_INT(seen[3], 0);
+    /* a holder past the guard is skipped even if the hash ranks it first */
+    int first = route_held(r, tie, 4, NULL, 99, l0, NULL);
+    int lg[4] = {0, 0, 0, 0};
+    lg[first] = 4;
+    int second = route_held(r, tie, 4, NULL, 99, lg, NULL);
+    CHECK(second >= 0 && second <= 2 && second != first);
     /* a new prefix with the engines' totals: the fewest blocks held among
      * those not overloaded, the same answer whatever this gateway's loads */
     size_t total[4] = {40, 12, 9, 30};
     int l2[4] = {0, 0, 0, 0};
-    CHECK_EQ_INT(llmc_prefix_route_held(r, none, 8, total, 5, l2, NULL), 2);
+    CHECK_EQ_INT(route_held(r, none, 8, total, 5, l2, NULL), 2);
     l2[0] = 1;
-    CHECK_EQ_INT(llmc_prefix_route_held(r, none, 8, total, 5, l2, NULL), 2);
+    CHECK_EQ_INT(route_held(r, none, 8, total, 5, l2, NULL), 2);
     l2[2] = 4; /* 2 is overloaded now: the next smallest */
-    CHECK_EQ_INT(llmc_prefix_route_held(r, none, 8, total, 5, l2, NULL), 1);
+    CHECK_EQ_INT(route_held(r, none, 8, total, 5, l2, NULL), 1);
     llmc_prefix_get_stats(r, &st);
     CHECK_EQ_INT(st.precise, st.routed);
     CHECK_EQ_INT(st.miss, 3);
     CHECK(st.balance >= 1);
+    llmc_prefix_router_free(r);
+}
+
+/* Evicted everywhere but remembered: the prompt goes back to the backend
+ * that held it last (the tree's stickiness, from the engines' events),
+ * ahead of the smallest tree and of a short leftover run elsewhere; to the
+ * least loaded when that backend is overloaded or down. */
+static void test_route_held_last(void)
+{
+    llmc_prefix_params p = llmc_prefix_default_params();
+    p.balance_abs_threshold = 2;
+    llmc_prefix_router *r = llmc_prefix_router_new(&p, 4, NULL);
+    int load[4] = {0, 0, 0, 0};
+    size_t none[4] = {0, 0, 0, 0}, total[4] = {40, 12, 9, 30};
+    llmc_prefix_held h = {none, total, 8, 5, 3, 8};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), 3);
+    h.total = NULL;
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), 3);
+    size_t stub[4] = {2, 0, 0, 0}; /* backend 0 kept 2 of 8 blocks: below the threshold */
+    h.held = stub;
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), 3);
+    /* known no deeper than what is held now: no stickiness, the tree */
+    h.last_depth = 2;
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), LLMC_ENOTFOUND);
+    /* a run longer than the threshold is held: the holder, not the last */
+    size_t most[4] = {6, 0, 0, 0};
+    h.held = most;
+    h.last_depth = 8;
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), 0);
+    /* the last holder overloaded: the least loaded; down: the tree */
+    h.held = none;
+    int busy[4] = {1, 1, 0, 5};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, busy, NULL), 2);
+    int healthy[4] = {1, 1, 1, 0};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, healthy), LLMC_ENOTFOUND);
+    llmc_prefix_stats st;
+    llmc_prefix_get_stats(r, &st);
+    CHECK_EQ_INT(st.remembered, 3);
+    CHECK_EQ_INT(st.balance, 1);
     llmc_prefix_router_free(r);
 }
 
@@ -432,5 +484,6 @@ int main(void)
     test_aging_and_forget();
     test_memory_bound();
     test_route_held();
+    test_route_held_last();
     return UNIT_DONE();
 }
