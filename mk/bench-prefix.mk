@@ -8,7 +8,7 @@
 # prints the engines' prefix hit rate, TTFT p50/p99, throughput, the load
 # split and the ratios of the issue's bars. Extra arguments:
 # ARGS="REQUESTS CLIENTS SMALL_POOL BALANCE_ABS BALANCE_REL LARGE_POOL"
-# (defaults 400 8 48 5 1.5 512). It installs its packages first.
+# (defaults 800 8 48 5 1.5 512). It installs its packages first.
 BINS    += $(B)/bench/prefix-gateway
 BENCHES += bench-prefix
 all: $(B)/bench/prefix-gateway
