@@ -146,6 +146,15 @@ static void flight_release(flight *f)
     free(f);
 }
 
+/* What the router is told of the flight's prompt: a chat request's body
+ * too, so that precise routing can have its messages tokenized. */
+static route_in flight_route_in(const flight *f)
+{
+    int chat = f->fr.ep == LLMC_EP_CHAT;
+    return (route_in){f->fr.route_key, f->fr.route_len, chat ? f->req_body : NULL,
+                      chat ? f->req_len : 0};
+}
+
 /* Wake every subscriber; f->mu held. */
 static void flight_wake_all(flight *f)
 {
@@ -550,7 +559,8 @@ static void flight_transfer_done(flight *f, CURLcode rc)
         char *url = NULL;
         if (untouched) {
             /* the key too, so the backend that serves it is remembered */
-            int nb = pool_pick(s->upstreams, f->fr.route_key, f->fr.route_len, f->backend);
+            route_in ri = flight_route_in(f);
+            int nb = pool_pick(s->upstreams, &ri, f->backend);
             url = nb != f->backend ? pool_url(s->upstreams, nb, f->uri) : NULL;
             if (url) {
                 srv_log(LOG_INFO, "upstream %s refused; retrying on %s", f->url, url);
@@ -704,7 +714,8 @@ static flight *flight_new(srv_loop *l, struct evhttp_request *req, const flight_
 static void flight_start(flight *f)
 {
     srv *s = f->s;
-    f->backend = pool_pick(s->upstreams, f->fr.route_key, f->fr.route_len, -1);
+    route_in ri = flight_route_in(f);
+    f->backend = pool_pick(s->upstreams, &ri, -1);
     f->pool_held = 1;
     f->url = pool_url(s->upstreams, f->backend, f->uri);
     f->t_start = srv_now();
@@ -734,7 +745,8 @@ static void flight_route_cb(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&f->mu);
     int gone = f->done || f->nsubs == 0; /* every client left: aborted */
     pthread_mutex_unlock(&f->mu);
-    if (!gone && !timed_out && pool_route_pending(s->upstreams, f->fr.route_key, f->fr.route_len)) {
+    route_in ri = flight_route_in(f);
+    if (!gone && !timed_out && pool_route_pending(s->upstreams, &ri)) {
         pool_unwait(s->upstreams, f->route_ev, 0);
         if (!pool_wait(s->upstreams, f->route_ev)) {
             flight_park_for(f, left);
@@ -758,7 +770,8 @@ static int flight_park(flight *f)
 {
     srv *s = f->s;
     long long ms = s->cfg.kv_tokenize_wait_ms;
-    if (ms <= 0 || !pool_route_pending(s->upstreams, f->fr.route_key, f->fr.route_len))
+    route_in ri = flight_route_in(f);
+    if (ms <= 0 || !pool_route_pending(s->upstreams, &ri))
         return 0;
     f->route_ev = event_new(f->owner->base, -1, 0, flight_route_cb, f);
     if (!f->route_ev || pool_wait(s->upstreams, f->route_ev))

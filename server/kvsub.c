@@ -21,9 +21,9 @@
  *     that follow (a "resync"). A sequence that goes back means the engine
  *     restarted: cleared too. The first message from a backend whose seq is
  *     not 0 asks the replay socket for its history from 0.
- *   - the tokenizer thread calls POST {origin}/tokenize {"prompt": text} on
- *     a backend (vLLM and llmcached-engine both have it) for prompt
- *     prefixes the loops queued, and stores the tokens in a bounded cache.
+ *   - the tokenizer thread calls POST {origin}/tokenize on a backend (vLLM
+ *     and llmcached-engine both have it) for what the loops queued, and
+ *     stores the tokens in a bounded cache.
  *   - the loops (kvsub_held) look a prompt prefix up in that cache, hash
  *     its blocks (llmc_kv_hash_chain: the engine's rule) and match them in
  *     the index. A prefix not in the cache is queued (bounded queue; a full
@@ -35,14 +35,17 @@
  *     went wherever this gateway's tree said on its first request here, and
  *     was then held twice.
  *
- * What is tokenized: the route key up to its last line that starts a user
- * turn ("User:"), else up to its last newline (for a prompt
- * "System: ...\nUser: question\nAssistant:" that is the shared system
- * part, so one tokenization serves every question of a tenant), without
- * its last token (a token may straddle the cut). Those tokens are a prefix
- * of the whole prompt's tokens, so their full blocks hash as the engine's
- * do. Chat requests' route keys are not the engine's chat template: their
- * hashes match nothing and they take the fallback.
+ * What is tokenized. A completion: {"prompt": the route key up to its last
+ * line that starts a user turn ("User:"), else up to its last newline}
+ * (for "System: ...\nUser: question\nAssistant:" that is the shared
+ * system part, so one tokenization serves every question of a tenant),
+ * without its last token (a token may straddle the cut). Those tokens are
+ * a prefix of the whole prompt's tokens, so their full blocks hash as the
+ * engine's do. A chat request: {"messages", "model",
+ * "add_generation_prompt": true}, which the backend renders with its own
+ * chat template, as its chat endpoint does: the whole prompt's tokens,
+ * whatever the template (one tokenization per distinct conversation, kept
+ * under its route key).
  *
  * Locking: mu guards the token cache, the queue and the counters; the
  * index has its own lock. Lock order: mu, then the index (kvsub_held
@@ -72,10 +75,22 @@ typedef struct {
     uint64_t key;
     char *text;
     size_t len;
+    int chat; /* text is a chat request's route key: tokens of its rendered messages */
     int32_t *tokens;
     size_t n;
     uint64_t used; /* LRU stamp */
 } kvtok;
+
+/* What is tokenized for a request, and what its tokens are cached under:
+ * a completion's prompt up to the cut (kvsub_cut); a chat request's whole
+ * route key, tokenized as its messages through the chat template. */
+typedef struct {
+    const char *text;
+    size_t len;
+    uint64_t hk;
+    const char *chat; /* the chat request's JSON body, or NULL */
+    size_t chat_len;
+} kvwhat;
 
 typedef struct {
     char *pub, *replay;
@@ -99,9 +114,11 @@ struct kvsub {
     kvtok *cache;
     size_t n_cache, cap_cache;
     uint64_t clock;
-    char *queue[KVSUB_QUEUE];
+    char *queue[KVSUB_QUEUE]; /* the cache text */
     size_t qlen[KVSUB_QUEUE];
     uint64_t qkey[KVSUB_QUEUE];
+    char *qreq[KVSUB_QUEUE]; /* the /tokenize request body */
+    int qchat[KVSUB_QUEUE];
     int qhead, qn;
     uint64_t busy_key; /* the text the tokenizer thread is on, when busy */
     int busy;
@@ -400,15 +417,11 @@ static void *kvsub_sub_main(void *arg)
 /* ---- tokenizer thread and the token cache -------------------------------------- */
 
 /* POST /tokenize on backend b; tokens (malloc'd) and their count, or -1. */
-static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *text, size_t len, int32_t **out)
+/* POST body (a /tokenize request) to backend b; the tokens in *out. */
+static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *body, int32_t **out)
 {
     char url[1200];
     snprintf(url, sizeof url, "%s/tokenize", k->origin[b]);
-    json_t *req = json_pack("{s:s%}", "prompt", text, len);
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (!body)
-        return -1;
     char *resp = NULL;
     long code = 0;
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -423,7 +436,6 @@ static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *text, size_t le
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_slist_free_all(h);
-    free(body);
     long n = -1;
     json_t *j = rc == CURLE_OK && code == 200 && resp ? json_loads(resp, 0, NULL) : NULL;
     json_t *t = j ? json_object_get(j, "tokens") : NULL;
@@ -451,22 +463,28 @@ static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *text, size_t le
     return n;
 }
 
+/* The cache key of a text (chat route keys hash apart from prompts). */
+static uint64_t kvsub_key(const char *text, size_t len, int chat)
+{
+    return XXH3_64bits_withSeed(text, len, chat ? 0x63686174u : 0);
+}
+
 /* mu held: the cache entry for text, or NULL. */
-static kvtok *kvsub_find(kvsub *k, uint64_t key, const char *text, size_t len)
+static kvtok *kvsub_find(kvsub *k, uint64_t key, const char *text, size_t len, int chat)
 {
     for (size_t i = 0; i < k->n_cache; i++) {
         kvtok *e = &k->cache[i];
-        if (e->key == key && e->len == len && !memcmp(e->text, text, len))
+        if (e->key == key && e->len == len && e->chat == chat && !memcmp(e->text, text, len))
             return e;
     }
     return NULL;
 }
 
 /* mu held: keep text's tokens (owning both), evicting the least recently used. */
-static void kvsub_put(kvsub *k, char *text, size_t len, int32_t *tokens, size_t n)
+static void kvsub_put(kvsub *k, char *text, size_t len, int chat, int32_t *tokens, size_t n)
 {
-    uint64_t key = XXH3_64bits(text, len);
-    kvtok *e = kvsub_find(k, key, text, len);
+    uint64_t key = kvsub_key(text, len, chat);
+    kvtok *e = kvsub_find(k, key, text, len, chat);
     if (e) {
         free(text);
         free(tokens);
@@ -482,7 +500,7 @@ static void kvsub_put(kvsub *k, char *text, size_t len, int32_t *tokens, size_t 
         free(e->text);
         free(e->tokens);
     }
-    *e = (kvtok){key, text, len, tokens, n, ++k->clock};
+    *e = (kvtok){key, text, len, chat, tokens, n, ++k->clock};
 }
 
 static void *kvsub_tok_main(void *arg)
@@ -503,8 +521,9 @@ static void *kvsub_tok_main(void *arg)
             pthread_cond_timedwait(&k->cv, &k->mu, &ts);
             continue;
         }
-        char *text = k->queue[k->qhead];
+        char *text = k->queue[k->qhead], *req = k->qreq[k->qhead];
         size_t len = k->qlen[k->qhead];
+        int chat = k->qchat[k->qhead];
         k->busy_key = k->qkey[k->qhead];
         k->busy = 1;
         k->qhead = (k->qhead + 1) % KVSUB_QUEUE;
@@ -514,7 +533,8 @@ static void *kvsub_tok_main(void *arg)
         long n = -1;
         double t0 = kvsub_now();
         for (int a = 0; a < k->n && n < 0 && c; a++) /* any backend: they serve one model */
-            n = kvsub_tokenize(k, c, (rr + a) % k->n, text, len, &tok);
+            n = kvsub_tokenize(k, c, (rr + a) % k->n, req, &tok);
+        free(req);
         rr = (rr + 1) % k->n;
         double dt = kvsub_now() - t0;
         pthread_mutex_lock(&k->mu);
@@ -522,8 +542,10 @@ static void *kvsub_tok_main(void *arg)
         k->tok_sec += dt;
         if (dt > k->tok_max)
             k->tok_max = dt;
-        if (n > 1)
-            kvsub_put(k, text, len, tok, (size_t)n - 1); /* the last token may straddle the cut */
+        if (chat && n > 0) /* the whole prompt, as the engine renders it */
+            kvsub_put(k, text, len, 1, tok, (size_t)n);
+        else if (!chat && n > 1)
+            kvsub_put(k, text, len, 0, tok, (size_t)n - 1); /* the last token may straddle the cut */
         else {
             k->tok_errors += n < 0;
             free(text);
@@ -575,29 +597,71 @@ static size_t kvsub_cut(const char *key, size_t len)
     return last_nl ? last_nl : len;
 }
 
-/* mu held: queue text (hash hk) for the tokenizer thread unless it is
- * queued or being tokenized already. 1 when it is (now or already) on its
- * way, 0 when the queue is full or memory ran out. */
-static int kvsub_enqueue(kvsub *k, uint64_t hk, const char *text, size_t len)
+/* What to tokenize for in; 0, or -1 when there is nothing (no prompt). */
+static int kvsub_what(const route_in *in, kvwhat *w)
 {
-    if (k->busy && k->busy_key == hk)
+    if (!in || !in->key || !in->len)
+        return -1;
+    w->text = in->key;
+    w->chat = in->chat;
+    w->chat_len = in->chat ? in->chat_len : 0;
+    w->len = in->chat ? in->len : kvsub_cut(in->key, in->len);
+    w->hk = kvsub_key(w->text, w->len, in->chat != NULL);
+    return 0;
+}
+
+/* The /tokenize request for w (malloc'd JSON), or NULL: {"prompt"} for a
+ * completion; for a chat request its messages (and model), rendered by
+ * the backend with the generation prompt, as its chat endpoint does. */
+static char *kvsub_request(const kvwhat *w)
+{
+    json_t *req = NULL;
+    if (!w->chat) {
+        req = json_pack("{s:s%}", "prompt", w->text, w->len);
+    } else {
+        json_t *body = json_loadb(w->chat, w->chat_len, JSON_ALLOW_NUL, NULL);
+        json_t *msgs = body ? json_object_get(body, "messages") : NULL;
+        json_t *model = body ? json_object_get(body, "model") : NULL;
+        if (json_is_array(msgs)) {
+            req = json_pack("{s:O,s:b}", "messages", msgs, "add_generation_prompt", 1);
+            if (req && json_is_string(model))
+                json_object_set(req, "model", model);
+        }
+        json_decref(body);
+    }
+    char *s = req ? json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(req);
+    return s;
+}
+
+/* mu held: queue w for the tokenizer thread unless it is queued or being
+ * tokenized already. 1 when it is (now or already) on its way, 0 when the
+ * queue is full, the request has no messages, or memory ran out. */
+static int kvsub_enqueue(kvsub *k, const kvwhat *w)
+{
+    if (k->busy && k->busy_key == w->hk)
         return 1;
     for (int i = 0; i < k->qn; i++)
-        if (k->qkey[(k->qhead + i) % KVSUB_QUEUE] == hk)
+        if (k->qkey[(k->qhead + i) % KVSUB_QUEUE] == w->hk)
             return 1;
     if (k->qn >= KVSUB_QUEUE) {
         k->queue_full++;
         return 0;
     }
-    char *t = malloc(len + 1);
-    if (!t)
+    char *t = malloc(w->len + 1), *req = kvsub_request(w);
+    if (!t || !req) {
+        free(t);
+        free(req);
         return 0;
-    memcpy(t, text, len);
-    t[len] = 0;
+    }
+    memcpy(t, w->text, w->len);
+    t[w->len] = 0;
     int at = (k->qhead + k->qn) % KVSUB_QUEUE;
     k->queue[at] = t;
-    k->qlen[at] = len;
-    k->qkey[at] = hk;
+    k->qlen[at] = w->len;
+    k->qkey[at] = w->hk;
+    k->qreq[at] = req;
+    k->qchat[at] = w->chat != NULL;
     k->qn++;
     k->queued++;
     pthread_cond_signal(&k->cv);
@@ -614,14 +678,13 @@ static int kvsub_usable(kvsub *k)
     return llmc_kvindex_block_size(k->idx) > 0;
 }
 
-int kvsub_pending(kvsub *k, const char *key, size_t len)
+int kvsub_pending(kvsub *k, const route_in *in)
 {
-    if (!k || !key || !len || !kvsub_usable(k))
+    kvwhat w;
+    if (!k || kvsub_what(in, &w) || !kvsub_usable(k))
         return 0;
-    size_t cut = kvsub_cut(key, len);
-    uint64_t hk = XXH3_64bits(key, cut);
     pthread_mutex_lock(&k->mu);
-    int r = !kvsub_find(k, hk, key, cut) && kvsub_enqueue(k, hk, key, cut);
+    int r = !kvsub_find(k, w.hk, w.text, w.len, w.chat != NULL) && kvsub_enqueue(k, &w);
     pthread_mutex_unlock(&k->mu);
     return r;
 }
@@ -659,22 +722,21 @@ void kvsub_unwait(kvsub *k, struct event *ev, int ended)
     pthread_mutex_unlock(&k->mu);
 }
 
-int kvsub_held(kvsub *k, const char *key, size_t len, llmc_prefix_held *h)
+int kvsub_held(kvsub *k, const route_in *in, llmc_prefix_held *h)
 {
-    if (!k || !key || !len)
+    kvwhat w;
+    if (!k || kvsub_what(in, &w))
         return -1;
     for (int i = 0; i < k->n; i++)
         if (!k->src[i].pub)
             return -1; /* a backend without events: the tree decides */
     int bs = llmc_kvindex_block_size(k->idx);
-    size_t cut = kvsub_cut(key, len);
-    uint64_t hk = XXH3_64bits(key, cut);
     pthread_mutex_lock(&k->mu);
     k->lookups++;
-    kvtok *e = kvsub_find(k, hk, key, cut);
+    kvtok *e = kvsub_find(k, w.hk, w.text, w.len, w.chat != NULL);
     if (!e) {
         k->held_unknown++;
-        kvsub_enqueue(k, hk, key, cut);
+        kvsub_enqueue(k, &w);
         pthread_mutex_unlock(&k->mu);
         return -1;
     }
@@ -832,8 +894,10 @@ void kvsub_free(kvsub *k)
     }
     free(k->cache);
     free(k->waiters);
-    for (int i = 0; i < k->qn; i++)
+    for (int i = 0; i < k->qn; i++) {
         free(k->queue[(k->qhead + i) % KVSUB_QUEUE]);
+        free(k->qreq[(k->qhead + i) % KVSUB_QUEUE]);
+    }
     llmc_kvindex_free(k->idx);
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->mu);

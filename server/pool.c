@@ -232,8 +232,10 @@ void pool_free(pool *p)
     free(p);
 }
 
-int pool_pick(pool *p, const char *key, size_t len, int avoid)
+int pool_pick(pool *p, const route_in *in, int avoid)
 {
+    const char *key = in ? in->key : NULL;
+    size_t len = key ? in->len : 0;
     if (p->n <= 1)
         return 0;
     int load[SRV_MAX_UPSTREAMS], ok[SRV_MAX_UPSTREAMS], any = 0;
@@ -251,7 +253,7 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
     size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS];
     llmc_prefix_held h = {held, total, 0, 0, -1, 0};
     int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len
-                 ? kvsub_held(p->kv, key, len, &h)
+                 ? kvsub_held(p->kv, in, &h)
                  : -1;
     if (!p->kv_smallest)
         h.total = NULL;
@@ -269,10 +271,11 @@ int pool_pick(pool *p, const char *key, size_t len, int avoid)
     return r;
 }
 
-int pool_route_pending(pool *p, const char *key, size_t len)
+int pool_route_pending(pool *p, const route_in *in)
 {
     return p->n > 1 && p->kv && p->policy == LLMC_ROUTE_PREFIX &&
-           p->s->cfg.kv_tokenize_wait_ms > 0 && key && len && kvsub_pending(p->kv, key, len);
+           p->s->cfg.kv_tokenize_wait_ms > 0 && in && in->key && in->len &&
+           kvsub_pending(p->kv, in);
 }
 
 int pool_wait(pool *p, struct event *ev)

@@ -273,18 +273,27 @@ void memo_free(memo *m);
 const memo_val *memo_get(memo *m, const char *raw, size_t len);
 void memo_put(memo *m, const char *raw, size_t len, const memo_val *v);
 
+/* What the router is told of a request's prompt (pool_pick, kvsub). */
+typedef struct {
+    const char *key; /* the prompt as text (the tree's key; canon.c), or NULL */
+    size_t len;
+    const char *chat; /* a chat request: its JSON body, whose messages the backend's
+                         /tokenize renders with the chat template; NULL otherwise */
+    size_t chat_len;
+} route_in;
+
 /* pool.c — upstream backends, routing, health, scraped engine metrics */
 pool *pool_new(srv *s, int *err);
 int pool_start(pool *p);
 void pool_free(pool *p);
 int pool_count(pool *p);
-/* Backend for a request (key: its prompt text, may be NULL), never `avoid`
- * when another is usable; records the choice for prefix affinity. */
-int pool_pick(pool *p, const char *key, size_t len, int avoid);
+/* Backend for a request (in: its prompt, may be NULL), never `avoid` when
+ * another is usable; records the choice for prefix affinity. */
+int pool_pick(pool *p, const route_in *in, int avoid);
 /* --kv-tokenize-wait: 1 when a request for key should wait before
  * pool_pick, for its prompt's tokens (kvsub_pending); pool_wait and
  * pool_unwait are kvsub_wait and kvsub_unwait. */
-int pool_route_pending(pool *p, const char *key, size_t len);
+int pool_route_pending(pool *p, const route_in *in);
 int pool_wait(pool *p, struct event *ev);
 void pool_unwait(pool *p, struct event *ev, int ended);
 char *pool_url(pool *p, int backend, const char *uri);
@@ -299,19 +308,19 @@ typedef struct kvsub kvsub;
 kvsub *kvsub_new(srv *s, int n_backends, int *err);
 int kvsub_start(kvsub *k);
 void kvsub_free(kvsub *k);
-/* What the backends' events say of the prompt key[0..len): fills h
+/* What the backends' events say of the prompt in: fills h
  * (h->held and h->total point to caller arrays of one slot per backend;
  * the tie is the hash of the deepest block some backend holds, else the
  * first block's: a tie-breaker all gateways share). Returns the number of
  * blocks of the prompt hashed (> 0) when known, -1 when not (no tokens for
  * this prompt yet: queued for tokenization; or no events yet). Never
  * blocks on I/O. */
-int kvsub_held(kvsub *k, const char *key, size_t len, llmc_prefix_held *h);
+int kvsub_held(kvsub *k, const route_in *in, llmc_prefix_held *h);
 /* Whether a request for key should wait for its tokens before it is
  * routed: 1 when they are being fetched (queued now if they were not), 0
  * when they are known or cannot be (no events yet, a backend without
  * events, the queue full). Never blocks. */
-int kvsub_pending(kvsub *k, const char *key, size_t len);
+int kvsub_pending(kvsub *k, const route_in *in);
 /* ev (an event of the caller's loop) is activated once, from the
  * tokenizer thread, when the next tokenization ends (or fails). 0, or -1
  * when out of memory. kvsub_unwait takes it back, whether it fired or

@@ -138,7 +138,7 @@ void verify_sample(srv *s, struct evhttp_request *req, const llmc_entry_info *e,
     memcpy(j->key, e->key, LLMC_KEY_LEN);
     j->body = verify_body(body, len, &j->len);
     j->served = malloc(e->body_len + 1);
-    j->backend = pool_pick(s->upstreams, NULL, 0, -1);
+    j->backend = pool_pick(s->upstreams, NULL, -1);
     j->url = pool_url(s->upstreams, j->backend, evhttp_request_get_uri(req));
     if (!j->body || !j->served || !j->url) {
         pool_end(s->upstreams, j->backend, 0);

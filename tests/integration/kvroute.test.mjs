@@ -48,10 +48,15 @@ const prompt = (t, q) => `${SYS(t)}\nUser: question ${q}?\nAssistant:`;
 const body = (p) => ({ model: 'stories260K', prompt: p, max_tokens: 2, temperature: 0 });
 const nostore = { 'cache-control': 'no-store' };
 
-// Send through gateway g; which backend served it (from g's own counters).
+const chatBody = (t, q) => ({ model: 'stories260K', max_tokens: 2, temperature: 0,
+  messages: [{ role: 'system', content: SYS(t) }, { role: 'user', content: `question ${q}?` }] });
+
+// Send through gateway g (a prompt, or a chat body); which backend served it
+// (from g's own counters).
 async function sendVia(g, p) {
   const before = (await stats(g)).backends.map((b) => b.requests);
-  const r = await request(`${g.url}/completions`, { body: body(p), headers: nostore });
+  const chat = typeof p !== 'string';
+  const r = await request(`${g.url}/${chat ? 'chat/completions' : 'completions'}`, { body: chat ? p : body(p), headers: nostore });
   assert.equal(r.status, 200, r.text);
   const after = (await stats(g)).backends.map((b) => b.requests);
   return { backend: after.findIndex((v, i) => v > before[i]), cached: r.json.usage.prompt_tokens_details?.cached_tokens ?? 0 };
@@ -152,6 +157,20 @@ test("a gateway's first request for a prefix another gateway placed goes to the 
   const w1 = (await stats(g2)).kv_events.tokenize;
   assert.ok(w1.waits - w0.waits >= 4, JSON.stringify(w1));
   assert.equal(w1.wait_timeouts, w0.wait_timeouts, JSON.stringify(w1));
+});
+
+test('chat requests route on the events too: the backend renders their messages for the gateway', { skip }, async () => {
+  const [g1, g2] = gateways;
+  const placed = [];
+  for (let t = 0; t < 3; t++) placed.push((await sendVia(g1, chatBody(`chat${t}`, 0))).backend);
+  await sleep(200);
+  const r0 = (await stats(g2)).router.on_events;
+  for (let t = 0; t < 3; t++) {
+    const s = await sendVia(g2, chatBody(`chat${t}`, 1)); // another question, another gateway
+    assert.equal(s.backend, placed[t], `chat tenant ${t}: placed on ${placed[t]}, sent to ${s.backend}`);
+    assert.ok(s.cached >= 64, `cached ${s.cached}`);
+  }
+  assert.ok((await stats(g2)).router.on_events >= r0 + 3);
 });
 
 test('a prefix every engine evicted goes back to the engine that held it last, from any gateway', { skip }, async () => {
