@@ -1629,6 +1629,7 @@ void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
 typedef struct {
     size_t *held;        /* held[i]: leading blocks of the prompt backend i holds */
     size_t *total;       /* total[i]: all blocks backend i holds; NULL = not used */
+    size_t *homed;       /* homed[i]: blocks last stored on i, held or not; NULL = not used */
     size_t n_blocks;
     uint64_t tie;      /* a hash of the prompt (e.g. its deepest held block): ties */
     int last;          /* who stored the deepest known block last (evicted or not), -1 */
@@ -1647,9 +1648,12 @@ typedef struct {
  * - otherwise, when the prompt was held deeper before than now (h->last,
  *   h->last_depth), the backend that held it last, as the tree keeps a
  *   prefix where it was sent (least loaded if that one is overloaded);
- * - otherwise, when nobody holds a block (a new prefix) and h->total is
- *   given, the backend with the fewest blocks among those not overloaded
- *   (SGLang's smallest tree, from the engines' real trees): a "miss";
+ * - otherwise, when nobody holds a block (a new prefix) and h->homed is
+ *   given, the backend with the fewest homed blocks among those not
+ *   overloaded (what the fleet has placed there, evicted since or not: the
+ *   same on every gateway), else with h->total the fewest blocks held
+ *   (SGLang's smallest tree, from the engines' real trees); ties by the
+ *   rendezvous hash: a "miss";
  * - otherwise LLMC_ENOTFOUND, counting nothing: the caller falls back to
  *   llmc_prefix_route. Also LLMC_ENOTFOUND when no backend is healthy. */
 int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, const int *load,
@@ -1669,7 +1673,8 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, con
 typedef struct llmc_kvindex llmc_kvindex;
 
 typedef struct {
-    size_t max_entries; /* distinct hashes kept (default 1M); beyond, new ones are dropped */
+    size_t max_entries; /* distinct hashes kept, held or remembered (default 1M); beyond,
+                           the oldest remembered are forgotten, then new ones dropped */
 } llmc_kvindex_params;
 
 typedef struct {
@@ -1682,9 +1687,11 @@ typedef struct {
     uint64_t unchained;              /* blocks with tokens whose parent was unknown */
     uint64_t matches;                /* llmc_kvindex_match calls */
     size_t entries;                  /* distinct hashes held by some backend */
-    size_t remembered;               /* evicted everywhere, last holder kept */
+    size_t remembered;               /* evicted everywhere, last holder kept (counted with
+                                        entries against max_entries) */
     size_t bytes;                    /* memory held */
     size_t held[LLMC_PREFIX_MAX_BACKENDS];     /* blocks per backend */
+    size_t homed[LLMC_PREFIX_MAX_BACKENDS];    /* held or remembered, last stored there */
     int block_size[LLMC_PREFIX_MAX_BACKENDS];  /* from BlockStored, 0 until seen */
 } llmc_kvindex_stats;
 

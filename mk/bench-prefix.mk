@@ -8,7 +8,10 @@
 # prints the engines' prefix hit rate, TTFT p50/p99, throughput, the load
 # split and the ratios of the issue's bars. Extra arguments:
 # ARGS="REQUESTS CLIENTS SMALL_POOL BALANCE_ABS BALANCE_REL LARGE_POOL"
-# (defaults 800 8 48 5 1.5 512). It installs its packages first.
+# (defaults 800 8 48 5 1.5 512). KV_BENCH_REPEAT=R runs each mode R times
+# and reports means (TTFT on this shared machine moves by +-10% run to
+# run); KV_BENCH_MODES=DIGITS runs some modes only. It installs its
+# packages first.
 BINS    += $(B)/bench/prefix-gateway
 BENCHES += bench-prefix
 all: $(B)/bench/prefix-gateway

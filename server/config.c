@@ -119,12 +119,13 @@ static const opt opts[] = {
      "socket) and route on what it really holds; repeatable (environment: entries separated by "
      "spaces or ';')"},
     {"kv-index-max-blocks", OPT_INT, O(kv_index_max_blocks), "1048576",
-     "block hashes the KV event index keeps (about 64 bytes each at most)"},
+     "block hashes the KV event index keeps, held or remembered (100-200 bytes each at most)"},
     {"kv-tokenize-cache", OPT_INT, O(kv_tokenize_cache), "4096",
      "prompt prefixes whose tokens (from the backends' /tokenize) are kept for KV routing"},
     {"kv-new-prefix", OPT_STR, O(kv_new_prefix), "tree",
-     "with --kv-events, where a prompt no engine holds goes: tree (this gateway's tree, "
-     "then the least loaded) or smallest (the engine holding the fewest blocks)"},
+     "with --kv-events, where a prompt no engine holds or held goes: tree (this gateway's "
+     "tree, then the least loaded), homed (the engine the fleet placed the fewest blocks on, "
+     "from the events) or smallest (the engine holding the fewest blocks)"},
     {"kv-tokenize-wait", OPT_MS, O(kv_tokenize_wait_ms), "50ms",
      "with --kv-events, how long a request whose prompt prefix this gateway has not tokenized yet "
      "waits for its tokens (one /tokenize call), so that it is routed on the events; beyond it, "

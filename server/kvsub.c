@@ -765,6 +765,8 @@ int kvsub_held(kvsub *k, const route_in *in, llmc_prefix_held *h)
         llmc_kvindex_get_stats(k->idx, &st);
         for (int i = 0; h->total && i < k->n; i++)
             h->total[i] = st.held[i];
+        for (int i = 0; h->homed && i < k->n; i++)
+            h->homed[i] = st.homed[i];
         h->n_blocks = (size_t)got;
         h->tie = h64[best ? best - 1 : 0];
         rc = (int)got;

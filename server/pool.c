@@ -34,6 +34,8 @@
 
 #include "server.h"
 
+enum { POOL_NEW_TREE, POOL_NEW_SMALLEST, POOL_NEW_HOMED };
+
 typedef struct {
     char *base;   /* e.g. http://10.0.0.1:8000/v1 (no trailing /) */
     char *origin; /* scheme://host:port */
@@ -54,7 +56,7 @@ struct pool {
     pthread_mutex_t mu;
     llmc_prefix_router *router;
     kvsub *kv;       /* the engines' KV events (--kv-events), or NULL */
-    int kv_smallest; /* --kv-new-prefix smallest */
+    int kv_new; /* --kv-new-prefix: POOL_NEW_TREE, _SMALLEST or _HOMED */
     int policy;
     pthread_t th;
     int th_started;
@@ -194,13 +196,16 @@ pool *pool_new(srv *s, int *err)
         return NULL;
     }
     const char *np = s->cfg.kv_new_prefix ? s->cfg.kv_new_prefix : "tree";
-    if (strcmp(np, "tree") && strcmp(np, "smallest")) {
-        srv_log(LOG_ERROR, "kv-new-prefix: '%s' is not tree or smallest", np);
+    p->kv_new = !strcmp(np, "tree")       ? POOL_NEW_TREE
+                : !strcmp(np, "smallest") ? POOL_NEW_SMALLEST
+                : !strcmp(np, "homed")    ? POOL_NEW_HOMED
+                                          : -1;
+    if (p->kv_new < 0) {
+        srv_log(LOG_ERROR, "kv-new-prefix: '%s' is not homed, tree or smallest", np);
         *err = LLMC_EINVAL;
         pool_free(p);
         return NULL;
     }
-    p->kv_smallest = !strcmp(np, "smallest");
     return p;
 }
 
@@ -250,13 +255,15 @@ int pool_pick(pool *p, const route_in *in, int avoid)
         for (int i = 0; i < p->n; i++)
             ok[i] = i != avoid || p->n == 1;
     /* precise: what the engines say they hold (hashing outside the lock) */
-    size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS];
-    llmc_prefix_held h = {held, total, 0, 0, -1, 0};
+    size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS], homed[SRV_MAX_UPSTREAMS];
+    llmc_prefix_held h = {held, total, homed, 0, 0, -1, 0};
     int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len
                  ? kvsub_held(p->kv, in, &h)
                  : -1;
-    if (!p->kv_smallest)
+    if (p->kv_new != POOL_NEW_SMALLEST)
         h.total = NULL;
+    if (p->kv_new != POOL_NEW_HOMED)
+        h.homed = NULL;
     pthread_mutex_lock(&p->mu);
     int r = nb > 0 ? llmc_prefix_route_held(p->router, &h, load, ok) : LLMC_ENOTFOUND;
     if (r < 0) /* no events for this prompt, or nobody holds a block: the tree */

@@ -39,11 +39,13 @@
  * as if it had none.
  *
  * Design. One open-addressing table of {hash, backend bitmask, last
- * backend to store it} (linear probing, hash 0 = empty). It grows by
- * doubling up to max_entries live entries; beyond that a newly stored hash
- * is dropped and counted (dropped), so memory is bounded at about 96 bytes
- * x max_entries (24-byte slots, at most 1/4 live after a doubling). The
- * backends' counters (blocks held, events, batches) live beside it.
+ * backend to store it, when} (linear probing, hash 0 = empty). It grows by
+ * doubling up to max_entries entries (held or remembered, below); beyond
+ * that a newly stored hash is dropped and counted (dropped), so memory is
+ * bounded: the table doubles while its entries fill more than a quarter of
+ * it, so it has 4 to 8 slots of 24 bytes per entry, 100 to 200 bytes x
+ * max_entries at most. The backends' counters (blocks held, events,
+ * batches) live beside it.
  *
  * Remembered blocks. An entry whose mask fell to 0 (every holder evicted
  * it) keeps the backend that stored it last: a "remembered" entry. It
@@ -51,16 +53,19 @@
  * any more (llmc_kvindex_match_ex's last), which is where a router sends
  * it again: the same stickiness as the gateway's tree of what it sent, but
  * learnt from the engines' events, so every gateway that follows them
- * agrees. Remembered entries cost no budget of their own: a rebuild keeps
- * them only while live + remembered stays within a quarter of the table,
- * and drops the rest (so they never make the table grow). An entry cleared
- * (AllBlocksCleared, a resync) forgets that backend.
+ * agrees. They share max_entries with the held ones: when live +
+ * remembered reaches it, a rebuild forgets the oldest remembered (by the
+ * store stamp) down to 7/8 of it. An entry cleared (AllBlocksCleared, a
+ * resync) forgets that backend. homed[b] counts the entries whose last
+ * holder is b, held or remembered: how many blocks the fleet has placed on
+ * b, the same on every gateway (a new prefix's placement can balance on it).
  *
  * Invariants: live == number of slots with mask != 0; remembered ==
  * number of slots with mask == 0 and last >= 0; for every backend b,
- * held[b] == number of slots whose mask has bit b; a slot with mask != 0
- * has last >= 0 and its bit set in mask; live <= max_entries; mlive ==
- * number of map entries with b >= 0, mlive <= max_entries.
+ * held[b] == number of slots whose mask has bit b and homed[b] == number
+ * of slots whose last is b; a slot with mask != 0 has last >= 0 and its
+ * bit set in mask; live + remembered <= max_entries; mlive == number of
+ * map entries with b >= 0, mlive <= max_entries.
  *
  * Locking: one mutex; apply (the subscriber thread) and match (event
  * loops) may run at once. A match is O(blocks of the prompt).
@@ -76,7 +81,8 @@
 typedef struct {
     uint64_t hash; /* 0 = empty slot */
     uint64_t mask; /* backends holding it; 0 with hash != 0: remembered or a tombstone */
-    int last;      /* the backend that stored it last; -1 = none (a tombstone) */
+    int last;       /* the backend that stored it last; -1 = none (a tombstone) */
+    uint32_t stamp; /* when, in stores (x->clock): the oldest remembered go first */
 } kvslot;
 
 /* engine hash -> our chain hash, per backend (see "Re-hashing" above). */
@@ -93,6 +99,7 @@ struct llmc_kvindex {
     kvslot *slots;
     size_t cap, live, used; /* used = live + remembered + tombstones */
     size_t remembered;
+    uint32_t clock; /* stores so far (wraps; only differences are used) */
     kvmapent *map;
     size_t mcap, mlive, mused;
     llmc_kvindex_stats st;
@@ -167,22 +174,56 @@ static long kvindex_find(const llmc_kvindex *x, uint64_t h)
     return -1;
 }
 
-/* Rebuild into cap slots, dropping tombstones, and remembered entries
- * beyond a quarter of the table (live ones first). */
-static int kvindex_rehash(llmc_kvindex *x, size_t cap)
+static int kvindex_cmp_u32(const void *a, const void *b)
 {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The age (in stores) of the keep-th youngest remembered entry: older
+ * ones are forgotten. UINT32_MAX (keep all) when there are no more than
+ * keep; 0 (none) when memory runs out. */
+static uint32_t kvindex_age_cut(const llmc_kvindex *x, size_t keep)
+{
+    if (x->remembered <= keep)
+        return UINT32_MAX;
+    uint32_t *age = malloc(x->remembered * sizeof *age);
+    if (!age)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < x->cap && n < x->remembered; i++)
+        if (x->slots[i].hash && !x->slots[i].mask && x->slots[i].last >= 0)
+            age[n++] = x->clock - x->slots[i].stamp;
+    qsort(age, n, sizeof *age, kvindex_cmp_u32);
+    uint32_t cut = keep ? age[keep - 1] : 0;
+    free(age);
+    return cut;
+}
+
+/* Rebuild into cap slots, dropping tombstones, and remembered entries
+ * beyond the keep youngest. */
+static int kvindex_rehash(llmc_kvindex *x, size_t cap, size_t keep)
+{
+    uint32_t cut = kvindex_age_cut(x, keep);
     kvslot *ns = calloc(cap, sizeof *ns);
     if (!ns)
         return LLMC_ENOMEM;
     kvslot *old = x->slots;
-    size_t oc = x->cap, room = cap / 4 > x->live ? cap / 4 - x->live : 0;
+    size_t oc = x->cap;
     x->slots = ns;
     x->cap = cap;
     x->used = 0;
     x->remembered = 0;
     for (size_t j = 0; j < oc; j++) {
-        if (!old[j].hash || (!old[j].mask && (old[j].last < 0 || x->remembered >= room)))
+        if (!old[j].hash)
             continue;
+        if (!old[j].mask && old[j].last >= 0 &&
+            (x->remembered >= keep || x->clock - old[j].stamp > cut)) {
+            x->st.homed[old[j].last]--; /* forgotten */
+            continue;
+        }
+        if (!old[j].mask && old[j].last < 0)
+            continue; /* a tombstone */
         if (!old[j].mask)
             x->remembered++;
         size_t i = kvindex_slot(x, old[j].hash);
@@ -211,16 +252,30 @@ static void kvindex_store(llmc_kvindex *x, int b, uint64_t h)
         if (!(s->mask & bit))
             x->st.held[b]++;
         s->mask |= bit;
-        s->last = b;
+        if (s->last != b) {
+            if (s->last >= 0)
+                x->st.homed[s->last]--;
+            x->st.homed[b]++;
+            s->last = b;
+        }
+        s->stamp = ++x->clock;
         return;
     }
     if (x->live >= x->p.max_entries) {
         x->st.dropped++;
         return;
     }
-    if ((x->used + 1) * 2 > x->cap) {
-        size_t nc = x->live * 4 > x->cap ? x->cap * 2 : x->cap; /* else: tombstones */
-        if (kvindex_rehash(x, nc)) {
+    size_t max = x->p.max_entries;
+    if (x->live + x->remembered >= max || (x->used + 1) * 2 > x->cap) {
+        /* forget the oldest remembered (to 7/8 of the bound), then grow
+         * when what is left fills a quarter of the table */
+        size_t room = max - x->live, keep = x->remembered;
+        if (x->live + x->remembered >= max)
+            keep = max / 8 * 7 > x->live ? max / 8 * 7 - x->live : 0;
+        if (keep >= room)
+            keep = room ? room - 1 : 0;
+        size_t nc = (x->live + keep) * 4 > x->cap ? x->cap * 2 : x->cap;
+        if (kvindex_rehash(x, nc, keep)) {
             x->st.dropped++;
             return;
         }
@@ -231,6 +286,8 @@ static void kvindex_store(llmc_kvindex *x, int b, uint64_t h)
     x->slots[i].hash = h;
     x->slots[i].mask = bit;
     x->slots[i].last = b;
+    x->slots[i].stamp = ++x->clock;
+    x->st.homed[b]++;
     x->used++;
     x->live++;
     x->st.held[b]++;
@@ -352,8 +409,12 @@ static void kvindex_clear_locked(llmc_kvindex *x, int b)
         } else if (!s->mask && s->last == b) {
             x->remembered--; /* b's memory of it is gone with its cache */
         }
-        if (s->last == b) /* the lowest other holder, or nobody: a tombstone */
+        if (s->last == b) { /* the lowest other holder, or nobody: a tombstone */
+            x->st.homed[b]--;
             s->last = s->mask ? __builtin_ctzll(s->mask) : -1;
+            if (s->last >= 0)
+                x->st.homed[s->last]++;
+        }
     }
     x->st.held[b] = 0;
 }

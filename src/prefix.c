@@ -520,17 +520,18 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, con
             r->st.balance++; /* where it was is overloaded */
             return prefix_least_loaded(r, load, healthy);
         }
-        if (!fresh || !h->total)
+        const size_t *size = h->homed ? h->homed : h->total;
+        if (!fresh || !size)
             return LLMC_ENOTFOUND;
-        /* a new prefix: SGLang's "smallest tree", with the engines' real
-         * trees (blocks they hold) instead of this gateway's guesses, so
-         * every gateway sees the same sizes */
+        /* a new prefix: where the fleet has placed the fewest blocks
+         * (homed), or SGLang's "smallest tree" with the engines' real trees
+         * (total): sizes every gateway sees alike, unlike its own tree */
         int pick = -1;
         for (int b = 0; b < r->n; b++) {
             if (!ok[b])
                 continue;
-            if (pick < 0 || h->total[b] < h->total[pick] ||
-                (h->total[b] == h->total[pick] &&
+            if (pick < 0 || size[b] < size[pick] ||
+                (size[b] == size[pick] &&
                  prefix_rendezvous(h->tie, b) > prefix_rendezvous(h->tie, pick)))
                 pick = b;
         }

@@ -337,6 +337,9 @@ static void test_remembered(void)
     llmc_kvindex_get_stats(x, &st);
     CHECK_EQ_INT(st.entries, 2);
     CHECK_EQ_INT(st.remembered, 2);
+    CHECK_EQ_INT(st.homed[1], 2); /* blocks 3 and 4, remembered */
+    CHECK_EQ_INT(st.homed[2], 2); /* 1 and 2: 2 stored them after 1 */
+    CHECK_EQ_INT(st.homed[0], 0);
     /* 0 stores the first three: the deepest known block is still 1's */
     CHECK_EQ_INT(apply1(x, 0, "BlockStored", a, 3), 1);
     CHECK_EQ_INT(llmc_kvindex_match_ex(x, a, 6, held, &last, &depth), 3);
@@ -349,6 +352,8 @@ static void test_remembered(void)
     CHECK_EQ_INT(depth, 3);
     llmc_kvindex_get_stats(x, &st);
     CHECK_EQ_INT(st.remembered, 0);
+    CHECK_EQ_INT(st.homed[1], 0);
+    CHECK_EQ_INT(st.homed[0] + st.homed[2], 3); /* 0 last stored 1-3 */
     /* match without asking for the last holder is unchanged */
     CHECK_EQ_INT(llmc_kvindex_match(x, a, 6, held), 3);
     llmc_kvindex_free(x);
@@ -370,9 +375,18 @@ static void test_remembered(void)
     CHECK_EQ_INT(st.dropped, 0);
     CHECK(st.remembered > 0);
     CHECK(st.bytes < 96 * 1000 + 4096);
-    /* the newest rounds are the likeliest to be remembered */
+    CHECK(st.remembered <= 1000);
+    /* the newest round is remembered, the oldest forgotten first */
     CHECK_EQ_INT(llmc_kvindex_match_ex(x, h, 300, held, &last, &depth), 0);
-    CHECK(last == 1 || last == -1);
+    CHECK_EQ_INT(last, 1);
+    CHECK_EQ_INT(depth, 300);
+    for (int i = 0; i < 300; i++)
+        h[i] = (uint64_t)i + 1; /* round 0 */
+    CHECK_EQ_INT(llmc_kvindex_match_ex(x, h, 300, held, &last, &depth), 0);
+    CHECK_EQ_INT(last, -1);
+    /* homed: every remembered entry counted under its last holder */
+    CHECK_EQ_INT(st.homed[0] + st.homed[1], st.remembered);
+    CHECK(st.homed[0] > 0 && st.homed[1] > 0);
     llmc_kvindex_free(x);
 }
 

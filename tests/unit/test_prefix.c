@@ -354,7 +354,7 @@ static void test_memory_bound(void)
 static int route_held(llmc_prefix_router *r, size_t *held, size_t n_blocks, size_t *total,
                       uint64_t tie, const int *load, const int *healthy)
 {
-    llmc_prefix_held h = {held, total, n_blocks, tie, -1, 0};
+    llmc_prefix_held h = {held, total, NULL, n_blocks, tie, -1, 0};
     return llmc_prefix_route_held(r, &h, load, healthy);
 }
 
@@ -444,7 +444,7 @@ static void test_route_held_last(void)
     llmc_prefix_router *r = llmc_prefix_router_new(&p, 4, NULL);
     int load[4] = {0, 0, 0, 0};
     size_t none[4] = {0, 0, 0, 0}, total[4] = {40, 12, 9, 30};
-    llmc_prefix_held h = {none, total, 8, 5, 3, 8};
+    llmc_prefix_held h = {none, total, NULL, 8, 5, 3, 8};
     CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), 3);
     h.total = NULL;
     CHECK_EQ_INT(llmc_prefix_route_held(r, &h, load, NULL), 3);
@@ -469,6 +469,16 @@ static void test_route_held_last(void)
     llmc_prefix_get_stats(r, &st);
     CHECK_EQ_INT(st.remembered, 3);
     CHECK_EQ_INT(st.balance, 1);
+    /* never held anywhere, with the fleet's homed counts: the fewest among
+     * those not overloaded (before the total), whatever this gateway's
+     * loads below the guard */
+    size_t homed[4] = {30, 50, 20, 25};
+    llmc_prefix_held n = {none, total, homed, 8, 5, -1, 0};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &n, load, NULL), 2);
+    int some[4] = {0, 0, 1, 0};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &n, some, NULL), 2);
+    int over2[4] = {0, 0, 5, 0};
+    CHECK_EQ_INT(llmc_prefix_route_held(r, &n, over2, NULL), 3);
     llmc_prefix_router_free(r);
 }
 
