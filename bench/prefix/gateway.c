@@ -589,8 +589,9 @@ int main(int argc, char **argv)
     printf("bench prefix (gateway in the path): %d engines (stories260K, 1 worker, %d or %d KV "
            "blocks of 16) behind llmcached, %d tenants (uniform, ~300-token system prompts), "
            "questions Zipf s=1, %d requests, %d clients, 4 new tokens each, Cache-Control: "
-           "no-store; gateway balance thresholds abs %d rel %g\n",
-           NE, su.nb_evict, su.nb, NT, n_reqs, su.clients, su.bal_abs, su.bal_rel);
+           "no-store; gateway balance thresholds abs %d rel %g (abs %d per gateway behind two)\n",
+           NE, su.nb_evict, su.nb, NT, n_reqs, su.clients, su.bal_abs, su.bal_rel,
+           (su.bal_abs + 1) * (su.clients / 2) / su.clients - 1);
     if (repeat > 1)
         printf("each mode run %d times (KV_BENCH_REPEAT): hit rates, TTFT and req/s are means, "
                "max/fair the worst\n",
