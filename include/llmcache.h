@@ -36,30 +36,29 @@ extern "C" {
 /* Error codes: disjoint from errno, all negative. */
 enum {
     LLMC_OK = 0,
-    LLMC_ENOMEM = -1,    /* allocation failed */
-    LLMC_EINVAL = -2,    /* invalid argument or malformed input */
-    LLMC_EIO = -3,       /* read/write/open failed (errno has details) */
-    LLMC_ECORRUPT = -4,  /* a file or record fails its checks */
-    LLMC_EVERSION = -5,  /* a file of an unsupported format version */
-    LLMC_EMISMATCH = -6, /* a file made for another model/dimension/metric */
-    LLMC_ENOTFOUND = -7, /* no such key / entry / item */
-    LLMC_EFULL = -8,     /* a budget or capacity is exhausted */
-    LLMC_ETOOBIG = -9,   /* input larger than the configured limit */
-    LLMC_EUTF8 = -10,    /* text is not valid UTF-8 */
-    LLMC_EUPSTREAM = -11,/* a remote service failed or answered an error */
-    LLMC_ETIMEDOUT = -12,/* a remote service did not answer in time */
-    LLMC_EBUSY = -13,    /* resource in use; try later */
-    LLMC_EEXIST = -14,   /* already exists */
-    LLMC_ENOTSUP = -15,  /* not supported by this build or backend */
-    LLMC_EFOREIGN = -16, /* a file that is not ours (wrong magic) */
-    LLMC_EEMPTY = -17,   /* input has nothing to work on (e.g. no tokens) */
+    LLMC_ENOMEM = -1,     /* allocation failed */
+    LLMC_EINVAL = -2,     /* invalid argument or malformed input */
+    LLMC_EIO = -3,        /* read/write/open failed (errno has details) */
+    LLMC_ECORRUPT = -4,   /* a file or record fails its checks */
+    LLMC_EVERSION = -5,   /* a file of an unsupported format version */
+    LLMC_EMISMATCH = -6,  /* a file made for another model/dimension/metric */
+    LLMC_ENOTFOUND = -7,  /* no such key / entry / item */
+    LLMC_EFULL = -8,      /* a budget or capacity is exhausted */
+    LLMC_ETOOBIG = -9,    /* input larger than the configured limit */
+    LLMC_EUTF8 = -10,     /* text is not valid UTF-8 */
+    LLMC_EUPSTREAM = -11, /* a remote service failed or answered an error */
+    LLMC_ETIMEDOUT = -12, /* a remote service did not answer in time */
+    LLMC_EBUSY = -13,     /* resource in use; try later */
+    LLMC_EEXIST = -14,    /* already exists */
+    LLMC_ENOTSUP = -15,   /* not supported by this build or backend */
+    LLMC_EFOREIGN = -16,  /* a file that is not ours (wrong magic) */
+    LLMC_EEMPTY = -17,    /* input has nothing to work on (e.g. no tokens) */
 };
 
 /* A static, human-readable name for an error code; never NULL. */
 const char *llmc_strerror(int err);
 
 /* ==== end common ===================================================== */
-
 
 /* ==== canon: canonical request, exact key, partition ================= */
 /* (section owned by src/canon.c)
@@ -113,13 +112,13 @@ typedef struct {
     int stream;                      /* "stream": true */
     int has_tools;                   /* tools / functions / tool_choice present */
     int has_user;                    /* "user" field present */
-    char *query;     /* last user message's text (malloc'd, NUL-terminated) or NULL */
+    char *query; /* last user message's text (malloc'd, NUL-terminated) or NULL */
     size_t query_len;
-    char *system;    /* system/developer prompt text (malloc'd) or NULL */
+    char *system; /* system/developer prompt text (malloc'd) or NULL */
     size_t system_len;
-    char *user;      /* "user" field (malloc'd) or NULL */
-    char *prompt;    /* the whole prompt as text, "role: content\n" a message
-                        (malloc'd) or NULL: the prefix router's key */
+    char *user;   /* "user" field (malloc'd) or NULL */
+    char *prompt; /* the whole prompt as text, "role: content\n" a message
+                     (malloc'd) or NULL: the prefix router's key */
     size_t prompt_len;
     char *semantic_query; /* what the semantic tier embeds when the flags ask
                         for more than the last user message (malloc'd), or
@@ -132,12 +131,14 @@ typedef struct {
 /* What the semantic tier compares (at most one; default: the last user
  * message, with every earlier turn in the partition, so that the same
  * question after another conversation never matches): */
-#define LLMC_CANON_QUERY_USER_TURNS 2u /* every user message, joined by "\n";
-                                          the partition keeps only system and
-                                          developer messages */
-#define LLMC_CANON_QUERY_CONVERSATION 4u /* every non-system message as
-                                            "role: text" lines; partition as
-                                            above */
+#define LLMC_CANON_QUERY_USER_TURNS                                                                \
+    2u /* every user message, joined by "\n";                                                      \
+          the partition keeps only system and                                                      \
+          developer messages */
+#define LLMC_CANON_QUERY_CONVERSATION                                                              \
+    4u /* every non-system message as                                                              \
+          "role: text" lines; partition as                                                         \
+          above */
 
 /*
  * Parse body (len bytes of JSON) for endpoint ep and fill c. flags are
@@ -164,8 +165,8 @@ void llmc_canon_clear(llmc_canon *c);
  */
 typedef struct {
     uint32_t prompt_tokens, completion_tokens; /* from usage, 0 if absent */
-    int has_tool_calls; /* tool_calls / function_call in a choice */
-    int truncated;      /* a choice ended with finish_reason "length" */
+    int has_tool_calls;                        /* tool_calls / function_call in a choice */
+    int truncated;                             /* a choice ended with finish_reason "length" */
     /* Appended: what the policy's look at the answer needs, so that it
      * works on this parse instead of parsing the body again. */
     int refused;  /* finish_reason content_filter/refusal, or a refusal message */
@@ -181,8 +182,8 @@ int llmc_resp_parse(llmc_endpoint ep, const char *json, size_t len, llmc_resp_in
  * NUL-terminated; caller frees). LLMC_EINVAL when the stream is incomplete
  * (no final "data: [DONE]"), carries an error event or is malformed;
  * LLMC_ENOTSUP for content we cannot reproduce exactly on replay. */
-int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out,
-                       size_t *out_len, llmc_resp_info *info);
+int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out, size_t *out_len,
+                       llmc_resp_info *info);
 /* Render a stored JSON response as an SSE stream of chunk events ending in
  * "data: [DONE]", malloc'd into *out. */
 int llmc_resp_to_sse(llmc_endpoint ep, const char *json, size_t len, char **out, size_t *out_len);
@@ -193,7 +194,6 @@ char *llmc_resp_text(llmc_endpoint ep, const char *json, size_t len);
 void llmc_key_hex(const uint8_t key[LLMC_KEY_LEN], char *out);
 int llmc_key_parse(const char *hex, uint8_t key[LLMC_KEY_LEN]);
 /* ==== end canon ====================================================== */
-
 
 /* ==== store: exact tier ============================================== */
 /* (section owned by src/store.c, src/persist.c)
@@ -217,14 +217,14 @@ typedef struct llmc_entry_info {
     int64_t expires;    /* unix seconds; the entry is dead at or after it */
     uint32_t endpoint;  /* llmc_endpoint */
     uint32_t prompt_tokens, completion_tokens; /* usage of the stored answer */
-    uint32_t dim;       /* length of vec (0: no vector) */
-    uint32_t flags;     /* LLMC_ENTRY_* */
-    const char *model;  /* NUL-terminated */
-    const char *body;   /* the stored response (complete JSON), body_len bytes */
+    uint32_t dim;                              /* length of vec (0: no vector) */
+    uint32_t flags;                            /* LLMC_ENTRY_* */
+    const char *model;                         /* NUL-terminated */
+    const char *body; /* the stored response (complete JSON), body_len bytes */
     size_t body_len;
-    const float *vec;   /* semantic vector or NULL */
+    const float *vec;      /* semantic vector or NULL */
     const char *vec_model; /* embedder that made vec, NUL-terminated ("" if none) */
-    const char *query;  /* the query text the semantic tier compares, "" if none */
+    const char *query;     /* the query text the semantic tier compares, "" if none */
 } llmc_entry_info;
 
 #define LLMC_ENTRY_EXACT_ONLY 1u /* never served by the semantic tier */
@@ -325,9 +325,9 @@ typedef struct {
 typedef struct {
     uint64_t puts, deletes, commits, errors, loaded, skipped_corrupt, skipped_expired;
     size_t queued;
-    size_t retained;       /* ops kept after a failed write, waiting for a retry */
-    size_t retained_bytes; /* their body bytes (bounded by retain_bytes) */
-    uint64_t lost;         /* entries dropped for good after failed writes */
+    size_t retained;         /* ops kept after a failed write, waiting for a retry */
+    size_t retained_bytes;   /* their body bytes (bounded by retain_bytes) */
+    uint64_t lost;           /* entries dropped for good after failed writes */
     uint64_t vacuumed_pages; /* pages given back to the filesystem (incremental vacuum) */
 } llmc_persist_stats;
 
@@ -352,7 +352,6 @@ void llmc_persist_get_stats(llmc_persist *ps, llmc_persist_stats *st);
 void llmc_persist_close(llmc_persist *ps);
 /* ==== end store ====================================================== */
 
-
 /* ==== vec / hnsw: vector index ======================================= */
 /* (section owned by src/vec.c, src/hnsw.c)
  *
@@ -375,25 +374,25 @@ typedef struct llmc_hnsw llmc_hnsw;
 
 #define LLMC_HNSW_ANY UINT64_MAX /* search: every partition; invalid at insert */
 
-enum { LLMC_HNSW_COSINE = 0, LLMC_HNSW_IP = 1 };   /* metric */
-enum { LLMC_HNSW_F32 = 0, LLMC_HNSW_I8 = 1 };      /* stored vector format */
+enum { LLMC_HNSW_COSINE = 0, LLMC_HNSW_IP = 1 }; /* metric */
+enum { LLMC_HNSW_F32 = 0, LLMC_HNSW_I8 = 1 };    /* stored vector format */
 
 typedef struct {
-    size_t dim;             /* vector dimension (default 384) */
-    size_t M;               /* links per node on upper levels; 2*M on level 0 (default 16) */
-    size_t ef_construction; /* candidate list size while inserting (default 100) */
-    size_t ef_search;       /* default candidate list size of a search (default 64) */
-    int metric;             /* LLMC_HNSW_COSINE (default) or LLMC_HNSW_IP */
-    int quant;              /* LLMC_HNSW_F32 (default) or LLMC_HNSW_I8: 4x less vector
-                               memory, similarities approximate (see bench/hnsw) */
-    size_t max_bytes;       /* byte budget of the index storage; 0 = unlimited */
-    const char *model;      /* embedding model name kept with the index (copied); default "" */
-    uint64_t seed;          /* level generator seed (default 42): same inserts, same graph */
-    size_t initial_capacity;/* slots allocated up front (default 1024) */
-    int simd;               /* kernels: 0 best available (default), 1 scalar, 2 AVX2, 3 AVX-512 */
-    int partition_search;   /* how a partition is searched: 0 auto (default: exact scan when
-                               small, filtered graph search when large), 1 always exact scan,
-                               2 always graph (for measurement; see bench/hnsw) */
+    size_t dim;              /* vector dimension (default 384) */
+    size_t M;                /* links per node on upper levels; 2*M on level 0 (default 16) */
+    size_t ef_construction;  /* candidate list size while inserting (default 100) */
+    size_t ef_search;        /* default candidate list size of a search (default 64) */
+    int metric;              /* LLMC_HNSW_COSINE (default) or LLMC_HNSW_IP */
+    int quant;               /* LLMC_HNSW_F32 (default) or LLMC_HNSW_I8: 4x less vector
+                                memory, similarities approximate (see bench/hnsw) */
+    size_t max_bytes;        /* byte budget of the index storage; 0 = unlimited */
+    const char *model;       /* embedding model name kept with the index (copied); default "" */
+    uint64_t seed;           /* level generator seed (default 42): same inserts, same graph */
+    size_t initial_capacity; /* slots allocated up front (default 1024) */
+    int simd;                /* kernels: 0 best available (default), 1 scalar, 2 AVX2, 3 AVX-512 */
+    int partition_search;    /* how a partition is searched: 0 auto (default: exact scan when
+                                small, filtered graph search when large), 1 always exact scan,
+                                2 always graph (for measurement; see bench/hnsw) */
 } llmc_hnsw_params;
 
 llmc_hnsw_params llmc_hnsw_default_params(void);
@@ -456,7 +455,6 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
                           const llmc_hnsw_params *params, int *err);
 /* ==== end hnsw ======================================================= */
 
-
 /* ==== embed: embedders =============================================== */
 /* (section owned by src/embed*.c)
  *
@@ -473,15 +471,15 @@ llmc_hnsw *llmc_hnsw_load(const char *path, const char *expect_model, size_t exp
 typedef struct llmc_embedder llmc_embedder;
 
 typedef struct {
-    const char *backend;    /* "use" (default), "bert" or "remote" */
-    const char *model_path; /* use/bert: directory holding the model's files */
-    const char *url;        /* remote: base URL, e.g. "http://127.0.0.1:9000/v1" */
-    const char *model;      /* remote: model name sent upstream */
-    const char *api_key;    /* remote: bearer token, or NULL */
-    int timeout_ms;         /* remote: per-request timeout (default 10000) */
-    int retries;            /* remote: retries after a failure (default 2) */
-    int max_batch;          /* texts per backend call (default 32) */
-    int threads;            /* compute threads for use/bert (default 1) */
+    const char *backend;      /* "use" (default), "bert" or "remote" */
+    const char *model_path;   /* use/bert: directory holding the model's files */
+    const char *url;          /* remote: base URL, e.g. "http://127.0.0.1:9000/v1" */
+    const char *model;        /* remote: model name sent upstream */
+    const char *api_key;      /* remote: bearer token, or NULL */
+    int timeout_ms;           /* remote: per-request timeout (default 10000) */
+    int retries;              /* remote: retries after a failure (default 2) */
+    int max_batch;            /* texts per backend call (default 32) */
+    int threads;              /* compute threads for use/bert (default 1) */
     const char *query_prefix; /* bert: text put before every input (E5's
                                * "query: "); NULL (default): the model's own
                                * query prompt (config_sentence_transformers.json);
@@ -530,7 +528,6 @@ int llmc_embed(llmc_embedder *e, const char *text, size_t len, float *out);
 int llmc_embed_batch(llmc_embedder *e, const char *const *texts, const size_t *lens, size_t n,
                      float *out);
 /* ==== end embed ====================================================== */
-
 
 /* ==== policy / semantic ============================================== */
 /* (section owned by src/policy.c, src/guard.c, src/semantic.c) */
@@ -643,15 +640,15 @@ void llmc_policy_free(llmc_policy *pol);
  * for the duration of the call only; texts need not be NUL-terminated.
  * Zero-initialise, then set what the request has. */
 typedef struct {
-    const char *endpoint;      /* path, e.g. "/v1/chat/completions"; NULL = chat */
-    double temperature;        /* NAN (or any NaN) when absent */
-    int n;                     /* choices asked for; 0 when absent */
-    const char *user;          /* the body's "user" field, or NULL */
-    const char *personal;      /* value of the personalisation header, or NULL */
-    int has_tools;             /* tools / functions declared, or tool messages */
-    const char *query_text;    /* the query (last user message), or NULL */
+    const char *endpoint;   /* path, e.g. "/v1/chat/completions"; NULL = chat */
+    double temperature;     /* NAN (or any NaN) when absent */
+    int n;                  /* choices asked for; 0 when absent */
+    const char *user;       /* the body's "user" field, or NULL */
+    const char *personal;   /* value of the personalisation header, or NULL */
+    int has_tools;          /* tools / functions declared, or tool messages */
+    const char *query_text; /* the query (last user message), or NULL */
     size_t query_len;
-    const char *system_text;   /* the system prompt, or NULL (the code rule reads it) */
+    const char *system_text; /* the system prompt, or NULL (the code rule reads it) */
     size_t system_len;
     const char *cache_control; /* raw Cache-Control request header, or NULL */
 } llmc_policy_request;
@@ -660,15 +657,15 @@ typedef struct {
  * forever. */
 typedef struct {
     llmc_policy_action action;
-    int lookup;               /* 1: may be answered from the cache */
-    int store;                /* 1: the upstream answer may be stored */
-    int semantic;             /* 1: semantic tier allowed (lookup and insert) */
-    int scope_user;           /* 1: key and partition must include the user */
+    int lookup;     /* 1: may be answered from the cache */
+    int store;      /* 1: the upstream answer may be stored */
+    int semantic;   /* 1: semantic tier allowed (lookup and insert) */
+    int scope_user; /* 1: key and partition must include the user */
     llmc_policy_ttl_class ttl_class;
-    long ttl_s;               /* TTL to store with; 0 = the store's default */
-    long max_age_s;           /* serve only entries younger than this; -1 = any */
-    const char *reason;       /* "default" or the strongest rule that fired */
-    uint32_t fired;           /* LLMC_FIRED_* bits of every rule that matched */
+    long ttl_s;         /* TTL to store with; 0 = the store's default */
+    long max_age_s;     /* serve only entries younger than this; -1 = any */
+    const char *reason; /* "default" or the strongest rule that fired */
+    uint32_t fired;     /* LLMC_FIRED_* bits of every rule that matched */
 } llmc_policy_decision;
 
 /* Decide for a request. Always fills *out with a usable decision, even on
@@ -690,8 +687,7 @@ int llmc_policy_decide(const llmc_policy *pol, const llmc_policy_request *req,
  * Returns 0, or LLMC_EINVAL for NULL pol/inout (then inout->store = 0 when
  * inout is not NULL). */
 int llmc_policy_check_response(const llmc_policy *pol, int http_status, const char *body,
-                               size_t len, int is_stream_assembled,
-                               llmc_policy_decision *inout);
+                               size_t len, int is_stream_assembled, llmc_policy_decision *inout);
 
 /* The same check on an answer already parsed by llmc_resp_parse or
  * llmc_resp_from_sse (info): what llmc_cache_put uses, so that a body is
@@ -750,31 +746,31 @@ typedef struct {
     int max_slot_fill;      /* reject one template with different fillers of at
                                most this many words per side; 0 disables (2) */
     /* Appended fields. */
-    double max_unmatched;   /* maximum share of the two texts' content, weighted
-                               by word rarity, that the other side lacks, in
-                               [0,1]; >= 1 disables (1: off in the guard's
-                               defaults; llmc_semantic_default_params sets
-                               0.40 with the model's vocabulary) */
+    double max_unmatched;          /* maximum share of the two texts' content, weighted
+                                      by word rarity, that the other side lacks, in
+                                      [0,1]; >= 1 disables (1: off in the guard's
+                                      defaults; llmc_semantic_default_params sets
+                                      0.40 with the model's vocabulary) */
     const llmc_guard_vocab *vocab; /* word rarities (llmc_guard_vocab_load),
                                borrowed; NULL: every content word weighs 1 */
-    const llmc_lexicon *lexicon; /* synonyms and base forms
-                               (llmc_lexicon_load), borrowed: a content word
-                               whose synonym the other side has is matched
-                               (not entities, numbers); NULL: off */
-    int lexicon_senses;     /* senses of a word considered, most frequent
-                               first (see llmc_lexicon_senses) */
-    unsigned long_words;    /* when both texts have at least this many words,
-                               a negation or numbers on one side only do not
-                               reject (a number substitution still does);
-                               0 disables */
+    const llmc_lexicon *lexicon;   /* synonyms and base forms
+                                 (llmc_lexicon_load), borrowed: a content word
+                                 whose synonym the other side has is matched
+                                 (not entities, numbers); NULL: off */
+    int lexicon_senses;            /* senses of a word considered, most frequent
+                                      first (see llmc_lexicon_senses) */
+    unsigned long_words;           /* when both texts have at least this many words,
+                                      a negation or numbers on one side only do not
+                                      reject (a number substitution still does);
+                                      0 disables */
 } llmc_guard_params;
 
 llmc_guard_params llmc_guard_default_params(void);
 
 /* Word rarities for the guard: the log-probabilities of a SentencePiece
  * unigram vocabulary (vocab.json of the USE-lite model: a JSON array of
- * [piece, logp] pairs; pieces without a negative logp are skipped). A word's rarity is -log p of its best segmentation
- * into pieces ("▁county" 10.5, "▁the" 3.6, an unknown name ~20 and more).
+ * [piece, logp] pairs; pieces without a negative logp are skipped). A word's rarity is -log p of
+ * its best segmentation into pieces ("▁county" 10.5, "▁the" 3.6, an unknown name ~20 and more).
  * Immutable once loaded: share it between threads. */
 /* Load path. NULL on failure with *err set: LLMC_EIO (cannot open),
  * LLMC_EINVAL (not JSON, or not such an array), LLMC_ENOMEM. */
@@ -803,8 +799,8 @@ size_t llmc_lexicon_count(const llmc_lexicon *lx); /* lemmas loaded */
  * base form (itself, exception lists, WordNet's suffix rules) the index
  * knows, one id for the base form and its first max_senses synsets. At
  * most cap ids; 0 for a word WordNet does not know. */
-size_t llmc_lexicon_senses(const llmc_lexicon *lx, const char *word, int max_senses,
-                           uint32_t *ids, size_t cap);
+size_t llmc_lexicon_senses(const llmc_lexicon *lx, const char *word, int max_senses, uint32_t *ids,
+                           size_t cap);
 /* 1 when two sorted id lists share an id. */
 int llmc_lexicon_share(const uint32_t *a, size_t na, const uint32_t *b, size_t nb);
 /* 1 when words a and b share a base form or one of their senses. */
@@ -816,28 +812,28 @@ enum {
     LLMC_GUARD_NEGATION = 1u << 1,
     LLMC_GUARD_ENTITY = 1u << 2,
     LLMC_GUARD_OVERLAP = 1u << 3,
-    LLMC_GUARD_SLOT = 1u << 4, /* same template, different filler */
+    LLMC_GUARD_SLOT = 1u << 4,      /* same template, different filler */
     LLMC_GUARD_UNMATCHED = 1u << 5, /* too much (rare) content on one side only */
     LLMC_GUARD_OPPOSITE = 1u << 6,  /* one side says on, enable, open...; the other
                                        off, disable, close... */
 };
 
 typedef struct {
-    int accept;             /* 1: the candidate may answer the query */
-    uint32_t rejected;      /* LLMC_GUARD_* bits of the checks that failed */
-    double overlap;         /* content-token overlap measured, in [0,1] */
-    int entity_missing;     /* entities of either side absent from the other */
-    const char *reason;     /* static: "ok", "number", "negation", "entity",
-                               "substitution", "overlap", "unmatched",
-                               "opposite" */
-    double unmatched;       /* rarity-weighted share of content one side lacks */
-    double lacked[2];       /* of that, the weight of the query's [0] and the
-                               candidate's [1] content the other side lacks */
-    double content[2];      /* the weight of all of each side's content */
+    int accept;         /* 1: the candidate may answer the query */
+    uint32_t rejected;  /* LLMC_GUARD_* bits of the checks that failed */
+    double overlap;     /* content-token overlap measured, in [0,1] */
+    int entity_missing; /* entities of either side absent from the other */
+    const char *reason; /* static: "ok", "number", "negation", "entity",
+                           "substitution", "overlap", "unmatched",
+                           "opposite" */
+    double unmatched;   /* rarity-weighted share of content one side lacks */
+    double lacked[2];   /* of that, the weight of the query's [0] and the
+                           candidate's [1] content the other side lacks */
+    double content[2];  /* the weight of all of each side's content */
     /* Appended. */
-    char detail[64];        /* what a user is told on a refusal: "number 2 vs 3",
-                               "entity paris vs london", "negation 'not' on one
-                               side only", or the reason; "" on accept */
+    char detail[64]; /* what a user is told on a refusal: "number 2 vs 3",
+                        "entity paris vs london", "negation 'not' on one
+                        side only", or the reason; "" on accept */
 } llmc_guard_result;
 
 /* Check a candidate. query/cand are UTF-8 of qlen/clen bytes (need not be
@@ -845,8 +841,8 @@ typedef struct {
  * 4096 bytes. cosine is the similarity the search found, or NAN when
  * unknown. p may be NULL for the defaults. Returns 0 with *out filled, or
  * LLMC_EINVAL for NULL texts/out. */
-int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen,
-                     const char *cand, size_t clen, double cosine, llmc_guard_result *out);
+int llmc_guard_check(const llmc_guard_params *p, const char *query, size_t qlen, const char *cand,
+                     size_t clen, double cosine, llmc_guard_result *out);
 
 /* The languages of the guard's word lists (stop words, negations, number
  * words), ISO 639-1 codes as static strings, at most max into out. Returns
@@ -869,13 +865,13 @@ int llmc_guard_langs(const char **out, int max);
 typedef struct llmc_semantic llmc_semantic;
 
 typedef struct {
-    double threshold;        /* minimum cosine to consider a candidate (see
-                                semantic.c for how the default was chosen) */
-    size_t k;                /* candidates examined per lookup (4) */
-    size_t ef;               /* index search breadth (64) */
-    int guard;               /* apply llmc_guard_check to candidates (1) */
+    double threshold; /* minimum cosine to consider a candidate (see
+                         semantic.c for how the default was chosen) */
+    size_t k;         /* candidates examined per lookup (4) */
+    size_t ef;        /* index search breadth (64) */
+    int guard;        /* apply llmc_guard_check to candidates (1) */
     llmc_guard_params guard_params;
-    llmc_hnsw_params index;  /* dim and model must be the embedder's */
+    llmc_hnsw_params index; /* dim and model must be the embedder's */
     /* Appended fields (semantic.c says how each default was measured). */
     double margin;           /* ambiguity: when two different questions pass and
                                 the second's cosine is within margin of the
@@ -919,19 +915,19 @@ typedef enum {
 } llmc_semantic_kind;
 
 typedef struct {
-    double similarity;    /* cosine of the candidate served / best examined */
-    int candidates;       /* candidates at or above the threshold */
-    int guard_rejected;   /* of those, how many the guard turned away */
-    const char *reason;   /* static: "hit", "empty", "below-threshold", "guard",
-                             "ambiguous", "learned-floor" */
+    double similarity;  /* cosine of the candidate served / best examined */
+    int candidates;     /* candidates at or above the threshold */
+    int guard_rejected; /* of those, how many the guard turned away */
+    const char *reason; /* static: "hit", "empty", "below-threshold", "guard",
+                           "ambiguous", "learned-floor" */
     /* Appended: the structured reason a daemon formats for its users. */
     llmc_semantic_kind kind;
-    double needed;        /* BELOW: the bar the best candidate missed (the
-                             threshold, raised for short texts) */
+    double needed;         /* BELOW: the bar the best candidate missed (the
+                              threshold, raised for short texts) */
     char guard_detail[64]; /* GUARD: llmc_guard_result.detail of the best
                              candidate ("number 2 vs 3") */
-    int agreed;           /* HIT: other passing candidates that agreed with the
-                             one served (same answer, or paraphrases of it) */
+    int agreed;            /* HIT: other passing candidates that agreed with the
+                              one served (same answer, or paraphrases of it) */
 } llmc_semantic_result;
 
 /* Static label of a kind for metrics: "hit", "empty_partition",
@@ -965,7 +961,6 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
                                             llmc_semantic_result *res);
 size_t llmc_semantic_count(llmc_semantic *sem);
 const char *llmc_semantic_model(llmc_semantic *sem);
-
 
 /* ---- normalize: the text the semantic tier embeds (src/normalize.c) --
  *
@@ -1423,8 +1418,8 @@ int llmc_kv_block_hash(const uint8_t *parent, const int32_t *tokens, size_t n,
 /* Hash the chain of full blocks of tokens[0..n): writes min(n / block_size,
  * max_blocks) hashes to out (LLMC_KV_HASH_LEN bytes each, consecutive) and
  * returns how many, or a negative LLMC_E* code. */
-long llmc_kv_hash_chain(const int32_t *tokens, size_t n, int block_size,
-                        const llmc_kv_extra *extra, uint8_t *out, size_t max_blocks);
+long llmc_kv_hash_chain(const int32_t *tokens, size_t n, int block_size, const llmc_kv_extra *extra,
+                        uint8_t *out, size_t max_blocks);
 
 /* A pool of p->num_blocks blocks (p NULL = defaults). NULL with *err set. */
 llmc_kvpool *llmc_kvpool_new(const llmc_kvpool_params *p, int *err);
@@ -1444,8 +1439,8 @@ int llmc_kvpool_num_blocks(const llmc_kvpool *pool);
  * LLMC_ETOOBIG (max_tokens needs more than the whole pool), LLMC_EBUSY (not
  * enough free blocks now: retry after another sequence ends), LLMC_ENOMEM.
  * The extra keys are copied. */
-int llmc_kvpool_begin(llmc_kvpool *pool, const int32_t *tokens, size_t n_prompt,
-                      size_t max_tokens, const llmc_kv_extra *extra, llmc_kvseq **out);
+int llmc_kvpool_begin(llmc_kvpool *pool, const int32_t *tokens, size_t n_prompt, size_t max_tokens,
+                      const llmc_kv_extra *extra, llmc_kvseq **out);
 
 /* Tokens at the front of the prompt whose KV is already in the attached
  * blocks (a multiple of the block size); the engine computes from there. */
@@ -1627,9 +1622,9 @@ void llmc_prefix_get_stats(const llmc_prefix_router *r, llmc_prefix_stats *st);
 /* What the engines' KV events say of one request's prompt (n_blocks full
  * blocks), for llmc_prefix_route_held. */
 typedef struct {
-    size_t *held;        /* held[i]: leading blocks of the prompt backend i holds */
-    size_t *total;       /* total[i]: all blocks backend i holds; NULL = not used */
-    size_t *homed;       /* homed[i]: blocks last stored on i, held or not; NULL = not used */
+    size_t *held;  /* held[i]: leading blocks of the prompt backend i holds */
+    size_t *total; /* total[i]: all blocks backend i holds; NULL = not used */
+    size_t *homed; /* homed[i]: blocks last stored on i, held or not; NULL = not used */
     size_t n_blocks;
     uint64_t tie;      /* a hash of the prompt (e.g. its deepest held block): ties */
     int last;          /* who stored the deepest known block last (evicted or not), -1 */
@@ -1678,21 +1673,21 @@ typedef struct {
 } llmc_kvindex_params;
 
 typedef struct {
-    uint64_t batches, events;        /* applied */
-    uint64_t stored, removed;        /* block hashes in BlockStored / BlockRemoved */
-    uint64_t cleared;                /* AllBlocksCleared */
-    uint64_t malformed;              /* payloads refused whole */
-    uint64_t dropped;                /* stored hashes not kept: max_entries reached */
-    uint64_t rehashed;               /* blocks indexed under our hash of their token_ids */
-    uint64_t unchained;              /* blocks with tokens whose parent was unknown */
-    uint64_t matches;                /* llmc_kvindex_match calls */
-    size_t entries;                  /* distinct hashes held by some backend */
-    size_t remembered;               /* evicted everywhere, last holder kept (counted with
-                                        entries against max_entries) */
-    size_t bytes;                    /* memory held */
-    size_t held[LLMC_PREFIX_MAX_BACKENDS];     /* blocks per backend */
-    size_t homed[LLMC_PREFIX_MAX_BACKENDS];    /* held or remembered, last stored there */
-    int block_size[LLMC_PREFIX_MAX_BACKENDS];  /* from BlockStored, 0 until seen */
+    uint64_t batches, events;                 /* applied */
+    uint64_t stored, removed;                 /* block hashes in BlockStored / BlockRemoved */
+    uint64_t cleared;                         /* AllBlocksCleared */
+    uint64_t malformed;                       /* payloads refused whole */
+    uint64_t dropped;                         /* stored hashes not kept: max_entries reached */
+    uint64_t rehashed;                        /* blocks indexed under our hash of their token_ids */
+    uint64_t unchained;                       /* blocks with tokens whose parent was unknown */
+    uint64_t matches;                         /* llmc_kvindex_match calls */
+    size_t entries;                           /* distinct hashes held by some backend */
+    size_t remembered;                        /* evicted everywhere, last holder kept (counted with
+                                                 entries against max_entries) */
+    size_t bytes;                             /* memory held */
+    size_t held[LLMC_PREFIX_MAX_BACKENDS];    /* blocks per backend */
+    size_t homed[LLMC_PREFIX_MAX_BACKENDS];   /* held or remembered, last stored there */
+    int block_size[LLMC_PREFIX_MAX_BACKENDS]; /* from BlockStored, 0 until seen */
 } llmc_kvindex_stats;
 
 llmc_kvindex_params llmc_kvindex_default_params(void);
@@ -1726,7 +1721,6 @@ int llmc_kvindex_block_size(llmc_kvindex *x);
 void llmc_kvindex_get_stats(llmc_kvindex *x, llmc_kvindex_stats *st);
 /* ==== end prefix ===================================================== */
 
-
 /* ==== metrics ======================================================== */
 /* (section owned by src/metrics.c)
  *
@@ -1747,9 +1741,9 @@ typedef enum {
 } llmc_outcome;
 
 typedef enum {
-    LLMC_HIST_HIT = 0,      /* time to serve a hit, request in to response out */
-    LLMC_HIST_UPSTREAM,     /* upstream call: request sent to last byte */
-    LLMC_HIST_MISS_TOTAL,   /* a miss end to end, as the client sees it */
+    LLMC_HIST_HIT = 0,         /* time to serve a hit, request in to response out */
+    LLMC_HIST_UPSTREAM,        /* upstream call: request sent to last byte */
+    LLMC_HIST_MISS_TOTAL,      /* a miss end to end, as the client sees it */
     LLMC_HIST_SEMANTIC_LOOKUP, /* embed + search + decision */
     LLMC_HIST__COUNT
 } llmc_hist;

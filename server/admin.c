@@ -118,13 +118,15 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     fprintf(f, "{\"version\":\"%s\",\"uptime_seconds\":%lld,\"demo_upstream\":%s,", LLMC_VERSION,
             (long long)(time(NULL) - s->started), s->demo ? "true" : "false");
     llmc_metrics_write_json(s->metrics, f);
-    fprintf(f, ",\"store\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"inserts\":%llu,"
-               "\"replaces\":%llu,\"evictions\":%llu,\"expirations\":%llu,\"deletes\":%llu}",
+    fprintf(f,
+            ",\"store\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"inserts\":%llu,"
+            "\"replaces\":%llu,\"evictions\":%llu,\"expirations\":%llu,\"deletes\":%llu}",
             st.entries, st.bytes, st.max_bytes, (unsigned long long)st.inserts,
             (unsigned long long)st.replaces, (unsigned long long)st.evictions,
             (unsigned long long)st.expirations, (unsigned long long)st.deletes);
-    fprintf(f, ",\"requests\":%llu,\"upstream_calls\":%llu,\"coalesced\":%llu,"
-               "\"stored\":%llu,\"not_stored\":%llu",
+    fprintf(f,
+            ",\"requests\":%llu,\"upstream_calls\":%llu,\"coalesced\":%llu,"
+            "\"stored\":%llu,\"not_stored\":%llu",
             (unsigned long long)atomic_load(&s->requests),
             (unsigned long long)atomic_load(&s->upstream_calls),
             (unsigned long long)atomic_load(&s->coalesced),
@@ -152,10 +154,11 @@ static void admin_stats(srv *s, struct evhttp_request *req)
     }
     if (cst.has_persist) {
         llmc_persist_stats ps = cst.persist;
-        fprintf(f, ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
-                   "\"errors\":%llu,\"queued\":%zu,\"loaded_at_start\":%llu,"
-                   "\"retained\":%zu,\"retained_bytes\":%zu,\"lost\":%llu,"
-                   "\"vacuumed_pages\":%llu}",
+        fprintf(f,
+                ",\"persist\":{\"puts\":%llu,\"deletes\":%llu,\"commits\":%llu,"
+                "\"errors\":%llu,\"queued\":%zu,\"loaded_at_start\":%llu,"
+                "\"retained\":%zu,\"retained_bytes\":%zu,\"lost\":%llu,"
+                "\"vacuumed_pages\":%llu}",
                 (unsigned long long)ps.puts, (unsigned long long)ps.deletes,
                 (unsigned long long)ps.commits, (unsigned long long)ps.errors, ps.queued,
                 (unsigned long long)ps.loaded, ps.retained, ps.retained_bytes,
@@ -176,23 +179,29 @@ static void admin_metrics(srv *s, struct evhttp_request *req)
     llmc_cache_stats cst;
     llmc_cache_get_stats(s->cache, &cst);
     llmc_store_stats st = cst.store;
-    fprintf(f, "# HELP llmcached_entries Entries in the exact tier.\n# TYPE llmcached_entries gauge\n"
-               "llmcached_entries %zu\n"
-               "# HELP llmcached_bytes Bytes charged to the memory budget.\n# TYPE llmcached_bytes gauge\n"
-               "llmcached_bytes %zu\n"
-               "# HELP llmcached_max_bytes The memory budget.\n# TYPE llmcached_max_bytes gauge\n"
-               "llmcached_max_bytes %zu\n"
-               "# HELP llmcached_evictions_total Entries evicted for room.\n# TYPE llmcached_evictions_total counter\n"
-               "llmcached_evictions_total %llu\n"
-               "# HELP llmcached_expirations_total Entries removed at their TTL.\n# TYPE llmcached_expirations_total counter\n"
-               "llmcached_expirations_total %llu\n"
-               "# HELP llmcached_upstream_calls_total Calls made upstream.\n# TYPE llmcached_upstream_calls_total counter\n"
-               "llmcached_upstream_calls_total %llu\n"
-               "# HELP llmcached_coalesced_total Requests that joined an identical call in flight.\n# TYPE llmcached_coalesced_total counter\n"
-               "llmcached_coalesced_total %llu\n",
-            st.entries, st.bytes, st.max_bytes, (unsigned long long)st.evictions,
-            (unsigned long long)st.expirations, (unsigned long long)atomic_load(&s->upstream_calls),
-            (unsigned long long)atomic_load(&s->coalesced));
+    fprintf(
+        f,
+        "# HELP llmcached_entries Entries in the exact tier.\n# TYPE llmcached_entries gauge\n"
+        "llmcached_entries %zu\n"
+        "# HELP llmcached_bytes Bytes charged to the memory budget.\n# TYPE llmcached_bytes gauge\n"
+        "llmcached_bytes %zu\n"
+        "# HELP llmcached_max_bytes The memory budget.\n# TYPE llmcached_max_bytes gauge\n"
+        "llmcached_max_bytes %zu\n"
+        "# HELP llmcached_evictions_total Entries evicted for room.\n# TYPE "
+        "llmcached_evictions_total counter\n"
+        "llmcached_evictions_total %llu\n"
+        "# HELP llmcached_expirations_total Entries removed at their TTL.\n# TYPE "
+        "llmcached_expirations_total counter\n"
+        "llmcached_expirations_total %llu\n"
+        "# HELP llmcached_upstream_calls_total Calls made upstream.\n# TYPE "
+        "llmcached_upstream_calls_total counter\n"
+        "llmcached_upstream_calls_total %llu\n"
+        "# HELP llmcached_coalesced_total Requests that joined an identical call in flight.\n# "
+        "TYPE llmcached_coalesced_total counter\n"
+        "llmcached_coalesced_total %llu\n",
+        st.entries, st.bytes, st.max_bytes, (unsigned long long)st.evictions,
+        (unsigned long long)st.expirations, (unsigned long long)atomic_load(&s->upstream_calls),
+        (unsigned long long)atomic_load(&s->coalesced));
     pool_write_prometheus(s->upstreams, f);
     verify_write_prometheus(s, f);
     sem_write_prometheus(s, f);

@@ -129,7 +129,7 @@ static const opt opts[] = {
     {"kv-tokenize-wait", OPT_MS, O(kv_tokenize_wait_ms), "50ms",
      "with --kv-events, how long a request whose prompt prefix this gateway has not tokenized yet "
      "waits for its tokens (one /tokenize call), so that it is routed on the events; beyond it, "
-     "the fallback routes it (0: never wait; bare: seconds)"}, 
+     "the fallback routes it (0: never wait; bare: seconds)"},
     {"health-interval", OPT_MS, O(health_interval_ms), "2s",
      "health check and metrics scrape period of several upstreams (bare: seconds)"},
     {"memo-memory", OPT_SIZE, O(memo_memory), "16mb",
@@ -461,11 +461,12 @@ static const char *const config_policy_keys[] = {
 
 void config_print_help(FILE *f)
 {
-    fprintf(f, "llmcached %s — an LLM inference cache for OpenAI-compatible endpoints\n\n"
-               "usage: llmcached [--option value]...\n\n"
-               "Each option is also a line 'option value' in the --config file and an\n"
-               "environment variable LLMCACHED_OPTION (upper case, '-' as '_'). Command-line\n"
-               "flags override the environment, which overrides the file.\n\n",
+    fprintf(f,
+            "llmcached %s — an LLM inference cache for OpenAI-compatible endpoints\n\n"
+            "usage: llmcached [--option value]...\n\n"
+            "Each option is also a line 'option value' in the --config file and an\n"
+            "environment variable LLMCACHED_OPTION (upper case, '-' as '_'). Command-line\n"
+            "flags override the environment, which overrides the file.\n\n",
             LLMC_VERSION);
     for (size_t i = 0; i < NOPTS; i++) {
         char left[64];
@@ -477,7 +478,8 @@ void config_print_help(FILE *f)
     }
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
             "print the version and exit");
-    fprintf(f, "\nWhen not to cache (file lines 'policy.KEY VALUE' or flags --policy.KEY VALUE):\n");
+    fprintf(f,
+            "\nWhen not to cache (file lines 'policy.KEY VALUE' or flags --policy.KEY VALUE):\n");
     for (size_t i = 0; i < NPOLICY; i++) {
         char left[64];
         snprintf(left, sizeof left, "--policy.%s", config_policy_keys[i]);
@@ -722,8 +724,9 @@ static int config_check(srv_config *c)
             c->semantic_query_flag = modes[i].flag;
             return 0;
         }
-    fprintf(stderr, "llmcached: invalid value '%s' for semantic-query (expected last-user, "
-                    "user-turns or conversation)\n",
+    fprintf(stderr,
+            "llmcached: invalid value '%s' for semantic-query (expected last-user, "
+            "user-turns or conversation)\n",
             q);
     return -1;
 }

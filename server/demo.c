@@ -25,7 +25,7 @@ typedef struct {
     struct event *timer;
     srv_loop *l;
     int stream, chat, embeddings, step;
-    char *text;  /* the answer */
+    char *text; /* the answer */
     char *model;
     long serial;
     json_t *input; /* embeddings input */
@@ -45,17 +45,16 @@ static void demo_free(demo_call *d)
 
 static void demo_chunk(demo_call *d, const char *piece, const char *finish)
 {
-    json_t *c = d->chat ? json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:o}]}", "id", "chatcmpl-demo",
-                                    "object", "chat.completion.chunk", "created",
-                                    (json_int_t)time(NULL), "model", d->model, "choices", "index",
-                                    0, "delta",
-                                    piece ? json_pack("{s:s}", "content", piece) : json_object(),
-                                    "finish_reason", finish ? json_string(finish) : json_null())
-                        : json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:s,s:n,s:o}]}", "id", "cmpl-demo",
-                                    "object", "text_completion", "created",
-                                    (json_int_t)time(NULL), "model", d->model, "choices", "index",
-                                    0, "text", piece ? piece : "", "logprobs", "finish_reason",
-                                    finish ? json_string(finish) : json_null());
+    json_t *c =
+        d->chat ? json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:o}]}", "id", "chatcmpl-demo", "object",
+                            "chat.completion.chunk", "created", (json_int_t)time(NULL), "model",
+                            d->model, "choices", "index", 0, "delta",
+                            piece ? json_pack("{s:s}", "content", piece) : json_object(),
+                            "finish_reason", finish ? json_string(finish) : json_null())
+                : json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:s,s:n,s:o}]}", "id", "cmpl-demo", "object",
+                            "text_completion", "created", (json_int_t)time(NULL), "model", d->model,
+                            "choices", "index", 0, "text", piece ? piece : "", "logprobs",
+                            "finish_reason", finish ? json_string(finish) : json_null());
     char *s = json_dumps(c, JSON_COMPACT);
     json_decref(c);
     struct evbuffer *b = evbuffer_new();
@@ -108,9 +107,9 @@ static void demo_tick(evutil_socket_t fd, short what, void *arg)
         } else {
             o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:s,s:n,s:s}],s:{s:i,s:i,s:i}}", "id",
                           "cmpl-demo", "object", "text_completion", "created",
-                          (json_int_t)time(NULL), "model", d->model, "choices", "index", 0,
-                          "text", d->text, "logprobs", "finish_reason", "stop", "usage",
-                          "prompt_tokens", 12, "completion_tokens", 24, "total_tokens", 36);
+                          (json_int_t)time(NULL), "model", d->model, "choices", "index", 0, "text",
+                          d->text, "logprobs", "finish_reason", "stop", "usage", "prompt_tokens",
+                          12, "completion_tokens", 24, "total_tokens", 36);
         }
         char *s = json_dumps(o, JSON_COMPACT);
         json_decref(o);
@@ -163,8 +162,9 @@ static void demo_handle(struct evhttp_request *req, void *arg)
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     evhttp_add_header(oh, "Content-Type", "application/json");
     if (!strncmp(uri, "/v1/models", 10)) {
-        evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[{\"id\":\"llmcached-demo\",\"object\":"
-                               "\"model\",\"owned_by\":\"llmcached demo upstream\"}]}");
+        evbuffer_add_printf(b,
+                            "{\"object\":\"list\",\"data\":[{\"id\":\"llmcached-demo\",\"object\":"
+                            "\"model\",\"owned_by\":\"llmcached demo upstream\"}]}");
         evhttp_send_reply(req, 200, "OK", b);
         evbuffer_free(b);
         return;

@@ -79,7 +79,7 @@ struct flight {
     double route_until;
     int parked;
     int backend, retried; /* backend -1: not routed yet */
-    int pool_held; /* counted in flight on backend (pool_pick), not yet ended */
+    int pool_held;        /* counted in flight on backend (pool_pick), not yet ended */
     /* guarded by mu */
     int status, headers_done;
     flight_hdr *rh;
@@ -417,10 +417,18 @@ static size_t flight_on_header(char *buf, size_t size, size_t n, void *arg)
     if (!colon)
         return len;
     size_t nl = (size_t)(colon - buf);
-    static const char *const skip[] = {"content-length", "transfer-encoding", "connection",
-                                       "keep-alive", "date", "server", "content-encoding",
-                                       "x-llm-cache", "x-llm-cache-key", "x-llm-cache-reason",
-                                       "age", NULL};
+    static const char *const skip[] = {"content-length",
+                                       "transfer-encoding",
+                                       "connection",
+                                       "keep-alive",
+                                       "date",
+                                       "server",
+                                       "content-encoding",
+                                       "x-llm-cache",
+                                       "x-llm-cache-key",
+                                       "x-llm-cache-reason",
+                                       "age",
+                                       NULL};
     for (int i = 0; skip[i]; i++)
         if (strlen(skip[i]) == nl && !strncasecmp(buf, skip[i], nl))
             return len;
@@ -791,8 +799,8 @@ static void flight_count_miss(srv *s, const flight_req *fr)
         llmc_metrics_count(s->metrics, fr->model, LLMC_OUT_MISS);
 }
 
-void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
-                   const char *body, size_t len, double t0)
+void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr, const char *body,
+                   size_t len, double t0)
 {
     srv *s = l->s;
     flight *f = NULL;

@@ -50,9 +50,8 @@ static int http_ns_shared(srv *s, const char *ns)
 /* Lay out everything the exact key and the decision depend on — endpoint,
  * the scoping and steering headers, the body — in l->raw. Returns its
  * length, or 0 when it could not be laid out (the slow path still works). */
-static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *ih,
-                              const char *auth, const char *ns, const char *ph, const char *body,
-                              size_t len)
+static size_t http_raw_inputs(srv_loop *l, llmc_endpoint ep, struct evkeyvalq *ih, const char *auth,
+                              const char *ns, const char *ph, const char *body, size_t len)
 {
     enum { NPARTS = 7 };
     const char *parts[NPARTS] = {auth,
@@ -119,8 +118,8 @@ static void http_cached(srv_loop *l, struct evhttp_request *req, llmc_endpoint e
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
     const char *auth = http_tenant_value(s, ih);
-    const char *ns = s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header)
-                                             : NULL;
+    const char *ns =
+        s->cfg.namespace_header ? evhttp_find_header(ih, s->cfg.namespace_header) : NULL;
     const char *ph = llmc_cache_personal_header(s->cache);
     if (ph && !*ph)
         ph = NULL;

@@ -545,7 +545,8 @@ static void *kvsub_tok_main(void *arg)
         if (chat && n > 0) /* the whole prompt, as the engine renders it */
             kvsub_put(k, text, len, 1, tok, (size_t)n);
         else if (!chat && n > 1)
-            kvsub_put(k, text, len, 0, tok, (size_t)n - 1); /* the last token may straddle the cut */
+            kvsub_put(k, text, len, 0, tok,
+                      (size_t)n - 1); /* the last token may straddle the cut */
         else {
             k->tok_errors += n < 0;
             free(text);
@@ -759,8 +760,8 @@ int kvsub_held(kvsub *k, const route_in *in, llmc_prefix_held *h)
     if (got > 0) {
         for (long i = 0; i < got; i++)
             h64[i] = llmc_kvindex_hash64(hs + i * LLMC_KV_HASH_LEN);
-        size_t best = llmc_kvindex_match_ex(k->idx, h64, (size_t)got, h->held, &h->last,
-                                            &h->last_depth);
+        size_t best =
+            llmc_kvindex_match_ex(k->idx, h64, (size_t)got, h->held, &h->last, &h->last_depth);
         llmc_kvindex_stats st;
         llmc_kvindex_get_stats(k->idx, &st);
         for (int i = 0; h->total && i < k->n; i++)

@@ -330,11 +330,11 @@ int main(int argc, char **argv)
     if (s->cfg.n_upstream == 0) {
         if (demo_start(&s->loops[0]))
             return 1;
-        snprintf(s->upstream_base, sizeof s->upstream_base, "http://127.0.0.1:%d/v1",
-                 s->demo_port);
+        snprintf(s->upstream_base, sizeof s->upstream_base, "http://127.0.0.1:%d/v1", s->demo_port);
         s->demo = 1;
-        srv_log(LOG_WARN, "no upstream configured: answering from the BUILT-IN DEMO UPSTREAM "
-                          "(not a language model) at %s; set --upstream URL for a real one",
+        srv_log(LOG_WARN,
+                "no upstream configured: answering from the BUILT-IN DEMO UPSTREAM "
+                "(not a language model) at %s; set --upstream URL for a real one",
                 s->upstream_base);
     } else {
         snprintf(s->upstream_base, sizeof s->upstream_base, "%s", s->cfg.upstream[0]);
@@ -355,8 +355,9 @@ int main(int argc, char **argv)
     signal(SIGTERM, main_on_signal);
     for (int i = 0; i < s->nloops; i++)
         pthread_create(&s->loops[i].th, NULL, main_loop_thread, &s->loops[i]);
-    srv_log(LOG_INFO, "llmcached %s listening on %s (port %d), %d loop thread(s), upstream %s, "
-                      "memory budget %lld bytes, default ttl %llds",
+    srv_log(LOG_INFO,
+            "llmcached %s listening on %s (port %d), %d loop thread(s), upstream %s, "
+            "memory budget %lld bytes, default ttl %llds",
             LLMC_VERSION, s->cfg.listen, port, s->nloops, s->upstream_base, s->cfg.memory,
             s->cfg.ttl);
     /* Ready line for scripts and tests: the real port (listen may say :0). */
@@ -376,7 +377,7 @@ int main(int argc, char **argv)
         event_active(s->loops[i].stop_ev, EV_READ, 0);
     for (int i = 0; i < s->nloops; i++)
         pthread_join(s->loops[i].th, NULL);
-    sem_stop(s); /* workers first: their results would wake stopped loops */
+    sem_stop(s);    /* workers first: their results would wake stopped loops */
     verify_stop(s); /* the loops are gone: nothing samples any more */
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *l = &s->loops[i];

@@ -55,7 +55,7 @@ struct pool {
     pool_backend b[SRV_MAX_UPSTREAMS];
     pthread_mutex_t mu;
     llmc_prefix_router *router;
-    kvsub *kv;       /* the engines' KV events (--kv-events), or NULL */
+    kvsub *kv;  /* the engines' KV events (--kv-events), or NULL */
     int kv_new; /* --kv-new-prefix: POOL_NEW_TREE, _SMALLEST or _HOMED */
     int policy;
     pthread_t th;
@@ -257,9 +257,7 @@ int pool_pick(pool *p, const route_in *in, int avoid)
     /* precise: what the engines say they hold (hashing outside the lock) */
     size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS], homed[SRV_MAX_UPSTREAMS];
     llmc_prefix_held h = {held, total, homed, 0, 0, -1, 0};
-    int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len
-                 ? kvsub_held(p->kv, in, &h)
-                 : -1;
+    int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len ? kvsub_held(p->kv, in, &h) : -1;
     if (p->kv_new != POOL_NEW_SMALLEST)
         h.total = NULL;
     if (p->kv_new != POOL_NEW_HOMED)

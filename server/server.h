@@ -87,24 +87,24 @@ typedef struct srv_config {
     char *log_level;
     char *prices; /* "model=in/out,model=in/out" per million tokens */
     int semantic;
-    double semantic_threshold; /* < 0: the library's measured default */
-    char *semantic_thresholds; /* "model=0.9,..." */
-    char *semantic_lexicon;    /* WordNet directory; "" none */
-    char *semantic_query;      /* last-user, user-turns or conversation */
+    double semantic_threshold;    /* < 0: the library's measured default */
+    char *semantic_thresholds;    /* "model=0.9,..." */
+    char *semantic_lexicon;       /* WordNet directory; "" none */
+    char *semantic_query;         /* last-user, user-turns or conversation */
     unsigned semantic_query_flag; /* its LLMC_CANON_QUERY_* bit (config_load) */
     char *embed_backend, *embed_model_path, *embed_url, *embed_model, *embed_key;
-    char *embed_query_prefix; /* NULL: the model's own prompt */
-    long long embed_threads;   /* 0: one per CPU */
+    char *embed_query_prefix;     /* NULL: the model's own prompt */
+    long long embed_threads;      /* 0: one per CPU */
     long long semantic_budget_ms; /* queueing a lookup may cost before it is skipped */
-    char *embed_precision; /* use encoder: auto, int8, fp16 or fp32 */
+    char *embed_precision;        /* use encoder: auto, int8, fp16 or fp32 */
     char *route_policy;
     long long route_balance_abs;
     double route_balance_rel;
     long long health_interval_ms;
     long long memo_memory;
     long long shutdown_timeout_ms;
-    double verify_rate;       /* share of hits re-asked upstream (verify.c); 0 off */
-    double verify_similarity; /* answer cosine that counts as the same answer */
+    double verify_rate;          /* share of hits re-asked upstream (verify.c); 0 off */
+    double verify_similarity;    /* answer cosine that counts as the same answer */
     long long max_connections;   /* conn.c: over it, 503 */
     long long max_header_size;   /* bytes of a request's header section; 431 beyond */
     long long max_headers;       /* header lines; 431 beyond */
@@ -113,7 +113,7 @@ typedef struct srv_config {
     char *tenant_from;           /* authorization, header:NAME or none */
     char *anonymous;             /* share, no-cache or reject */
     char *forward_headers;       /* extra client headers forwarded upstream */
-    char *store;              /* "sqlite", redis://... or redis-cluster://... */
+    char *store;                 /* "sqlite", redis://... or redis-cluster://... */
     char *store_password, *store_prefix;
     long long store_timeout_ms, store_near_ttl;
     int store_coalesce;          /* fleet lock before a storable miss goes upstream */
@@ -356,10 +356,10 @@ void flights_free(srv *s);
 
 /* What a cached request asks of the flight machinery. */
 typedef struct {
-    llmc_endpoint ep;         /* 0 for a plain proxied path */
-    int cacheable;            /* store the answer when it qualifies */
-    int shareable;            /* may join / be joined by identical requests */
-    int client_stream;        /* the client asked for SSE */
+    llmc_endpoint ep;  /* 0 for a plain proxied path */
+    int cacheable;     /* store the answer when it qualifies */
+    int shareable;     /* may join / be joined by identical requests */
+    int client_stream; /* the client asked for SSE */
     uint8_t key[LLMC_KEY_LEN];
     uint64_t ns_hash, partition;
     char model[128];
@@ -370,10 +370,10 @@ typedef struct {
     const char *reason;       /* static, for X-LLM-Cache-Reason, or NULL */
     float *vec;               /* query vector to store with the answer (owned) */
     uint32_t dim;
-    char *query;              /* query text to store with the answer (owned) */
-    char *route_key;          /* prompt text for the prefix router (owned), or NULL */
+    char *query;     /* query text to store with the answer (owned) */
+    char *route_key; /* prompt text for the prefix router (owned), or NULL */
     size_t route_len;
-    char reason_buf[112];     /* a formatted X-LLM-Cache-Reason; wins over reason */
+    char reason_buf[112]; /* a formatted X-LLM-Cache-Reason; wins over reason */
     /* 1: this request holds the fleet's lock on key (fetch.c); whoever ends
      * the request's miss (the flight, or a path that drops fr) releases it
      * with llmc_cache_unlock */
@@ -387,8 +387,8 @@ typedef struct {
 /* Start or join the upstream call for req on loop l. Takes over the reply
  * of req, and ownership of fr->vec, fr->query and fr->route_key. Body is the raw client
  * body (copied). */
-void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr,
-                   const char *body, size_t len, double t0);
+void flight_submit(srv_loop *l, struct evhttp_request *req, const flight_req *fr, const char *body,
+                   size_t len, double t0);
 
 /* conn.c — client connections: caps, timeouts, libevent's errors as JSON */
 int conn_init(srv *s);

@@ -377,9 +377,9 @@ int llmc_canon_request(llmc_endpoint ep, const llmc_tenant *t, const char *body,
         }
         if (last_user >= 0)
             c->query = canon_content_text(
-                json_object_get(json_array_get(msgs, (size_t)last_user), "content"),
-                &c->query_len);
-        if (last_user >= 0 && (flags & (LLMC_CANON_QUERY_USER_TURNS | LLMC_CANON_QUERY_CONVERSATION))) {
+                json_object_get(json_array_get(msgs, (size_t)last_user), "content"), &c->query_len);
+        if (last_user >= 0 &&
+            (flags & (LLMC_CANON_QUERY_USER_TURNS | LLMC_CANON_QUERY_CONVERSATION))) {
             rc = canon_turns(msgs, !(flags & LLMC_CANON_QUERY_USER_TURNS), c);
             if (rc)
                 goto out;

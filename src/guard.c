@@ -112,10 +112,10 @@ struct llmc_guard_vocab {
 typedef struct {
     char word[WORDS_TOK_MAX]; /* lowercased */
     char stem[WORDS_TOK_MAX];
-    char caps[8];             /* capitals of the original spelling ("JavaScript": "js") */
-    char num[WORDS_TOK_MAX];  /* canonical number, "" when not a number */
-    int covered;              /* matched through an acronym of the other side */
-    int weak;                 /* num from an ambiguous word ("one", "first") */
+    char caps[8];            /* capitals of the original spelling ("JavaScript": "js") */
+    char num[WORDS_TOK_MAX]; /* canonical number, "" when not a number */
+    int covered;             /* matched through an acronym of the other side */
+    int weak;                /* num from an ambiguous word ("one", "first") */
     unsigned flags;
     int stop;
     int entity;

@@ -79,8 +79,8 @@
 #include "llmcache.h"
 
 typedef struct {
-    uint64_t hash; /* 0 = empty slot */
-    uint64_t mask; /* backends holding it; 0 with hash != 0: remembered or a tombstone */
+    uint64_t hash;  /* 0 = empty slot */
+    uint64_t mask;  /* backends holding it; 0 with hash != 0: remembered or a tombstone */
     int last;       /* the backend that stored it last; -1 = none (a tombstone) */
     uint32_t stamp; /* when, in stores (x->clock): the oldest remembered go first */
 } kvslot;

@@ -16,8 +16,8 @@
 #include "llmcache.h"
 
 static const double metrics_bounds[] = {
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025,   0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,  60, 120};
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,    0.1,      0.25,    0.5,    1,       2.5,    5,     10,     30,    60,   120};
 #define METRICS_NB (sizeof metrics_bounds / sizeof metrics_bounds[0])
 
 static const char *const metrics_hist_name[LLMC_HIST__COUNT] = {
@@ -26,8 +26,8 @@ static const char *const metrics_hist_name[LLMC_HIST__COUNT] = {
 static const char *const metrics_hist_help[LLMC_HIST__COUNT] = {
     "Time to serve a cache hit", "Upstream call time, request sent to last byte",
     "A miss end to end as the client sees it", "Semantic lookup: embed, search, decide"};
-static const char *const metrics_out_name[LLMC_OUT__COUNT] = {"hit_exact", "hit_semantic",
-                                                               "miss", "bypass"};
+static const char *const metrics_out_name[LLMC_OUT__COUNT] = {"hit_exact", "hit_semantic", "miss",
+                                                              "bypass"};
 
 typedef struct {
     _Atomic(uint64_t) buckets[METRICS_NB + 1];
@@ -41,12 +41,12 @@ typedef struct {
     _Atomic(uint64_t) out[LLMC_OUT__COUNT];
     _Atomic(uint64_t) saved_prompt, saved_completion;
     _Atomic(uint64_t) saved_micro; /* money saved, in millionths */
-    double price_in, price_out;   /* per million tokens; set before traffic */
+    double price_in, price_out;    /* per million tokens; set before traffic */
 } metrics_model;
 
 #define METRICS_NERR 6
-static const char *const metrics_err_name[METRICS_NERR] = {"connect", "timeout", "status",
-                                                           "protocol", "client", "other"};
+static const char *const metrics_err_name[METRICS_NERR] = {"connect",  "timeout", "status",
+                                                           "protocol", "client",  "other"};
 
 struct llmc_metrics {
     metrics_model models[LLMC_METRICS_MAX_MODELS + 1]; /* last: "other" */
@@ -278,17 +278,19 @@ void llmc_metrics_write_json(llmc_metrics *m, FILE *f)
             if ((unsigned char)*c >= 0x20)
                 fputc(*c, f);
         }
-        fprintf(f, "\":{\"hit_exact\":%llu,\"hit_semantic\":%llu,\"miss\":%llu,\"bypass\":%llu,"
-                   "\"tokens_saved_prompt\":%llu,\"tokens_saved_completion\":%llu,"
-                   "\"cost_saved\":%.6f}",
+        fprintf(f,
+                "\":{\"hit_exact\":%llu,\"hit_semantic\":%llu,\"miss\":%llu,\"bypass\":%llu,"
+                "\"tokens_saved_prompt\":%llu,\"tokens_saved_completion\":%llu,"
+                "\"cost_saved\":%.6f}",
                 (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
                 (unsigned long long)v[3], (unsigned long long)atomic_load(&s->saved_prompt),
                 (unsigned long long)atomic_load(&s->saved_completion),
                 (double)atomic_load(&s->saved_micro) / 1e6);
     }
     uint64_t lookups = tot[0] + tot[1] + tot[2] + tot[3];
-    fprintf(f, "},\"lookups\":%llu,\"hits_exact\":%llu,\"hits_semantic\":%llu,\"misses\":%llu,"
-               "\"bypasses\":%llu,\"hit_rate\":",
+    fprintf(f,
+            "},\"lookups\":%llu,\"hits_exact\":%llu,\"hits_semantic\":%llu,\"misses\":%llu,"
+            "\"bypasses\":%llu,\"hit_rate\":",
             (unsigned long long)lookups, (unsigned long long)tot[0], (unsigned long long)tot[1],
             (unsigned long long)tot[2], (unsigned long long)tot[3]);
     metrics_json_num(f, lookups ? (double)(tot[0] + tot[1]) / (double)lookups : NAN);

@@ -50,7 +50,7 @@
 typedef struct persist_op persist_op;
 struct persist_op {
     persist_op *next;
-    const llmc_entry_info *e; /* upsert when set */
+    const llmc_entry_info *e;  /* upsert when set */
     uint8_t key[LLMC_KEY_LEN]; /* delete otherwise */
 };
 
@@ -89,10 +89,14 @@ static int persist_fail(int code, char *errbuf, size_t errlen, const char *fmt, 
 static int persist_code(int rc)
 {
     switch (rc & 0xff) {
-    case SQLITE_NOTADB: return LLMC_EFOREIGN;
-    case SQLITE_CORRUPT: return LLMC_ECORRUPT;
-    case SQLITE_NOMEM: return LLMC_ENOMEM;
-    default: return LLMC_EIO;
+    case SQLITE_NOTADB:
+        return LLMC_EFOREIGN;
+    case SQLITE_CORRUPT:
+        return LLMC_ECORRUPT;
+    case SQLITE_NOMEM:
+        return LLMC_ENOMEM;
+    default:
+        return LLMC_EIO;
     }
 }
 
@@ -162,8 +166,8 @@ static int persist_check_and_init(llmc_persist *ps, char *errbuf, size_t errlen)
         rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
         if (rc == SQLITE_OK) {
             rc = sqlite3_step(st);
-            int ok = rc == SQLITE_ROW &&
-                     strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+            int ok =
+                rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
             sqlite3_finalize(st);
             if (!ok)
                 return persist_fail(LLMC_ECORRUPT, errbuf, errlen,
@@ -185,16 +189,18 @@ static int persist_check_and_init(llmc_persist *ps, char *errbuf, size_t errlen)
         persist_int(db, "PRAGMA page_count", &npages);
         sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
         if (npages > 1)
-            sqlite3_exec(db, "VACUUM", NULL, NULL, NULL); /* best effort: shrinking is not correctness */
+            sqlite3_exec(db, "VACUUM", NULL, NULL,
+                         NULL); /* best effort: shrinking is not correctness */
     }
-    snprintf(sql, sizeof sql,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
-             "CREATE TABLE IF NOT EXISTS entries(key BLOB PRIMARY KEY, ns INTEGER, part INTEGER,"
-             " endpoint INTEGER, model TEXT, created INTEGER, expires INTEGER, ptok INTEGER,"
-             " ctok INTEGER, flags INTEGER, body BLOB, vec BLOB, vmodel TEXT, sum INTEGER, query TEXT)"
-             " WITHOUT ROWID;"
-             "PRAGMA application_id=%d; PRAGMA user_version=%d;",
-             ps->p.sync ? "FULL" : "NORMAL", PERSIST_APP_ID, PERSIST_SCHEMA);
+    snprintf(
+        sql, sizeof sql,
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+        "CREATE TABLE IF NOT EXISTS entries(key BLOB PRIMARY KEY, ns INTEGER, part INTEGER,"
+        " endpoint INTEGER, model TEXT, created INTEGER, expires INTEGER, ptok INTEGER,"
+        " ctok INTEGER, flags INTEGER, body BLOB, vec BLOB, vmodel TEXT, sum INTEGER, query TEXT)"
+        " WITHOUT ROWID;"
+        "PRAGMA application_id=%d; PRAGMA user_version=%d;",
+        ps->p.sync ? "FULL" : "NORMAL", PERSIST_APP_ID, PERSIST_SCHEMA);
     rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         int code = persist_fail(persist_code(rc), errbuf, errlen, "%s: %s", ps->path,
@@ -213,8 +219,7 @@ static int persist_check_and_init(llmc_persist *ps, char *errbuf, size_t errlen)
     return 0;
 }
 
-llmc_persist *llmc_persist_open(const llmc_persist_params *p, int *err, char *errbuf,
-                                size_t errlen)
+llmc_persist *llmc_persist_open(const llmc_persist_params *p, int *err, char *errbuf, size_t errlen)
 {
     int e = LLMC_ENOMEM;
     llmc_persist *ps = calloc(1, sizeof *ps);
@@ -230,12 +235,12 @@ llmc_persist *llmc_persist_open(const llmc_persist_params *p, int *err, char *er
     pthread_mutex_init(&ps->mu, NULL);
     pthread_mutex_init(&ps->dbmu, NULL);
     pthread_cond_init(&ps->cv, NULL);
-    int rc = sqlite3_open_v2(ps->path, &ps->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(ps->path, &ps->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        e = persist_fail(persist_code(rc) == LLMC_EIO ? LLMC_EIO : persist_code(rc), errbuf,
-                         errlen, "%s: cannot open: %s", ps->path,
+        e = persist_fail(persist_code(rc) == LLMC_EIO ? LLMC_EIO : persist_code(rc), errbuf, errlen,
+                         "%s: cannot open: %s", ps->path,
                          ps->db ? sqlite3_errmsg(ps->db) : "out of memory");
         goto fail;
     }

@@ -508,8 +508,8 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, con
     int fresh = best_any <= floor; /* nobody holds more than the common preamble */
     if (fresh || (double)best_any <= r->p.match_threshold * (double)h->n_blocks) {
         int last = h->last;
-        if (last >= 0 && last < r->n && (!healthy || healthy[last]) &&
-            h->last_depth > best_any && h->last_depth > floor) {
+        if (last >= 0 && last < r->n && (!healthy || healthy[last]) && h->last_depth > best_any &&
+            h->last_depth > floor) {
             r->st.routed++;
             r->st.precise++;
             if (ok[last]) {

@@ -187,7 +187,7 @@ static int resp_merge_tools(json_t *msg, json_t *deltas)
 
 static int resp_fold(llmc_endpoint ep, json_t *acc, json_t *chunk)
 {
-    static const char *const top[] = {"id", "created", "model", "system_fingerprint",
+    static const char *const top[] = {"id",           "created", "model", "system_fingerprint",
                                       "service_tier", NULL};
     for (int i = 0; top[i]; i++) {
         json_t *v = json_object_get(chunk, top[i]);
@@ -207,13 +207,13 @@ static int resp_fold(llmc_endpoint ep, json_t *acc, json_t *chunk)
         if (idx < 0 || idx >= RESP_MAX_CHOICES)
             return LLMC_ENOTSUP;
         while ((long)json_array_size(choices) <= idx) {
-            json_t *nc = ep == LLMC_EP_CHAT
-                             ? json_pack("{s:I,s:{s:s,s:n},s:n,s:n}", "index",
-                                         (json_int_t)json_array_size(choices), "message", "role",
-                                         "assistant", "content", "logprobs", "finish_reason")
-                             : json_pack("{s:I,s:s,s:n,s:n}", "index",
-                                         (json_int_t)json_array_size(choices), "text", "",
-                                         "logprobs", "finish_reason");
+            json_t *nc =
+                ep == LLMC_EP_CHAT
+                    ? json_pack("{s:I,s:{s:s,s:n},s:n,s:n}", "index",
+                                (json_int_t)json_array_size(choices), "message", "role",
+                                "assistant", "content", "logprobs", "finish_reason")
+                    : json_pack("{s:I,s:s,s:n,s:n}", "index", (json_int_t)json_array_size(choices),
+                                "text", "", "logprobs", "finish_reason");
             json_array_append_new(choices, nc);
         }
         json_t *target = json_array_get(choices, (size_t)idx);
@@ -274,8 +274,8 @@ static int resp_fold(llmc_endpoint ep, json_t *acc, json_t *chunk)
     return 0;
 }
 
-int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out,
-                       size_t *out_len, llmc_resp_info *info)
+int llmc_resp_from_sse(llmc_endpoint ep, const char *sse, size_t len, char **out, size_t *out_len,
+                       llmc_resp_info *info)
 {
     if (ep == LLMC_EP_EMBEDDINGS)
         return LLMC_ENOTSUP;
@@ -403,8 +403,8 @@ static json_t *resp_envelope(llmc_endpoint ep, json_t *o)
 {
     json_t *c = json_object();
     json_object_set_new(c, "id", resp_or(json_object_get(o, "id"), json_string("")));
-    json_object_set_new(c, "object",
-                        json_string(ep == LLMC_EP_CHAT ? "chat.completion.chunk" : "text_completion"));
+    json_object_set_new(
+        c, "object", json_string(ep == LLMC_EP_CHAT ? "chat.completion.chunk" : "text_completion"));
     json_t *v;
     if ((v = json_object_get(o, "created")))
         json_object_set(c, "created", v);
@@ -446,8 +446,8 @@ int llmc_resp_to_sse(llmc_endpoint ep, const char *json, size_t len, char **out,
             json_object_set_new(d, "role", json_string("assistant"));
             if ((v = json_object_get(msg, "role")) && json_is_string(v))
                 json_object_set(d, "role", v);
-            const char *copy[] = {"content", "reasoning_content", "reasoning", "refusal",
-                                  "function_call", NULL};
+            const char *copy[] = {"content", "reasoning_content", "reasoning",
+                                  "refusal", "function_call",     NULL};
             for (int k = 0; copy[k]; k++)
                 if ((v = json_object_get(msg, copy[k])) && !json_is_null(v))
                     json_object_set(d, copy[k], v);

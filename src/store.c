@@ -33,11 +33,11 @@ struct store_entry {
     llmc_entry_info info; /* first: the public view */
     atomic_int refs;
     size_t charge;
-    store_entry *hnext;              /* hash chain */
-    store_entry *lprev, *lnext;      /* LRU list */
-    size_t heap_idx;                 /* position in the expiry heap */
-    int64_t bumped;                  /* when it last moved to the LRU head */
-    atomic_uint floor_bits;          /* learned semantic floor, float bits (0: none) */
+    store_entry *hnext;         /* hash chain */
+    store_entry *lprev, *lnext; /* LRU list */
+    size_t heap_idx;            /* position in the expiry heap */
+    int64_t bumped;             /* when it last moved to the LRU head */
+    atomic_uint floor_bits;     /* learned semantic floor, float bits (0: none) */
 };
 
 struct llmc_store {
@@ -226,11 +226,19 @@ static void store_remove(llmc_store *s, store_entry *e, int reason)
     }
     s->st.bytes -= e->charge;
     switch (reason) {
-    case LLMC_RM_EVICT: s->st.evictions++; break;
-    case LLMC_RM_EXPIRE: s->st.expirations++; break;
+    case LLMC_RM_EVICT:
+        s->st.evictions++;
+        break;
+    case LLMC_RM_EXPIRE:
+        s->st.expirations++;
+        break;
     case LLMC_RM_DELETE:
-    case LLMC_RM_FLUSH: s->st.deletes++; break;
-    case LLMC_RM_REPLACE: s->st.replaces++; break;
+    case LLMC_RM_FLUSH:
+        s->st.deletes++;
+        break;
+    case LLMC_RM_REPLACE:
+        s->st.replaces++;
+        break;
     }
     if (s->p.on_remove)
         s->p.on_remove(&e->info, reason, s->p.on_remove_arg);
@@ -439,8 +447,7 @@ size_t llmc_store_expire(llmc_store *s, int64_t now, size_t max)
     return n;
 }
 
-size_t llmc_store_foreach(llmc_store *s, void (*fn)(const llmc_entry_info *e, void *arg),
-                          void *arg)
+size_t llmc_store_foreach(llmc_store *s, void (*fn)(const llmc_entry_info *e, void *arg), void *arg)
 {
     size_t n = 0;
     pthread_mutex_lock(&s->mu);

@@ -542,8 +542,8 @@ int main(int argc, char **argv)
         su.bal_abs = atoi(argv[7]);
     if (argc > 8)
         su.bal_rel = atof(argv[8]);
-    if (n_reqs < 10 || repeat < 1 || repeat > 20 || su.clients < 1 || su.clients > 64 || su.nb < 40 || su.nb_evict < 40 ||
-        su.bal_abs < 1 || su.bal_rel <= 0) {
+    if (n_reqs < 10 || repeat < 1 || repeat > 20 || su.clients < 1 || su.clients > 64 ||
+        su.nb < 40 || su.nb_evict < 40 || su.bal_abs < 1 || su.bal_rel <= 0) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }

@@ -55,18 +55,33 @@ int main(void)
                       "{" BASE ",\"stream\":false}"),
                  1);
     CHECK_EQ_INT(same("{" BASE ",\"metadata\":{\"trace\":\"x\"}}", "{" BASE "}"), 1);
-    CHECK_EQ_INT(same("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9\"}]}",
-                      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\xa9\"}]}"),
-                 1);
+    CHECK_EQ_INT(
+        same("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9\"}]}",
+             "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\xa9\"}]}"),
+        1);
 
     /* Different: every answer-changing field. */
-    CHECK_EQ_INT(same("{" BASE "}", "{\"model\":\"m2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), 0);
-    CHECK_EQ_INT(same("{" BASE "}", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}]}"), 0);
-    CHECK_EQ_INT(same("{" BASE "}", "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}]}"), 0);
-    const char *params[] = {"\"temperature\":0.2", "\"top_p\":0.9", "\"max_tokens\":5",
-                            "\"stop\":[\"x\"]", "\"seed\":1", "\"n\":2", "\"logprobs\":true",
-                            "\"tools\":[]", "\"response_format\":{\"type\":\"json_object\"}",
-                            "\"user\":\"u1\"", "\"presence_penalty\":1", NULL};
+    CHECK_EQ_INT(same("{" BASE "}",
+                      "{\"model\":\"m2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"),
+                 0);
+    CHECK_EQ_INT(same("{" BASE "}",
+                      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}]}"),
+                 0);
+    CHECK_EQ_INT(same("{" BASE "}",
+                      "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}]}"),
+                 0);
+    const char *params[] = {"\"temperature\":0.2",
+                            "\"top_p\":0.9",
+                            "\"max_tokens\":5",
+                            "\"stop\":[\"x\"]",
+                            "\"seed\":1",
+                            "\"n\":2",
+                            "\"logprobs\":true",
+                            "\"tools\":[]",
+                            "\"response_format\":{\"type\":\"json_object\"}",
+                            "\"user\":\"u1\"",
+                            "\"presence_penalty\":1",
+                            NULL};
     for (int i = 0; params[i]; i++) {
         char b[512];
         snprintf(b, sizeof b, "{" BASE ",%s}", params[i]);
@@ -85,25 +100,31 @@ int main(void)
     llmc_tenant_make(&ns1b, "Bearer sk-two", "team", 0);
     llmc_tenant_make(&ns1s, "Bearer sk-one", "team", 1);
     llmc_tenant_make(&ns1sb, "Bearer sk-two", "team", 1);
-    CHECK(memcmp(ns1.id, ns1b.id, 32) != 0);  /* private namespace: keys differ */
+    CHECK(memcmp(ns1.id, ns1b.id, 32) != 0);   /* private namespace: keys differ */
     CHECK(memcmp(ns1s.id, ns1sb.id, 32) == 0); /* shared namespace: one scope */
     CHECK(memcmp(ns1.id, T1.id, 32) != 0);
     CHECK(ns1.ns_hash == llmc_namespace_hash("team") && ns1.ns_hash != 0);
     CHECK(T1.ns_hash == 0);
     CHECK(key_of(LLMC_EP_COMPLETIONS, &T1, "{\"model\":\"m\",\"prompt\":\"hi\"}", k1, NULL) == 0);
-    CHECK(key_of(LLMC_EP_EMBEDDINGS, &T1, "{\"model\":\"m\",\"prompt\":\"hi\",\"input\":\"x\"}", k2, NULL) == 0);
+    CHECK(key_of(LLMC_EP_EMBEDDINGS, &T1, "{\"model\":\"m\",\"prompt\":\"hi\",\"input\":\"x\"}", k2,
+                 NULL) == 0);
     CHECK(memcmp(k1, k2, 32) != 0);
 
     /* Partition: equal for another last question, different for another
      * history, system prompt, model or sampling. */
-    CHECK_EQ_INT(same_part("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
-                           "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"b\"}]}"),
-                 1);
-#define HIST(h, q) "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"" h "\"},{\"role\":\"assistant\",\"content\":\"ok\"},{\"role\":\"user\",\"content\":\"" q "\"}]}"
+    CHECK_EQ_INT(
+        same_part("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+                  "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"b\"}]}"),
+        1);
+#define HIST(h, q)                                                                                 \
+    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"" h                           \
+    "\"},{\"role\":\"assistant\",\"content\":\"ok\"},{\"role\":\"user\",\"content\":\"" q "\"}]}"
     CHECK_EQ_INT(same_part(HIST("one", "q1"), HIST("one", "q2")), 1);
     CHECK_EQ_INT(same_part(HIST("one", "q"), HIST("two", "q")), 0);
-    CHECK_EQ_INT(same_part("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s1\"},{\"role\":\"user\",\"content\":\"a\"}]}",
-                           "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s2\"},{\"role\":\"user\",\"content\":\"a\"}]}"),
+    CHECK_EQ_INT(same_part("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s1\"}"
+                           ",{\"role\":\"user\",\"content\":\"a\"}]}",
+                           "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s2\"}"
+                           ",{\"role\":\"user\",\"content\":\"a\"}]}"),
                  0);
     CHECK_EQ_INT(same_part("{" BASE "}", "{" BASE ",\"temperature\":0.5}"), 0);
 
@@ -155,7 +176,8 @@ int main(void)
         unsigned f = LLMC_CANON_SCOPE_USER | LLMC_CANON_QUERY_USER_TURNS;
         CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h1, strlen(h1), f, &a, NULL) == 0);
         CHECK(llmc_canon_request(LLMC_EP_CHAT, &T1, h2, strlen(h2), f, &b, NULL) == 0);
-        CHECK(a.semantic_query && strcmp(a.semantic_query, "I live in Paris.\nWhich museums?") == 0);
+        CHECK(a.semantic_query &&
+              strcmp(a.semantic_query, "I live in Paris.\nWhich museums?") == 0);
         CHECK_EQ_INT(a.semantic_query_len, strlen("I live in Paris.\nWhich museums?"));
         CHECK(a.query && strcmp(a.query, "Which museums?") == 0); /* the policy's text */
         CHECK(memcmp(a.partition, b.partition, LLMC_KEY_LEN) == 0);
@@ -184,10 +206,17 @@ int main(void)
 
     /* Bad input: clear errors. */
     const char *why = NULL;
-    const char *bad[] = {"", "{", "[]", "42", "{\"messages\":[]}", "{\"messages\":\"x\"}",
-                         "{\"messages\":[1]}", "{\"model\":3,\"messages\":[{\"role\":\"user\"}]}",
+    const char *bad[] = {"",
+                         "{",
+                         "[]",
+                         "42",
+                         "{\"messages\":[]}",
+                         "{\"messages\":\"x\"}",
+                         "{\"messages\":[1]}",
+                         "{\"model\":3,\"messages\":[{\"role\":\"user\"}]}",
                          "{\"a\":1,\"a\":2,\"messages\":[{\"role\":\"user\"}]}",
-                         "{\"stream\":\"yes\",\"messages\":[{\"role\":\"user\"}]}", NULL};
+                         "{\"stream\":\"yes\",\"messages\":[{\"role\":\"user\"}]}",
+                         NULL};
     for (int i = 0; bad[i]; i++) {
         why = NULL;
         CHECK_EQ_INT(llmc_canon_request(LLMC_EP_CHAT, &T1, bad[i], strlen(bad[i]), 1, &c, &why),

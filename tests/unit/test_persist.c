@@ -281,8 +281,8 @@ int main(void)
         char path[512];
         snprintf(path, sizeof path, "%s/a.db", dir);
         CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-        CHECK(sqlite3_exec(db, "UPDATE entries SET body=X'6576696c' WHERE created=110", NULL,
-                           NULL, NULL) == SQLITE_OK);
+        CHECK(sqlite3_exec(db, "UPDATE entries SET body=X'6576696c' WHERE created=110", NULL, NULL,
+                           NULL) == SQLITE_OK);
         sqlite3_close(db);
         CHECK_EQ_INT(count_loaded("a.db"), 47);
     }
@@ -310,7 +310,8 @@ int main(void)
         snprintf(path, sizeof path, "%s/junk.db", dir);
         FILE *f = fopen(path, "rb");
         char buf[sizeof junk];
-        CHECK(f && fread(buf, 1, sizeof buf, f) == sizeof junk && memcmp(buf, junk, sizeof junk) == 0);
+        CHECK(f && fread(buf, 1, sizeof buf, f) == sizeof junk &&
+              memcmp(buf, junk, sizeof junk) == 0);
         if (f)
             fclose(f);
     }
@@ -320,8 +321,8 @@ int main(void)
         char path[512];
         snprintf(path, sizeof path, "%s/foreign.db", dir);
         sqlite3_open(path, &db);
-        sqlite3_exec(db, "CREATE TABLE users(name TEXT); INSERT INTO users VALUES('x')", NULL,
-                     NULL, NULL);
+        sqlite3_exec(db, "CREATE TABLE users(name TEXT); INSERT INTO users VALUES('x')", NULL, NULL,
+                     NULL);
         sqlite3_close(db);
         CHECK(open_db("foreign.db", 0, &err, msg) == NULL);
         CHECK_EQ_INT(err, LLMC_EFOREIGN);
@@ -338,8 +339,9 @@ int main(void)
         /* A newer schema version of ours. */
         snprintf(path, sizeof path, "%s/newer.db", dir);
         sqlite3_open(path, &db);
-        sqlite3_exec(db, "CREATE TABLE entries(x); PRAGMA application_id=1280068931; PRAGMA user_version=99",
-                     NULL, NULL, NULL);
+        sqlite3_exec(
+            db, "CREATE TABLE entries(x); PRAGMA application_id=1280068931; PRAGMA user_version=99",
+            NULL, NULL, NULL);
         sqlite3_close(db);
         CHECK(open_db("newer.db", 0, &err, msg) == NULL);
         CHECK_EQ_INT(err, LLMC_EVERSION);

@@ -315,7 +315,8 @@ static void test_code(void)
             r.system_len = strlen(list[i]);
             llmc_policy_decision sd;
             CHECK_EQ_INT(llmc_policy_decide(pol, &r, &sd), 0);
-            int exact = sd.action == LLMC_POLICY_EXACT_ONLY && !strcmp(sd.reason, "code (system prompt)");
+            int exact =
+                sd.action == LLMC_POLICY_EXACT_ONLY && !strcmp(sd.reason, "code (system prompt)");
             if (exact != !k)
                 fprintf(stderr, "  system prompt %s: %s (%s)\n", list[i],
                         llmc_policy_action_name(sd.action), sd.reason);

@@ -4,22 +4,24 @@
 #include "llmcache.h"
 #include "unit.h"
 
-#define CH(delta, fr)                                                                           \
-    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","   \
+#define CH(delta, fr)                                                                              \
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","     \
     "\"choices\":[{\"index\":0,\"delta\":" delta ",\"finish_reason\":" fr "}]}\n\n"
 
-static const char stream[] =
-    ": keep-alive comment\n\n" CH("{\"role\":\"assistant\",\"content\":\"\"}", "null")
-        CH("{\"reasoning_content\":\"think \"}", "null") CH("{\"reasoning_content\":\"hard\"}", "null")
-            CH("{\"content\":\"Hel\"}", "null") CH("{\"content\":\"lo \\u00e9\"}", "null")
-                CH("{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
-                   "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"a\\\"\"}}]}",
-                   "null") CH("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]}",
-                              "null") CH("{}", "\"tool_calls\"")
-                    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,"
-                    "\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,"
-                    "\"completion_tokens\":9,\"total_tokens\":14}}\n\n"
-                    "data: [DONE]\n\n";
+static const char stream[] = ": keep-alive comment\n\n" CH(
+    "{\"role\":\"assistant\",\"content\":\"\"}",
+    "null") CH("{\"reasoning_content\":\"think \"}", "null") CH("{\"reasoning_content\":\"hard\"}",
+                                                                "null")
+    CH("{\"content\":\"Hel\"}", "null") CH("{\"content\":\"lo \\u00e9\"}", "null") CH(
+        "{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"a\\\"\"}}]}",
+        "null") CH("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]}", "null")
+        CH("{}",
+           "\"tool_calls\"") "data: "
+                             "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,"
+                             "\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,"
+                             "\"completion_tokens\":9,\"total_tokens\":14}}\n\n"
+                             "data: [DONE]\n\n";
 
 static json_t *msg0(json_t *o)
 {
@@ -36,7 +38,8 @@ int main(void)
     CHECK(o != NULL);
     CHECK(strcmp(json_string_value(json_object_get(o, "object")), "chat.completion") == 0);
     CHECK(strcmp(json_string_value(json_object_get(msg0(o), "content")), "Hello \xc3\xa9") == 0);
-    CHECK(strcmp(json_string_value(json_object_get(msg0(o), "reasoning_content")), "think hard") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(msg0(o), "reasoning_content")), "think hard") ==
+          0);
     json_t *tc = json_array_get(json_object_get(msg0(o), "tool_calls"), 0);
     CHECK(strcmp(json_string_value(json_object_get(tc, "id")), "call_1") == 0);
     CHECK(strcmp(json_string_value(json_object_get(json_object_get(tc, "function"), "arguments")),
@@ -59,8 +62,9 @@ int main(void)
     free(sse);
 
     /* CRLF line endings and a final event without its blank line. */
-    const char crlf[] = "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},"
-                        "\"finish_reason\":\"length\"}]}\r\n\r\ndata: [DONE]";
+    const char crlf[] =
+        "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},"
+        "\"finish_reason\":\"length\"}]}\r\n\r\ndata: [DONE]";
     CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, crlf, sizeof crlf - 1, &js, &jl, &info), 0);
     CHECK(info.truncated);
     free(js);
@@ -70,20 +74,25 @@ int main(void)
     CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, stream, cut, &js, &jl, &info), LLMC_EINVAL);
     CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, stream, 200, &js, &jl, &info), LLMC_EINVAL);
     const char err[] = "data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n";
-    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, err, sizeof err - 1, &js, &jl, &info), LLMC_EINVAL);
+    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, err, sizeof err - 1, &js, &jl, &info),
+                 LLMC_EINVAL);
     const char bad[] = "data: {not json\n\ndata: [DONE]\n\n";
-    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, bad, sizeof bad - 1, &js, &jl, &info), LLMC_EINVAL);
-    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, "data: [DONE]\n\n", 14, &js, &jl, &info), LLMC_EINVAL);
+    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, bad, sizeof bad - 1, &js, &jl, &info),
+                 LLMC_EINVAL);
+    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_CHAT, "data: [DONE]\n\n", 14, &js, &jl, &info),
+                 LLMC_EINVAL);
 
     /* Completions: text concatenated; logprobs refused. */
-    const char comp[] = "data: {\"id\":\"t\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,"
-                        "\"text\":\"Once\",\"finish_reason\":null}]}\n\n"
-                        "data: {\"id\":\"t\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,"
-                        "\"text\":\" upon\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
-    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_COMPLETIONS, comp, sizeof comp - 1, &js, &jl, &info), 0);
+    const char comp[] =
+        "data: {\"id\":\"t\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,"
+        "\"text\":\"Once\",\"finish_reason\":null}]}\n\n"
+        "data: {\"id\":\"t\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,"
+        "\"text\":\" upon\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_COMPLETIONS, comp, sizeof comp - 1, &js, &jl, &info),
+                 0);
     o = json_loads(js, 0, NULL);
-    CHECK(strcmp(json_string_value(json_object_get(json_array_get(json_object_get(o, "choices"), 0),
-                                                   "text")),
+    CHECK(strcmp(json_string_value(
+                     json_object_get(json_array_get(json_object_get(o, "choices"), 0), "text")),
                  "Once upon") == 0);
     json_decref(o);
     char *t = llmc_resp_text(LLMC_EP_COMPLETIONS, js, jl);
@@ -93,9 +102,11 @@ int main(void)
     CHECK(strstr(sse, "\"text\":\"Once upon\"") != NULL);
     free(sse);
     free(js);
-    const char lp[] = "data: {\"choices\":[{\"index\":0,\"text\":\"a\",\"logprobs\":{\"tokens\":[\"a\"]}}]}\n\n"
-                      "data: [DONE]\n\n";
-    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_COMPLETIONS, lp, sizeof lp - 1, &js, &jl, &info), LLMC_ENOTSUP);
+    const char lp[] =
+        "data: {\"choices\":[{\"index\":0,\"text\":\"a\",\"logprobs\":{\"tokens\":[\"a\"]}}]}\n\n"
+        "data: [DONE]\n\n";
+    CHECK_EQ_INT(llmc_resp_from_sse(LLMC_EP_COMPLETIONS, lp, sizeof lp - 1, &js, &jl, &info),
+                 LLMC_ENOTSUP);
 
     /* Non-stream parse. */
     const char full[] = "{\"id\":\"a\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"

@@ -132,7 +132,8 @@ int main(void)
     CHECK_EQ_INT(llmc_store_delete(s, a.key), 0);
     CHECK_EQ_INT(llmc_store_delete(s, a.key), LLMC_ENOTFOUND);
     llmc_store_flush(s, 0, 1);
-    llmc_entry_info n1 = mk(10, "x", 1000, 77), n2 = mk(11, "x", 1000, 77), n3 = mk(12, "x", 1000, 78);
+    llmc_entry_info n1 = mk(10, "x", 1000, 77), n2 = mk(11, "x", 1000, 77),
+                    n3 = mk(12, "x", 1000, 78);
     llmc_store_put(s, &n1, 30, NULL);
     llmc_store_put(s, &n2, 30, NULL);
     llmc_store_put(s, &n3, 30, NULL);

@@ -14,30 +14,29 @@
 
 static int unit_pass, unit_fail;
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            unit_pass++;                                                                 \
-        } else {                                                                         \
-            unit_fail++;                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
-        }                                                                                \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            unit_pass++;                                                                           \
+        } else {                                                                                   \
+            unit_fail++;                                                                           \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                               \
-    do {                                                                                 \
-        long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);                    \
-        if (unit_a_ == unit_b_) {                                                        \
-            unit_pass++;                                                                 \
-        } else {                                                                         \
-            unit_fail++;                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, \
-                    #a, #b, unit_a_, unit_b_);                                           \
-        }                                                                                \
+#define CHECK_EQ_INT(a, b)                                                                         \
+    do {                                                                                           \
+        long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);                              \
+        if (unit_a_ == unit_b_) {                                                                  \
+            unit_pass++;                                                                           \
+        } else {                                                                                   \
+            unit_fail++;                                                                           \
+            fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b,   \
+                    unit_a_, unit_b_);                                                             \
+        }                                                                                          \
     } while (0)
 
-#define UNIT_DONE()                                                                      \
-    (printf("unit %s: %d passed, %d failed\n", __FILE__, unit_pass, unit_fail),          \
-     unit_fail ? 1 : 0)
+#define UNIT_DONE()                                                                                \
+    (printf("unit %s: %d passed, %d failed\n", __FILE__, unit_pass, unit_fail), unit_fail ? 1 : 0)
 
 #endif
