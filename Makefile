@@ -76,6 +76,7 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 # ASan/UBSan. This is the command CI runs (.ci/run) and the README gives.
 test:
 	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory check-format
 	@$(MAKE) --no-print-directory VARIANT=san check
 
 check: all
@@ -107,7 +108,8 @@ format:
 	clang-format -i $(C_FILES)
 
 check-format:
-	clang-format --dry-run --Werror $(C_FILES)
+	@clang-format --dry-run --Werror $(C_FILES) || \
+		{ echo "check-format: run 'make format' and commit the result" >&2; exit 1; }
 
 clean:
 	rm -rf build
