@@ -910,6 +910,7 @@ typedef enum {
     LLMC_SEM_GUARD,     /* the guard refused the best candidate: guard_detail */
     LLMC_SEM_AMBIGUOUS, /* two candidates that disagree passed, as close */
     LLMC_SEM_FLOOR,     /* the entry answered such a query differently before */
+    LLMC_SEM_TOO_OLD,   /* the candidates that passed are older than max_age_s */
     LLMC_SEM_SKIPPED,   /* not looked up (the caller's reason) */
     LLMC_SEM_KINDS
 } llmc_semantic_kind;
@@ -919,7 +920,7 @@ typedef struct {
     int candidates;     /* candidates at or above the threshold */
     int guard_rejected; /* of those, how many the guard turned away */
     const char *reason; /* static: "hit", "empty", "below-threshold", "guard",
-                           "ambiguous", "learned-floor" */
+                           "ambiguous", "learned-floor", "too-old" */
     /* Appended: the structured reason a daemon formats for its users. */
     llmc_semantic_kind kind;
     double needed;         /* BELOW: the bar the best candidate missed (the
@@ -931,7 +932,8 @@ typedef struct {
 } llmc_semantic_result;
 
 /* Static label of a kind for metrics: "hit", "empty_partition",
- * "below_threshold", "guard", "ambiguous", "learned_floor", "skipped". */
+ * "below_threshold", "guard", "ambiguous", "learned_floor", "too_old",
+ * "skipped". */
 const char *llmc_semantic_kind_name(llmc_semantic_kind k);
 
 /* Embed n query texts as the semantic tier compares them: each is first
@@ -952,12 +954,14 @@ int llmc_semantic_add(llmc_semantic *sem, const llmc_entry_info *e);
 void llmc_semantic_remove(llmc_semantic *sem, const uint8_t key[LLMC_KEY_LEN]);
 /*
  * The best live entry of store s that may answer query (text of qlen bytes,
- * vector q) in partition, or NULL. threshold < 0 uses the params'. The
- * returned entry is a new reference (release it); res (may be NULL) says why.
+ * vector q) in partition, or NULL. threshold < 0 uses the params'; entries
+ * created more than max_age_s before now are passed over (-1: any age), so
+ * a younger candidate may still answer. The returned entry is a new
+ * reference (release it); res (may be NULL) says why.
  */
 const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, uint64_t partition,
                                             const float *q, const char *query, size_t qlen,
-                                            double threshold, int64_t now,
+                                            double threshold, long max_age_s, int64_t now,
                                             llmc_semantic_result *res);
 size_t llmc_semantic_count(llmc_semantic *sem);
 const char *llmc_semantic_model(llmc_semantic *sem);
@@ -1228,8 +1232,9 @@ int llmc_cache_unlock(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], int answer
  * (text of qlen bytes, vector vec from the embedder the index was made
  * for), under the same age rules as llmc_cache_get_exact; threshold < 0:
  * the index's default. 0 with a new reference in *out, LLMC_ENOTFOUND
- * (res, may be NULL, says why: llmc_semantic_result reasons plus
- * "too-old"), LLMC_ENOTSUP when the semantic tier is off. Blocks for the
+ * (res, may be NULL, says why: llmc_semantic_result's reasons; entries
+ * older than max_age_s are passed over, not refused after the choice),
+ * LLMC_ENOTSUP when the semantic tier is off. Blocks for the
  * search (sub-millisecond): call it off the event loops. */
 int llmc_cache_get_semantic(llmc_cache *c, uint64_t partition, const float *vec, const char *query,
                             size_t qlen, double threshold, long max_age_s, int64_t now,

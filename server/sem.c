@@ -158,8 +158,8 @@ static void sem_closed(struct evhttp_connection *c, void *arg)
 static void sem_format_reason(const llmc_semantic_result *r, char *buf, size_t cap)
 {
     switch (r->kind) {
-    case LLMC_SEM_HIT: /* found, but older than the client's max-age */
-        snprintf(buf, cap, "semantic: too old for max-age");
+    case LLMC_SEM_TOO_OLD:
+        snprintf(buf, cap, "semantic: too old for max-age (%.3f)", r->similarity);
         break;
     case LLMC_SEM_EMPTY:
         snprintf(buf, cap, "semantic: empty partition");
@@ -277,10 +277,7 @@ static void sem_run_lookups(struct sem_pool *p, llmc_embedder *em, size_t dim)
                                     j->threshold, j->fr.dec.max_age_s, (int64_t)time(NULL), &j->res,
                                     &j->hit);
             j->looked = 1;
-            /* A match older than the client's max-age is no hit: counted and
-             * told as below the bar of its age (sem_format_reason). */
-            if (!(j->res.kind == LLMC_SEM_HIT && !j->hit))
-                atomic_fetch_add(&p->outcome[j->res.kind], 1);
+            atomic_fetch_add(&p->outcome[j->res.kind], 1);
         }
         /* Its share of the batch's encoder time, and its own search. */
         j->t_lookup = t_embed / (double)m + srv_now() - tl;

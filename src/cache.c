@@ -357,13 +357,8 @@ int llmc_cache_get_semantic(llmc_cache *c, uint64_t partition, const float *vec,
         res->reason = "off";
         return LLMC_ENOTSUP;
     }
-    const llmc_entry_info *e =
-        llmc_semantic_lookup(c->sem, c->store, partition, vec, query, qlen, threshold, now, res);
-    if (e && !cache_fresh(e, max_age_s, now)) {
-        llmc_entry_release(e);
-        e = NULL;
-        res->reason = "too-old";
-    }
+    const llmc_entry_info *e = llmc_semantic_lookup(c->sem, c->store, partition, vec, query, qlen,
+                                                    threshold, max_age_s, now, res);
     *out = e;
     return e ? 0 : LLMC_ENOTFOUND;
 }

@@ -259,13 +259,13 @@ const char *llmc_semantic_kind_name(llmc_semantic_kind k)
 {
     static const char *const names[LLMC_SEM_KINDS] = {
         "hit",       "empty_partition", "below_threshold", "guard",
-        "ambiguous", "learned_floor",   "skipped"};
+        "ambiguous", "learned_floor",   "too_old",         "skipped"};
     return (unsigned)k < LLMC_SEM_KINDS ? names[k] : "unknown";
 }
 
 const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, uint64_t partition,
                                             const float *q, const char *query, size_t qlen,
-                                            double threshold, int64_t now,
+                                            double threshold, long max_age_s, int64_t now,
                                             llmc_semantic_result *res)
 {
     llmc_semantic_result dummy;
@@ -299,6 +299,18 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
         if (!e)
             continue; /* expired or evicted since; its removal is on its way */
         if ((e->flags & LLMC_ENTRY_EXACT_ONLY) || strcmp(e->vec_model, sem->model) != 0) {
+            llmc_entry_release(e);
+            continue;
+        }
+        if (max_age_s >= 0 && now - e->created > max_age_s) {
+            /* Older than the client accepts (Cache-Control: max-age): not a
+             * candidate at all, so a younger one may still answer. */
+            if (!best && !explained) {
+                res->reason = "too-old";
+                res->kind = LLMC_SEM_TOO_OLD;
+                res->similarity = sims[i];
+                explained = 1;
+            }
             llmc_entry_release(e);
             continue;
         }

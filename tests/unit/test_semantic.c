@@ -237,12 +237,15 @@ static void test_margin(void)
     llmc_cache_free(c);
 }
 
-/* Entry with its own answer body (put() uses the question as the answer). */
-static const llmc_entry_info *put_answer(llmc_store *st, llmc_semantic *sem, int id, const float *v,
-                                         const char *query, const char *answer)
+/* Entry with its own answer body (put() uses the question as the answer),
+ * created at unix time created. */
+static const llmc_entry_info *put_answer_at(llmc_store *st, llmc_semantic *sem, int id,
+                                            const float *v, const char *query, const char *answer,
+                                            int64_t created)
 {
     llmc_entry_info e;
     memset(&e, 0, sizeof e);
+    e.created = created;
     e.key[0] = (uint8_t)id;
     e.key[9] = 0x55;
     e.endpoint = LLMC_EP_CHAT;
@@ -260,6 +263,12 @@ static const llmc_entry_info *put_answer(llmc_store *st, llmc_semantic *sem, int
         return NULL;
     llmc_semantic_add(sem, ref);
     return ref;
+}
+
+static const llmc_entry_info *put_answer(llmc_store *st, llmc_semantic *sem, int id, const float *v,
+                                         const char *query, const char *answer)
+{
+    return put_answer_at(st, sem, id, v, query, answer, 0);
 }
 
 /* Ambiguity that means ambiguity: two close candidates that agree (the
@@ -293,7 +302,8 @@ static void test_agree(void)
     for (int i = 0; i < DIM; i++)
         q[i] = i < 2 ? (float)sqrt(0.5) : 0.0f;
     q[0] += 0.001f;
-    const llmc_entry_info *hit = llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 2, &r);
+    const llmc_entry_info *hit =
+        llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, -1, 2, &r);
     CHECK(hit == a);
     CHECK_EQ_INT(r.kind, LLMC_SEM_HIT);
     CHECK_EQ_INT(r.agreed, 1);
@@ -317,19 +327,60 @@ static void test_agree(void)
     b = put_answer(st, sem, 2, w, "How can I reset my password?", "answer two");
     CHECK(a && b);
     unit_vec(q, 0, 0.0f);
-    CHECK(llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 2, &r) == NULL);
+    CHECK(llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, -1, 2, &r) == NULL);
     CHECK_EQ_INT(r.kind, LLMC_SEM_AMBIGUOUS);
     llmc_semantic_free(sem);
     sp.agree = 2;
     sem = llmc_semantic_new(&sp, NULL);
     CHECK_EQ_INT(llmc_semantic_add(sem, a), 0);
     CHECK_EQ_INT(llmc_semantic_add(sem, b), 0);
-    hit = llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 2, &r);
+    hit = llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, -1, 2, &r);
     CHECK(hit == a);
     CHECK_EQ_INT(r.agreed, 1);
     llmc_entry_release(hit);
     /* Two that pass but disagree (orthogonal vectors: not paraphrases by
      * this decision; different answers) stay ambiguous: test_margin. */
+    llmc_entry_release(a);
+    llmc_entry_release(b);
+    llmc_store_free(st);
+    llmc_semantic_free(sem);
+}
+
+/* max-age (Cache-Control: max-age): a candidate older than the client
+ * accepts is passed over and a younger one that also passes is served;
+ * before, the closest was chosen first and then refused as too old. */
+static void test_max_age(void)
+{
+    llmc_semantic_params sp = test_params();
+    sp.threshold = 0.5;
+    sp.short_boost = 0;
+    sp.margin = 0;
+    llmc_semantic *sem = llmc_semantic_new(&sp, NULL);
+    llmc_store *st = llmc_store_new(NULL, NULL);
+    CHECK(sem && st);
+    float v[DIM], w[DIM], q[DIM];
+    const char *qt = "How would I reset my password?";
+    mix_vec(v, 0, 2, 0.99); /* the closest, stored at t=10 */
+    mix_vec(w, 0, 2, 0.9);  /* less close, stored at t=100 */
+    const llmc_entry_info *a =
+        put_answer_at(st, sem, 1, v, "How do I reset my password?", "old", 10);
+    const llmc_entry_info *b =
+        put_answer_at(st, sem, 2, w, "How can I reset my password?", "new", 100);
+    CHECK(a && b);
+    unit_vec(q, 0, 0.0f);
+    llmc_semantic_result r;
+    const llmc_entry_info *hit =
+        llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, -1, 110, &r);
+    CHECK(hit == a); /* any age: the closest */
+    llmc_entry_release(hit);
+    hit = llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 50, 110, &r);
+    CHECK(hit == b); /* a is 100 s old, b 10 s: b answers */
+    CHECK_EQ_INT(r.kind, LLMC_SEM_HIT);
+    llmc_entry_release(hit);
+    CHECK(llmc_semantic_lookup(sem, st, 11, q, qt, strlen(qt), -1, 5, 110, &r) == NULL);
+    CHECK_EQ_INT(r.kind, LLMC_SEM_TOO_OLD);
+    CHECK(strcmp(r.reason, "too-old") == 0);
+    CHECK(strcmp(llmc_semantic_kind_name(r.kind), "too_old") == 0);
     llmc_entry_release(a);
     llmc_entry_release(b);
     llmc_store_free(st);
@@ -483,6 +534,7 @@ int main(void)
     test_short_boost();
     test_margin();
     test_agree();
+    test_max_age();
     test_learned_floor();
     return UNIT_DONE();
 }
