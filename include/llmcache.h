@@ -1091,6 +1091,15 @@ typedef struct llmc_cache_backend_ops {
  * the policy's, decide that it may be stored. 0 or the llmc_store_put
  * error. */
 int llmc_cache_insert(llmc_cache *c, const llmc_entry_info *e, int64_t now);
+/* An answer stored without its vector (its lookup was skipped under load)
+ * gets it now: the entry under key, if it is still the one stored for
+ * query, has no vector and is not exact-only, is stored again with vec
+ * (dim floats of the index's model; same answer, same expiry), indexed and
+ * written to the backend. 0; LLMC_ENOTFOUND when there is no such entry
+ * any more (expired, replaced, already indexed); LLMC_ENOTSUP when the
+ * semantic tier is off; llmc_store_put's errors. */
+int llmc_cache_attach_vector(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], const char *query,
+                             const float *vec, uint32_t dim, int64_t now);
 
 /* What a backend calls when another instance inserted or deleted an entry:
  * the near cache and the semantic index follow, and nothing is written back

@@ -301,8 +301,8 @@ static void sem_run_lookups(struct sem_pool *p, llmc_embedder *em, size_t dim)
 }
 
 /* Worker: a few deferred inserts (no lookup waits); p->mu held on entry
- * and on return. Each stored entry is put again with its vector (same
- * key, same answer, same expiry) and indexed. */
+ * and on return. Each stored entry gets its vector (llmc_cache_attach_vector:
+ * same key, same answer, same expiry, now indexed). */
 static void sem_run_inserts(struct sem_pool *p, llmc_embedder *em, size_t dim)
 {
     srv *s = p->s;
@@ -330,20 +330,10 @@ static void sem_run_inserts(struct sem_pool *p, llmc_embedder *em, size_t dim)
         sem_embed(em, dim, texts, lens, m, vecs, ok);
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < m; i++) {
-        const llmc_entry_info *e = NULL;
-        if (vecs && ok[i])
-            llmc_cache_get_exact(s->cache, d[i]->key, -1, now, &e);
-        if (e && !e->dim && !(e->flags & LLMC_ENTRY_EXACT_ONLY) && !strcmp(e->query, d[i]->query)) {
-            /* The same entry again, now with its vector: stored, indexed
-             * and written to the backend by the cache. */
-            llmc_entry_info c = *e;
-            c.vec = vecs + i * dim;
-            c.dim = (uint32_t)dim;
-            c.vec_model = llmc_cache_semantic_model(s->cache);
-            if (llmc_cache_insert(s->cache, &c, now) == 0)
-                atomic_fetch_add(&p->deferred_indexed, 1);
-        }
-        llmc_entry_release(e);
+        if (vecs && ok[i] &&
+            llmc_cache_attach_vector(s->cache, d[i]->key, d[i]->query, vecs + i * dim,
+                                     (uint32_t)dim, now) == 0)
+            atomic_fetch_add(&p->deferred_indexed, 1);
         free(d[i]->query);
         free(d[i]);
     }

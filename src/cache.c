@@ -383,6 +383,28 @@ int llmc_cache_insert(llmc_cache *c, const llmc_entry_info *e, int64_t now)
     return cache_insert(c, e, now, 1);
 }
 
+int llmc_cache_attach_vector(llmc_cache *c, const uint8_t key[LLMC_KEY_LEN], const char *query,
+                             const float *vec, uint32_t dim, int64_t now)
+{
+    if (!c->sem)
+        return LLMC_ENOTSUP;
+    if (!vec || !dim || !query)
+        return LLMC_EINVAL;
+    const llmc_entry_info *e = NULL;
+    llmc_cache_get_exact(c, key, -1, now, &e);
+    int rc = LLMC_ENOTFOUND;
+    if (e && !e->dim && !(e->flags & LLMC_ENTRY_EXACT_ONLY) && e->query &&
+        !strcmp(e->query, query)) {
+        llmc_entry_info with = *e;
+        with.vec = vec;
+        with.dim = dim;
+        with.vec_model = llmc_semantic_model(c->sem);
+        rc = cache_insert(c, &with, now, 1);
+    }
+    llmc_entry_release(e);
+    return rc;
+}
+
 int llmc_cache_notify_put(llmc_cache *c, const llmc_entry_info *e, int64_t now)
 {
     return cache_insert(c, e, now, 0);

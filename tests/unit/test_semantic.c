@@ -346,6 +346,47 @@ static void test_agree(void)
     llmc_semantic_free(sem);
 }
 
+/* An answer stored without its vector (its lookup was skipped under load)
+ * gets it later: indexed then, once; not when the entry changed or is gone,
+ * or when it is exact-only. */
+static void test_attach_vector(llmc_cache *c)
+{
+    float v[DIM], q[DIM];
+    unit_vec(v, 3, 0.0f);
+    llmc_entry_info e;
+    memset(&e, 0, sizeof e);
+    e.key[0] = 42;
+    e.key[9] = 0x77;
+    e.body = e.query = "Which plan includes priority support?";
+    e.body_len = strlen(e.body);
+    e.expires = 1000;
+    e.partition = 300;
+    e.model = "m";
+    CHECK_EQ_INT(llmc_cache_insert(c, &e, 1), 0);
+    size_t before = indexed(c);
+    llmc_semantic_result r;
+    unit_vec(q, 3, 0.1f);
+    const char *qt = "Which plan has priority support?";
+    CHECK(look(c, 300, q, qt, strlen(qt), -1, 2, &r) == NULL); /* no vector: not indexed */
+    CHECK_EQ_INT(llmc_cache_attach_vector(c, e.key, "another question", v, DIM, 2), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(llmc_cache_attach_vector(c, e.key, e.query, v, DIM, 2), 0);
+    CHECK_EQ_INT(indexed(c), before + 1);
+    const llmc_entry_info *hit = look(c, 300, q, qt, strlen(qt), -1, 2, &r);
+    CHECK(hit && memcmp(hit->key, e.key, LLMC_KEY_LEN) == 0);
+    CHECK(hit && hit->expires == 1000 && hit->body_len == e.body_len);
+    llmc_entry_release(hit);
+    /* once: it has its vector now */
+    CHECK_EQ_INT(llmc_cache_attach_vector(c, e.key, e.query, v, DIM, 2), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(indexed(c), before + 1);
+    uint8_t gone[LLMC_KEY_LEN] = {43};
+    CHECK_EQ_INT(llmc_cache_attach_vector(c, gone, e.query, v, DIM, 2), LLMC_ENOTFOUND);
+    e.key[0] = 44;
+    e.flags = LLMC_ENTRY_EXACT_ONLY;
+    CHECK_EQ_INT(llmc_cache_insert(c, &e, 1), 0);
+    CHECK_EQ_INT(llmc_cache_attach_vector(c, e.key, e.query, v, DIM, 2), LLMC_ENOTFOUND);
+    CHECK_EQ_INT(indexed(c), before + 1);
+}
+
 /* max-age (Cache-Control: max-age): a candidate older than the client
  * accepts is passed over and a younger one that also passes is served;
  * before, the closest was chosen first and then refused as too old. */
@@ -529,6 +570,7 @@ int main(void)
     bad.dim = 0;
     CHECK_EQ_INT(llmc_semantic_add(sem, &bad), LLMC_EINVAL);
     llmc_semantic_free(sem);
+    test_attach_vector(c);
     llmc_cache_free(c);
     test_defaults();
     test_short_boost();
