@@ -129,9 +129,8 @@ static void admin_stats(srv *s, struct evhttp_request *req)
             "\"stored\":%llu,\"not_stored\":%llu",
             (unsigned long long)atomic_load(&s->requests),
             (unsigned long long)atomic_load(&s->upstream_calls),
-            (unsigned long long)atomic_load(&s->coalesced),
-            (unsigned long long)atomic_load(&s->stores),
-            (unsigned long long)atomic_load(&s->store_refused));
+            (unsigned long long)atomic_load(&s->coalesced), (unsigned long long)cst.puts,
+            (unsigned long long)cst.put_refused);
     if (pool_count(s->upstreams)) {
         fputc(',', f);
         pool_write_json(s->upstreams, f);

@@ -506,12 +506,8 @@ static int flight_store(flight *f)
     llmc_cache_answer ans;
     int rc = llmc_cache_put(s->cache, &cp, f->fr.vec, f->fr.dim, f->fr.query, f->status, f->body,
                             f->len, f->upstream_stream, (int64_t)time(NULL), &ans);
-    if (ans.stored)
-        atomic_fetch_add(&s->stores, 1);
     if (ans.stored && f->fr.on_stored)
         f->fr.on_stored(s, f->fr.key, f->fr.query ? f->fr.query : "");
-    else if (cp.dec.store || !ans.json)
-        atomic_fetch_add(&s->store_refused, 1);
     if (rc)
         srv_log(ans.json ? LOG_WARN : LOG_DEBUG, "answer not stored: %s", llmc_strerror(rc));
     /* Not an answer (the client is told so, flight_store's caller stores

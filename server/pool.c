@@ -241,8 +241,11 @@ int pool_pick(pool *p, const route_in *in, int avoid)
 {
     const char *key = in ? in->key : NULL;
     size_t len = key ? in->len : 0;
-    if (p->n <= 1)
+    if (p->n <= 1) { /* nothing to choose; still counted, as pool_end uncounts it */
+        if (p->n == 1)
+            atomic_fetch_add(&p->b[0].inflight, 1);
         return 0;
+    }
     int load[SRV_MAX_UPSTREAMS], ok[SRV_MAX_UPSTREAMS], any = 0;
     long long now = pool_ms();
     for (int i = 0; i < p->n; i++) {

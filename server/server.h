@@ -222,7 +222,7 @@ struct srv {
     int demo; /* serving from the built-in demo upstream */
     int demo_port;
     time_t started;
-    atomic_uint_fast64_t requests, coalesced, upstream_calls, stores, store_refused;
+    atomic_uint_fast64_t requests, coalesced, upstream_calls;
     atomic_uint_fast64_t store_unavailable; /* lookups the shared store could not answer */
     /* coalescing across the fleet (fetch.c): locks taken, requests that
      * waited for another instance, of those served its answer / gone

@@ -568,3 +568,27 @@ describe('command line and demo', () => {
     }
   });
 });
+
+test('/stats counts each answer once: stored, or not stored (with the semantic tier off too)', async () => {
+  const d2 = await startDaemon({ upstream: mock.url, args: ['--semantic', 'no', '--persist', 'no'] });
+  try {
+    const stats = async () => (await request(`${d2.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d2.adminToken}` } })).json;
+    const s0 = await stats();
+    const send = async (content) => {
+      const r = await request(`${d2.url}/chat/completions`, { body: chat(content) });
+      assert.equal(r.status, 200, r.text);
+    };
+    const once = q('stored once');
+    await send(once);
+    await send(q('cut short [mock:length]')); // finish_reason "length": never stored
+    await send(once); // a hit: neither
+    const s1 = await stats();
+    assert.equal(s1.stored - s0.stored, 1, JSON.stringify(s1));
+    assert.equal(s1.not_stored - s0.not_stored, 1, JSON.stringify(s1));
+    // one upstream: what it has in flight goes back to 0, never below
+    assert.equal(s1.backends[0].inflight, 0, JSON.stringify(s1.backends));
+  } finally {
+    const r = await d2.stop();
+    assert.equal(r.code, 0, r.output.slice(-2000));
+  }
+});
