@@ -34,13 +34,14 @@ install-build: $(DAEMON) $(B)/llmcached-replay $(B)/llmcached-embed $(MANPAGE)
 install: install-build
 	@test -f data/models/use-lite/model.json || scripts/fetch-use-model.sh
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/models/use-lite \
-		$(DESTDIR)$(DATADIR)/contrib $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DATADIR)/contrib $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(SYSCONFDIR)/llmcached $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(DAEMON) $(REPLAY) $(EMBED_TOOL) $(DESTDIR)$(BINDIR)/
 	install -m 0644 data/models/use-lite/model.json data/models/use-lite/vocab.json \
 		data/models/use-lite/group1-shard* data/models/use-lite/LICENSE \
 		$(DESTDIR)$(DATADIR)/models/use-lite/
 	install -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man8/llmcached.8
+	install -m 0644 man/llmcached-replay.1 man/llmcached-embed.1 $(DESTDIR)$(MANDIR)/man1/
 	env -i PATH="$$PATH" $(DAEMON) --print-config --data-dir /var/lib/llmcached \
 		--embed-model-path $(DATADIR)/models/use-lite > $(B)/llmcached.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/llmcached/llmcached.conf || \

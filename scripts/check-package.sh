@@ -35,7 +35,8 @@ for f in usr/bin/llmcached usr/bin/llmcached-replay usr/bin/llmcached-embed; do
 	[ -x "$root/$f" ] || { echo "missing $f"; exit 1; }
 done
 for f in lib/systemd/system/llmcached.service etc/llmcached/llmcached.conf \
-	usr/share/man/man8/llmcached.8.gz usr/share/llmcached/models/use-lite/model.json \
+	usr/share/man/man8/llmcached.8.gz usr/share/man/man1/llmcached-replay.1.gz \
+	usr/share/man/man1/llmcached-embed.1.gz usr/share/llmcached/models/use-lite/model.json \
 	usr/share/llmcached/contrib/llmcached.json usr/share/llmcached/contrib/llmcached.rules.yml; do
 	[ -f "$root/$f" ] || { echo "missing $f"; exit 1; }
 done

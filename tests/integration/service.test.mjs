@@ -29,6 +29,7 @@ test('make install lays out the tree into DESTDIR', { timeout: 300000 }, () => {
     assert.ok(statSync(path.join(dest, f)).mode & 0o111, `${f} executable`);
   }
   for (const f of ['etc/llmcached/llmcached.conf', 'lib/systemd/system/llmcached.service', 'usr/share/man/man8/llmcached.8',
+    'usr/share/man/man1/llmcached-replay.1', 'usr/share/man/man1/llmcached-embed.1',
     'usr/share/llmcached/contrib/llmcached.json', 'usr/share/llmcached/contrib/llmcached.rules.yml']) {
     assert.ok(existsSync(path.join(dest, f)), f);
   }
@@ -72,6 +73,19 @@ test('the man page and the example configuration name every option of --help', (
   // groff renders it without a warning
   const g = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', path.join(dest, 'usr/share/man/man8/llmcached.8')], { encoding: 'utf8' });
   if (!g.error) assert.equal(g.stderr, '', g.stderr);
+});
+
+test("the tools' man pages are installed, name every option of their --help and render cleanly", () => {
+  for (const tool of ['llmcached-replay', 'llmcached-embed']) {
+    const page = path.join(dest, `usr/share/man/man1/${tool}.1`);
+    const man = readFileSync(page, 'utf8');
+    const h = spawnSync(path.join(dest, 'usr/bin', tool), ['--help'], { encoding: 'utf8' });
+    const opts = [...new Set(((h.stdout || '') + (h.stderr || '')).match(/--[a-z][a-z-]*/g))];
+    assert.ok(opts.length >= 8, `${tool}: ${opts}`);
+    for (const o of opts) assert.ok(man.includes(o.replaceAll('-', '\\-')), `${tool}.1: ${o}`);
+    const g = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', page], { encoding: 'utf8' });
+    if (!g.error) assert.equal(g.stderr, '', `${tool}.1: ${g.stderr}`);
+  }
 });
 
 test('the installed daemon runs on the installed configuration (every option uncommented) and weights', { timeout: 120000 }, async () => {
