@@ -22,7 +22,9 @@ const gateway = async (extra = []) => {
   const g = await startDaemon({
     args: [...engines.flatMap((e) => ['--upstream', `${e.base}/v1`]), '--route-policy', 'prefix-affinity',
       ...engines.flatMap((e, i) => ['--kv-events', `${i}=${e.pub},${e.replay}`]),
-      '--semantic', 'no', '--health-interval', '500ms', '--persist', 'no', ...extra],
+      // a generous wait for tokens: on a loaded CI machine /tokenize may take
+      // longer than the 50 ms default, and these tests assert the waited path
+      '--semantic', 'no', '--health-interval', '500ms', '--persist', 'no', '--kv-tokenize-wait', '2s', ...extra],
   });
   gateways.push(g);
   return g;
@@ -189,6 +191,26 @@ test('a prefix every engine evicted goes back to the engine that held it last, f
   assert.equal(s.backend, a, `last held on ${a}, sent to ${s.backend}`);
   assert.equal((await stats(g2)).router.remembered, r0 + 1);
   assert.ok((await stats(g2)).kv_events.index_remembered > 0);
+});
+
+test('the wait for tokens is bounded: a prefix whose tokens do not come in time is routed by the tree', { skip }, async () => {
+  const g = await gateway(['--kv-tokenize-wait', '300ms']);
+  await sendVia(g, prompt('park0', 0)); // events seen: the block size is known
+  assert.ok(await warm(g, 1));
+  const w0 = (await stats(g)).kv_events.tokenize;
+  // every engine stopped: /tokenize hangs, so the new prefix waits its 300 ms
+  for (const e of engines) e.proc.kill('SIGSTOP');
+  let r;
+  try {
+    r = request(`${g.url}/completions`, { body: body(prompt('park1', 0)), headers: nostore, timeoutMs: 20000 });
+    await sleep(800);
+  } finally {
+    for (const e of engines) e.proc.kill('SIGCONT');
+  }
+  assert.equal((await r).status, 200);
+  const st = await stats(g);
+  assert.equal(st.kv_events.tokenize.wait_timeouts, w0.wait_timeouts + 1, JSON.stringify(st.kv_events.tokenize));
+  assert.ok(await until(async () => (await stats(g)).backends.every((b) => b.inflight === 0)));
 });
 
 test('bad --kv-events stops the daemon with a clear message', { skip }, () => {
