@@ -19,6 +19,16 @@
  *    size). We hold a reference on the bufferevent, so it outlives evhttp's
  *    free: a freed one has no event callback left, and the sweep then lets
  *    go.
+ *  - A client that closes its connection while its request is being
+ *    answered has given up: evhttp 2.1 does not read the socket then, so it
+ *    would learn of it only when the answer is written, and the upstream
+ *    call would run on for nobody. The sweep peeks at the socket of every
+ *    connection with a request in progress; at its end (or on an error) it
+ *    tells evhttp the input ended, which detaches the request and frees the
+ *    connection, and the request's close callback (a flight, the semantic
+ *    queue, a fetch) lets go: a flight nobody waits for is aborted. A
+ *    client that half-closes after its request is taken as gone too, as
+ *    nginx does.
  *  - A sweep timer per loop (every 250 ms) closes what has been too slow:
  *    a request whose header section is not complete --header-timeout after
  *    its first byte (408), a half-received body silent for --idle-timeout
@@ -144,6 +154,19 @@ static void conn_refuse(struct conn *c, int status, const char *phrase, const ch
     bufferevent_trigger_event(c->bev, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
 }
 
+/* The client of a connection with a request in progress closed it (or the
+ * socket failed): a peek finds its end. Pipelined bytes still unread hide
+ * it until they are read. */
+static int conn_peer_gone(struct conn *c)
+{
+    int fd = bufferevent_getfd(c->bev);
+    char b;
+    if (fd < 0)
+        return 0;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* Count the header section of the request being read in [p, p+n); returns
  * how many bytes belong to it (n when it has not ended). */
 static size_t conn_scan_headers(struct conn *c, const char *p, size_t n)
@@ -249,8 +272,16 @@ static void conn_sweep_cb(evutil_socket_t fd, short what, void *arg)
             conn_release(c);
             continue;
         }
-        if (c->phase == CONN_REFUSED || c->busy)
+        if (c->phase == CONN_REFUSED)
             continue;
+        if (c->busy) {
+            if (conn_peer_gone(c)) {
+                srv_log(LOG_DEBUG, "client closed its connection before the answer");
+                c->phase = CONN_REFUSED;
+                bufferevent_trigger_event(c->bev, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
+            }
+            continue;
+        }
         if (c->over_cap) {
             /* A request is answered 503 by conn_request_begin; a client
              * over the cap that does not send one within --header-timeout

@@ -592,3 +592,23 @@ test('/stats counts each answer once: stored, or not stored (with the semantic t
     assert.equal(r.code, 0, r.output.slice(-2000));
   }
 });
+
+test('a client that gives up before the answer: the upstream call nobody waits for is aborted', async () => {
+  const st = async () => (await request(`${d.origin}/stats`, { method: 'GET', headers: { authorization: `Bearer ${d.adminToken}` } })).json;
+  const c0 = (await st()).upstream_errors.client;
+  const before = mock.stats.inflight;
+  const gone = request(`${d.url}/chat/completions`, { body: chat(q('nobody waits [mock:hang]')), timeoutMs: 300 });
+  await assert.rejects(gone);
+  // the daemon notices within its sweep (250 ms) and aborts the upstream call
+  const t0 = Date.now();
+  while (mock.stats.inflight > before && Date.now() - t0 < 5000) await sleep(50);
+  assert.equal(mock.stats.inflight, before, 'the upstream call still runs');
+  assert.equal((await st()).upstream_errors.client, c0 + 1);
+  // two clients on one call: one leaving does not abort it for the other
+  const body = chat(q('one stays [mock:delay=800]'));
+  const leaver = request(`${d.url}/chat/completions`, { body, timeoutMs: 200 });
+  const stayer = request(`${d.url}/chat/completions`, { body });
+  await assert.rejects(leaver);
+  const r = await stayer;
+  assert.equal(r.status, 200, r.text);
+});
