@@ -302,23 +302,14 @@ const llmc_entry_info *llmc_semantic_lookup(llmc_semantic *sem, llmc_store *s, u
             llmc_entry_release(e);
             continue;
         }
-        if (max_age_s >= 0 && now - e->created > max_age_s) {
-            /* Older than the client accepts (Cache-Control: max-age): not a
-             * candidate at all, so a younger one may still answer. */
+        /* Older than the client accepts (Cache-Control: max-age): not a
+         * candidate at all, so a younger one may still answer. */
+        int too_old = max_age_s >= 0 && now - e->created > max_age_s;
+        /* Or it answered a query this far away differently before. */
+        if (too_old || sims[i] <= llmc_entry_semantic_floor(e)) {
             if (!best && !explained) {
-                res->reason = "too-old";
-                res->kind = LLMC_SEM_TOO_OLD;
-                res->similarity = sims[i];
-                explained = 1;
-            }
-            llmc_entry_release(e);
-            continue;
-        }
-        if (sims[i] <= llmc_entry_semantic_floor(e)) {
-            /* It answered a query this far away differently before. */
-            if (!best && !explained) {
-                res->reason = "learned-floor";
-                res->kind = LLMC_SEM_FLOOR;
+                res->reason = too_old ? "too-old" : "learned-floor";
+                res->kind = too_old ? LLMC_SEM_TOO_OLD : LLMC_SEM_FLOOR;
                 res->similarity = sims[i];
                 explained = 1;
             }
