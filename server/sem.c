@@ -192,6 +192,10 @@ static void sem_done(evutil_socket_t fd, short what, void *arg)
     srv *s = j->l->s;
     struct evhttp_request *req = j->req;
     reply_unwatch(req);
+    /* The request leaves the job here: sem_job_free must not unwatch it
+     * again, or it would clear the close callback the flight (or the
+     * reply) has set since, and a client who leaves would go unnoticed. */
+    j->req = NULL;
     llmc_metrics_observe(s->metrics, LLMC_HIST_SEMANTIC_LOOKUP, j->t_lookup);
     if (j->gone || !req) {
         sem_job_free(j);
