@@ -213,6 +213,27 @@ test('the wait for tokens is bounded: a prefix whose tokens do not come in time 
   assert.ok(await until(async () => (await stats(g)).backends.every((b) => b.inflight === 0)));
 });
 
+test('a request parked for its tokens whose client leaves is dropped: never routed, nothing left in flight', { skip }, async () => {
+  const g = await gateway(['--kv-tokenize-wait', '5s']);
+  await sendVia(g, prompt('leave0', 0)); // events seen: the block size is known
+  assert.ok(await warm(g, 1));
+  const before = (await stats(g)).backends.map((b) => b.requests);
+  // every engine stopped: /tokenize hangs, so the new prefix stays parked
+  for (const e of engines) e.proc.kill('SIGSTOP');
+  try {
+    await assert.rejects(request(`${g.url}/completions`, { body: body(prompt('leave1', 0)), headers: nostore, timeoutMs: 300 }));
+    await sleep(700); // the gateway's sweep notices the client left
+  } finally {
+    for (const e of engines) e.proc.kill('SIGCONT');
+  }
+  await sleep(300); // the tokens arrive: the parked flight finds nobody waiting
+  const st = await stats(g);
+  assert.deepEqual(st.backends.map((b) => b.requests), before, 'the parked request reached a backend');
+  assert.ok(st.backends.every((b) => b.inflight === 0), JSON.stringify(st.backends));
+  const s = await sendVia(g, prompt('leave1', 1)); // and the gateway still routes
+  assert.ok(s.backend >= 0);
+});
+
 test('bad --kv-events stops the daemon with a clear message', { skip }, () => {
   const up = engines.flatMap((e) => ['--upstream', `${e.base}/v1`]);
   const run = (...a) => spawnSync(daemonPath(), ['--listen', '127.0.0.1:0', '--persist', 'no', '--semantic', 'no', ...up, ...a], { encoding: 'utf8', timeout: 10000 });
