@@ -416,8 +416,8 @@ static void *kvsub_sub_main(void *arg)
 
 /* ---- tokenizer thread and the token cache -------------------------------------- */
 
-/* POST /tokenize on backend b; tokens (malloc'd) and their count, or -1. */
-/* POST body (a /tokenize request) to backend b; the tokens in *out. */
+/* POST body (a /tokenize request) to backend b; the tokens (malloc'd) in
+ * *out and their count, or -1. */
 static long kvsub_tokenize(kvsub *k, CURL *c, int b, const char *body, int32_t **out)
 {
     char url[1200];
@@ -669,14 +669,21 @@ static int kvsub_enqueue(kvsub *k, const kvwhat *w)
     return 1;
 }
 
+/* Every backend publishes events (with one that does not, the tree
+ * decides). */
+static int kvsub_all_publish(const kvsub *k)
+{
+    for (int i = 0; i < k->n; i++)
+        if (!k->src[i].pub)
+            return 0;
+    return 1;
+}
+
 /* Whether the events can answer for any prompt: every backend publishes
  * and a block size is known. */
 static int kvsub_usable(kvsub *k)
 {
-    for (int i = 0; i < k->n; i++)
-        if (!k->src[i].pub)
-            return 0; /* a backend without events: the tree decides */
-    return llmc_kvindex_block_size(k->idx) > 0;
+    return kvsub_all_publish(k) && llmc_kvindex_block_size(k->idx) > 0;
 }
 
 int kvsub_pending(kvsub *k, const route_in *in)
@@ -726,11 +733,8 @@ void kvsub_unwait(kvsub *k, struct event *ev, int ended)
 int kvsub_held(kvsub *k, const route_in *in, llmc_prefix_held *h)
 {
     kvwhat w;
-    if (!k || kvsub_what(in, &w))
+    if (!k || kvsub_what(in, &w) || !kvsub_all_publish(k))
         return -1;
-    for (int i = 0; i < k->n; i++)
-        if (!k->src[i].pub)
-            return -1; /* a backend without events: the tree decides */
     int bs = llmc_kvindex_block_size(k->idx);
     pthread_mutex_lock(&k->mu);
     k->lookups++;
@@ -762,12 +766,14 @@ int kvsub_held(kvsub *k, const route_in *in, llmc_prefix_held *h)
             h64[i] = llmc_kvindex_hash64(hs + i * LLMC_KV_HASH_LEN);
         size_t best =
             llmc_kvindex_match_ex(k->idx, h64, (size_t)got, h->held, &h->last, &h->last_depth);
-        llmc_kvindex_stats st;
-        llmc_kvindex_get_stats(k->idx, &st);
-        for (int i = 0; h->total && i < k->n; i++)
-            h->total[i] = st.held[i];
-        for (int i = 0; h->homed && i < k->n; i++)
-            h->homed[i] = st.homed[i];
+        if (h->total || h->homed) { /* the index's counters: only for a rule that uses them */
+            llmc_kvindex_stats st;
+            llmc_kvindex_get_stats(k->idx, &st);
+            for (int i = 0; h->total && i < k->n; i++)
+                h->total[i] = st.held[i];
+            for (int i = 0; h->homed && i < k->n; i++)
+                h->homed[i] = st.homed[i];
+        }
         h->n_blocks = (size_t)got;
         h->tie = h64[best ? best - 1 : 0];
         rc = (int)got;

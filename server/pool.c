@@ -259,12 +259,15 @@ int pool_pick(pool *p, const route_in *in, int avoid)
             ok[i] = i != avoid || p->n == 1;
     /* precise: what the engines say they hold (hashing outside the lock) */
     size_t held[SRV_MAX_UPSTREAMS], total[SRV_MAX_UPSTREAMS], homed[SRV_MAX_UPSTREAMS];
-    llmc_prefix_held h = {held, total, homed, 0, 0, -1, 0};
+    /* the sizes only --kv-new-prefix smallest or homed places by */
+    llmc_prefix_held h = {held,
+                          p->kv_new == POOL_NEW_SMALLEST ? total : NULL,
+                          p->kv_new == POOL_NEW_HOMED ? homed : NULL,
+                          0,
+                          0,
+                          -1,
+                          0};
     int nb = p->kv && p->policy == LLMC_ROUTE_PREFIX && key && len ? kvsub_held(p->kv, in, &h) : -1;
-    if (p->kv_new != POOL_NEW_SMALLEST)
-        h.total = NULL;
-    if (p->kv_new != POOL_NEW_HOMED)
-        h.homed = NULL;
     pthread_mutex_lock(&p->mu);
     int r = nb > 0 ? llmc_prefix_route_held(p->router, &h, load, ok) : LLMC_ENOTFOUND;
     if (r < 0) /* no events for this prompt, or nobody holds a block: the tree */

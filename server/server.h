@@ -309,8 +309,9 @@ kvsub *kvsub_new(srv *s, int n_backends, int *err);
 int kvsub_start(kvsub *k);
 void kvsub_free(kvsub *k);
 /* What the backends' events say of the prompt in: fills h
- * (h->held and h->total point to caller arrays of one slot per backend;
- * the tie is the hash of the deepest block some backend holds, else the
+ * (h->held, and h->total and h->homed when not NULL, point to caller
+ * arrays of one slot per backend, filled; the tie is the hash of the
+ * deepest block some backend holds, else the
  * first block's: a tie-breaker all gateways share). Returns the number of
  * blocks of the prompt hashed (> 0) when known, -1 when not (no tokens for
  * this prompt yet: queued for tokenization; or no events yet). Never
