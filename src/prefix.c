@@ -480,6 +480,16 @@ static uint64_t prefix_rendezvous(uint64_t tie, int b)
     return v ^ (v >> 31);
 }
 
+/* A decision made on the engines' events: counted as routed, precise and
+ * of its kind (affinity, balance or miss); returns the backend. */
+static int prefix_decided(llmc_prefix_router *r, uint64_t *kind, int b)
+{
+    r->st.routed++;
+    r->st.precise++;
+    (*kind)++;
+    return b;
+}
+
 int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, const int *load,
                            const int *healthy)
 {
@@ -510,15 +520,12 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, con
         int last = h->last;
         if (last >= 0 && last < r->n && (!healthy || healthy[last]) && h->last_depth > best_any &&
             h->last_depth > floor) {
-            r->st.routed++;
-            r->st.precise++;
             if (ok[last]) {
-                r->st.affinity++;
                 r->st.remembered++;
-                return last;
+                return prefix_decided(r, &r->st.affinity, last);
             }
-            r->st.balance++; /* where it was is overloaded */
-            return prefix_least_loaded(r, load, healthy);
+            /* where it was is overloaded */
+            return prefix_decided(r, &r->st.balance, prefix_least_loaded(r, load, healthy));
         }
         const size_t *size = h->homed ? h->homed : h->total;
         if (!fresh || !size)
@@ -535,20 +542,13 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, con
                  prefix_rendezvous(h->tie, b) > prefix_rendezvous(h->tie, pick)))
                 pick = b;
         }
-        r->st.routed++;
-        r->st.precise++;
-        r->st.miss++;
-        return pick;
+        return prefix_decided(r, &r->st.miss, pick);
     }
-    r->st.routed++;
-    r->st.precise++;
     /* The longest holder is overloaded and the others that are not hold less
      * than half as much: spill to the least loaded, as the tree does, rather
      * than to an engine that happens to hold the first block or two. */
-    if (!best || best * 2 < best_any) {
-        r->st.balance++;
-        return prefix_least_loaded(r, load, healthy);
-    }
+    if (!best || best * 2 < best_any)
+        return prefix_decided(r, &r->st.balance, prefix_least_loaded(r, load, healthy));
     /* Among equal holders that are not overloaded: a rendezvous hash of
      * (tie, backend), not the load. Gateways see the same events but not
      * each other's loads; choosing by load made two gateways pick different
@@ -563,8 +563,7 @@ int llmc_prefix_route_held(llmc_prefix_router *r, const llmc_prefix_held *h, con
         if (pick < 0 || prefix_rendezvous(h->tie, b) > prefix_rendezvous(h->tie, pick))
             pick = b;
     }
-    r->st.affinity++;
-    return pick;
+    return prefix_decided(r, &r->st.affinity, pick);
 }
 
 int llmc_prefix_route(llmc_prefix_router *r, const char *key, size_t len, const int *load,
