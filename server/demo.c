@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "server.h"
+#include "util.h"
 
 typedef struct {
     struct evhttp_request *req;
@@ -214,8 +215,7 @@ static void demo_handle(struct evhttp_request *req, void *arg)
     json_decref(o);
     d->timer = evtimer_new(l->base, demo_tick, d);
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), demo_closed, d);
-    long ms = (long)l->s->cfg.demo_delay_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = llmc_timeval_ms(l->s->cfg.demo_delay_ms);
     evtimer_add(d->timer, &tv);
 }
 

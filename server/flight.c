@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "server.h"
+#include "util.h"
 
 #define FLIGHT_BUCKETS 4096
 
@@ -732,7 +733,7 @@ static void flight_start(flight *f)
 
 static void flight_park_for(flight *f, double seconds)
 {
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    struct timeval tv = llmc_timeval_ms((long long)ceil(seconds * 1e3)); /* never short */
     event_add(f->route_ev, &tv);
 }
 

@@ -19,6 +19,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "server.h"
+#include "util.h"
 
 typedef struct {
     struct event *ev;
@@ -98,7 +99,7 @@ static int upstream_timer_set(CURLM *multi, long timeout_ms, void *userp)
     if (timeout_ms < 0) {
         evtimer_del(l->curl_timer);
     } else {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        struct timeval tv = llmc_timeval_ms(timeout_ms);
         evtimer_add(l->curl_timer, &tv);
     }
     return 0;

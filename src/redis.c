@@ -59,6 +59,7 @@
 
 #include "llmcache.h"
 #include "redis.h"
+#include "util.h"
 
 #define REDIS_MAX_NODES 64
 #define REDIS_MAX_REDIRECTS 5
@@ -153,12 +154,6 @@ static void redis_log(redis_client *r, const char *fmt, ...)
     va_start(ap, fmt);
     redis_vlog(r->p.log, r->p.log_arg, "redis", fmt, ap);
     va_end(ap);
-}
-
-static struct timeval redis_tv(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
 }
 
 redis_params redis_default_params(void)
@@ -365,7 +360,7 @@ static void redis_schedule_retry(redis_node *n)
     redis_client *r = n->r;
     if (r->freeing)
         return;
-    struct timeval tv = redis_tv(n->backoff_ms);
+    struct timeval tv = llmc_timeval_ms(n->backoff_ms);
     evtimer_add(n->retry, &tv);
     n->backoff_ms *= 2;
     if (n->backoff_ms > r->p.backoff_max_ms)
@@ -505,7 +500,7 @@ static void redis_node_connect(redis_node *n)
         redisAsyncCommandArgv(ac, redis_on_select, n, 2, av, al);
     }
     if (r->p.connect_timeout_ms > 0) {
-        struct timeval tv = redis_tv(r->p.connect_timeout_ms);
+        struct timeval tv = llmc_timeval_ms(r->p.connect_timeout_ms);
         evtimer_add(n->conn_to, &tv);
     }
 }
@@ -695,7 +690,7 @@ static redis_req *redis_req_new(redis_client *r, int argc, const char **argv, co
         q->timer = evtimer_new(r->base, redis_timeout_cb, q);
         if (!q->timer)
             goto fail;
-        struct timeval tv = redis_tv(timeout_ms);
+        struct timeval tv = llmc_timeval_ms(timeout_ms);
         evtimer_add(q->timer, &tv);
     }
     return q;
@@ -790,7 +785,7 @@ static void redis_on_slots(redis_client *r, int status, redisReply *rep, void *a
     if (status || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
         /* No map from this node (down, or a cluster still forming): try
          * another one soon. */
-        struct timeval tv = redis_tv(REDIS_REFRESH_MS);
+        struct timeval tv = llmc_timeval_ms(REDIS_REFRESH_MS);
         evtimer_add(r->refresh_timer, &tv);
         return;
     }
@@ -852,7 +847,7 @@ static void redis_refresh_now(redis_client *r)
         }
     }
     /* Nobody is up yet: a connect callback will ask again; keep trying. */
-    struct timeval tv = redis_tv(REDIS_REFRESH_MS);
+    struct timeval tv = llmc_timeval_ms(REDIS_REFRESH_MS);
     evtimer_add(r->refresh_timer, &tv);
 }
 
@@ -872,7 +867,7 @@ static void redis_refresh(redis_client *r)
         redis_refresh_now(r);
         return;
     }
-    struct timeval tv = redis_tv(REDIS_REFRESH_MS - (int)since + 1);
+    struct timeval tv = llmc_timeval_ms(REDIS_REFRESH_MS - (int)since + 1);
     evtimer_add(r->refresh_timer, &tv);
 }
 
